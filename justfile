@@ -1,0 +1,22 @@
+# Conveniences on top of the two plain cargo commands in the README.
+# (`just` is not on a fresh machine: `cargo install just`.)
+
+# The test suite, exactly as CI runs it.
+test:
+    cargo test --release
+
+# The explainer's worked examples.
+demo:
+    cargo run --release -q -- demo three-users
+    cargo run --release -q -- demo late-joiner
+
+# Many more simulated seeds than CI runs: single decree and whole clusters.
+sim-long seeds="20000":
+    cargo run --release -q -- sim --acceptors 5 --proposers 3 --seeds {{seeds}}
+    cargo run --release -q -- sim --acceptors 3 --proposers 3 --seeds {{seeds}}
+    for n in 3 4 5 6 7; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 40 --seeds {{seeds}} --seed $((n * 1000000)); done
+
+# Lint as CI expects before a commit.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings

@@ -1,0 +1,16 @@
+//! synod: Paxos you can run, break and measure on one laptop.
+//!
+//! - [`paxos`]: the protocol as pure, deterministic state machines.
+//! - [`kv`]: the replicated state machine, a key-value map.
+//! - [`sim`]: a seeded simulator: virtual time, a lossy network, crashes.
+//! - [`demo`]: the explainer's two worked examples, computed by the real code.
+//! - [`rng`]: the seeded generator behind every random choice.
+//! - [`cli`]: the command line.
+
+pub mod check;
+pub mod cli;
+pub mod demo;
+pub mod kv;
+pub mod paxos;
+pub mod rng;
+pub mod sim;

@@ -1,0 +1,451 @@
+//! The acceptor: the memory of Paxos.
+//!
+//! It keeps one promised ballot (for every slot at once, as Multi-Paxos does) and,
+//! per slot, the last proposal it accepted. Two rules (Paxos Made Simple §2.2):
+//! - phase 1b: on `Prepare(b)` with `b` at least its promise, promise `b` and report
+//!   what it accepted;
+//! - phase 2b: on `Accept(b, v)`, accept unless it promised a ballot above `b`.
+//!
+//! Every promise and accept is persisted before it is answered
+//! ([`Outbox::send_durable`]), so a restarted acceptor never contradicts itself.
+
+use std::collections::BTreeMap;
+
+use super::ballot::{Ballot, NodeId, Slot};
+use super::message::{Message, Outbox, PValue, Record, Value};
+use super::rules::{Rule, Rules};
+
+/// One acceptor's state.
+#[derive(Clone, Debug)]
+pub struct Acceptor {
+    id: NodeId,
+    rules: Rules,
+    promised: Ballot,
+    accepted: BTreeMap<Slot, (Ballot, Value)>,
+}
+
+impl Acceptor {
+    /// A fresh acceptor that has promised and accepted nothing.
+    pub fn new(id: NodeId, rules: Rules) -> Self {
+        Acceptor {
+            id,
+            rules,
+            promised: Ballot::ZERO,
+            accepted: BTreeMap::new(),
+        }
+    }
+
+    /// An acceptor rebuilt from the records it made durable, oldest first.
+    pub fn recover<'a>(
+        id: NodeId,
+        rules: Rules,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> Self {
+        let mut a = Acceptor::new(id, rules);
+        for record in records {
+            match record {
+                Record::Promise { ballot } => a.promised = a.promised.max(*ballot),
+                Record::Accept {
+                    slot,
+                    ballot,
+                    value,
+                } => {
+                    a.promised = a.promised.max(*ballot);
+                    a.accepted.insert(*slot, (*ballot, value.clone()));
+                }
+                Record::Chosen { .. } => {}
+            }
+        }
+        a
+    }
+
+    /// This acceptor's node.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The highest ballot promised.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// What was accepted in `slot`, if anything.
+    pub fn accepted(&self, slot: Slot) -> Option<&(Ballot, Value)> {
+        self.accepted.get(&slot)
+    }
+
+    /// Every slot with an accepted proposal.
+    pub fn accepted_all(&self) -> impl Iterator<Item = (Slot, &(Ballot, Value))> {
+        self.accepted.iter().map(|(s, v)| (*s, v))
+    }
+
+    /// Handle one message from node `from`.
+    pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
+        match msg {
+            // Phase 1b. Equal ballots are answered again: a retransmitted Prepare
+            // from the same proposer must get the same promise. With the `promise`
+            // rule broken, a lower ballot gets a promise too.
+            Message::Prepare { ballot, from_slot }
+                if ballot >= self.promised || !self.rules.holds(Rule::Promise) =>
+            {
+                if ballot > self.promised {
+                    self.promised = ballot;
+                    self.persist(out, Record::Promise { ballot });
+                }
+                let accepted = self
+                    .accepted
+                    .range(from_slot..)
+                    .map(|(&slot, (b, v))| PValue {
+                        slot,
+                        ballot: *b,
+                        value: v.clone(),
+                    })
+                    .collect();
+                self.reply(out, from, Message::Promise { ballot, accepted });
+                out.send(self.id, self.id, Message::Promised { ballot });
+            }
+            Message::Prepare { ballot, .. } => self.nack(out, from, ballot),
+
+            // Phase 2b: accept unless a higher ballot was promised. With the
+            // `promise` rule broken, accept anyway.
+            Message::Accept {
+                ballot,
+                slot,
+                value,
+            } if ballot >= self.promised || !self.rules.holds(Rule::Promise) => {
+                let again = self.accepted.get(&slot) == Some(&(ballot, value.clone()));
+                if !again {
+                    // The promise itself never goes down, even when broken.
+                    self.promised = self.promised.max(ballot);
+                    self.accepted.insert(slot, (ballot, value.clone()));
+                    self.persist(
+                        out,
+                        Record::Accept {
+                            slot,
+                            ballot,
+                            value,
+                        },
+                    );
+                }
+                // To the proposer's learner: it counts accepts to a majority.
+                self.reply(out, ballot.node, Message::Accepted { ballot, slot });
+            }
+            Message::Accept { ballot, .. } => self.nack(out, from, ballot),
+
+            Message::Heartbeat {
+                ballot,
+                commit,
+                seq,
+            } if ballot >= self.promised => {
+                self.reply(out, from, Message::HeartbeatAck { ballot, seq });
+                out.send(self.id, self.id, Message::LeaderSeen { ballot, commit });
+            }
+            Message::Heartbeat { ballot, .. } => self.nack(out, from, ballot),
+
+            // Not for an acceptor.
+            _ => {}
+        }
+    }
+
+    fn nack(&self, out: &mut Outbox, to: NodeId, ballot: Ballot) {
+        let promised = self.promised;
+        self.reply(out, to, Message::Nack { ballot, promised });
+    }
+
+    fn persist(&self, out: &mut Outbox, record: Record) {
+        if self.rules.holds(Rule::Persist) {
+            out.persist.push(record);
+        }
+    }
+
+    fn reply(&self, out: &mut Outbox, to: NodeId, msg: Message) {
+        if self.rules.holds(Rule::Persist) {
+            out.send_durable(self.id, to, msg);
+        } else {
+            out.send(self.id, to, msg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(round: u64, node: NodeId) -> Ballot {
+        Ballot::new(round, node)
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn promise_is_persisted_before_it_is_sent() {
+        // Paxos Made Simple §2.3: an acceptor must remember its promise across failures.
+        let mut a = Acceptor::new(1, Rules::ALL);
+        let mut out = Outbox::new();
+        a.handle(
+            2,
+            Message::Prepare {
+                ballot: b(1, 2),
+                from_slot: 0,
+            },
+            &mut out,
+        );
+        assert_eq!(out.persist, vec![Record::Promise { ballot: b(1, 2) }]);
+        assert_eq!(out.send_durable.len(), 1);
+        assert_eq!(
+            out.send_durable[0].msg,
+            Message::Promise {
+                ballot: b(1, 2),
+                accepted: vec![]
+            }
+        );
+        assert_eq!(out.send_durable[0].to, 2);
+        // Only the local notice may leave at once.
+        assert_eq!(out.send.len(), 1);
+        assert_eq!(out.send[0].msg, Message::Promised { ballot: b(1, 2) });
+    }
+
+    #[test]
+    fn lower_prepare_and_accept_are_refused() {
+        let mut a = Acceptor::new(1, Rules::ALL);
+        a.handle(
+            3,
+            Message::Prepare {
+                ballot: b(3, 3),
+                from_slot: 0,
+            },
+            &mut Outbox::new(),
+        );
+        let mut out = Outbox::new();
+        a.handle(
+            2,
+            Message::Prepare {
+                ballot: b(2, 2),
+                from_slot: 0,
+            },
+            &mut out,
+        );
+        a.handle(
+            2,
+            Message::Accept {
+                ballot: b(2, 2),
+                slot: 0,
+                value: text("x"),
+            },
+            &mut out,
+        );
+        let nack = Message::Nack {
+            ballot: b(2, 2),
+            promised: b(3, 3),
+        };
+        assert_eq!(
+            out.send_durable.iter().map(|e| &e.msg).collect::<Vec<_>>(),
+            vec![&nack, &nack]
+        );
+        assert!(out.persist.is_empty());
+        assert_eq!(a.accepted(0), None);
+    }
+
+    #[test]
+    fn promise_reports_accepted_values_from_the_slot_asked() {
+        // Phase 1b reports the highest-numbered proposal accepted (P2c needs it).
+        let mut a = Acceptor::new(1, Rules::ALL);
+        for slot in 0..3 {
+            a.handle(
+                2,
+                Message::Accept {
+                    ballot: b(1, 2),
+                    slot,
+                    value: text("v"),
+                },
+                &mut Outbox::new(),
+            );
+        }
+        let mut out = Outbox::new();
+        a.handle(
+            3,
+            Message::Prepare {
+                ballot: b(2, 3),
+                from_slot: 1,
+            },
+            &mut out,
+        );
+        match &out.send_durable[0].msg {
+            Message::Promise { accepted, .. } => {
+                assert_eq!(
+                    accepted.iter().map(|p| p.slot).collect::<Vec<_>>(),
+                    vec![1, 2]
+                );
+                assert!(accepted.iter().all(|p| p.ballot == b(1, 2)));
+            }
+            other => panic!("expected a promise, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepted_goes_to_the_proposers_learner_after_the_record() {
+        let mut a = Acceptor::new(1, Rules::ALL);
+        let mut out = Outbox::new();
+        a.handle(
+            4,
+            Message::Accept {
+                ballot: b(1, 2),
+                slot: 5,
+                value: text("v"),
+            },
+            &mut out,
+        );
+        assert_eq!(
+            out.persist,
+            vec![Record::Accept {
+                slot: 5,
+                ballot: b(1, 2),
+                value: text("v")
+            }]
+        );
+        assert_eq!(out.send_durable[0].to, 2);
+        assert_eq!(
+            out.send_durable[0].msg,
+            Message::Accepted {
+                ballot: b(1, 2),
+                slot: 5
+            }
+        );
+        // A duplicate is answered again without a second record.
+        let mut again = Outbox::new();
+        a.handle(
+            4,
+            Message::Accept {
+                ballot: b(1, 2),
+                slot: 5,
+                value: text("v"),
+            },
+            &mut again,
+        );
+        assert!(again.persist.is_empty());
+        assert_eq!(again.send_durable.len(), 1);
+    }
+
+    #[test]
+    fn recovery_restores_promise_and_accepts() {
+        let mut a = Acceptor::new(1, Rules::ALL);
+        let mut records = Vec::new();
+        for msg in [
+            Message::Prepare {
+                ballot: b(1, 2),
+                from_slot: 0,
+            },
+            Message::Accept {
+                ballot: b(1, 2),
+                slot: 0,
+                value: text("x"),
+            },
+            Message::Prepare {
+                ballot: b(4, 3),
+                from_slot: 0,
+            },
+        ] {
+            let mut out = Outbox::new();
+            a.handle(2, msg, &mut out);
+            records.extend(out.persist);
+        }
+        let r = Acceptor::recover(1, Rules::ALL, &records);
+        assert_eq!(r.promised(), b(4, 3));
+        assert_eq!(r.accepted(0), Some(&(b(1, 2), text("x"))));
+    }
+
+    #[test]
+    fn broken_persist_answers_at_once_and_records_nothing() {
+        let mut a = Acceptor::new(1, Rules::breaking(Some(Rule::Persist)));
+        let mut out = Outbox::new();
+        a.handle(
+            2,
+            Message::Prepare {
+                ballot: b(1, 2),
+                from_slot: 0,
+            },
+            &mut out,
+        );
+        assert!(out.persist.is_empty() && out.send_durable.is_empty());
+        assert_eq!(out.send.len(), 2);
+    }
+
+    #[test]
+    fn broken_promise_accepts_below_the_promise() {
+        let mut a = Acceptor::new(1, Rules::breaking(Some(Rule::Promise)));
+        a.handle(
+            3,
+            Message::Prepare {
+                ballot: b(3, 3),
+                from_slot: 0,
+            },
+            &mut Outbox::new(),
+        );
+        a.handle(
+            2,
+            Message::Accept {
+                ballot: b(2, 2),
+                slot: 0,
+                value: text("x"),
+            },
+            &mut Outbox::new(),
+        );
+        assert_eq!(a.accepted(0), Some(&(b(2, 2), text("x"))));
+        assert_eq!(a.promised(), b(3, 3));
+    }
+
+    #[test]
+    fn heartbeat_is_acked_only_at_or_above_the_promise() {
+        let mut a = Acceptor::new(1, Rules::ALL);
+        a.handle(
+            3,
+            Message::Prepare {
+                ballot: b(3, 3),
+                from_slot: 0,
+            },
+            &mut Outbox::new(),
+        );
+        let mut out = Outbox::new();
+        a.handle(
+            3,
+            Message::Heartbeat {
+                ballot: b(3, 3),
+                commit: 7,
+                seq: 1,
+            },
+            &mut out,
+        );
+        a.handle(
+            2,
+            Message::Heartbeat {
+                ballot: b(2, 2),
+                commit: 9,
+                seq: 1,
+            },
+            &mut out,
+        );
+        assert_eq!(
+            out.send_durable[0].msg,
+            Message::HeartbeatAck {
+                ballot: b(3, 3),
+                seq: 1
+            }
+        );
+        assert_eq!(
+            out.send_durable[1].msg,
+            Message::Nack {
+                ballot: b(2, 2),
+                promised: b(3, 3)
+            }
+        );
+        assert_eq!(
+            out.send[0].msg,
+            Message::LeaderSeen {
+                ballot: b(3, 3),
+                commit: 7
+            }
+        );
+    }
+}

@@ -1,0 +1,400 @@
+//! The proposer: phase 1 (prepare/promise) and phase 2 (accept/accepted).
+//!
+//! [`Proposer`] does the bookkeeping of one ballot across any number of slots and
+//! applies P2c: after promises from a majority, each slot must carry the value of
+//! the highest-ballot proposal reported for it, and only a slot with no reported
+//! value is free. [`DecreeProposer`] drives it for single-decree Paxos, retrying
+//! with a higher round after a refusal; the Multi-Paxos leader (`leader.rs`)
+//! drives it for a whole log.
+
+use std::collections::BTreeMap;
+
+use super::ballot::{Ballot, NodeId, Slot};
+use super::message::{Message, Outbox, PValue, Value};
+use super::rules::{Rule, Rules};
+use crate::rng::Rng;
+
+/// One proposer's phase 1 and phase 2 bookkeeping.
+#[derive(Clone, Debug)]
+pub struct Proposer {
+    id: NodeId,
+    acceptors: Vec<NodeId>,
+    quorum: usize,
+    rules: Rules,
+    ballot: Ballot,
+    max_round: u64,
+    from_slot: Slot,
+    promises: BTreeMap<NodeId, Vec<PValue>>,
+    prepared: bool,
+}
+
+impl Proposer {
+    /// A proposer at node `id` that prepares to `acceptors` and needs `quorum`
+    /// promises.
+    pub fn new(id: NodeId, acceptors: Vec<NodeId>, quorum: usize, rules: Rules) -> Self {
+        Proposer {
+            id,
+            acceptors,
+            quorum,
+            rules,
+            ballot: Ballot::ZERO,
+            max_round: 0,
+            from_slot: 0,
+            promises: BTreeMap::new(),
+            prepared: false,
+        }
+    }
+
+    /// The ballot of the current (or last) attempt.
+    pub fn ballot(&self) -> Ballot {
+        self.ballot
+    }
+
+    /// True once a majority promised the current ballot.
+    pub fn is_prepared(&self) -> bool {
+        self.prepared
+    }
+
+    /// The acceptors that promised the current ballot so far.
+    pub fn promised_by(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.promises.keys().copied()
+    }
+
+    /// Note a ballot seen elsewhere, so that the next round is above it.
+    pub fn observe(&mut self, ballot: Ballot) {
+        self.max_round = self.max_round.max(ballot.round);
+    }
+
+    /// The smallest round above every ballot seen.
+    pub fn next_round(&self) -> u64 {
+        self.max_round + 1
+    }
+
+    /// Phase 1a: pick ballot `(round, id)` and send `Prepare` to every acceptor.
+    pub fn prepare(&mut self, round: u64, from_slot: Slot, out: &mut Outbox) {
+        self.ballot = Ballot::new(round, self.id);
+        self.observe(self.ballot);
+        self.from_slot = from_slot;
+        self.promises.clear();
+        self.prepared = false;
+        for &a in &self.acceptors {
+            out.send(
+                self.id,
+                a,
+                Message::Prepare {
+                    ballot: self.ballot,
+                    from_slot,
+                },
+            );
+        }
+    }
+
+    /// A promise arrived. Returns, once, when a majority has promised: the value
+    /// each slot must carry by P2c (the value of the highest-ballot proposal any
+    /// promise reported for it). Slots absent from the map are free.
+    pub fn on_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        accepted: Vec<PValue>,
+    ) -> Option<BTreeMap<Slot, Value>> {
+        if ballot != self.ballot || self.prepared || !self.acceptors.contains(&from) {
+            // A stale or duplicate promise, or one already counted: nothing new.
+            return None;
+        }
+        self.promises.entry(from).or_insert(accepted);
+        if self.promises.len() < self.quorum {
+            return None;
+        }
+        self.prepared = true;
+        let mut highest: BTreeMap<Slot, (Ballot, Value)> = BTreeMap::new();
+        if self.rules.holds(Rule::P2c) {
+            for p in self.promises.values().flatten() {
+                if p.slot < self.from_slot {
+                    continue;
+                }
+                match highest.get(&p.slot) {
+                    Some((b, _)) if *b >= p.ballot => {}
+                    _ => {
+                        highest.insert(p.slot, (p.ballot, p.value.clone()));
+                    }
+                }
+            }
+        }
+        Some(highest.into_iter().map(|(s, (_, v))| (s, v)).collect())
+    }
+
+    /// A refusal arrived. Returns true if it preempts the current ballot.
+    pub fn on_nack(&mut self, ballot: Ballot, promised: Ballot) -> bool {
+        self.observe(promised);
+        ballot == self.ballot && promised > ballot
+    }
+
+    /// Phase 2a: ask every acceptor to accept `value` for `slot` at the current
+    /// ballot, and tell this node's learner what was proposed.
+    pub fn accept(&self, slot: Slot, value: Value, out: &mut Outbox) {
+        out.send(
+            self.id,
+            self.id,
+            Message::Proposed {
+                ballot: self.ballot,
+                slot,
+                value: value.clone(),
+            },
+        );
+        for &a in &self.acceptors {
+            out.send(
+                self.id,
+                a,
+                Message::Accept {
+                    ballot: self.ballot,
+                    slot,
+                    value: value.clone(),
+                },
+            );
+        }
+    }
+}
+
+/// Where a single-decree proposer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecreeState {
+    /// Waiting `timeout` ticks (a random backoff) before the next prepare.
+    Waiting { elapsed: u32, timeout: u32 },
+    /// Phase 1 under way.
+    Preparing { elapsed: u32 },
+    /// Phase 2 under way.
+    Accepting { elapsed: u32 },
+    /// Its learner knows a value is chosen.
+    Done,
+}
+
+/// Ticks a single-decree proposer waits for a phase to finish before retrying.
+const DECREE_PHASE_TICKS: u32 = 20;
+
+/// Single-decree Paxos: propose one value for slot 0 until something is chosen.
+#[derive(Clone, Debug)]
+pub struct DecreeProposer {
+    proposer: Proposer,
+    own: Value,
+    state: DecreeState,
+    backoff: u32,
+    rng: Rng,
+}
+
+impl DecreeProposer {
+    /// A proposer for `own` that waits a random number of ticks in `0..=backoff`
+    /// (drawn from `seed`) before each attempt.
+    pub fn new(proposer: Proposer, own: Value, backoff: u32, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let timeout = rng.range(0, backoff as u64) as u32;
+        DecreeProposer {
+            proposer,
+            own,
+            state: DecreeState::Waiting {
+                elapsed: 0,
+                timeout,
+            },
+            backoff,
+            rng,
+        }
+    }
+
+    /// The value this proposer would like chosen.
+    pub fn own(&self) -> &Value {
+        &self.own
+    }
+
+    /// Where it stands.
+    pub fn state(&self) -> DecreeState {
+        self.state
+    }
+
+    /// The ballot of its current attempt.
+    pub fn ballot(&self) -> Ballot {
+        self.proposer.ballot()
+    }
+
+    /// Handle a message for the proposer role.
+    pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
+        match msg {
+            Message::Promise { ballot, accepted }
+                if matches!(self.state, DecreeState::Preparing { .. }) =>
+            {
+                if let Some(mut must) = self.proposer.on_promise(from, ballot, accepted) {
+                    // P2c: a reported value wins over our own.
+                    let value = must.remove(&0).unwrap_or_else(|| self.own.clone());
+                    self.proposer.accept(0, value, out);
+                    self.state = DecreeState::Accepting { elapsed: 0 };
+                }
+            }
+            Message::Nack { ballot, promised } => {
+                let preempted = self.proposer.on_nack(ballot, promised);
+                if preempted && self.state != DecreeState::Done {
+                    self.wait();
+                }
+            }
+            Message::Promised { ballot } => self.proposer.observe(ballot),
+            Message::Committed { slot: 0 } => self.state = DecreeState::Done,
+            // Stale promises, acks and anything else: nothing to do.
+            _ => {}
+        }
+    }
+
+    /// One tick of logical time: retry when a phase or a backoff ran out.
+    pub fn tick(&mut self, out: &mut Outbox) {
+        match &mut self.state {
+            DecreeState::Waiting { elapsed, timeout } => {
+                *elapsed += 1;
+                if *elapsed > *timeout {
+                    let round = self.proposer.next_round();
+                    self.proposer.prepare(round, 0, out);
+                    self.state = DecreeState::Preparing { elapsed: 0 };
+                }
+            }
+            DecreeState::Preparing { elapsed } | DecreeState::Accepting { elapsed } => {
+                *elapsed += 1;
+                if *elapsed >= DECREE_PHASE_TICKS {
+                    self.wait();
+                }
+            }
+            DecreeState::Done => {}
+        }
+    }
+
+    fn wait(&mut self) {
+        let timeout = self.rng.range(1, self.backoff.max(1) as u64) as u32;
+        self.state = DecreeState::Waiting {
+            elapsed: 0,
+            timeout,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(round: u64, node: NodeId) -> Ballot {
+        Ballot::new(round, node)
+    }
+
+    fn pv(slot: Slot, ballot: Ballot, v: &str) -> PValue {
+        PValue {
+            slot,
+            ballot,
+            value: Value::Text(v.into()),
+        }
+    }
+
+    #[test]
+    fn prepare_goes_to_every_acceptor_with_a_fresh_ballot() {
+        let mut p = Proposer::new(2, vec![1, 2, 3], 2, Rules::ALL);
+        p.observe(b(4, 3));
+        let mut out = Outbox::new();
+        p.prepare(p.next_round(), 0, &mut out);
+        assert_eq!(p.ballot(), b(5, 2));
+        let to: Vec<NodeId> = out.send.iter().map(|e| e.to).collect();
+        assert_eq!(to, vec![1, 2, 3]);
+        assert!(out.send.iter().all(|e| e.msg
+            == Message::Prepare {
+                ballot: b(5, 2),
+                from_slot: 0
+            }));
+    }
+
+    #[test]
+    fn p2c_adopts_the_highest_ballot_value_per_slot() {
+        // P2c: "the value of the highest-numbered proposal among those accepted by the majority".
+        let mut p = Proposer::new(9, vec![1, 2, 3, 4, 5], 3, Rules::ALL);
+        p.prepare(7, 0, &mut Outbox::new());
+        let bal = p.ballot();
+        assert_eq!(
+            p.on_promise(1, bal, vec![pv(0, b(1, 1), "old"), pv(1, b(2, 2), "x")]),
+            None
+        );
+        assert_eq!(
+            p.on_promise(1, bal, vec![]),
+            None,
+            "a duplicate promise is not a second vote"
+        );
+        assert_eq!(p.on_promise(2, bal, vec![pv(0, b(3, 3), "new")]), None);
+        let must = p.on_promise(3, bal, vec![]).expect("majority");
+        assert_eq!(must.get(&0), Some(&Value::Text("new".into())));
+        assert_eq!(must.get(&1), Some(&Value::Text("x".into())));
+        assert_eq!(p.on_promise(4, bal, vec![]), None, "reported only once");
+    }
+
+    #[test]
+    fn broken_p2c_ignores_reported_values() {
+        let mut p = Proposer::new(9, vec![1, 2, 3], 2, Rules::breaking(Some(Rule::P2c)));
+        p.prepare(1, 0, &mut Outbox::new());
+        let bal = p.ballot();
+        p.on_promise(1, bal, vec![pv(0, b(1, 1), "chosen")]);
+        assert_eq!(p.on_promise(2, bal, vec![]), Some(BTreeMap::new()));
+    }
+
+    #[test]
+    fn a_nack_preempts_only_the_current_ballot() {
+        let mut p = Proposer::new(1, vec![1, 2, 3], 2, Rules::ALL);
+        p.prepare(1, 0, &mut Outbox::new());
+        assert!(!p.on_nack(b(0, 1), b(3, 3)), "stale");
+        assert!(p.on_nack(b(1, 1), b(3, 3)));
+        assert_eq!(p.next_round(), 4);
+    }
+
+    #[test]
+    fn decree_proposer_retries_higher_after_a_nack_and_proposes_its_own_when_free() {
+        let mut d = DecreeProposer::new(
+            Proposer::new(1, vec![1, 2, 3], 2, Rules::ALL),
+            Value::Text("mine".into()),
+            0,
+            1,
+        );
+        let mut out = Outbox::new();
+        d.tick(&mut out);
+        assert_eq!(d.state(), DecreeState::Preparing { elapsed: 0 });
+        let first = d.ballot();
+        d.handle(
+            2,
+            Message::Nack {
+                ballot: first,
+                promised: b(5, 2),
+            },
+            &mut out,
+        );
+        assert!(matches!(d.state(), DecreeState::Waiting { .. }));
+        let mut out = Outbox::new();
+        for _ in 0..3 {
+            d.tick(&mut out);
+        }
+        assert_eq!(d.ballot(), b(6, 1));
+        let mut out = Outbox::new();
+        d.handle(
+            2,
+            Message::Promise {
+                ballot: b(6, 1),
+                accepted: vec![],
+            },
+            &mut out,
+        );
+        d.handle(
+            3,
+            Message::Promise {
+                ballot: b(6, 1),
+                accepted: vec![],
+            },
+            &mut out,
+        );
+        let accepts: Vec<&Message> = out
+            .send
+            .iter()
+            .map(|e| &e.msg)
+            .filter(|m| m.kind() == "Accept")
+            .collect();
+        assert_eq!(accepts.len(), 3);
+        assert!(accepts
+            .iter()
+            .all(|m| matches!(m, Message::Accept { value: Value::Text(t), .. } if t == "mine")));
+    }
+}

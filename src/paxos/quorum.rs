@@ -1,0 +1,83 @@
+//! Majority arithmetic, shared by the protocol and by the quorum experiment.
+
+/// The smallest number of acceptors that is a majority of `n`.
+///
+/// Any two majorities of the same `n` intersect, which is what makes a value chosen
+/// by one of them visible to every later proposer (Paxos Made Simple §2.2).
+pub fn majority(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// How many of `n` nodes may fail while a majority is still up.
+pub fn tolerates(n: usize) -> usize {
+    n.saturating_sub(1) / 2
+}
+
+/// The binomial coefficient C(n, k) as a float (exact for the sizes used here).
+pub fn binomial(n: usize, k: usize) -> f64 {
+    if k > n {
+        return 0.0;
+    }
+    let k = k.min(n - k);
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+/// A(N, p): the probability that a majority of `n` nodes is up when each node is
+/// down independently with probability `p` (DESIGN.md §5):
+/// Σ_{k=0}^{⌊(N−1)/2⌋} C(N, k) p^k (1−p)^(N−k).
+pub fn availability(n: usize, p: f64) -> f64 {
+    (0..=tolerates(n))
+        .map(|k| binomial(n, k) * p.powi(k as i32) * (1.0 - p).powi((n - k) as i32))
+        .sum()
+}
+
+/// The probability that a random split of `n` nodes into two sides (each node on
+/// either side with equal chance) leaves one side with a majority: 1 for odd `n`,
+/// 1 − C(N, N/2)/2^N for even `n`.
+pub fn split_availability(n: usize) -> f64 {
+    if n % 2 == 1 {
+        1.0
+    } else {
+        1.0 - binomial(n, n / 2) / 2f64.powi(n as i32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majorities() {
+        assert_eq!(
+            (1..=7).map(majority).collect::<Vec<_>>(),
+            [1, 2, 2, 3, 3, 4, 4]
+        );
+        assert_eq!(
+            (1..=7).map(tolerates).collect::<Vec<_>>(),
+            [0, 0, 1, 1, 2, 2, 3]
+        );
+    }
+
+    #[test]
+    fn theory_matches_hand_computed_values() {
+        // p = 0.2, computed by hand:
+        // N=3: 0.8^3 + 3·0.2·0.8^2 = 0.512 + 0.384 = 0.896
+        // N=4: 0.8^4 + 4·0.2·0.8^3 = 0.4096 + 0.4096 = 0.8192
+        // N=5: 0.8^5 + 5·0.2·0.8^4 + 10·0.04·0.8^3 = 0.32768 + 0.4096 + 0.2048 = 0.94208
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(availability(3, 0.2), 0.896));
+        assert!(close(availability(4, 0.2), 0.8192));
+        assert!(close(availability(5, 0.2), 0.94208));
+        // An even size is never better than the odd size below it.
+        for n in [4, 6] {
+            assert!(availability(n, 0.2) < availability(n - 1, 0.2));
+        }
+    }
+
+    #[test]
+    fn splits() {
+        assert_eq!(split_availability(3), 1.0);
+        assert!((split_availability(4) - (1.0 - 6.0 / 16.0)).abs() < 1e-12);
+        assert!((split_availability(6) - (1.0 - 20.0 / 64.0)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,363 @@
+//! Safety invariants, one function each, checked by the simulator after every
+//! step. Each returns the violation it found, typed, or `None`.
+//!
+//! "Chosen" is judged from the ground truth, not from any learner: the simulator
+//! sees every `Accepted` an acceptor sends, and a value is chosen the moment a
+//! majority of acceptors has accepted the same ballot (Paxos Made Simple §2.3),
+//! whether or not anyone has noticed yet.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::paxos::{Ballot, Command, NodeId, Slot, Value};
+
+/// A broken safety property, with what is needed to explain it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Two values chosen for one slot (P2).
+    Agreement {
+        slot: Slot,
+        first: Value,
+        second: Value,
+        how: String,
+    },
+    /// A chosen value nobody proposed.
+    Validity { slot: Slot, value: Value },
+    /// A learner changed its mind about a slot.
+    Stability {
+        node: NodeId,
+        slot: Slot,
+        before: Value,
+        after: Value,
+    },
+    /// An acceptor's promise went down (a restart forgot it).
+    PromiseWentDown {
+        node: NodeId,
+        before: Ballot,
+        after: Ballot,
+    },
+    /// Two replicas applied different sequences.
+    Divergence {
+        node: NodeId,
+        slot: Slot,
+        other: NodeId,
+    },
+    /// A command took effect twice at one replica.
+    AppliedTwice { node: NodeId, client: u64, seq: u64 },
+    /// An acknowledged command is missing from the log.
+    LostWrite { client: u64, seq: u64 },
+    /// The client history is not linearizable.
+    NotLinearizable { key: String, detail: String },
+    /// Nothing was chosen within the bound after faults stopped.
+    Liveness { what: String },
+}
+
+impl Violation {
+    /// A short name for counting.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Violation::Agreement { .. } => "agreement",
+            Violation::Validity { .. } => "validity",
+            Violation::Stability { .. } => "stability",
+            Violation::PromiseWentDown { .. } => "promise-went-down",
+            Violation::Divergence { .. } => "divergence",
+            Violation::AppliedTwice { .. } => "applied-twice",
+            Violation::LostWrite { .. } => "lost-write",
+            Violation::NotLinearizable { .. } => "not-linearizable",
+            Violation::Liveness { .. } => "liveness",
+        }
+    }
+
+    /// True for safety violations (everything but liveness).
+    pub fn is_safety(&self) -> bool {
+        !matches!(self, Violation::Liveness { .. })
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Agreement {
+                slot,
+                first,
+                second,
+                how,
+            } => write!(
+                f,
+                "agreement: slot {slot} chosen twice, {} and {} ({how})",
+                first.brief(),
+                second.brief()
+            ),
+            Violation::Validity { slot, value } => {
+                write!(
+                    f,
+                    "validity: slot {slot} chose {}, which nobody proposed",
+                    value.brief()
+                )
+            }
+            Violation::Stability {
+                node,
+                slot,
+                before,
+                after,
+            } => write!(
+                f,
+                "stability: node {node} learned slot {slot} as {} and later as {}",
+                before.brief(),
+                after.brief()
+            ),
+            Violation::PromiseWentDown {
+                node,
+                before,
+                after,
+            } => write!(
+                f,
+                "promise: node {node}'s acceptor had promised {before}, now only {after}"
+            ),
+            Violation::Divergence { node, slot, other } => write!(
+                f,
+                "divergence: node {node} and node {other} applied different logs up to slot {slot}"
+            ),
+            Violation::AppliedTwice { node, client, seq } => {
+                write!(
+                    f,
+                    "exactly-once: node {node} applied command {client}:{seq} twice"
+                )
+            }
+            Violation::LostWrite { client, seq } => write!(
+                f,
+                "durability: acknowledged command {client}:{seq} is not in the chosen log"
+            ),
+            Violation::NotLinearizable { key, detail } => {
+                write!(f, "linearizability: key {key:?}: {detail}")
+            }
+            Violation::Liveness { what } => write!(f, "liveness: {what}"),
+        }
+    }
+}
+
+/// The ground truth of what acceptors accepted and what is therefore chosen.
+#[derive(Debug, Default)]
+pub struct Ghost {
+    quorum: usize,
+    accepts: BTreeMap<(Slot, Ballot), (Value, BTreeSet<NodeId>)>,
+    chosen: BTreeMap<Slot, Value>,
+}
+
+impl Ghost {
+    /// Ground truth for a cluster whose majority is `quorum`.
+    pub fn new(quorum: usize) -> Self {
+        Ghost {
+            quorum,
+            ..Ghost::default()
+        }
+    }
+
+    /// Values chosen so far.
+    pub fn chosen(&self) -> &BTreeMap<Slot, Value> {
+        &self.chosen
+    }
+
+    /// Acceptor `node` accepted `value` in `slot` at `ballot`. Returns the value
+    /// if this accept made a majority (the moment it became chosen).
+    pub fn accepted(
+        &mut self,
+        node: NodeId,
+        slot: Slot,
+        ballot: Ballot,
+        value: &Value,
+    ) -> Option<Value> {
+        let entry = self
+            .accepts
+            .entry((slot, ballot))
+            .or_insert_with(|| (value.clone(), BTreeSet::new()));
+        if entry.1.insert(node) && entry.1.len() == self.quorum {
+            return Some(entry.0.clone());
+        }
+        None
+    }
+}
+
+/// Agreement (P2): a slot that becomes chosen again must be chosen with the value
+/// it already has. Records the first value chosen per slot.
+pub fn agreement(ghost: &mut Ghost, slot: Slot, ballot: Ballot, value: Value) -> Option<Violation> {
+    match ghost.chosen.get(&slot) {
+        Some(first) if *first != value => Some(Violation::Agreement {
+            slot,
+            first: first.clone(),
+            second: value,
+            how: format!("a majority accepted ballot {ballot} with the second"),
+        }),
+        Some(_) => None,
+        None => {
+            ghost.chosen.insert(slot, value);
+            None
+        }
+    }
+}
+
+/// Agreement as the learners see it: what a learner learned must be what was
+/// chosen.
+pub fn learned_agrees(ghost: &Ghost, node: NodeId, slot: Slot, value: &Value) -> Option<Violation> {
+    match ghost.chosen.get(&slot) {
+        Some(chosen) if chosen != value => Some(Violation::Agreement {
+            slot,
+            first: chosen.clone(),
+            second: value.clone(),
+            how: format!("node {node}'s learner learned the second"),
+        }),
+        // A learner ahead of the ground truth would itself be a bug.
+        None => Some(Violation::Agreement {
+            slot,
+            first: Value::Noop,
+            second: value.clone(),
+            how: format!("node {node} learned a value no majority accepted"),
+        }),
+        _ => None,
+    }
+}
+
+/// Validity: a chosen value is a no-op, a proposer's own value, or a batch of
+/// commands clients really issued.
+pub fn validity(
+    texts: &BTreeSet<String>,
+    commands: &BTreeSet<Command>,
+    slot: Slot,
+    value: &Value,
+) -> Option<Violation> {
+    let ok = match value {
+        Value::Noop => true,
+        Value::Text(t) => texts.contains(t),
+        Value::Batch(cmds) => cmds.iter().all(|c| commands.contains(c)),
+    };
+    (!ok).then(|| Violation::Validity {
+        slot,
+        value: value.clone(),
+    })
+}
+
+/// Stability: a learner never changes its mind, across restarts too. `learned`
+/// holds what each node learned first, per slot.
+pub fn stability(
+    learned: &mut BTreeMap<(NodeId, Slot), Value>,
+    node: NodeId,
+    slot: Slot,
+    value: &Value,
+) -> Option<Violation> {
+    match learned.get(&(node, slot)) {
+        Some(before) if before != value => Some(Violation::Stability {
+            node,
+            slot,
+            before: before.clone(),
+            after: value.clone(),
+        }),
+        Some(_) => None,
+        None => {
+            learned.insert((node, slot), value.clone());
+            None
+        }
+    }
+}
+
+/// An acceptor's promise never goes down, across restarts too.
+pub fn promise_monotonic(
+    last: &mut BTreeMap<NodeId, Ballot>,
+    node: NodeId,
+    now: Ballot,
+) -> Option<Violation> {
+    let before = last.entry(node).or_insert(now);
+    if now < *before {
+        let v = Violation::PromiseWentDown {
+            node,
+            before: *before,
+            after: now,
+        };
+        *before = now;
+        return Some(v);
+    }
+    *before = now;
+    None
+}
+
+/// Every replica's applied sequence is a prefix of every other's: the digest of
+/// the first `next` slots must be the same at every replica. `digests` holds the
+/// first digest seen per length, and who produced it.
+pub fn log_prefix(
+    digests: &mut BTreeMap<Slot, (u64, NodeId)>,
+    node: NodeId,
+    next: Slot,
+    digest: u64,
+) -> Option<Violation> {
+    if next == 0 {
+        return None;
+    }
+    match digests.get(&next) {
+        Some(&(d, other)) if d != digest => Some(Violation::Divergence {
+            node,
+            slot: next - 1,
+            other,
+        }),
+        Some(_) => None,
+        None => {
+            digests.insert(next, (digest, node));
+            None
+        }
+    }
+}
+
+/// A command takes effect at most once per replica. `seen` holds, per node, the
+/// commands its replica applied.
+pub fn applied_once(
+    seen: &mut BTreeSet<(NodeId, u64, u64)>,
+    node: NodeId,
+    client: u64,
+    seq: u64,
+) -> Option<Violation> {
+    (!seen.insert((node, client, seq))).then_some(Violation::AppliedTwice { node, client, seq })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn agreement_catches_a_second_value() {
+        let mut g = Ghost::new(2);
+        let b1 = Ballot::new(1, 1);
+        let b2 = Ballot::new(2, 2);
+        assert_eq!(g.accepted(1, 0, b1, &t("a")), None);
+        let v = g.accepted(2, 0, b1, &t("a")).unwrap();
+        assert_eq!(agreement(&mut g, 0, b1, v), None);
+        g.accepted(2, 0, b2, &t("b"));
+        let v = g.accepted(3, 0, b2, &t("b")).unwrap();
+        assert_eq!(
+            agreement(&mut g, 0, b2, v).map(|v| v.name()),
+            Some("agreement")
+        );
+        assert!(learned_agrees(&g, 3, 0, &t("b")).is_some());
+        assert!(learned_agrees(&g, 3, 0, &t("a")).is_none());
+    }
+
+    #[test]
+    fn the_other_checks_can_fail() {
+        let texts = BTreeSet::from(["a".to_string()]);
+        assert!(validity(&texts, &BTreeSet::new(), 0, &t("z")).is_some());
+        assert!(validity(&texts, &BTreeSet::new(), 0, &t("a")).is_none());
+        let mut learned = BTreeMap::new();
+        assert!(stability(&mut learned, 1, 0, &t("a")).is_none());
+        assert!(stability(&mut learned, 1, 0, &t("b")).is_some());
+        let mut last = BTreeMap::new();
+        assert!(promise_monotonic(&mut last, 1, Ballot::new(3, 1)).is_none());
+        assert!(promise_monotonic(&mut last, 1, Ballot::ZERO).is_some());
+        let mut digests = BTreeMap::new();
+        assert!(log_prefix(&mut digests, 1, 4, 99).is_none());
+        assert!(log_prefix(&mut digests, 2, 4, 98).is_some());
+        let mut seen = BTreeSet::new();
+        assert!(applied_once(&mut seen, 1, 7, 1).is_none());
+        assert!(applied_once(&mut seen, 1, 7, 1).is_some());
+    }
+}

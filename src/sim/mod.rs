@@ -1,0 +1,352 @@
+//! The deterministic simulator.
+//!
+//! One seed drives everything: message delays, losses and duplicates, partitions,
+//! crashes and restarts, election jitter, client choices. Time is virtual (ms), so
+//! a run of many simulated seconds takes milliseconds, and a seed replays the same
+//! history every time. After every step the invariants of [`invariants`] are
+//! checked; a failing run prints the `synod sim` command that replays it.
+//!
+//! Two workloads:
+//! - **decree**: single-decree Paxos, `proposers` nodes each proposing their own
+//!   value for slot 0 ([`crate::paxos::DecreeProposer`]);
+//! - **cluster**: Multi-Paxos replicas ([`crate::paxos::Leader`]) with concurrent
+//!   clients issuing key-value operations, checked for linearizability at the end.
+
+pub mod invariants;
+mod world;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::history::History;
+use crate::paxos::{LeaderConfig, Rule, Rules, Slot, Value};
+pub use invariants::Violation;
+pub use world::run;
+
+/// The network and node faults a run injects while faults are on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// Probability that a message is delivered twice.
+    pub dup: f64,
+    /// Delivery delay range in virtual ms; a wide range reorders messages.
+    pub delay_ms: (u64, u64),
+    /// Crash nodes (losing everything not persisted) and restart them.
+    pub crash: bool,
+    /// Split the cluster into two sides and heal it again.
+    pub partition: bool,
+    /// Pause nodes (they keep their state but handle nothing, like SIGSTOP) and
+    /// resume them with everything that queued up meanwhile.
+    pub pause: bool,
+}
+
+impl Faults {
+    /// A perfect network and no crashes (delays still vary, so order does too).
+    pub fn none() -> Self {
+        Faults {
+            loss: 0.0,
+            dup: 0.0,
+            delay_ms: (1, 5),
+            crash: false,
+            partition: false,
+            pause: false,
+        }
+    }
+
+    /// Every fault kind at once: the default.
+    pub fn all() -> Self {
+        Faults {
+            loss: 0.05,
+            dup: 0.05,
+            delay_ms: (1, 40),
+            crash: true,
+            partition: true,
+            pause: true,
+        }
+    }
+
+    /// A description for the replay command line.
+    pub fn flags(&self) -> String {
+        let mut kinds = Vec::new();
+        if self.crash {
+            kinds.push("crash");
+        }
+        if self.partition {
+            kinds.push("partition");
+        }
+        if self.pause {
+            kinds.push("pause");
+        }
+        if self.loss > 0.0 {
+            kinds.push("loss");
+        }
+        if self.dup > 0.0 {
+            kinds.push("dup");
+        }
+        if self.delay_ms.1 > 5 {
+            kinds.push("delay");
+        }
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(",")
+        }
+    }
+
+    /// The fault mix named by a comma-separated list of kinds
+    /// (`crash,partition,pause,loss,dup,delay`, `all` or `none`).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut f = Faults::none();
+        for kind in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            match kind {
+                "all" => f = Faults::all(),
+                "none" => f = Faults::none(),
+                "crash" | "kill" => f.crash = true,
+                "partition" => f.partition = true,
+                "pause" => f.pause = true,
+                "loss" => f.loss = Faults::all().loss,
+                "dup" => f.dup = Faults::all().dup,
+                "delay" => f.delay_ms = Faults::all().delay_ms,
+                other => {
+                    return Err(format!(
+                        "unknown fault `{other}`; expected crash, partition, pause, loss, dup, delay, all or none"
+                    ))
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// What the simulated clients do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Workload {
+    /// Single-decree Paxos: the first `proposers` nodes each propose a value.
+    Decree { proposers: usize },
+    /// Multi-Paxos replicas with `clients` clients doing `ops` operations each on
+    /// `keys` keys.
+    Cluster {
+        clients: usize,
+        ops: usize,
+        keys: usize,
+    },
+}
+
+/// Everything one simulated run depends on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimConfig {
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// Number of nodes (each is an acceptor, a proposer and a learner).
+    pub nodes: usize,
+    /// What the clients do.
+    pub workload: Workload,
+    /// The faults injected until `fault_ms`.
+    pub faults: Faults,
+    /// Which Paxos rules hold.
+    pub rules: Rules,
+    /// Record a line for every message and state change.
+    pub trace: bool,
+    /// Virtual ms during which faults are injected; then all heal.
+    pub fault_ms: u64,
+    /// Virtual ms after faults stop within which progress must happen.
+    pub settle_ms: u64,
+    /// Virtual ms per protocol tick.
+    pub tick_ms: u64,
+    /// Leader timing and batching (cluster workload).
+    pub leader: LeaderConfig,
+}
+
+impl SimConfig {
+    /// Single-decree Paxos with `acceptors` nodes and `proposers` proposers.
+    pub fn decree(seed: u64, acceptors: usize, proposers: usize) -> Self {
+        SimConfig {
+            seed,
+            nodes: acceptors,
+            workload: Workload::Decree { proposers },
+            faults: Faults::all(),
+            rules: Rules::ALL,
+            trace: false,
+            fault_ms: 1_500,
+            settle_ms: 10_000,
+            tick_ms: 10,
+            leader: LeaderConfig::default(),
+        }
+    }
+
+    /// A Multi-Paxos cluster of `nodes` with `clients` clients doing `ops` each.
+    pub fn cluster(seed: u64, nodes: usize, clients: usize, ops: usize) -> Self {
+        SimConfig {
+            seed,
+            nodes,
+            workload: Workload::Cluster {
+                clients,
+                ops,
+                keys: 3,
+            },
+            faults: Faults::all(),
+            rules: Rules::ALL,
+            trace: false,
+            fault_ms: 3_000,
+            settle_ms: 10_000,
+            tick_ms: 10,
+            leader: LeaderConfig::default(),
+        }
+    }
+
+    /// The `synod sim` command line that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut cmd = format!("synod sim --seed {}", self.seed);
+        match &self.workload {
+            Workload::Decree { proposers } => {
+                let _ = write!(cmd, " --acceptors {} --proposers {proposers}", self.nodes);
+            }
+            Workload::Cluster { clients, ops, keys } => {
+                let _ = write!(
+                    cmd,
+                    " --nodes {} --clients {clients} --ops {ops} --keys {keys}",
+                    self.nodes
+                );
+            }
+        }
+        let _ = write!(cmd, " --faults {}", self.faults.flags());
+        if self.fault_ms != SimConfig::decree(0, 1, 1).fault_ms
+            && matches!(self.workload, Workload::Decree { .. })
+            || self.fault_ms != SimConfig::cluster(0, 1, 1, 1).fault_ms
+                && matches!(self.workload, Workload::Cluster { .. })
+        {
+            let _ = write!(cmd, " --fault-ms {}", self.fault_ms);
+        }
+        if let Some(rule) = self.rules.broken() {
+            let _ = write!(cmd, " --break {rule}");
+        }
+        cmd
+    }
+}
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Events handled.
+    pub steps: u64,
+    /// Messages put on the simulated network (not counting local ones).
+    pub messages: u64,
+    /// Of those, lost (loss or partition).
+    pub dropped: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Partitions injected.
+    pub partitions: u64,
+    /// Pauses injected.
+    pub pauses: u64,
+    /// Virtual ms simulated.
+    pub virtual_ms: u64,
+    /// Slots chosen (ground truth).
+    pub slots_chosen: u64,
+    /// Client commands applied at the most advanced replica.
+    pub commands_committed: u64,
+}
+
+/// The verdict of one simulated run.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The run's configuration.
+    pub config: SimConfig,
+    /// Every violation found, in the order found (empty: the run was clean).
+    pub violations: Vec<Violation>,
+    /// What was chosen, per slot (ground truth).
+    pub chosen: BTreeMap<Slot, Value>,
+    /// Counters.
+    pub stats: Stats,
+    /// The client history (cluster workload).
+    pub history: Option<History>,
+    /// One line per event, when tracing.
+    pub trace: Vec<String>,
+}
+
+impl Report {
+    /// True when no invariant was violated.
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The first safety violation, if any.
+    pub fn first_safety(&self) -> Option<&Violation> {
+        self.violations.iter().find(|v| v.is_safety())
+    }
+
+    /// The verdict in a few lines.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let st = &self.stats;
+        let _ = writeln!(
+            s,
+            "seed {}: {} steps, {} virtual ms, {} messages ({} lost), {} crashes, {} partitions, {} pauses",
+            self.config.seed,
+            st.steps,
+            st.virtual_ms,
+            st.messages,
+            st.dropped,
+            st.crashes,
+            st.partitions,
+            st.pauses
+        );
+        match &self.config.workload {
+            Workload::Decree { .. } => match self.chosen.get(&0) {
+                Some(v) => {
+                    let _ = writeln!(s, "chosen: {}", v.brief());
+                }
+                None => {
+                    let _ = writeln!(s, "chosen: nothing");
+                }
+            },
+            Workload::Cluster { .. } => {
+                let _ = writeln!(
+                    s,
+                    "chosen: {} slots, {} commands committed",
+                    st.slots_chosen, st.commands_committed
+                );
+                if let Some(h) = &self.history {
+                    let (ok, failed, unknown) = h.counts();
+                    let _ = writeln!(
+                        s,
+                        "client operations: {ok} ok, {failed} failed, {unknown} unknown"
+                    );
+                }
+            }
+        }
+        if self.violations.is_empty() {
+            let _ = writeln!(s, "verdict: ok (every invariant held after every step)");
+        } else {
+            let _ = writeln!(s, "verdict: {} violation(s)", self.violations.len());
+            for v in self.violations.iter().take(5) {
+                let _ = writeln!(s, "  {v}");
+            }
+            if let Some(rule) = self.config.rules.broken() {
+                let _ = writeln!(s, "(rule `{rule}` was off: {})", rule.lesson());
+            }
+            let _ = writeln!(s, "replay: {}", self.config.replay_command());
+        }
+        s
+    }
+}
+
+/// Run seeds `first..first + count` of `make(seed)` and return the first whose
+/// report has a safety violation, with how many seeds it took.
+pub fn search(first: u64, count: u64, make: impl Fn(u64) -> SimConfig) -> Option<(u64, Report)> {
+    (first..first + count).find_map(|seed| {
+        let report = run(&make(seed));
+        report
+            .first_safety()
+            .is_some()
+            .then(|| (seed - first + 1, report))
+    })
+}
+
+/// The rule a `--break` flag names, parsed.
+pub fn parse_rule(s: &str) -> Result<Rule, String> {
+    s.parse()
+}

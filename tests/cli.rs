@@ -1,0 +1,84 @@
+//! The command line as a user meets it: output, exit codes, errors.
+
+use std::process::{Command, Output};
+
+fn synod(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(args)
+        .output()
+        .expect("run synod")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn demo_three_users_tells_the_story() {
+    let o = synod(&["demo", "three-users"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Verdict: chosen \"1+1=3\""), "{out}");
+    assert!(out.contains("User1's accept was refused by User2 and User3."));
+}
+
+#[test]
+fn demo_late_joiner_tells_the_story() {
+    let o = synod(&["demo", "late-joiner"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("by P2c it must propose \"Zhengzhou\""));
+}
+
+#[test]
+fn sim_exit_codes() {
+    let ok = synod(&["sim", "--seed", "3"]);
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(stdout(&ok).contains("verdict: ok"));
+
+    let broken = synod(&[
+        "sim",
+        "--acceptors",
+        "3",
+        "--proposers",
+        "3",
+        "--seeds",
+        "40",
+        "--break",
+        "p2c",
+    ]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        stdout(&broken).contains("replay: synod sim"),
+        "{}",
+        stdout(&broken)
+    );
+
+    let bad = synod(&["sim", "--break", "everything"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("unknown rule"), "{}", stderr(&bad));
+
+    let bad = synod(&["sim", "--faults", "meteor"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("unknown fault `meteor`"));
+}
+
+#[test]
+fn sim_trace_shows_messages() {
+    let o = synod(&[
+        "sim",
+        "--acceptors",
+        "3",
+        "--proposers",
+        "2",
+        "--trace",
+        "--faults",
+        "none",
+    ]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("Prepare(") && out.contains("CHOSEN"), "{out}");
+}
