@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::demo::Lang;
 use crate::paxos::{Rule, Rules};
 use crate::sim::{self, Faults, SimConfig, Workload};
 
@@ -36,6 +37,9 @@ struct DemoArgs {
     /// Switch one Paxos rule off and watch the story break: persist, promise or p2c
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
+    /// Tell the story in English (en) or in the explainer's Chinese (zh)
+    #[arg(long, default_value = "en", value_name = "LANG")]
+    lang: Lang,
 }
 
 #[derive(Debug, Args)]
@@ -137,15 +141,12 @@ fn run(cli: Cli) -> Result<(), Exit> {
 }
 
 fn demo(a: DemoArgs) -> Result<(), Exit> {
-    let text = crate::demo::run(&a.name, Rules::breaking(a.broken))
+    let story = crate::demo::run(&a.name, Rules::breaking(a.broken), a.lang)
         .ok_or_else(|| Exit::usage(format!("no demo named `{}`", a.name)))?;
-    print!("{text}");
+    print!("{}", story.text);
     if a.broken.is_none() {
-        if let Some(rule) = crate::demo::suggested_break(&a.name) {
-            println!(
-                "\nTry `synod demo {} --break {rule}` to see what that rule prevents.",
-                a.name
-            );
+        if let Some(hint) = crate::demo::hint(&a.name, a.lang) {
+            println!("\n{hint}");
         }
     }
     Ok(())

@@ -1,11 +1,13 @@
 //! The explainer's two worked examples, replayed message by message.
 //!
-//! Nothing here is scripted text about outcomes: every promise, refusal, accept and
+//! Nothing here is scripted about outcomes: every promise, refusal, accept and
 //! choice is what the real [`Acceptor`], [`Proposer`] and [`Learner`] return. The
 //! demo only decides the order in which messages are delivered (the story's order)
-//! and says, for each outcome, which rule decided it.
+//! and says, for each outcome, which rule decided it. [`Story`] carries the
+//! computed outcomes as data, so tests assert them rather than the printed text.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use crate::paxos::quorum::majority;
 use crate::paxos::{
@@ -16,14 +18,75 @@ use crate::sim::invariants::{self, Ghost};
 /// The demos `synod demo` knows.
 pub const NAMES: [&str; 2] = ["three-users", "late-joiner"];
 
-/// Run the demo `name` with `rules` and return what it prints, or `None` if there
-/// is no such demo.
-pub fn run(name: &str, rules: Rules) -> Option<String> {
+/// The language a story is told in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lang {
+    /// English (the default).
+    #[default]
+    En,
+    /// Chinese, with the explainer's names and words.
+    Zh,
+}
+
+impl FromStr for Lang {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "en" => Ok(Lang::En),
+            "zh" => Ok(Lang::Zh),
+            other => Err(format!("unknown language `{other}`; expected en or zh")),
+        }
+    }
+}
+
+/// What happened in a story, computed by the protocol code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Story {
+    /// The story as told.
+    pub text: String,
+    /// Every value chosen (a majority accepted the same ballot), in order. More
+    /// than one only when a rule is broken.
+    pub chosen: Vec<Value>,
+    /// `(proposer, acceptor)` for every accept an acceptor refused.
+    pub refusals: Vec<(NodeId, NodeId)>,
+    /// `(proposer, round, value)` for every Accept sent.
+    pub proposals: Vec<(NodeId, u64, Value)>,
+    /// Each acceptor's first accepted value.
+    pub first_accepted: BTreeMap<NodeId, Value>,
+    /// What each learner knows at the end.
+    pub learned: BTreeMap<NodeId, Option<Value>>,
+}
+
+/// Run the demo `name` with `rules` in `lang`, or `None` if there is no such demo.
+pub fn run(name: &str, rules: Rules, lang: Lang) -> Option<Story> {
     match name {
-        "three-users" => Some(three_users(rules)),
-        "late-joiner" => Some(late_joiner(rules)),
+        "three-users" => Some(three_users(rules, lang)),
+        "late-joiner" => Some(late_joiner(rules, lang)),
         _ => None,
     }
+}
+
+/// The rule each demo shows best when broken, for the closing hint.
+pub fn suggested_break(name: &str) -> Option<Rule> {
+    match name {
+        "three-users" => Some(Rule::Promise),
+        "late-joiner" => Some(Rule::P2c),
+        _ => None,
+    }
+}
+
+/// The closing hint: try the story with its rule broken.
+pub fn hint(name: &str, lang: Lang) -> Option<String> {
+    let rule = suggested_break(name)?;
+    Some(match lang {
+        Lang::En => {
+            format!("Try `synod demo {name} --break {rule}` to see what that rule prevents.")
+        }
+        Lang::Zh => {
+            format!("试试 `synod demo {name} --break {rule} --lang zh`,看看这条规则防止了什么。")
+        }
+    })
 }
 
 struct Person {
@@ -35,17 +98,17 @@ struct Person {
 
 /// A handful of people, each an acceptor, a proposer and a learner.
 struct Table {
+    lang: Lang,
     people: BTreeMap<NodeId, Person>,
     ghost: Ghost,
-    out: String,
-    refusals: Vec<(NodeId, NodeId)>,
+    story: Story,
     agreement_broken: bool,
     /// People whose phone is on: messages to the others are lost.
     online: Vec<NodeId>,
 }
 
 impl Table {
-    fn new(names: &[&str], proposes_to_self: bool, rules: Rules) -> Self {
+    fn new(names: &[&str], proposes_to_self: bool, rules: Rules, lang: Lang) -> Self {
         let ids: Vec<NodeId> = (1..=names.len() as NodeId).collect();
         let q = majority(ids.len());
         let people = ids
@@ -65,23 +128,29 @@ impl Table {
                 (id, person)
             })
             .collect();
-        Table {
+        let mut t = Table {
+            lang,
             people,
             ghost: Ghost::new(q),
-            out: String::new(),
-            refusals: Vec::new(),
+            story: Story::default(),
             agreement_broken: false,
             online: ids,
+        };
+        if let Some(rule) = rules.broken() {
+            let line = t.tr(
+                format!("With the `{rule}` rule switched OFF: {}.", rule.lesson()),
+                format!("规则 `{rule}` 已关闭:{}。", lesson_zh(rule)),
+            );
+            t.say(line);
+            t.say("");
         }
+        t
     }
 
-    /// "A", "A and B", "A, B and C".
-    fn names(&self, ids: &[NodeId]) -> String {
-        let names: Vec<&str> = ids.iter().map(|&i| self.name(i)).collect();
-        match names.split_last() {
-            None => String::new(),
-            Some((last, [])) => last.to_string(),
-            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    fn tr(&self, en: String, zh: String) -> String {
+        match self.lang {
+            Lang::En => en,
+            Lang::Zh => zh,
         }
     }
 
@@ -89,9 +158,28 @@ impl Table {
         &self.people[&id].name
     }
 
+    /// "A", "A and B", "A, B and C" (or "A、B 和 C").
+    fn names(&self, ids: &[NodeId]) -> String {
+        let names: Vec<&str> = ids.iter().map(|&i| self.name(i)).collect();
+        let (sep, and) = match self.lang {
+            Lang::En => (", ", " and "),
+            Lang::Zh => ("、", " 和 "),
+        };
+        match names.split_last() {
+            None => String::new(),
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{}{and}{last}", rest.join(sep)),
+        }
+    }
+
     fn say(&mut self, line: impl AsRef<str>) {
-        self.out.push_str(line.as_ref());
-        self.out.push('\n');
+        self.story.text.push_str(line.as_ref());
+        self.story.text.push('\n');
+    }
+
+    fn say2(&mut self, en: &str, zh: &str) {
+        let line = self.tr(en.to_string(), zh.to_string());
+        self.say(line);
     }
 
     /// `from` sends Prepare(round) to each of `to`; deliver them in that order and
@@ -106,11 +194,10 @@ impl Table {
         let p = self.people.get_mut(&from).expect("known person");
         p.proposer.prepare(round, 0, &mut out);
         let ballot = p.proposer.ballot();
-        let line = format!(
-            "{} sends Prepare(ballot {}) to {}",
-            self.name(from),
-            ballot.round,
-            self.names(to)
+        let (who, whom) = (self.name(from).to_string(), self.names(to));
+        let line = self.tr(
+            format!("{who} sends Prepare(ballot {}) to {whom}", ballot.round),
+            format!("{who} 向 {whom} 发送准备请求(编号 {})", ballot.round),
         );
         self.say(line);
         let mut must = None;
@@ -120,51 +207,77 @@ impl Table {
             let mut reply = Outbox::new();
             let acc = &mut self.people.get_mut(&to).expect("known").acceptor;
             acc.handle(from, env.msg, &mut reply);
+            let name = self.name(to).to_string();
             for r in reply.send_durable.into_iter().chain(reply.send) {
                 match r.msg {
                     Message::Promise { ballot, accepted } => {
+                        let b = ballot.round;
                         let report = match accepted.first() {
-                            None => "has accepted nothing to report".to_string(),
-                            Some(pv) => format!(
-                                "reports what it accepted: ballot {} with {}",
-                                pv.ballot.round,
-                                pv.value.brief()
+                            None => self.tr(
+                                "has accepted nothing to report".into(),
+                                "没有已接受的提案可反馈".into(),
+                            ),
+                            Some(pv) => self.tr(
+                                format!(
+                                    "reports what it accepted: ballot {} with {}",
+                                    pv.ballot.round,
+                                    pv.value.brief()
+                                ),
+                                format!(
+                                    "反馈它已接受的提案:编号 {},内容 {}",
+                                    pv.ballot.round,
+                                    pv.value.brief()
+                                ),
                             ),
                         };
                         let why = if before.is_zero() {
-                            "it had promised nothing yet".to_string()
+                            self.tr(
+                                "it had promised nothing yet".into(),
+                                "此前未承诺过任何提案".into(),
+                            )
                         } else if before == ballot {
-                            format!("it had already promised {}", ballot.round)
+                            self.tr(
+                                format!("it had already promised {b}"),
+                                format!("它已承诺过 {b}"),
+                            )
+                        } else if ballot > before {
+                            self.tr(
+                                format!(
+                                    "{b} > {}, the highest ballot it had promised",
+                                    before.round
+                                ),
+                                format!("{b} > 它已承诺的最大编号 {}", before.round),
+                            )
                         } else {
-                            format!(
-                                "{} > {}, the highest ballot it had promised",
-                                ballot.round, before.round
+                            self.tr(
+                                format!(
+                                    "{b} < its promise {}, but the `promise` rule is off",
+                                    before.round
+                                ),
+                                format!("{b} 小于它的承诺 {},但 promise 规则已关闭", before.round),
                             )
                         };
-                        let line = format!(
-                            "    {} promises ballot {} and never to accept a lower one ({why}); it {report}.   [phase 1b]",
-                            self.name(to),
-                            ballot.round
+                        let line = self.tr(
+                            format!("    {name} promises ballot {b} and never to accept a lower one ({why}); it {report}.   [phase 1b]"),
+                            format!("    {name} 承诺编号 {b},不再接受小于 {b} 的提案({why});{report}。   [阶段1b]"),
                         );
                         self.say(line);
                         let p = self.people.get_mut(&from).expect("known");
                         if let Some(m) = p.proposer.on_promise(to, ballot, accepted) {
                             must = Some(m);
-                            let line = format!(
-                                "    {} now has promises from a majority ({} of {}): on to phase 2.",
-                                self.name(from),
-                                majority(self.people.len()),
-                                self.people.len()
+                            let (q, n) = (majority(self.people.len()), self.people.len());
+                            let line = self.tr(
+                                format!("    {who} now has promises from a majority ({q} of {n}): on to phase 2."),
+                                format!("    {who} 已收到多数人({q}/{n})的承诺,进入第二阶段。"),
                             );
                             self.say(line);
                         }
                     }
                     Message::Nack { ballot, promised } => {
-                        let line = format!(
-                            "    {} refuses ballot {}: it promised {}, which is higher.   [phase 1b]",
-                            self.name(to),
-                            ballot.round,
-                            promised.round
+                        let (b, p) = (ballot.round, promised.round);
+                        let line = self.tr(
+                            format!("    {name} refuses ballot {b}: it promised {p}, which is higher.   [phase 1b]"),
+                            format!("    {name} 拒绝编号 {b}:它已承诺了更高的编号 {p}。   [阶段1b]"),
                         );
                         self.say(line);
                         let p = self.people.get_mut(&from).expect("known");
@@ -181,20 +294,20 @@ impl Table {
     /// `from`, prepared, proposes for slot 0 by P2c (`must`) or its own `wish`,
     /// sends Accept to each of `to` in order; answers go to the learners.
     fn accept(&mut self, from: NodeId, must: &BTreeMap<Slot, Value>, wish: &str, to: &[NodeId]) {
+        let who = self.name(from).to_string();
         let value = match must.get(&0) {
             Some(v) => {
-                let line = format!(
-                    "{} wanted {wish:?}, but a promise reported an accepted value: by P2c it must propose {} instead.",
-                    self.name(from),
-                    v.brief()
+                let line = self.tr(
+                    format!("{who} wanted {wish:?}, but a promise reported an accepted value: by P2c it must propose {} instead.", v.brief()),
+                    format!("{who} 想提议 {wish:?},但有承诺反馈了已接受的内容:根据 P2c,它必须改为提议 {}。", v.brief()),
                 );
                 self.say(line);
                 v.clone()
             }
             None => {
-                let line = format!(
-                    "{}'s promises report no accepted value, so P2c leaves it free to propose its own: {wish:?}.",
-                    self.name(from)
+                let line = self.tr(
+                    format!("{who}'s promises report no accepted value, so P2c leaves it free to propose its own: {wish:?}."),
+                    format!("{who} 收到的承诺中没有已接受的内容,P2c 允许它提议自己的内容:{wish:?}。"),
                 );
                 self.say(line);
                 Value::Text(wish.to_string())
@@ -204,12 +317,21 @@ impl Table {
         let p = &self.people[&from];
         let ballot = p.proposer.ballot();
         p.proposer.accept(0, value.clone(), &mut out);
-        let line = format!(
-            "{} sends Accept(ballot {}, {}) to {}",
-            self.name(from),
-            ballot.round,
-            value.brief(),
-            self.names(to)
+        self.story
+            .proposals
+            .push((from, ballot.round, value.clone()));
+        let whom = self.names(to);
+        let line = self.tr(
+            format!(
+                "{who} sends Accept(ballot {}, {}) to {whom}",
+                ballot.round,
+                value.brief()
+            ),
+            format!(
+                "{who} 向 {whom} 发送同意请求(编号 {},{})",
+                ballot.round,
+                value.brief()
+            ),
         );
         self.say(line);
         let mut learner_mail: Vec<(NodeId, NodeId, Message)> = Vec::new();
@@ -218,6 +340,7 @@ impl Table {
                 m @ Message::Proposed { .. } => learner_mail.push((from, from, m)),
                 m @ Message::Accept { .. } if to.contains(&env.to) => {
                     let to = env.to;
+                    let name = self.name(to).to_string();
                     let before = self.people[&to].acceptor.promised();
                     let mut reply = Outbox::new();
                     let acc = &mut self.people.get_mut(&to).expect("known").acceptor;
@@ -225,44 +348,50 @@ impl Table {
                     for r in reply.send_durable.into_iter().chain(reply.send) {
                         match r.msg {
                             Message::Accepted { ballot, slot } => {
+                                let (b, p) = (ballot.round, before.round);
                                 let why = if before.is_zero() {
-                                    "it had promised nothing".to_string()
+                                    self.tr(
+                                        "it had promised nothing".into(),
+                                        "此前未承诺过任何提案".into(),
+                                    )
                                 } else if ballot >= before {
-                                    format!(
-                                        "ballot {} is not below its promise {}",
-                                        ballot.round, before.round
+                                    self.tr(
+                                        format!("ballot {b} is not below its promise {p}"),
+                                        format!("编号 {b} 不小于它的承诺 {p}"),
                                     )
                                 } else {
-                                    format!(
-                                        "ballot {} is below its promise {}, but the `promise` rule is off",
-                                        ballot.round, before.round
+                                    self.tr(
+                                        format!("ballot {b} is below its promise {p}, but the `promise` rule is off"),
+                                        format!("编号 {b} 小于它的承诺 {p},但 promise 规则已关闭"),
                                     )
                                 };
-                                let line = format!(
-                                    "    {} accepts {} ({why}).   [phase 2b]",
-                                    self.name(to),
-                                    value.brief()
+                                let v = value.brief();
+                                let line = self.tr(
+                                    format!("    {name} accepts {v} ({why}).   [phase 2b]"),
+                                    format!("    {name} 同意 {v}({why})。   [阶段2b]"),
                                 );
                                 self.say(line);
+                                self.story
+                                    .first_accepted
+                                    .entry(to)
+                                    .or_insert_with(|| value.clone());
                                 if let Some(v) = self.ghost.accepted(to, slot, ballot, &value) {
+                                    self.story.chosen.push(v.clone());
                                     if let Some(bad) =
                                         invariants::agreement(&mut self.ghost, slot, ballot, v)
                                     {
                                         self.agreement_broken = true;
-                                        let line = format!("    !!! {bad}");
-                                        self.say(line);
+                                        self.say(format!("    !!! {bad}"));
                                     }
                                 }
                                 learner_mail.push((to, r.to, Message::Accepted { ballot, slot }));
                             }
                             Message::Nack { ballot, promised } => {
-                                self.refusals.push((from, to));
-                                let line = format!(
-                                    "    {} refuses: it promised not to accept anything below {}, and {} < {}.   [phase 2b]",
-                                    self.name(to),
-                                    promised.round,
-                                    ballot.round,
-                                    promised.round
+                                self.story.refusals.push((from, to));
+                                let (b, p) = (ballot.round, promised.round);
+                                let line = self.tr(
+                                    format!("    {name} refuses: it promised not to accept anything below {p}, and {b} < {p}.   [phase 2b]"),
+                                    format!("    {name} 拒绝:它已声明不再接受小于 {p} 的提案,而 {b} < {p}。   [阶段2b]"),
                                 );
                                 self.say(line);
                             }
@@ -283,13 +412,15 @@ impl Table {
             l.handle(sender, msg, &mut o);
             if !knew {
                 if let Some(v) = self.people[&learner].learner.chosen().get(&0).cloned() {
-                    let line = format!(
-                        "    {}'s learner: a majority ({} of {}) accepted ballot {} → {} is CHOSEN.",
-                        self.name(learner),
+                    let (q, n, name) = (
                         majority(self.people.len()),
                         self.people.len(),
-                        ballot.round,
-                        v.brief()
+                        self.name(learner).to_string(),
+                    );
+                    let (b, v) = (ballot.round, v.brief());
+                    let line = self.tr(
+                        format!("    {name}'s learner: a majority ({q} of {n}) accepted ballot {b} → {v} is CHOSEN."),
+                        format!("    {name} 的学习者:多数人({q}/{n})同意了编号 {b} → {v} 被选定。"),
                     );
                     self.say(line);
                 }
@@ -307,60 +438,74 @@ impl Table {
             l.handle(sender, msg, &mut Outbox::new());
         }
         if self.people[&from].learner.chosen().get(&0).is_none() {
-            let line = format!(
-                "    {}'s proposal did not reach a majority; it would have to start again at phase 1 with a higher ballot.",
-                self.name(from)
+            let line = self.tr(
+                format!("    {who}'s proposal did not reach a majority; it would have to start again at phase 1 with a higher ballot."),
+                format!("    {who} 的提议没有获得多数人同意,需要用更高的编号重新进入阶段1。"),
             );
             self.say(line);
         }
     }
 
-    fn verdict(&mut self) {
-        let chosen: Vec<String> = self.ghost.chosen().values().map(Value::brief).collect();
+    fn finish(mut self) -> Story {
         let learned: Vec<String> = self
             .people
             .values()
             .map(|p| {
-                format!(
-                    "{}: {}",
-                    p.name,
-                    p.learner
-                        .chosen()
-                        .get(&0)
-                        .map_or("-".to_string(), Value::brief)
-                )
+                let v = p
+                    .learner
+                    .chosen()
+                    .get(&0)
+                    .map_or("-".to_string(), Value::brief);
+                format!("{}: {v}", p.name)
             })
             .collect();
+        self.story.learned = self
+            .people
+            .iter()
+            .map(|(&id, p)| (id, p.learner.chosen().get(&0).cloned()))
+            .collect();
         self.say("");
-        self.say(format!("What each learner knows: {}", learned.join(", ")));
+        let sep = self.tr(", ".into(), ",".into());
+        let line = self.tr(
+            format!("What each learner knows: {}", learned.join(&sep)),
+            format!("各学习者所知:{}", learned.join(&sep)),
+        );
+        self.say(line);
         if self.agreement_broken {
-            self.say("Verdict: AGREEMENT BROKEN: two different values were chosen for the same decision.");
+            self.say2(
+                "Verdict: AGREEMENT BROKEN: two different values were chosen for the same decision.",
+                "结论:一致性被破坏:同一个决议选定了两个不同的值。",
+            );
         } else {
-            self.say(format!("Verdict: chosen {}", chosen.join(", ")));
+            let chosen: Vec<String> = self.ghost.chosen().values().map(Value::brief).collect();
+            let line = self.tr(
+                format!("Verdict: chosen {}", chosen.join(", ")),
+                format!("结论:选定 {}", chosen.join(",")),
+            );
+            self.say(line);
         }
+        self.story
     }
 }
 
-fn rule_note(rules: Rules) -> String {
-    match rules.broken() {
-        Some(rule) => format!(
-            "With the `{rule}` rule switched OFF: {}.\n\n",
-            rule.lesson()
-        ),
-        None => String::new(),
+fn lesson_zh(rule: Rule) -> &'static str {
+    match rule {
+        Rule::Persist => "接受者崩溃后忘记了自己的承诺,可能为两个不同的值投票",
+        Rule::Promise => "接受者接受低于其承诺编号的提案,使旧提案在新值被选定后仍能胜出",
+        Rule::P2c => "提议者忽略承诺中反馈的已接受内容,可能覆盖已被选定的值",
     }
 }
 
 /// "Three users decide what 1+1 is": ballots 1, 2, 3, each sent to the other two,
 /// then the three accepts in that order.
-fn three_users(rules: Rules) -> String {
-    let mut t = Table::new(&["User1", "User2", "User3"], false, rules);
-    t.out.push_str(&rule_note(rules));
-    t.say("Three users decide what 1+1 is. A ballot is (round, user); user k uses round k,");
-    t.say("so the explainer's ballots 1, 2 and 3 belong to User1, User2 and User3.");
-    t.say("Each sends its messages to the other two; a majority is 2 of 3.");
+fn three_users(rules: Rules, lang: Lang) -> Story {
+    let mut t = Table::new(&["User1", "User2", "User3"], false, rules, lang);
+    t.say2(
+        "Three users decide what 1+1 is. A ballot is (round, user); user k uses round k,\nso the explainer's ballots 1, 2 and 3 belong to User1, User2 and User3.\nEach sends its messages to the other two; a majority is 2 of 3.",
+        "三个用户决定 1+1 等于几。编号是 (轮次, 用户);用户 k 使用轮次 k,\n所以讲解中的编号 1、2、3 分别属于 User1、User2、User3。\n每人都把消息发给另外两人;多数为 3 人中的 2 人。",
+    );
     t.say("");
-    t.say("Phase 1: prepare / promise");
+    t.say2("Phase 1: prepare / promise", "阶段1:准备");
     let mut must = BTreeMap::new();
     for (user, others) in [(1, [2, 3]), (2, [1, 3]), (3, [1, 2])] {
         if let Some(m) = t.prepare(user, user, &others) {
@@ -368,7 +513,7 @@ fn three_users(rules: Rules) -> String {
         }
     }
     t.say("");
-    t.say("Phase 2: accept / accepted");
+    t.say2("Phase 2: accept / accepted", "阶段2:同意");
     for (user, others, wish) in [
         (1, [2, 3], "1+1=1"),
         (2, [1, 3], "1+1=2"),
@@ -378,116 +523,77 @@ fn three_users(rules: Rules) -> String {
         t.accept(user, &m, wish, &others);
     }
     // Who refused whom, from what the acceptors actually answered.
-    let mut by_proposer: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
-    for &(p, a) in &t.refusals {
-        by_proposer
-            .entry(p)
-            .or_default()
-            .push(t.name(a).to_string());
+    let mut by_proposer: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
+    for &(p, a) in &t.story.refusals {
+        by_proposer.entry(p).or_default().push(a);
     }
-    t.verdict();
-    for (p, who) in by_proposer {
-        let line = format!(
-            "{}'s accept was refused by {}.",
-            t.name(p),
-            who.join(" and ")
-        );
-        t.say(line);
+    let lines: Vec<String> = by_proposer
+        .iter()
+        .map(|(&p, who)| {
+            let (p, who) = (t.name(p).to_string(), t.names(who));
+            t.tr(
+                format!("{p}'s accept was refused by {who}."),
+                format!("{p} 的同意请求被 {who} 拒绝。"),
+            )
+        })
+        .collect();
+    let mut story = t.finish();
+    for l in lines {
+        story.text.push_str(&l);
+        story.text.push('\n');
     }
-    t.out
+    story
 }
 
 /// "The late joiner": Zhang San, Li Si and Wang Wu chose Zhengzhou while Zhao Liu
 /// and Sun Qi had their phones off. Switched on, Zhao Liu wants Hainan, but P2c
 /// makes him propose Zhengzhou, and Sun Qi's first accept is Zhengzhou.
-fn late_joiner(rules: Rules) -> String {
-    let names = [
-        "Zhang San (张三)",
-        "Li Si (李四)",
-        "Wang Wu (王五)",
-        "Zhao Liu (赵六)",
-        "Sun Qi (孙七)",
-    ];
-    let mut t = Table::new(&names, true, rules);
-    t.out.push_str(&rule_note(rules));
-    t.say("Five colleagues choose where to hold the annual meeting; a majority is 3 of 5.");
-    t.say("Zhao Liu and Sun Qi have their phones switched off.");
+fn late_joiner(rules: Rules, lang: Lang) -> Story {
+    let (names, zhengzhou, hainan) = match lang {
+        Lang::En => (
+            ["Zhang San", "Li Si", "Wang Wu", "Zhao Liu", "Sun Qi"],
+            "Zhengzhou",
+            "Hainan",
+        ),
+        Lang::Zh => (["张三", "李四", "王五", "赵六", "孙七"], "郑州", "海南"),
+    };
+    let mut t = Table::new(&names, true, rules, lang);
+    t.say2(
+        "Five colleagues choose where to hold the annual meeting; a majority is 3 of 5.\nZhao Liu and Sun Qi have their phones switched off.",
+        "五位同事商定年会举办地点;多数为 5 人中的 3 人。\n赵六和孙七的手机没电了。",
+    );
     t.online = vec![1, 2, 3];
     t.say("");
-    t.say("Round 1: Zhang San proposes Zhengzhou to those he can reach (himself included).");
+    t.say2(
+        "Round 1: Zhang San proposes Zhengzhou to those he can reach (himself included).",
+        "第一轮:张三向他能联系上的人(包括他自己)提议去郑州。",
+    );
     let m = t.prepare(1, 1, &[1, 2, 3]).unwrap_or_default();
-    t.accept(1, &m, "Zhengzhou", &[1, 2, 3]);
+    t.accept(1, &m, zhengzhou, &[1, 2, 3]);
     t.say("");
-    t.say("Zhao Liu and Sun Qi switch their phones on. They missed everything.");
+    t.say2(
+        "Zhao Liu and Sun Qi switch their phones on. They missed everything.\nBy P1 Sun Qi must accept the first proposal he receives; P2c makes sure it is Zhengzhou.",
+        "赵六和孙七开机了,他们错过了一切。\n根据 P1,孙七必须同意他收到的第一个提议;P2c 保证这个提议是郑州。",
+    );
     t.online = vec![1, 2, 3, 4, 5];
-    t.say(
-        "By P1 Sun Qi must accept the first proposal he receives; P2c makes sure it is Zhengzhou.",
-    );
     t.say("");
-    t.say("Round 2: Zhao Liu wants Hainan. He prepares ballot 2 with himself, Sun Qi and Li Si,");
-    t.say("then asks everyone to accept.");
-    t.say("(Any majority of 5 includes at least one of the three who accepted Zhengzhou.)");
-    let m = t.prepare(4, 2, &[2, 4, 5]).unwrap_or_default();
-    t.accept(4, &m, "Hainan", &[1, 2, 3, 4, 5]);
-    t.verdict();
-    let sun_qi = t.people[&5].acceptor.accepted(0).map(|(_, v)| v.brief());
-    let line = format!(
-        "Sun Qi's first and only accepted proposal: {}.",
-        sun_qi.unwrap_or_else(|| "none".into())
+    t.say2(
+        "Round 2: Zhao Liu wants Hainan. He prepares ballot 2 with himself, Sun Qi and Li Si,\nthen asks everyone to accept.\n(Any majority of 5 includes at least one of the three who accepted Zhengzhou.)",
+        "第二轮:赵六想去海南。他与自己、孙七和李四完成准备阶段,然后请所有人同意。\n(5 人中的任何多数都至少包含一位同意过郑州的人。)",
     );
-    t.say(line);
-    t.out
-}
-
-/// The rule each demo shows best when broken, for the help text.
-pub fn suggested_break(name: &str) -> Option<Rule> {
-    match name {
-        "three-users" => Some(Rule::Promise),
-        "late-joiner" => Some(Rule::P2c),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn three_users_chooses_1_plus_1_equals_3() {
-        let out = three_users(Rules::ALL);
-        assert!(out.contains("Verdict: chosen \"1+1=3\""), "{out}");
-        assert!(
-            out.contains("User1's accept was refused by User2 and User3."),
-            "{out}"
-        );
-        assert!(
-            out.contains("User2's accept was refused by User1."),
-            "{out}"
-        );
-        assert!(!out.contains("User3's accept was refused"), "{out}");
-        // User3 accepts User2's proposal (its promise was 2), as the explainer says.
-        assert!(out.contains("User3 accepts \"1+1=2\""), "{out}");
-    }
-
-    #[test]
-    fn late_joiner_reproposes_zhengzhou() {
-        let out = late_joiner(Rules::ALL);
-        assert!(
-            out.contains("by P2c it must propose \"Zhengzhou\""),
-            "{out}"
-        );
-        assert!(out.contains("Verdict: chosen \"Zhengzhou\""), "{out}");
-        assert!(
-            out.contains("Sun Qi's first and only accepted proposal: \"Zhengzhou\""),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn broken_rules_break_the_stories() {
-        let out = late_joiner(Rules::breaking(Some(Rule::P2c)));
-        assert!(out.contains("AGREEMENT BROKEN"), "{out}");
-        let out = three_users(Rules::breaking(Some(Rule::Promise)));
-        assert!(out.contains("AGREEMENT BROKEN"), "{out}");
-    }
+    let m = t.prepare(4, 2, &[2, 4, 5]).unwrap_or_default();
+    t.accept(4, &m, hainan, &[1, 2, 3, 4, 5]);
+    let first = t
+        .story
+        .first_accepted
+        .get(&5)
+        .map_or("-".to_string(), Value::brief);
+    let mut story = t.finish();
+    let line = match lang {
+        Lang::En => format!("Sun Qi's first and only accepted proposal: {first}."),
+        Lang::Zh => format!("孙七第一个也是唯一同意的提议:{first}。"),
+    };
+    story.text.push_str(&line);
+    story.text.push('\n');
+    story
 }
