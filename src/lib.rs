@@ -14,3 +14,4 @@ pub mod kv;
 pub mod paxos;
 pub mod rng;
 pub mod sim;
+pub mod storage;

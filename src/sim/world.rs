@@ -12,9 +12,10 @@ use crate::kv::Op;
 use crate::paxos::quorum::majority;
 use crate::paxos::{
     Acceptor, Ballot, Command, DecreeProposer, Envelope, Leader, Learner, Message, NodeId, Outbox,
-    Outcome, Proposer, Record, Replica, Reply, Role, Value,
+    Outcome, Proposer, Replica, Reply, Role, Value,
 };
 use crate::rng::Rng;
+use crate::storage::{MemLog, Storage};
 
 /// Virtual ms a client waits for an answer before trying another node.
 const CLIENT_TIMEOUT_MS: u64 = 300;
@@ -49,8 +50,8 @@ struct Node {
     driver: Driver,
     learner: Learner,
     replica: Replica,
-    acceptor_log: Vec<Record>,
-    learner_log: Vec<Record>,
+    acceptor_log: MemLog,
+    learner_log: MemLog,
     /// Client commands this node received and has not answered.
     waiting: BTreeSet<(u64, u64)>,
     audited: usize,
@@ -169,7 +170,7 @@ impl World {
             cfg,
         };
         for &id in &ids {
-            let node = w.fresh_node(id, &[], &[], 0);
+            let node = w.fresh_node(id, MemLog::new(), MemLog::new(), 0);
             w.nodes.push(node);
             let first = rng.range(0, w.cfg.tick_ms - 1);
             w.push(first, Ev::Tick { node: id, inc: 0 });
@@ -203,13 +204,7 @@ impl World {
         w
     }
 
-    fn fresh_node(
-        &self,
-        id: NodeId,
-        acceptor_log: &[Record],
-        learner_log: &[Record],
-        inc: u64,
-    ) -> Node {
+    fn fresh_node(&self, id: NodeId, acceptor_log: MemLog, learner_log: MemLog, inc: u64) -> Node {
         let n = self.cfg.nodes;
         let ids: Vec<NodeId> = (1..=n as NodeId).collect();
         let rules = self.cfg.rules;
@@ -234,12 +229,12 @@ impl World {
             id,
             up: true,
             incarnation: inc,
-            acceptor: Acceptor::recover(id, rules, acceptor_log),
+            acceptor: Acceptor::recover(id, rules, acceptor_log.durable()),
             driver,
-            learner: Learner::recover(id, ids, majority(n), learner_log),
+            learner: Learner::recover(id, ids, majority(n), learner_log.durable()),
             replica: Replica::with_audit(),
-            acceptor_log: acceptor_log.to_vec(),
-            learner_log: learner_log.to_vec(),
+            acceptor_log,
+            learner_log,
             waiting: BTreeSet::new(),
             audited: 0,
             paused_until: 0,
@@ -411,6 +406,7 @@ impl World {
     fn tick(&mut self, id: NodeId) {
         let mut out = Outbox::new();
         let n = self.node(id);
+        n.learner_log.sync().expect("in-memory logs do not fail");
         match &mut n.driver {
             Driver::Idle => {}
             Driver::Decree(d) => d.tick(&mut out),
@@ -429,12 +425,23 @@ impl World {
             send_durable,
             replies,
         } = out;
-        // The simulator's disk syncs at once: every record is durable before the
-        // messages that follow it leave (Outbox::send_durable's contract).
-        match role {
-            Role::Acceptor => self.node(id).acceptor_log.extend(persist),
-            Role::Learner => self.node(id).learner_log.extend(persist),
-            _ => {}
+        // The acceptor's log syncs at once: every record is durable before the
+        // messages that follow it leave (Outbox::send_durable's contract). The
+        // learner's log syncs on the next tick: a crash may lose what it learned
+        // last, which it then catches up on.
+        let n = self.node(id);
+        let log = match role {
+            Role::Acceptor => Some(&mut n.acceptor_log),
+            Role::Learner => Some(&mut n.learner_log),
+            _ => None,
+        };
+        if let Some(log) = log {
+            for r in &persist {
+                log.append(r).expect("in-memory logs do not fail");
+            }
+            if role == Role::Acceptor {
+                log.sync().expect("in-memory logs do not fail");
+            }
         }
         for env in send.into_iter().chain(send_durable) {
             self.observe(id, role, &env);
@@ -595,6 +602,8 @@ impl World {
         n.up = false;
         n.incarnation += 1;
         n.waiting.clear();
+        n.acceptor_log.crash();
+        n.learner_log.crash();
     }
 
     fn restart(&mut self, id: NodeId) {
@@ -603,7 +612,8 @@ impl World {
         }
         let old = &self.nodes[id as usize - 1];
         let inc = old.incarnation;
-        let fresh = self.fresh_node(id, &old.acceptor_log, &old.learner_log, inc);
+        let (alog, llog) = (old.acceptor_log.clone(), old.learner_log.clone());
+        let fresh = self.fresh_node(id, alog, llog, inc);
         let promised = fresh.acceptor.promised();
         self.note(|| format!("RESTART node {id} (promised {promised} from its log)"));
         *self.node(id) = fresh;

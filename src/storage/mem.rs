@@ -1,0 +1,45 @@
+//! The simulator's log: in memory, with crash semantics.
+
+use super::{Storage, StorageError};
+use crate::paxos::Record;
+
+/// An in-memory log. [`MemLog::crash`] drops whatever was not synced, as a
+/// machine crash drops what never reached the disk.
+#[derive(Clone, Debug, Default)]
+pub struct MemLog {
+    durable: Vec<Record>,
+    pending: Vec<Record>,
+}
+
+impl MemLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        MemLog::default()
+    }
+
+    /// The records a restart recovers: the synced ones.
+    pub fn durable(&self) -> &[Record] {
+        &self.durable
+    }
+
+    /// A crash: everything not synced is gone.
+    pub fn crash(&mut self) {
+        self.pending.clear();
+    }
+}
+
+impl Storage for MemLog {
+    fn append(&mut self, record: &Record) -> Result<(), StorageError> {
+        self.pending.push(record.clone());
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.durable.append(&mut self.pending);
+        Ok(())
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}

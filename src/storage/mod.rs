@@ -1,0 +1,107 @@
+//! Durable acceptor (and learner) state: an append-only log of [`Record`]s.
+//!
+//! [`FileLog`] keeps it in a file, each record framed with its length and a CRC32
+//! and synced (with `fsync: true`) before the messages that depend on it leave.
+//! [`MemLog`] keeps it in memory for the simulator, with the same crash semantics:
+//! whatever was appended but not synced vanishes in a crash. One test suite
+//! ([`suite`]) runs against both.
+//!
+//! # File format
+//!
+//! ```text
+//! header  "SYNODLOG" (8 bytes) | version: u32 LE | flags: u32 LE (0)
+//! frame   len: u32 LE | crc32(payload): u32 LE | payload: postcard(Entry)
+//! frame   ...
+//! ```
+//!
+//! Every frame holds an [`Entry`]. Today an entry is a single record; compaction
+//! will add a snapshot entry (everything accepted below a slot, folded) written to
+//! a new file that replaces the old one by rename, so old readers reject the new
+//! version in the header rather than misread it.
+//!
+//! # Recovery
+//!
+//! A torn tail (a last frame cut short, or a last frame whose checksum fails
+//! because the crash came mid-write) is cut off with a warning: it was never
+//! synced, so nothing depended on it. A bad checksum *before* the last frame is
+//! corruption: the node refuses to start, naming the file and byte offset, rather
+//! than silently forget what its acceptor said.
+
+mod file;
+mod mem;
+#[cfg(test)]
+mod suite;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::paxos::Record;
+pub use file::FileLog;
+pub use mem::MemLog;
+
+/// The log format's version in the header.
+pub const VERSION: u32 = 1;
+/// The largest frame a log accepts (a bound on one record's size).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// One frame's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Entry {
+    /// A record of the protocol.
+    Record(Record),
+}
+
+/// Storage errors.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The operating system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A frame before the tail does not check out: the log is corrupt.
+    #[error("{path}: corrupt log at byte {offset}: {reason}; refusing to start rather than forget what this acceptor promised (move the file aside to start empty)")]
+    Corrupt {
+        /// The log file.
+        path: PathBuf,
+        /// Byte offset of the bad frame.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file is not a synod log of a version this build reads.
+    #[error("{path}: not a synod log (version {VERSION}): {reason}")]
+    BadHeader {
+        /// The log file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What opening a log found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Every record, oldest first.
+    pub records: Vec<Record>,
+    /// `(offset, bytes)` of a torn tail that was cut off, if any.
+    pub cut: Option<(u64, u64)>,
+}
+
+/// An append-only log of records.
+pub trait Storage {
+    /// Append `record`; it is durable only after the next [`Storage::sync`].
+    fn append(&mut self, record: &Record) -> Result<(), StorageError>;
+
+    /// Make everything appended so far durable (written, and synced to stable
+    /// storage if the log was opened to sync).
+    fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// Records appended and not yet synced.
+    fn pending(&self) -> usize;
+}
