@@ -3,14 +3,23 @@
 //! Exit codes everywhere: 0 done; 1 the operation failed (no quorum, timed out, a
 //! checker found a violation); 2 bad usage or bad input.
 
-use std::io::Write as _;
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::client::{Client, ClientError};
+use crate::cluster::rundir::{RunDir, BASE};
+use crate::cluster::Cluster;
 use crate::demo::Lang;
-use crate::paxos::{Rule, Rules};
+use crate::kv::{Op, OpResult};
+use crate::launcher::{self, LaunchError, UpOptions};
+use crate::net::{NetFaults, Request, Response};
+use crate::node::{self, NodeConfig};
+use crate::paxos::{NodeId, Rule, Rules, Slot, Value};
 use crate::sim::{self, Faults, SimConfig, Workload};
 
 /// Paxos you can run, break and measure on one laptop.
@@ -23,10 +32,199 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Bring a cluster up (default: the built-in five-node cluster) and wait for a leader
+    Up(UpArgs),
+    /// Stop the cluster's nodes; keep their data unless --wipe
+    Down(DownArgs),
+    /// One row a node: id, addr, pid, up/down/paused, role, ballot, chosen, applied
+    Status(StatusArgs),
+    /// Set KEY to VALUE through the replicated log (prints nothing on success)
+    Put(PutArgs),
+    /// Print KEY's value (nothing if absent), read through the log
+    Get(GetArgs),
+    /// Remove KEY
+    Delete(GetArgs),
+    /// Set KEY to NEW if its value is OLD (exit 1 if it is not)
+    Cas(CasArgs),
+    /// The chosen values, slot by slot, as every node learned them
+    Log(LogArgs),
+    /// Node N's own log file (its output)
+    Logs(LogsArgs),
+    /// SIGKILL node N
+    Kill(NodeArgs),
+    /// Start node N again from its own durable state; returns once it serves
+    Restart(NodeArgs),
+    /// SIGSTOP node N (slow, not dead)
+    Pause(NodeArgs),
+    /// SIGCONT node N
+    Resume(NodeArgs),
+    /// Cut the cluster into sides, e.g. "1,2|3,4,5" (unlisted nodes are cut off alone)
+    Partition(PartitionArgs),
+    /// Join every side again and clear all message faults
+    Heal(ClusterArg),
+    /// Message faults: loss, duplication, delay (on every node, or --node N)
+    Net(NetArgs),
     /// The explainer's worked examples, message by message: three-users, late-joiner
     Demo(DemoArgs),
     /// Run simulated histories (virtual time, seeded faults) and check every invariant
     Sim(SimArgs),
+    /// (internal) Run one node; the launcher starts these
+    Node(NodeRunArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterArg {
+    /// Which cluster, when several are up in this directory
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// The cluster file (RON); default: the built-in five-node cluster
+    file: Option<PathBuf>,
+    /// Return once a leader is elected, leaving the nodes running
+    #[arg(long, short)]
+    detach: bool,
+    /// Run the nodes with one Paxos rule off (teaching only): persist, promise or p2c
+    #[arg(long = "break", value_name = "RULE")]
+    broken: Option<Rule>,
+    /// Seconds to wait for a leader
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    wait: f64,
+}
+
+#[derive(Debug, Args)]
+struct DownArgs {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Also delete the cluster's data and logs
+    #[arg(long)]
+    wipe: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Print JSON: {"cluster": NAME, "nodes": [...]}
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ClientOpts {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Give up after this many seconds (exit 1)
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    timeout: f64,
+    /// Ask only this node (no redirects to the leader)
+    #[arg(long, value_name = "N")]
+    node: Option<NodeId>,
+}
+
+#[derive(Debug, Args)]
+struct PutArgs {
+    key: String,
+    value: String,
+    #[command(flatten)]
+    o: ClientOpts,
+}
+
+#[derive(Debug, Args)]
+struct GetArgs {
+    key: String,
+    #[command(flatten)]
+    o: ClientOpts,
+}
+
+#[derive(Debug, Args)]
+struct CasArgs {
+    key: String,
+    old: String,
+    new: String,
+    #[command(flatten)]
+    o: ClientOpts,
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// First slot to show
+    #[arg(long, default_value_t = 0, value_name = "SLOT")]
+    from: Slot,
+    /// At most this many slots
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    limit: usize,
+    /// Print JSON: {"slots": [{"slot", "value", "nodes"}], "agree": bool}
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct LogsArgs {
+    /// The node
+    id: NodeId,
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Keep printing what the node writes (Ctrl-C to stop)
+    #[arg(long, short)]
+    follow: bool,
+}
+
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// The node
+    id: NodeId,
+    #[command(flatten)]
+    c: ClusterArg,
+}
+
+#[derive(Debug, Args)]
+struct PartitionArgs {
+    /// Sides separated by '|', node ids by ',': "1,2|3,4,5"
+    sides: String,
+    #[command(flatten)]
+    c: ClusterArg,
+}
+
+#[derive(Debug, Args)]
+struct NetArgs {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Probability (0..1) that a message is lost
+    #[arg(long, value_name = "P")]
+    loss: Option<f64>,
+    /// Probability (0..1) that a message is delivered twice
+    #[arg(long, value_name = "P")]
+    dup: Option<f64>,
+    /// Extra delay per message, uniform in MIN..MAX milliseconds
+    #[arg(long, value_name = "MIN..MAX")]
+    delay: Option<String>,
+    /// Only this node's outbound messages
+    #[arg(long, value_name = "N")]
+    node: Option<NodeId>,
+    /// Seed of the fault decisions (same seed, same decisions)
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct NodeRunArgs {
+    /// The cluster file
+    #[arg(long)]
+    cluster: PathBuf,
+    /// This node's id
+    #[arg(long)]
+    id: NodeId,
+    /// Its data directory (default: ./node-<id>)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Run with one Paxos rule off (teaching only)
+    #[arg(long = "break", value_name = "RULE")]
+    broken: Option<Rule>,
 }
 
 #[derive(Debug, Args)]
@@ -68,7 +266,7 @@ struct SimArgs {
     /// Keys the clients use in cluster mode
     #[arg(long, value_name = "K")]
     keys: Option<usize>,
-    /// Fault kinds while faults are on: crash, partition, loss, dup, delay, all, none
+    /// Fault kinds while faults are on: crash, partition, pause, loss, dup, delay, all, none
     #[arg(long, default_value = "all", value_name = "LIST")]
     faults: String,
     /// Virtual milliseconds of faults before everything heals
@@ -109,6 +307,21 @@ impl Exit {
     }
 }
 
+impl From<LaunchError> for Exit {
+    fn from(e: LaunchError) -> Self {
+        Exit {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+impl From<ClientError> for Exit {
+    fn from(e: ClientError) -> Self {
+        Exit::failed(e.to_string())
+    }
+}
+
 /// Parse the process's arguments, run the command, and map errors to exit codes.
 pub fn main() -> ExitCode {
     // Die quietly on a closed pipe (`synod sim --seeds 100 | head`), as Unix tools do.
@@ -135,9 +348,500 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Exit> {
     match cli.command {
+        Command::Up(a) => up(a),
+        Command::Down(a) => down(a),
+        Command::Status(a) => status(a),
+        Command::Put(a) => {
+            let op = Op::Put {
+                key: a.key,
+                value: a.value,
+            };
+            execute(&a.o, op).map(|_| ())
+        }
+        Command::Get(a) => {
+            if let OpResult::Value(Some(v)) = execute(&a.o, Op::Get { key: a.key })? {
+                println!("{v}");
+            }
+            Ok(())
+        }
+        Command::Delete(a) => execute(&a.o, Op::Delete { key: a.key }).map(|_| ()),
+        Command::Cas(a) => {
+            let op = Op::Cas {
+                key: a.key.clone(),
+                expect: Some(a.old.clone()),
+                new: a.new,
+            };
+            match execute(&a.o, op)? {
+                OpResult::Swapped(false) => Err(Exit::failed(format!(
+                    "cas: {:?} is not {:?}; nothing changed",
+                    a.key, a.old
+                ))),
+                _ => Ok(()),
+            }
+        }
+        Command::Log(a) => log(a),
+        Command::Logs(a) => logs(a),
+        Command::Kill(a) => {
+            let dir = find(&a.c)?;
+            let pid = launcher::kill(&dir, a.id)?;
+            eprintln!("killed node {} (pid {pid})", a.id);
+            Ok(())
+        }
+        Command::Restart(a) => {
+            let dir = find(&a.c)?;
+            let started = Instant::now();
+            let pid = launcher::restart(&dir, a.id, Duration::from_secs(10))?;
+            eprintln!(
+                "node {} serves again (pid {pid}, {:.2} s)",
+                a.id,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Pause(a) => {
+            let dir = find(&a.c)?;
+            let pid = launcher::pause(&dir, a.id, true)?;
+            eprintln!("paused node {} (pid {pid})", a.id);
+            Ok(())
+        }
+        Command::Resume(a) => {
+            let dir = find(&a.c)?;
+            let pid = launcher::pause(&dir, a.id, false)?;
+            eprintln!("resumed node {} (pid {pid})", a.id);
+            Ok(())
+        }
+        Command::Partition(a) => partition(a),
+        Command::Heal(c) => {
+            let dir = find(&c)?;
+            let ids = dir.cluster().map_err(Exit::usage)?.ids();
+            let notes = launcher::change_faults(&dir, &ids, |_, f| *f = NetFaults::none())?;
+            for n in notes {
+                eprintln!("note: {n}");
+            }
+            Ok(())
+        }
+        Command::Net(a) => net(a),
         Command::Demo(a) => demo(a),
         Command::Sim(a) => simulate(a),
+        Command::Node(a) => run_node(a),
     }
+}
+
+/// The folder of run directories: `.synod` in the current directory.
+fn base() -> PathBuf {
+    std::env::current_dir()
+        .unwrap_or_else(|_| PathBuf::from("."))
+        .join(BASE)
+}
+
+fn find(c: &ClusterArg) -> Result<RunDir, Exit> {
+    RunDir::find(&base(), c.cluster.as_deref()).map_err(Exit::usage)
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn catch_stop_signals() {
+    let handler = on_stop_signal as extern "C" fn(libc::c_int);
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+fn up(a: UpArgs) -> Result<(), Exit> {
+    let cluster = match &a.file {
+        Some(f) => Cluster::load(f).map_err(|e| Exit::usage(e.to_string()))?,
+        None => Cluster::builtin(),
+    };
+    let opts = UpOptions {
+        broken: a.broken,
+        wait: Duration::from_secs_f64(a.wait.max(0.1)),
+    };
+    let up = launcher::up(&base(), cluster, &opts)?;
+    let (_, rows) = launcher::status(&up.dir)?;
+    print!("{}", launcher::table(&rows));
+    println!(
+        "cluster {:?} up in {:.3} s: {} nodes, node {} leads{}",
+        up.cluster.name,
+        up.seconds,
+        up.cluster.nodes.len(),
+        up.leader,
+        a.broken
+            .map(|r| format!(" (rule `{r}` is OFF: teaching run)"))
+            .unwrap_or_default()
+    );
+    if a.detach {
+        println!("(detached; `synod status`, `synod down` to stop)");
+        // The children are left to run; init adopts them when we exit.
+        std::mem::forget(up.children);
+        return Ok(());
+    }
+    foreground(up)
+}
+
+/// Supervise the nodes until Ctrl-C (or SIGTERM), refreshing the status table
+/// every second, then stop every node cleanly.
+fn foreground(up: launcher::Up) -> Result<(), Exit> {
+    catch_stop_signals();
+    let dir = up.dir.clone();
+    {
+        let _lock = dir.lock().map_err(Exit::failed)?;
+        let mut state = dir.state();
+        state.launcher = Some(std::process::id());
+        dir.save(&state).map_err(Exit::failed)?;
+    }
+    let (tx, rx) = crossbeam_channel::unbounded::<(NodeId, String)>();
+    for (id, mut child) in up.children {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            let how = match status {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = tx.send((id, how));
+        });
+    }
+    let tty = std::io::stdout().is_terminal();
+    if !tty {
+        println!("(foreground; Ctrl-C stops every node)");
+    }
+    let mut events: Vec<String> = Vec::new();
+    let mut last = Instant::now();
+    while !STOP.load(Ordering::SeqCst) {
+        while let Ok((id, how)) = rx.try_recv() {
+            let line = format!("node {id} exited ({how})");
+            if !tty {
+                println!("{line}");
+            }
+            events.push(line);
+        }
+        if tty && last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            if let Ok((_, rows)) = launcher::status(&dir) {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "\x1b[H\x1b[2J");
+                let _ = writeln!(
+                    out,
+                    "synod: cluster {:?} (Ctrl-C stops every node)\n",
+                    up.cluster.name
+                );
+                let _ = write!(out, "{}", launcher::table(&rows));
+                for e in events.iter().rev().take(5) {
+                    let _ = writeln!(out, "{e}");
+                }
+                let _ = out.flush();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("\nstopping every node...");
+    let stopped = launcher::down(&dir, false, Duration::from_secs(5))?;
+    println!(
+        "stopped {} node(s); data kept in {}",
+        stopped.len(),
+        dir.root().display()
+    );
+    Ok(())
+}
+
+fn down(a: DownArgs) -> Result<(), Exit> {
+    let dir = find(&a.c)?;
+    let stopped = launcher::down(&dir, a.wipe, Duration::from_secs(5))?;
+    eprintln!(
+        "stopped {} node(s){}",
+        stopped.len(),
+        if a.wipe {
+            format!("; removed {}", dir.root().display())
+        } else {
+            format!("; data kept in {}", dir.root().display())
+        }
+    );
+    Ok(())
+}
+
+fn status(a: StatusArgs) -> Result<(), Exit> {
+    let dir = find(&a.c)?;
+    let (cluster, rows) = launcher::status(&dir)?;
+    if a.json {
+        let v = serde_json::json!({ "cluster": cluster.name, "nodes": rows });
+        println!("{v}");
+    } else {
+        print!("{}", launcher::table(&rows));
+    }
+    Ok(())
+}
+
+fn execute(o: &ClientOpts, op: Op) -> Result<OpResult, Exit> {
+    let dir = find(&o.c)?;
+    let cluster = dir.cluster().map_err(Exit::usage)?;
+    if let Some(n) = o.node {
+        if cluster.node(n).is_none() {
+            return Err(Exit::usage(format!(
+                "no node {n} in cluster {:?}",
+                cluster.name
+            )));
+        }
+    }
+    if o.timeout.is_nan() || o.timeout <= 0.0 {
+        return Err(Exit::usage("--timeout must be above 0"));
+    }
+    let mut c = Client::new(cluster);
+    c.timeout = Duration::from_secs_f64(o.timeout);
+    c.pinned = o.node;
+    Ok(c.execute(op)?)
+}
+
+fn log(a: LogArgs) -> Result<(), Exit> {
+    let dir = find(&a.c)?;
+    let cluster = dir.cluster().map_err(Exit::usage)?;
+    // slot -> value -> nodes that learned it
+    let mut slots: std::collections::BTreeMap<Slot, Vec<(Value, Vec<NodeId>)>> = Default::default();
+    let mut answered = Vec::new();
+    for n in &cluster.nodes {
+        let req = Request::Log {
+            from: a.from,
+            limit: a.limit,
+        };
+        if let Ok(Response::Log { entries, .. }) =
+            crate::client::query(n.addr, &cluster.name, &req, Duration::from_secs(2))
+        {
+            answered.push(n.id);
+            for (slot, value) in entries {
+                let variants = slots.entry(slot).or_default();
+                match variants.iter_mut().find(|(v, _)| *v == value) {
+                    Some((_, nodes)) => nodes.push(n.id),
+                    None => variants.push((value, vec![n.id])),
+                }
+            }
+        }
+    }
+    let agree = slots.values().all(|v| v.len() == 1);
+    if a.json {
+        let rows: Vec<serde_json::Value> = slots
+            .iter()
+            .flat_map(|(s, vs)| {
+                vs.iter().map(move |(v, nodes)| {
+                    serde_json::json!({"slot": s, "value": v.brief(), "nodes": nodes})
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"slots": rows, "agree": agree, "answered": answered})
+        );
+    } else {
+        let ids = cluster.ids();
+        println!("{:>6}  {:<50} nodes", "slot", "value");
+        for (s, vs) in &slots {
+            for (v, nodes) in vs {
+                let who: Vec<String> = ids
+                    .iter()
+                    .map(|i| {
+                        if nodes.contains(i) {
+                            i.to_string()
+                        } else {
+                            "-".into()
+                        }
+                    })
+                    .collect();
+                let mark = if vs.len() > 1 {
+                    "   !! nodes disagree on this slot"
+                } else {
+                    ""
+                };
+                println!(
+                    "{s:>6}  {:<50} {}{mark}",
+                    truncate(&v.brief(), 50),
+                    who.join(" ")
+                );
+            }
+        }
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|i| !answered.contains(i))
+            .map(|i| i.to_string())
+            .collect();
+        if !missing.is_empty() {
+            println!("(no answer from node {})", missing.join(", "));
+        }
+    }
+    if agree {
+        Ok(())
+    } else {
+        Err(Exit::failed("nodes disagree on what was chosen"))
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n - 1).collect();
+        format!("{t}…")
+    }
+}
+
+fn logs(a: LogsArgs) -> Result<(), Exit> {
+    let dir = find(&a.c)?;
+    let cluster = dir.cluster().map_err(Exit::usage)?;
+    if cluster.node(a.id).is_none() {
+        return Err(Exit::usage(format!(
+            "no node {} in cluster {:?}",
+            a.id, cluster.name
+        )));
+    }
+    let path = dir.node_log(a.id);
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| Exit::failed(format!("cannot open {}: {e}", path.display())))?;
+    let mut out = std::io::stdout().lock();
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .map_err(|e| Exit::failed(e.to_string()))?;
+    let _ = out.write_all(&buf);
+    if !a.follow {
+        return Ok(());
+    }
+    let _ = out.flush();
+    catch_stop_signals();
+    let mut pos = buf.len() as u64;
+    while !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(pos);
+        if len < pos {
+            pos = 0; // truncated or replaced
+        }
+        if len > pos {
+            let _ = f.seek(SeekFrom::Start(pos));
+            buf.clear();
+            let _ = f.read_to_end(&mut buf);
+            pos += buf.len() as u64;
+            let _ = out.write_all(&buf);
+            let _ = out.flush();
+        }
+    }
+    Ok(())
+}
+
+fn partition(a: PartitionArgs) -> Result<(), Exit> {
+    let dir = find(&a.c)?;
+    let cluster = dir.cluster().map_err(Exit::usage)?;
+    let sides = launcher::parse_sides(&a.sides, &cluster)?;
+    let side_of = |id: NodeId| sides.iter().position(|s| s.contains(&id));
+    let ids = cluster.ids();
+    let notes = launcher::change_faults(&dir, &ids, |id, f| {
+        f.blocked = ids
+            .iter()
+            .copied()
+            .filter(|&o| side_of(o) != side_of(id))
+            .collect();
+    })?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    let shown: Vec<String> = sides
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    eprintln!("partitioned: {}", shown.join(" | "));
+    Ok(())
+}
+
+fn parse_delay(s: &str) -> Result<(u64, u64), Exit> {
+    let bad = || {
+        Exit::usage(format!(
+            "bad --delay {s:?}: write MIN..MAX in milliseconds, e.g. 5..50"
+        ))
+    };
+    let (lo, hi) = s.split_once("..").ok_or_else(bad)?;
+    let lo: u64 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u64 = hi.trim().parse().map_err(|_| bad())?;
+    if lo > hi {
+        return Err(Exit::usage(format!("bad --delay {s:?}: MIN is above MAX")));
+    }
+    Ok((lo, hi))
+}
+
+fn net(a: NetArgs) -> Result<(), Exit> {
+    for (name, p) in [("--loss", a.loss), ("--dup", a.dup)] {
+        if let Some(p) = p {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Exit::usage(format!(
+                    "{name} {p} is not a probability between 0 and 1"
+                )));
+            }
+        }
+    }
+    let delay = a.delay.as_deref().map(parse_delay).transpose()?;
+    if a.loss.is_none() && a.dup.is_none() && delay.is_none() {
+        return Err(Exit::usage("say what to change: --loss P, --dup P and/or --delay MIN..MAX (`synod heal` clears all)"));
+    }
+    let dir = find(&a.c)?;
+    let cluster = dir.cluster().map_err(Exit::usage)?;
+    let ids = match a.node {
+        Some(n) => vec![n],
+        None => cluster.ids(),
+    };
+    let notes = launcher::change_faults(&dir, &ids, |_, f| {
+        if let Some(p) = a.loss {
+            f.loss_ppm = NetFaults::ppm(p);
+        }
+        if let Some(p) = a.dup {
+            f.dup_ppm = NetFaults::ppm(p);
+        }
+        if let Some(d) = delay {
+            f.delay_ms = d;
+        }
+        f.seed = a.seed;
+    })?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    Ok(())
+}
+
+fn run_node(a: NodeRunArgs) -> Result<(), Exit> {
+    let cluster = Cluster::load(&a.cluster).map_err(|e| Exit::usage(e.to_string()))?;
+    if cluster.node(a.id).is_none() {
+        return Err(Exit::usage(format!(
+            "node {} is not in {}",
+            a.id,
+            a.cluster.display()
+        )));
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+    let data = a
+        .data
+        .unwrap_or_else(|| Path::new(".").join(format!("node-{}", a.id)));
+    let cfg = NodeConfig {
+        cluster,
+        id: a.id,
+        data_dir: data,
+        rules: Rules::breaking(a.broken),
+    };
+    node::run(cfg).map_err(|e| {
+        tracing::error!("{e}");
+        match e {
+            node::NodeError::Listen { .. } | node::NodeError::UnknownNode(_) => {
+                Exit::usage(e.to_string())
+            }
+            _ => Exit::failed(e.to_string()),
+        }
+    })
 }
 
 fn demo(a: DemoArgs) -> Result<(), Exit> {

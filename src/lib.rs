@@ -9,8 +9,13 @@
 
 pub mod check;
 pub mod cli;
+pub mod client;
+pub mod cluster;
 pub mod demo;
 pub mod kv;
+pub mod launcher;
+pub mod net;
+pub mod node;
 pub mod paxos;
 pub mod rng;
 pub mod sim;

@@ -82,3 +82,18 @@ fn sim_trace_shows_messages() {
     let out = stdout(&o);
     assert!(out.contains("Prepare(") && out.contains("CHOSEN"), "{out}");
 }
+
+#[test]
+fn commands_without_a_cluster_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["status"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("synod up"), "{}", stderr(&o));
+    let o = synod(&["net", "--loss", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a probability"), "{}", stderr(&o));
+}

@@ -1,0 +1,334 @@
+//! The client: finds the leader itself (following redirects), retries with the
+//! same request id (so a retried command is applied once), gives up after a
+//! bounded time, and reports success only for a command that was chosen and
+//! applied.
+//!
+//! It is blocking (one thread per client) and keeps one connection per node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+
+use crate::cluster::Cluster;
+use crate::kv::{Op, OpResult};
+use crate::net::{self, Caller, Hello, Request, Response};
+use crate::paxos::quorum::majority;
+use crate::paxos::{NodeId, Outcome};
+
+/// Why an operation did not complete.
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum ClientError {
+    /// No leader could commit it in time.
+    #[error("no quorum: {answered} of {total} nodes answered and none could commit within {secs:.1} s; a majority needs {majority}{}", if *.maybe_applied { " (the operation may still be applied)" } else { "" })]
+    NoQuorum {
+        /// Nodes that answered at all.
+        answered: usize,
+        /// Nodes in the cluster.
+        total: usize,
+        /// The majority.
+        majority: usize,
+        /// The time spent.
+        secs: f64,
+        /// True if a leader may have proposed it (its outcome is unknown).
+        maybe_applied: bool,
+    },
+    /// The node asked is not the leader and the client may not go elsewhere.
+    #[error("node {node} is not the leader ({}){}", .leader.map_or("no leader known".to_string(), |l| format!("node {l} is")), if *.maybe_applied { "; an earlier attempt went unanswered, so the operation may still be applied" } else { "" })]
+    NotLeader {
+        /// The node asked.
+        node: NodeId,
+        /// Who it believes leads.
+        leader: Option<NodeId>,
+        /// True if an earlier attempt may have been proposed.
+        maybe_applied: bool,
+    },
+}
+
+impl ClientError {
+    /// True if the operation may have been applied (its outcome is unknown).
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            ClientError::NoQuorum { maybe_applied, .. }
+            | ClientError::NotLeader { maybe_applied, .. } => *maybe_applied,
+        }
+    }
+}
+
+/// One connection to one node.
+struct Link {
+    stream: TcpStream,
+}
+
+/// A client of one cluster.
+pub struct Client {
+    cluster: Cluster,
+    id: u64,
+    seq: u64,
+    links: BTreeMap<NodeId, Link>,
+    leader: Option<NodeId>,
+    next: usize,
+    /// Give up on an operation after this long.
+    pub timeout: Duration,
+    /// Wait this long for one node's answer before trying another.
+    pub attempt_timeout: Duration,
+    /// Only ever talk to this node (no redirects).
+    pub pinned: Option<NodeId>,
+}
+
+impl Client {
+    /// A client of `cluster` with a fresh random id.
+    pub fn new(cluster: Cluster) -> Self {
+        Client::with_id(cluster, fresh_id())
+    }
+
+    /// A client with a given id (ids must be unique among a cluster's clients).
+    pub fn with_id(cluster: Cluster, id: u64) -> Self {
+        Client {
+            cluster,
+            id,
+            seq: 0,
+            links: BTreeMap::new(),
+            leader: None,
+            next: 0,
+            timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_millis(1000),
+            pinned: None,
+        }
+    }
+
+    /// This client's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The sequence number of the last operation.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The node this client believes leads.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Run `op` through the replicated log.
+    pub fn execute(&mut self, op: Op) -> Result<OpResult, ClientError> {
+        self.seq += 1;
+        let seq = self.seq;
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let mut answered: BTreeSet<NodeId> = BTreeSet::new();
+        let mut maybe_applied = false;
+        let ids = self.cluster.ids();
+        let mut tried_without_leader = 0;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::NoQuorum {
+                    answered: answered.len(),
+                    total: ids.len(),
+                    majority: majority(ids.len()),
+                    secs: started.elapsed().as_secs_f64(),
+                    maybe_applied,
+                });
+            }
+            let target = match (self.pinned, self.leader) {
+                (Some(p), _) => p,
+                (None, Some(l)) => l,
+                (None, None) => {
+                    self.next += 1;
+                    ids[self.next % ids.len()]
+                }
+            };
+            let wait = self.attempt_timeout.min(deadline - now);
+            let request = Request::Op {
+                client: self.id,
+                seq,
+                op: op.clone(),
+            };
+            match self.ask(target, &request, wait, |r| {
+                matches!(r, Response::Op { client, seq: s, .. } if *client == request_client(&request) && *s == seq)
+            }) {
+                Ok(Response::Op {
+                    outcome: Outcome::Done(result),
+                    ..
+                }) => {
+                    self.leader = Some(target);
+                    return Ok(result);
+                }
+                Ok(Response::Op {
+                    outcome: Outcome::NotLeader { leader },
+                    ..
+                }) => {
+                    answered.insert(target);
+                    if let Some(p) = self.pinned {
+                        return Err(ClientError::NotLeader {
+                            node: p,
+                            leader,
+                            maybe_applied,
+                        });
+                    }
+                    self.leader = leader.filter(|&l| l != target);
+                    if self.leader.is_none() {
+                        tried_without_leader += 1;
+                        if tried_without_leader >= ids.len() {
+                            // Nobody leads right now: give an election time.
+                            tried_without_leader = 0;
+                            std::thread::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now())));
+                        }
+                    }
+                }
+                Ok(_) => {
+                    answered.insert(target);
+                }
+                Err(Silence::Lost { answered: a }) => {
+                    // It may have taken the command and then gone silent or
+                    // died: the command may be chosen yet.
+                    if a {
+                        answered.insert(target);
+                    }
+                    maybe_applied = true;
+                    self.leader = None;
+                }
+                Err(Silence::Refused) => {
+                    self.leader = None;
+                    if self.pinned.is_some() {
+                        std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send `req` to node `id` and wait up to `wait` for a response `wanted`
+    /// accepts (others, stale answers to earlier attempts, are skipped).
+    fn ask(
+        &mut self,
+        id: NodeId,
+        req: &Request,
+        wait: Duration,
+        wanted: impl Fn(&Response) -> bool,
+    ) -> Result<Response, Silence> {
+        let deadline = Instant::now() + wait;
+        if !self.links.contains_key(&id) {
+            let addr = self.cluster.node(id).ok_or(Silence::Refused)?.addr;
+            let stream = connect(addr, &self.cluster.name, wait).map_err(|_| Silence::Refused)?;
+            self.links.insert(id, Link { stream });
+        }
+        let link = self.links.get_mut(&id).expect("inserted");
+        if write_frame(&mut link.stream, &net::encode(req)).is_err() {
+            // A frame cut short is dropped whole by the node: nothing was asked.
+            self.links.remove(&id);
+            return Err(Silence::Refused);
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.links.remove(&id);
+                return Err(Silence::Lost { answered: true });
+            }
+            let _ = link.stream.set_read_timeout(Some(left));
+            match read_frame(&mut link.stream) {
+                Ok(frame) => match net::decode::<Response>(&frame) {
+                    Ok(r) if wanted(&r) => return Ok(r),
+                    Ok(_) => continue,
+                    Err(_) => {
+                        self.links.remove(&id);
+                        return Err(Silence::Lost { answered: true });
+                    }
+                },
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    // The connection may now carry a late answer: start afresh next time.
+                    self.links.remove(&id);
+                    return Err(Silence::Lost { answered: true });
+                }
+                Err(_) => {
+                    self.links.remove(&id);
+                    return Err(Silence::Lost { answered: false });
+                }
+            }
+        }
+    }
+}
+
+fn request_client(r: &Request) -> u64 {
+    match r {
+        Request::Op { client, .. } => *client,
+        _ => 0,
+    }
+}
+
+enum Silence {
+    /// Asked, and then no answer: in time (`answered`: the node was up) or at
+    /// all (the connection broke). The node may have proposed the command.
+    Lost { answered: bool },
+    /// Could not connect or send: the node never saw the request.
+    Refused,
+}
+
+/// A client id that is unique with overwhelming probability.
+pub fn fresh_id() -> u64 {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut r = crate::rng::Rng::new(t ^ ((std::process::id() as u64) << 32));
+    r.next_u64() >> 1
+}
+
+/// Connect to a node and say hello as a client; returns once it welcomed us.
+pub fn connect(addr: SocketAddr, cluster: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+    let timeout = timeout.max(Duration::from_millis(1));
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write_frame(
+        &mut stream,
+        &net::encode(&Hello::new(cluster, Caller::Client)),
+    )?;
+    let frame = read_frame(&mut stream)?;
+    match net::decode::<Response>(&frame) {
+        Ok(Response::Welcome { .. }) => Ok(stream),
+        _ => Err(std::io::Error::other("the node did not welcome us")),
+    }
+}
+
+/// Ask node `addr` one question (status, log, faults) on a fresh connection.
+pub fn query(
+    addr: SocketAddr,
+    cluster: &str,
+    req: &Request,
+    timeout: Duration,
+) -> std::io::Result<Response> {
+    let mut stream = connect(addr, cluster, timeout)?;
+    write_frame(&mut stream, &net::encode(req))?;
+    let frame = read_frame(&mut stream)?;
+    net::decode(&frame).map_err(std::io::Error::other)
+}
+
+/// Write one frame.
+pub fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(payload.len() + 4);
+    net::put_frame(&mut buf, payload);
+    stream.write_all(&buf)
+}
+
+/// Read one frame.
+pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > net::MAX_FRAME {
+        return Err(std::io::Error::other("frame too large"));
+    }
+    let mut payload = vec![0; len];
+    stream.read_exact(&mut payload)?;
+    Ok(payload)
+}

@@ -1,0 +1,416 @@
+//! Cluster files: parse, validate, defaults; and the run directory.
+//!
+//! A cluster file is RON (DESIGN.md §2). Every field but `name` and `nodes` is
+//! optional. A bad file is refused before anything starts, with `file:line:col`.
+
+pub mod rundir;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::paxos::{LeaderConfig, NodeId};
+
+/// The built-in default cluster (`synod up` with no file): five nodes.
+pub const DEFAULT_CLUSTER: &str = include_str!("../../clusters/five.ron");
+/// How the built-in cluster is named in errors.
+pub const DEFAULT_NAME: &str = "<built-in five-node cluster>";
+
+fn default_heartbeat() -> u64 {
+    50
+}
+fn default_election() -> (u64, u64) {
+    (150, 300)
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The file as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename = "Cluster", deny_unknown_fields)]
+struct ClusterFile {
+    name: String,
+    nodes: Vec<NodeEntry>,
+    #[serde(default = "default_heartbeat")]
+    heartbeat_ms: u64,
+    #[serde(default = "default_election")]
+    election_timeout_ms: (u64, u64),
+    #[serde(default = "default_true")]
+    fsync: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeEntry {
+    id: NodeId,
+    addr: String,
+}
+
+/// One node of a validated cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// Its id (1-based, unique).
+    pub id: NodeId,
+    /// Where it listens, for peers and clients alike.
+    pub addr: SocketAddr,
+}
+
+/// A validated cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// Its name, also the run directory's name.
+    pub name: String,
+    /// Its nodes, in file order.
+    pub nodes: Vec<NodeSpec>,
+    /// Milliseconds between a leader's heartbeats.
+    pub heartbeat_ms: u64,
+    /// Election timeout range in milliseconds.
+    pub election_timeout_ms: (u64, u64),
+    /// Sync the acceptor's log before answering.
+    pub fsync: bool,
+}
+
+/// A cluster file that cannot be used: where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterError {
+    /// The file (or the built-in cluster's name).
+    pub file: String,
+    /// 1-based line, 0 if unknown.
+    pub line: usize,
+    /// 1-based column, 0 if unknown.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
+impl Cluster {
+    /// The built-in five-node cluster.
+    pub fn builtin() -> Cluster {
+        Cluster::parse(DEFAULT_CLUSTER, DEFAULT_NAME).expect("the built-in cluster is valid")
+    }
+
+    /// Read and validate the cluster file at `path`.
+    pub fn load(path: &Path) -> Result<Cluster, ClusterError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ClusterError {
+            file: file.clone(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read the cluster file: {e}"),
+        })?;
+        Cluster::parse(&text, &file)
+    }
+
+    /// Parse and validate cluster file text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Cluster, ClusterError> {
+        let at = |offset: Option<usize>, message: String| {
+            let (line, col) = offset.map_or((0, 0), |o| line_col(text, o));
+            ClusterError {
+                file: file.to_string(),
+                line,
+                col,
+                message,
+            }
+        };
+        let raw: ClusterFile = ron::from_str(text).map_err(|e| ClusterError {
+            file: file.to_string(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            message: ron_message(&e.code),
+        })?;
+        if raw.name.is_empty()
+            || !raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(at(
+                find(text, "name", 0),
+                format!(
+                    "cluster name {:?} must be non-empty letters, digits, '-' or '_' (it names a directory)",
+                    raw.name
+                ),
+            ));
+        }
+        if raw.nodes.is_empty() {
+            return Err(at(
+                find(text, "nodes", 0),
+                "the node list is empty; a cluster needs at least one node".into(),
+            ));
+        }
+        if raw.nodes.len() > 64 {
+            return Err(at(
+                find(text, "nodes", 0),
+                format!("{} nodes; synod supports at most 64", raw.nodes.len()),
+            ));
+        }
+        let mut nodes: Vec<NodeSpec> = Vec::new();
+        for (i, n) in raw.nodes.iter().enumerate() {
+            if n.id == 0 {
+                return Err(at(
+                    find_id(text, 0, 0),
+                    "node ids start at 1; 0 is not a valid id".into(),
+                ));
+            }
+            if nodes.iter().any(|m| m.id == n.id) {
+                let nth = raw.nodes[..i].iter().filter(|m| m.id == n.id).count();
+                return Err(at(
+                    find_id(text, n.id, nth),
+                    format!("duplicate node id {}", n.id),
+                ));
+            }
+            let addr: SocketAddr = n.addr.parse().map_err(|_| {
+                at(
+                    find(text, &format!("{:?}", n.addr), 0),
+                    format!(
+                        "node {}: bad address {:?}; expected IP:PORT such as \"127.0.0.1:7101\"",
+                        n.id, n.addr
+                    ),
+                )
+            })?;
+            if addr.port() == 0 {
+                return Err(at(
+                    find(text, &format!("{:?}", n.addr), 0),
+                    format!("node {}: port 0 is not a fixed port", n.id),
+                ));
+            }
+            if let Some(m) = nodes.iter().find(|m| m.addr == addr) {
+                return Err(at(
+                    find(text, &format!("{:?}", n.addr), 1)
+                        .or_else(|| find(text, &format!("{:?}", n.addr), 0)),
+                    format!(
+                        "duplicate address {addr}: nodes {} and {} both use it",
+                        m.id, n.id
+                    ),
+                ));
+            }
+            nodes.push(NodeSpec { id: n.id, addr });
+        }
+        let (lo, hi) = raw.election_timeout_ms;
+        if lo == 0 || lo > hi {
+            return Err(at(
+                find(text, "election_timeout_ms", 0),
+                format!("election_timeout_ms ({lo}, {hi}) is an empty range; use (min, max) with 0 < min <= max, e.g. (150, 300)"),
+            ));
+        }
+        if raw.heartbeat_ms == 0 || raw.heartbeat_ms >= lo {
+            return Err(at(
+                find(text, "heartbeat_ms", 0),
+                format!(
+                    "heartbeat_ms {} must be above 0 and below the election timeout's minimum ({lo}), or followers would start elections against a live leader",
+                    raw.heartbeat_ms
+                ),
+            ));
+        }
+        Ok(Cluster {
+            name: raw.name,
+            nodes,
+            heartbeat_ms: raw.heartbeat_ms,
+            election_timeout_ms: raw.election_timeout_ms,
+            fsync: raw.fsync,
+        })
+    }
+
+    /// This cluster as RON text (what `up` writes into the run directory).
+    pub fn to_ron(&self) -> String {
+        let file = ClusterFile {
+            name: self.name.clone(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| NodeEntry {
+                    id: n.id,
+                    addr: n.addr.to_string(),
+                })
+                .collect(),
+            heartbeat_ms: self.heartbeat_ms,
+            election_timeout_ms: self.election_timeout_ms,
+            fsync: self.fsync,
+        };
+        ron::ser::to_string_pretty(&file, ron::ser::PrettyConfig::default())
+            .expect("a cluster always serialises")
+            + "\n"
+    }
+
+    /// The node with id `id`.
+    pub fn node(&self, id: NodeId) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Every node id, in file order.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The length of one protocol tick in ms: a fifth of a heartbeat, at least 1.
+    pub fn tick_ms(&self) -> u64 {
+        (self.heartbeat_ms / 5).clamp(1, 10)
+    }
+
+    /// The leader's timing in ticks, from the file's milliseconds.
+    pub fn leader_config(&self) -> LeaderConfig {
+        let t = self.tick_ms();
+        let ticks = |ms: u64| ((ms / t).max(1)).min(u32::MAX as u64) as u32;
+        LeaderConfig {
+            heartbeat_ticks: ticks(self.heartbeat_ms),
+            election_ticks: (
+                ticks(self.election_timeout_ms.0),
+                ticks(self.election_timeout_ms.1),
+            ),
+            ..LeaderConfig::default()
+        }
+    }
+}
+
+fn ron_message(e: &ron::Error) -> String {
+    match e {
+        ron::Error::NoSuchStructField {
+            expected, found, ..
+        } => format!(
+            "unknown field `{found}`; expected one of: {}",
+            expected.join(", ")
+        ),
+        ron::Error::MissingStructField { field, .. } => {
+            format!("missing field `{field}` (name and nodes are required)")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// 1-based (line, col) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, col)
+}
+
+/// Byte offset of the `nth` (0-based) occurrence of `needle`.
+fn find(text: &str, needle: &str, nth: usize) -> Option<usize> {
+    text.match_indices(needle).nth(nth).map(|(i, _)| i)
+}
+
+/// Byte offset of the `nth` occurrence of `id: <id>` (any spacing).
+fn find_id(text: &str, id: NodeId, nth: usize) -> Option<usize> {
+    text.match_indices("id")
+        .filter(|(i, _)| {
+            let rest = text[i + 2..].trim_start();
+            let Some(rest) = rest.strip_prefix(':') else {
+                return false;
+            };
+            let digits: String = rest
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<NodeId>().ok() == Some(id)
+                && !text[..*i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+        .nth(nth)
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"Cluster(
+    name: "t",
+    nodes: [
+        (id: 1, addr: "127.0.0.1:7101"),
+        (id: 2, addr: "127.0.0.1:7102"),
+    ],
+)
+"#;
+
+    fn err(text: &str) -> String {
+        Cluster::parse(text, "c.ron").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_fill_the_optional_fields() {
+        let c = Cluster::parse(GOOD, "c.ron").unwrap();
+        assert_eq!(c.heartbeat_ms, 50);
+        assert_eq!(c.election_timeout_ms, (150, 300));
+        assert!(c.fsync);
+        assert_eq!(c.leader_config().heartbeat_ticks, 5);
+        assert_eq!(c.leader_config().election_ticks, (15, 30));
+        let again = Cluster::parse(&c.to_ron(), "x").unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn every_shipped_file_is_valid() {
+        for (name, n) in [
+            ("three", 3),
+            ("four", 4),
+            ("five", 5),
+            ("six", 6),
+            ("seven", 7),
+        ] {
+            let path = format!("{}/clusters/{name}.ron", env!("CARGO_MANIFEST_DIR"));
+            let c = Cluster::load(Path::new(&path)).unwrap();
+            assert_eq!((c.name.as_str(), c.nodes.len()), (name, n));
+        }
+        assert_eq!(Cluster::builtin().nodes.len(), 5);
+    }
+
+    #[test]
+    fn bad_files_name_the_line_and_column() {
+        assert!(
+            err("Cluster(name: \"t\", nodes: [(id: 1, addr: \"127.0.0.1:1\")]")
+                .starts_with("c.ron:1:")
+        );
+        let e = err(&GOOD.replace("name: \"t\",", "name: \"t\",\n    colour: 3,"));
+        assert!(
+            e.starts_with("c.ron:3:") && e.contains("unknown field `colour`"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("(id: 2,", "(id: 1,"));
+        assert!(
+            e.starts_with("c.ron:5:9:") && e.contains("duplicate node id 1"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("7102", "7101"));
+        assert!(
+            e.starts_with("c.ron:5:") && e.contains("duplicate address"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("127.0.0.1:7102", "localhost"));
+        assert!(
+            e.starts_with("c.ron:5:") && e.contains("bad address"),
+            "{e}"
+        );
+        let e = err("Cluster(name: \"t\", nodes: [])");
+        assert!(e.starts_with("c.ron:1:") && e.contains("empty"), "{e}");
+        let e = err(&GOOD.replace("],\n)", "],\n    election_timeout_ms: (300, 150),\n)"));
+        assert!(
+            e.starts_with("c.ron:7:5:") && e.contains("empty range"),
+            "{e}"
+        );
+        let e = err("Cluster(nodes: [])");
+        assert!(e.contains("missing field `name`"), "{e}");
+    }
+}

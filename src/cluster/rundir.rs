@@ -1,0 +1,159 @@
+//! The run directory of a cluster that is up: `.synod/<name>/`.
+//!
+//! ```text
+//! .synod/<name>/cluster.ron     the cluster file the nodes run with
+//! .synod/<name>/state.json      the process ids synod started, pauses, faults
+//! .synod/<name>/node-<id>/      a node's logs (acceptor.log, learner.log)
+//! .synod/<name>/node-<id>.log   a node's own output
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Cluster;
+use crate::net::NetFaults;
+use crate::paxos::{NodeId, Rule};
+
+/// The folder under the current directory that holds run directories.
+pub const BASE: &str = ".synod";
+
+/// What synod remembers about one node it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The process id it started, while it runs.
+    pub pid: Option<u32>,
+    /// Stopped with SIGSTOP.
+    pub paused: bool,
+    /// The message faults it was given (re-applied when it restarts).
+    pub faults: NetFaults,
+}
+
+/// What synod remembers about a cluster it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Per node.
+    pub nodes: BTreeMap<NodeId, NodeState>,
+    /// A rule the nodes run without (teaching runs only).
+    pub broken: Option<Rule>,
+    /// The foreground `synod up` supervising the nodes, if any.
+    pub launcher: Option<u32>,
+}
+
+/// A cluster's run directory.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+/// An exclusive lock on a run directory's state; released when dropped.
+pub struct Lock {
+    _file: File,
+}
+
+impl RunDir {
+    /// The run directory of cluster `name` under `base`.
+    pub fn new(base: &Path, name: &str) -> Self {
+        RunDir {
+            root: base.join(name),
+        }
+    }
+
+    /// The run directory to use: the one named, or the only one there is.
+    pub fn find(base: &Path, name: Option<&str>) -> Result<RunDir, String> {
+        if let Some(name) = name {
+            let dir = RunDir::new(base, name);
+            if !dir.cluster_file().exists() {
+                return Err(format!(
+                    "no cluster named {name:?} in {} (bring it up with `synod up`)",
+                    base.display()
+                ));
+            }
+            return Ok(dir);
+        }
+        let mut names: Vec<String> = std::fs::read_dir(base)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| e.path().join("cluster.ron").exists())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        match names.len() {
+            0 => Err(format!(
+                "no cluster here ({} has none); bring one up with `synod up`",
+                base.join("").display()
+            )),
+            1 => Ok(RunDir::new(base, &names[0])),
+            _ => Err(format!(
+                "several clusters here ({}); pick one with --cluster NAME",
+                names.join(", ")
+            )),
+        }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The cluster file the nodes run with.
+    pub fn cluster_file(&self) -> PathBuf {
+        self.root.join("cluster.ron")
+    }
+
+    /// The state file.
+    pub fn state_file(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    /// Node `id`'s data directory.
+    pub fn node_dir(&self, id: NodeId) -> PathBuf {
+        self.root.join(format!("node-{id}"))
+    }
+
+    /// Node `id`'s output.
+    pub fn node_log(&self, id: NodeId) -> PathBuf {
+        self.root.join(format!("node-{id}.log"))
+    }
+
+    /// The cluster this directory runs.
+    pub fn cluster(&self) -> Result<Cluster, String> {
+        Cluster::load(&self.cluster_file()).map_err(|e| e.to_string())
+    }
+
+    /// The remembered state (empty if none was saved).
+    pub fn state(&self) -> State {
+        std::fs::read(self.state_file())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Save the state, atomically (write a temporary file, then rename).
+    pub fn save(&self, state: &State) -> Result<(), String> {
+        let tmp = self.root.join("state.json.tmp");
+        let text = serde_json::to_vec_pretty(state).expect("state serialises");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, self.state_file()))
+            .map_err(|e| format!("cannot write {}: {e}", self.state_file().display()))
+    }
+
+    /// Take the state lock (so two synod commands do not interleave their
+    /// read-modify-write of the state).
+    pub fn lock(&self) -> Result<Lock, String> {
+        let path = self.root.join("lock");
+        let file =
+            File::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        // SAFETY: flock on a descriptor we own; it is released when the file closes.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(format!("cannot lock {}", path.display()));
+        }
+        Ok(Lock { _file: file })
+    }
+}

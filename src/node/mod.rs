@@ -1,0 +1,260 @@
+//! A real node: actix actors around the protocol core, over TCP.
+//!
+//! One actix System per process (one thread), one actor per role
+//! ([`roles`]), a [`router::Router`], one actor per TCP connection ([`conn`]),
+//! and one thread per log so that fsync never blocks the actors ([`disk`]).
+//! [`start`] wires a node inside the running System (tests start several in one
+//! System); [`run`] is the `synod node` process around it.
+
+pub mod conn;
+pub mod disk;
+pub mod roles;
+pub mod router;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use thiserror::Error;
+
+use crate::cluster::Cluster;
+use crate::net::NodeStatus;
+use crate::paxos::quorum::majority;
+use crate::paxos::{Acceptor, Leader, Learner, NodeId, Replica, Rules};
+use crate::storage::{FileLog, StorageError};
+use conn::{Conn, PeerLink};
+use roles::{AcceptorActor, LeaderActor, LearnerActor, ReplicaActor, SharedStatus};
+use router::{Roles, Router};
+
+/// What one node needs to run.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The whole cluster.
+    pub cluster: Cluster,
+    /// This node.
+    pub id: NodeId,
+    /// Where its logs live.
+    pub data_dir: PathBuf,
+    /// Which Paxos rules hold (all, unless a teaching run breaks one).
+    pub rules: Rules,
+}
+
+/// Why a node could not start.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The node id is not in the cluster file.
+    #[error("node {0} is not in the cluster file")]
+    UnknownNode(NodeId),
+    /// Its data directory cannot be made.
+    #[error("cannot create {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A log is unreadable or corrupt.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The address is taken or not ours.
+    #[error("node {id}: cannot listen on {addr}: {source}")]
+    Listen {
+        /// The node.
+        id: NodeId,
+        /// Its address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A node running inside the current System.
+pub struct NodeHandle {
+    /// Its router (tests use it to inject faults).
+    pub router: Addr<Router>,
+    /// Its status, as `synod status` sees it.
+    pub status: SharedStatus,
+    disks: Vec<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Wait for the log threads to finish once the System has stopped.
+    pub fn join(self) {
+        drop(self.router);
+        for d in self.disks {
+            let _ = d.join();
+        }
+    }
+}
+
+/// Start node `cfg.id` in the running System, serving on `listener`.
+pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHandle, NodeError> {
+    let id = cfg.id;
+    let cluster = &cfg.cluster;
+    if cluster.node(id).is_none() {
+        return Err(NodeError::UnknownNode(id));
+    }
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let (alog, arec) = FileLog::open(&cfg.data_dir.join("acceptor.log"), cluster.fsync)?;
+    let (llog, lrec) = FileLog::open(&cfg.data_dir.join("learner.log"), false)?;
+    for (log, rec) in [(&alog, &arec), (&llog, &lrec)] {
+        if let Some((at, bytes)) = rec.cut {
+            tracing::warn!(
+                "{}: cut off a torn tail of {bytes} bytes at byte {at} (a write the crash interrupted)",
+                log.path().display()
+            );
+        }
+    }
+    let ids = cluster.ids();
+    let q = majority(ids.len());
+    let status: SharedStatus = Rc::new(RefCell::new(NodeStatus {
+        id,
+        role: "follower".into(),
+        ..NodeStatus::default()
+    }));
+    let tick = Duration::from_millis(cluster.tick_ms());
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ (std::process::id() as u64) << 20
+        ^ id;
+
+    let router_ctx: Context<Router> = Context::new();
+    let router = router_ctx.address();
+
+    let acceptor_ctx: Context<AcceptorActor> = Context::new();
+    let adisk = disk::spawn(
+        &format!("node{id}-acceptor-log"),
+        alog,
+        Some(acceptor_ctx.address().recipient()),
+    );
+    let ldisk = disk::spawn(&format!("node{id}-learner-log"), llog, None);
+    let acceptor = acceptor_ctx.run(AcceptorActor::new(
+        Acceptor::recover(id, cfg.rules, &arec.records),
+        router.clone(),
+        adisk.tx,
+        status.clone(),
+    ));
+    let leader = LeaderActor::new(
+        Leader::new(id, ids.clone(), cfg.rules, cluster.leader_config(), seed),
+        router.clone(),
+        tick,
+        status.clone(),
+    )
+    .start();
+    let learner = LearnerActor::new(
+        Learner::recover(id, ids.clone(), q, &lrec.records),
+        router.clone(),
+        ldisk.tx,
+        tick,
+        status.clone(),
+    )
+    .start();
+    let replica = ReplicaActor::new(Replica::new(), router.clone(), status.clone()).start();
+    let peers: BTreeMap<NodeId, Addr<PeerLink>> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.id != id)
+        .map(|n| (n.id, PeerLink::new(id, n.id, n.addr, &cluster.name).start()))
+        .collect();
+    router_ctx.run(Router::new(
+        id,
+        Roles {
+            acceptor,
+            leader,
+            learner: learner.clone(),
+            replica,
+        },
+        peers,
+        status.clone(),
+    ));
+
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| NodeError::Listen {
+            id,
+            addr: cluster.node(id).expect("checked").addr,
+            source,
+        })?;
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|source| NodeError::Listen {
+            id,
+            addr: cluster.node(id).expect("checked").addr,
+            source,
+        })?;
+    let (name, r, st) = (cluster.name.clone(), router.clone(), status.clone());
+    actix_rt::spawn(async move {
+        let mut session = 0u64;
+        loop {
+            match listener.accept().await {
+                Ok((stream, addr)) => {
+                    session += 1;
+                    Conn::serve(
+                        stream,
+                        addr,
+                        id,
+                        name.clone(),
+                        r.clone(),
+                        learner.clone(),
+                        st.clone(),
+                        session,
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    });
+    tracing::info!(
+        "node {id} of cluster {:?} serving on {} ({} records recovered)",
+        cluster.name,
+        cluster.node(id).expect("checked").addr,
+        arec.records.len()
+    );
+    Ok(NodeHandle {
+        router,
+        status,
+        disks: vec![adisk.thread, ldisk.thread],
+    })
+}
+
+/// The `synod node` process: bind, start, serve until SIGTERM or SIGINT.
+pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
+    let addr = cfg
+        .cluster
+        .node(cfg.id)
+        .ok_or(NodeError::UnknownNode(cfg.id))?
+        .addr;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| NodeError::Listen {
+        id: cfg.id,
+        addr,
+        source,
+    })?;
+    let system = actix_rt::System::new();
+    let handle = system.block_on(async move {
+        let handle = start(cfg, listener)?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install a SIGTERM handler");
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .expect("install a SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down");
+        Ok::<_, NodeError>(handle)
+    })?;
+    System::current().stop();
+    drop(system);
+    handle.join();
+    Ok(())
+}

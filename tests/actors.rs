@@ -1,0 +1,104 @@
+//! The actor wiring, in process: three nodes in one actix System, talking TCP on
+//! loopback, driven by the blocking client from a blocking task.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use synod::client::Client;
+use synod::cluster::{Cluster, NodeSpec};
+use synod::kv::{Op, OpResult};
+use synod::net::NetFaults;
+use synod::node::router::SetFaults;
+use synod::node::{self, NodeConfig, NodeHandle};
+use synod::paxos::Rules;
+
+fn put(k: &str, v: &str) -> Op {
+    Op::Put {
+        key: k.into(),
+        value: v.into(),
+    }
+}
+
+#[actix_rt::test]
+async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
+    let data = tempfile::tempdir().unwrap();
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let cluster = Cluster {
+        name: "inproc".into(),
+        nodes: listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| NodeSpec {
+                id: i as u64 + 1,
+                addr: l.local_addr().unwrap(),
+            })
+            .collect(),
+        heartbeat_ms: 10,
+        election_timeout_ms: (50, 100),
+        fsync: false,
+    };
+    let nodes: Vec<NodeHandle> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let cfg = NodeConfig {
+                cluster: cluster.clone(),
+                id: i as u64 + 1,
+                data_dir: data.path().join(format!("n{}", i + 1)),
+                rules: Rules::ALL,
+            };
+            node::start(cfg, l).unwrap()
+        })
+        .collect();
+
+    // A leader emerges.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let leader = loop {
+        if let Some(i) = nodes
+            .iter()
+            .position(|n| n.status.borrow().role == "leader")
+        {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no leader elected");
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    };
+
+    let c = cluster.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut client = Client::new(c);
+        client.execute(put("x", "1")).unwrap();
+        client.execute(Op::Get { key: "x".into() }).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, OpResult::Value(Some("1".into())));
+
+    // Cut the leader off from both peers: the other two elect a new leader and
+    // keep committing.
+    let others: Vec<u64> = (1..=3).filter(|&i| i != leader as u64 + 1).collect();
+    nodes[leader].router.do_send(SetFaults(NetFaults {
+        blocked: others.iter().copied().collect(),
+        ..NetFaults::none()
+    }));
+    for &o in &others {
+        nodes[o as usize - 1].router.do_send(SetFaults(NetFaults {
+            blocked: [leader as u64 + 1].into(),
+            ..NetFaults::none()
+        }));
+    }
+    let c = cluster.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut client = Client::new(c);
+        client.timeout = Duration::from_secs(5);
+        client.execute(put("y", "2")).unwrap();
+        client.execute(Op::Get { key: "y".into() }).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, OpResult::Value(Some("2".into())));
+    let new_leader = (0..3).any(|i| i != leader && nodes[i].status.borrow().role == "leader");
+    assert!(new_leader, "a new leader on the majority side");
+}

@@ -1,0 +1,318 @@
+//! Real processes on loopback: each test in its own temporary directory and
+//! ports, every node it started killed by pid at the end.
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use support::Env;
+
+fn code(o: &Output) -> Option<i32> {
+    o.status.code()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn five_nodes_survive_leader_loss_and_lose_quorum_at_three_down() {
+    let env = Env::new("quorum", 5);
+    let up = env.up();
+    assert!(up.contains("up in"), "{up}");
+    env.ok(&["put", "a", "1"]);
+    assert_eq!(env.ok(&["get", "a"]), "1\n");
+    assert_eq!(
+        env.ok(&["get", "nothing"]),
+        "",
+        "an absent key prints nothing"
+    );
+
+    // Kill the leader: writes go on under a new one.
+    let leader = env.leader(5.0);
+    env.ok(&["kill", &leader.to_string()]);
+    env.ok(&["put", "b", "2"]);
+    let next = env.leader(5.0);
+    assert_ne!(next, leader);
+
+    // Three of five down: a write fails with exit 1 and says why.
+    let others: Vec<u64> = (1..=5).filter(|&i| i != leader && i != next).collect();
+    env.ok(&["kill", &next.to_string()]);
+    env.ok(&["kill", &others[0].to_string()]);
+    let o = env.synod(&["put", "c", "3", "--timeout", "1.5"]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 of 5 nodes answered") && stderr(&o).contains("a majority needs 3"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Restart one: a majority again; writes resume, everything acknowledged reads back.
+    env.ok(&["restart", &leader.to_string()]);
+    env.ok(&["put", "d", "4"]);
+    for (k, v) in [("a", "1"), ("b", "2"), ("d", "4")] {
+        assert_eq!(env.ok(&["get", k]), format!("{v}\n"), "key {k}");
+    }
+    let st = env.status();
+    let down = st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["state"] == "down")
+        .count();
+    assert_eq!(down, 2, "{st}");
+}
+
+#[test]
+fn partition_majority_serves_minority_refuses_heal_converges() {
+    let env = Env::new("split", 5);
+    env.up();
+    env.ok(&["put", "before", "x"]);
+    env.ok(&["partition", "1,2|3,4,5"]);
+    // The majority side elects (or keeps) a leader and serves.
+    env.ok(&["put", "during", "y", "--timeout", "5"]);
+    // The minority side cannot commit anything.
+    let o = env.synod(&["put", "minority", "z", "--node", "1", "--timeout", "1.5"]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+    let o = env.synod(&["get", "during", "--node", "2", "--timeout", "1.5"]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+
+    env.ok(&["heal"]);
+    env.ok(&["put", "after", "w"]);
+    // Every node converges on the same log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = env.synod(&["log", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let slots = v["slots"].as_array().unwrap();
+        let everywhere = slots
+            .iter()
+            .all(|s| s["nodes"].as_array().unwrap().len() == 5);
+        assert_eq!(v["agree"], true, "{v}");
+        if everywhere && !slots.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no convergence: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_node_killed_during_a_write_burst_keeps_its_word() {
+    let env = Env::new("burst", 3);
+    env.up();
+    let cluster = synod::cluster::Cluster::load(&env.run_dir().join("cluster.ron")).unwrap();
+    let writer = {
+        let cluster = cluster.clone();
+        std::thread::spawn(move || {
+            let mut c = synod::client::Client::new(cluster);
+            c.timeout = Duration::from_secs(5);
+            let mut acked = Vec::new();
+            for i in 0..300 {
+                let op = synod::kv::Op::Put {
+                    key: format!("k{}", i % 7),
+                    value: format!("v{i}"),
+                };
+                if c.execute(op).is_ok() {
+                    acked.push(i);
+                }
+            }
+            acked
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let victim = (env.leader(5.0) % 3) + 1; // a follower
+    let before = env.status();
+    let promised_before = before["nodes"][victim as usize - 1]["ballot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.ok(&["kill", &victim.to_string()]);
+    std::thread::sleep(Duration::from_millis(100));
+    env.ok(&["restart", &victim.to_string()]);
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.len() > 250,
+        "only {} of 300 writes acknowledged",
+        acked.len()
+    );
+
+    // It recovered at least the promise it had made before it died.
+    let after = env.status();
+    let promised_after = after["nodes"][victim as usize - 1]["ballot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parse = |s: &str| {
+        let (r, n) = s.split_once('.').unwrap_or(("0", "0"));
+        (r.parse::<u64>().unwrap(), n.parse::<u64>().unwrap())
+    };
+    assert!(
+        parse(&promised_after) >= parse(&promised_before),
+        "{promised_before} -> {promised_after}"
+    );
+    // And the nodes agree on every slot; the last acknowledged write per key reads back.
+    let o = env.synod(&["log", "--limit", "100000"]);
+    assert_eq!(code(&o), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let mut last = std::collections::BTreeMap::new();
+    for i in &acked {
+        last.insert(i % 7, *i);
+    }
+    let mut c = synod::client::Client::new(cluster);
+    for (k, i) in last {
+        // A later unacknowledged write may have won; an older value may not.
+        let got = c
+            .execute(synod::kv::Op::Get {
+                key: format!("k{k}"),
+            })
+            .unwrap();
+        let synod::kv::OpResult::Value(Some(v)) = got else {
+            panic!("k{k} lost")
+        };
+        let n: usize = v[1..].parse().unwrap();
+        assert!(n >= i, "k{k}: read v{n}, but v{i} was acknowledged");
+    }
+}
+
+#[test]
+fn garbage_and_strangers_do_not_stop_a_node() {
+    use std::io::Write;
+    let env = Env::new("sturdy", 3);
+    env.up();
+    let text = std::fs::read_to_string(&env.file).unwrap();
+    let port: u16 = text.split("127.0.0.1:").nth(1).unwrap()[..5]
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    // Random bytes, an oversized frame, an HTTP request.
+    for junk in [
+        (0..2000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<u8>>(),
+        [u32::MAX.to_be_bytes().to_vec(), vec![1, 2, 3]].concat(),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let _ = s.write_all(&junk);
+    }
+    // A well-formed hello from another cluster.
+    let err = synod::client::connect(
+        addr.parse().unwrap(),
+        "another-cluster",
+        Duration::from_secs(1),
+    );
+    assert!(err.is_err(), "a stranger must not be welcomed");
+    std::thread::sleep(Duration::from_millis(100));
+    env.ok(&["put", "still", "here"]);
+    assert_eq!(env.ok(&["get", "still"]), "here\n");
+    let st = env.status();
+    assert!(
+        st["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "up"),
+        "{st}"
+    );
+    let log = std::fs::read_to_string(env.run_dir().join("node-1.log")).unwrap();
+    assert!(log.contains("dropping connection"), "{log}");
+}
+
+#[test]
+fn bad_cluster_files_are_refused_with_a_position_and_exit_2() {
+    let env = Env::new("bad", 3);
+    let good = std::fs::read_to_string(&env.file).unwrap();
+    let cases = [
+        ("syntax", good.replace("nodes: [", "nodes: [[")),
+        (
+            "unknown",
+            good.replace("fsync: true,", "fsync: true,\n    colour: 3,"),
+        ),
+        ("dupid", good.replace("(id: 2,", "(id: 1,")),
+        ("dupaddr", {
+            let first = good.split('"').nth(3).unwrap().to_string();
+            let second = good.split('"').nth(5).unwrap().to_string();
+            good.replace(&second, &first)
+        }),
+        ("empty", "Cluster(name: \"e\", nodes: [])".to_string()),
+        ("addr", good.replace("127.0.0.1:", "127.0.0.1;")),
+        ("range", good.replace("(100, 200)", "(200, 100)")),
+    ];
+    for (what, text) in cases {
+        let path = env.path(&format!("{what}.ron"));
+        std::fs::write(&path, text).unwrap();
+        let o = env.synod(&["up", path.to_str().unwrap(), "--detach"]);
+        assert_eq!(code(&o), Some(2), "{what}: {}", stderr(&o));
+        let e = stderr(&o);
+        let prefix = format!("error: {}:", path.display());
+        assert!(e.starts_with(&prefix), "{what}: {e}");
+        let pos = &e[prefix.len()..];
+        assert!(
+            pos.chars().next().unwrap().is_ascii_digit(),
+            "{what}: no line:col in {e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{what}: {e}");
+        assert!(!env.run_dir().exists(), "{what}: nothing may start");
+    }
+    // A port already in use names the node and the port.
+    let port: u16 = good.split("127.0.0.1:").nth(2).unwrap()[..5]
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap();
+    let _hold = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let o = env.synod(&["up", env.file.to_str().unwrap(), "--detach"]);
+    assert_eq!(code(&o), Some(2));
+    assert!(
+        stderr(&o).contains(&format!("node 2: port {port}")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn foreground_up_stops_every_node_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let env = Env::new("fore", 3);
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["up", env.file.to_str().unwrap()])
+        .current_dir(env.root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(launcher.stdout.take().unwrap());
+    let mut line = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !line.contains("up in") {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 || std::time::Instant::now() > deadline {
+            let _ = launcher.kill();
+            panic!("the launcher never reported the cluster up");
+        }
+    }
+    let pids = env.pids();
+    assert_eq!(pids.len(), 3);
+    env.ok(&["put", "k", "v"]);
+    // Ctrl-C: SIGINT to the launcher alone (the nodes are in their own sessions).
+    unsafe {
+        libc::kill(launcher.id() as i32, libc::SIGINT);
+    }
+    let status = launcher.wait().unwrap();
+    assert!(status.success(), "{status}");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z")),
+            "node pid {pid} still runs"
+        );
+    }
+    let st = env.status();
+    assert!(st["nodes"].as_array().unwrap().iter().all(|n| n["state"] == "down"), "{st}");
+    // The data stays: a second `up` finds what was written.
+    env.up();
+    assert_eq!(env.ok(&["get", "k"]), "v\n");
+    assert!(env.ok(&["logs", "1"]).contains("serving on"));
+}

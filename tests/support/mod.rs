@@ -1,0 +1,159 @@
+//! Helpers for tests that run real `synod` processes: a temporary directory,
+//! free loopback ports, and a guard that kills every process the test started,
+//! by pid, even when the test fails.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// `n` loopback ports that were free a moment ago (bound to :0, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind :0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+/// A cluster file for `n` nodes on free ports.
+pub fn cluster_text(name: &str, n: usize) -> String {
+    let ports = free_ports(n);
+    let nodes: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("        (id: {}, addr: \"127.0.0.1:{p}\"),", i + 1))
+        .collect();
+    format!(
+        "Cluster(\n    name: \"{name}\",\n    nodes: [\n{}\n    ],\n    heartbeat_ms: 20,\n    election_timeout_ms: (100, 200),\n    fsync: true,\n)\n",
+        nodes.join("\n")
+    )
+}
+
+/// A test's own directory, with its cluster; stops every node on drop.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub file: PathBuf,
+    pub name: String,
+}
+
+impl Env {
+    /// A fresh directory with a cluster file for `n` nodes.
+    pub fn new(name: &str, n: usize) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(format!("{name}.ron"));
+        std::fs::write(&file, cluster_text(name, n)).expect("write cluster file");
+        Env {
+            dir,
+            file,
+            name: name.to_string(),
+        }
+    }
+
+    /// Run `synod ARGS` in this directory.
+    pub fn synod(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_synod"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run synod")
+    }
+
+    /// Run `synod ARGS` and expect exit 0; return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.synod(args);
+        assert!(
+            o.status.success(),
+            "synod {args:?} failed ({:?}):\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `synod up FILE --detach`.
+    pub fn up(&self) -> String {
+        let file = self.file.to_string_lossy().into_owned();
+        self.ok(&["up", &file, "--detach"])
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join(".synod").join(&self.name)
+    }
+
+    /// Every pid recorded in the state file.
+    pub fn pids(&self) -> Vec<u32> {
+        let Ok(text) = std::fs::read_to_string(self.run_dir().join("state.json")) else {
+            return Vec::new();
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        v["nodes"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|n| n["pid"].as_u64())
+                    .map(|p| p as u32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `synod status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status json")
+    }
+
+    /// The id of the node that leads, waiting up to `secs` for one.
+    pub fn leader(&self, secs: f64) -> u64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            let st = self.status();
+            if let Some(n) = st["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["role"] == "leader")
+            {
+                return n["id"].as_u64().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "no leader: {st}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The path of a file in this directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// This directory.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let pids = self.pids();
+        let _ = self.synod(&["down"]);
+        // Whatever `down` missed (a test that failed half-way): SIGKILL by pid,
+        // only the pids this test's cluster recorded.
+        for pid in pids {
+            if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                if String::from_utf8_lossy(&cmd)
+                    .contains(&self.run_dir().to_string_lossy().to_string())
+                {
+                    // SAFETY: a pid this test started, checked just above.
+                    unsafe {
+                        libc::kill(pid as i32, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
