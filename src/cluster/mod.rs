@@ -390,7 +390,7 @@ mod tests {
         );
         let e = err(&GOOD.replace("(id: 2,", "(id: 1,"));
         assert!(
-            e.starts_with("c.ron:5:9:") && e.contains("duplicate node id 1"),
+            e.starts_with("c.ron:5:10:") && e.contains("duplicate node id 1"),
             "{e}"
         );
         let e = err(&GOOD.replace("7102", "7101"));
