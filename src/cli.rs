@@ -64,6 +64,8 @@ enum Command {
     Heal(ClusterArg),
     /// Message faults: loss, duplication, delay (on every node, or --node N)
     Net(NetArgs),
+    /// A workload plus a seeded fault schedule, then the verdict of the checkers
+    Chaos(ChaosArgs),
     /// The explainer's worked examples, message by message: three-users, late-joiner
     Demo(DemoArgs),
     /// Run simulated histories (virtual time, seeded faults) and check every invariant
@@ -209,6 +211,41 @@ struct NetArgs {
     /// Seed of the fault decisions (same seed, same decisions)
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct ChaosArgs {
+    /// A cluster file; default: the running cluster, else the built-in five nodes
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    c: ClusterArg,
+    /// How long the workload and faults run: 60s, 2m, 1500ms
+    #[arg(long, default_value = "30s", value_name = "D")]
+    duration: String,
+    /// Seed of the fault schedule (same seed, same schedule)
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fault kinds: kill, pause, partition, loss, dup, delay, or all
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    faults: String,
+    /// Concurrent clients
+    #[arg(long, default_value_t = 4, value_name = "C")]
+    clients: usize,
+    /// Keys the clients work on
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    keys: usize,
+    /// Run the nodes with one Paxos rule off: persist, promise or p2c
+    #[arg(long = "break", value_name = "RULE")]
+    broken: Option<Rule>,
+    /// Write history.jsonl, faults.jsonl, verdict.json and report.html here
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Let more than a minority of nodes be down or paused at once
+    #[arg(long)]
+    allow_majority_loss: bool,
+    /// Print the fault schedule this seed gives and exit (nothing runs)
+    #[arg(long)]
+    plan: bool,
 }
 
 #[derive(Debug, Args)]
@@ -421,6 +458,7 @@ fn run(cli: Cli) -> Result<(), Exit> {
             Ok(())
         }
         Command::Net(a) => net(a),
+        Command::Chaos(a) => chaos(a),
         Command::Demo(a) => demo(a),
         Command::Sim(a) => simulate(a),
         Command::Node(a) => run_node(a),
@@ -842,6 +880,87 @@ fn run_node(a: NodeRunArgs) -> Result<(), Exit> {
             _ => Exit::failed(e.to_string()),
         }
     })
+}
+
+/// A duration like 60s, 2m, 1500ms or 30 (seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}: write 60s, 2m or 1500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => return Err(format!("bad duration {s:?}: write 60s, 2m or 1500ms")),
+    };
+    if secs <= 0.0 || !secs.is_finite() {
+        return Err(format!("bad duration {s:?}: it must be above zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn chaos(a: ChaosArgs) -> Result<(), Exit> {
+    let duration = parse_duration(&a.duration).map_err(Exit::usage)?;
+    let kinds = crate::chaos::schedule::Kind::parse_list(&a.faults).map_err(Exit::usage)?;
+    if a.clients == 0 || a.keys == 0 {
+        return Err(Exit::usage("--clients and --keys must be at least 1"));
+    }
+    if a.plan {
+        let cluster = match &a.file {
+            Some(f) => Cluster::load(f).map_err(|e| Exit::usage(e.to_string()))?,
+            None => match RunDir::find(&base(), a.c.cluster.as_deref()) {
+                Ok(dir) => dir.cluster().map_err(Exit::usage)?,
+                Err(_) => Cluster::builtin(),
+            },
+        };
+        let plan = crate::chaos::schedule::build(
+            a.seed,
+            &cluster.ids(),
+            duration.as_millis() as u64,
+            &kinds,
+            a.allow_majority_loss,
+        );
+        for e in plan {
+            println!(
+                "{:>7.1}s .. {:>7.1}s  {}",
+                e.start_ms as f64 / 1e3,
+                e.end_ms as f64 / 1e3,
+                e.fault
+            );
+        }
+        return Ok(());
+    }
+    let opts = crate::chaos::ChaosOptions {
+        file: a.file,
+        cluster: a.c.cluster,
+        duration,
+        seed: a.seed,
+        kinds,
+        clients: a.clients,
+        keys: a.keys,
+        broken: a.broken,
+        allow_majority_loss: a.allow_majority_loss,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let run = crate::chaos::run(&base(), &opts)?;
+    print!("{}", crate::chaos::report::text(&run));
+    if let Some(out) = &a.out {
+        crate::chaos::report::write(&run, out)
+            .map_err(|e| Exit::failed(format!("cannot write {}: {e}", out.display())))?;
+        println!(
+            "wrote {}/{{history.jsonl, faults.jsonl, verdict.json, report.html}}",
+            out.display()
+        );
+    }
+    match run.verdict.violations.first() {
+        None => Ok(()),
+        Some(first) => Err(Exit::failed(first.clone())),
+    }
 }
 
 fn demo(a: DemoArgs) -> Result<(), Exit> {

@@ -7,6 +7,7 @@
 //! - [`rng`]: the seeded generator behind every random choice.
 //! - [`cli`]: the command line.
 
+pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod client;

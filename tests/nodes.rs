@@ -305,12 +305,20 @@ fn foreground_up_stops_every_node_on_ctrl_c() {
     for pid in pids {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z")),
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z")),
             "node pid {pid} still runs"
         );
     }
     let st = env.status();
-    assert!(st["nodes"].as_array().unwrap().iter().all(|n| n["state"] == "down"), "{st}");
+    assert!(
+        st["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "down"),
+        "{st}"
+    );
     // The data stays: a second `up` finds what was written.
     env.up();
     assert_eq!(env.ok(&["get", "k"]), "v\n");

@@ -24,7 +24,7 @@ use thiserror::Error;
 use crate::cluster::Cluster;
 use crate::net::NodeStatus;
 use crate::paxos::quorum::majority;
-use crate::paxos::{Acceptor, Leader, Learner, NodeId, Replica, Rules};
+use crate::paxos::{Acceptor, Leader, Learner, NodeId, Replica, Rule, Rules};
 use crate::storage::{FileLog, StorageError};
 use conn::{Conn, PeerLink};
 use roles::{AcceptorActor, LeaderActor, LearnerActor, ReplicaActor, SharedStatus};
@@ -103,7 +103,12 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         source,
     })?;
     let (alog, arec) = FileLog::open(&cfg.data_dir.join("acceptor.log"), cluster.fsync)?;
-    let (llog, lrec) = FileLog::open(&cfg.data_dir.join("learner.log"), false)?;
+    let (llog, mut lrec) = FileLog::open(&cfg.data_dir.join("learner.log"), false)?;
+    // With `persist` broken (teaching runs), nothing survives a restart.
+    let persist = cfg.rules.holds(Rule::Persist);
+    if !persist {
+        lrec.records.clear();
+    }
     for (log, rec) in [(&alog, &arec), (&llog, &lrec)] {
         if let Some((at, bytes)) = rec.cut {
             tracing::warn!(
@@ -152,7 +157,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     let learner = LearnerActor::new(
         Learner::recover(id, ids.clone(), q, &lrec.records),
         router.clone(),
-        ldisk.tx,
+        persist.then_some(ldisk.tx),
         tick,
         status.clone(),
     )

@@ -205,7 +205,8 @@ impl Handler<Deliver> for LeaderActor {
 pub struct LearnerActor {
     core: Learner,
     router: Addr<Router>,
-    disk: Sender<Append>,
+    /// `None` when nothing may be persisted (the `persist` rule is off).
+    disk: Option<Sender<Append>>,
     batch: u64,
     tick: Duration,
     status: SharedStatus,
@@ -216,7 +217,7 @@ impl LearnerActor {
     pub fn new(
         core: Learner,
         router: Addr<Router>,
-        disk: Sender<Append>,
+        disk: Option<Sender<Append>>,
         tick: Duration,
         status: SharedStatus,
     ) -> Self {
@@ -231,9 +232,9 @@ impl LearnerActor {
     }
 
     fn carry(&mut self, out: Outbox) {
-        if !out.persist.is_empty() {
+        if let (false, Some(disk)) = (out.persist.is_empty(), &self.disk) {
             self.batch += 1;
-            let _ = self.disk.send(Append {
+            let _ = disk.send(Append {
                 batch: self.batch,
                 records: out.persist,
             });

@@ -132,11 +132,13 @@ impl Acceptor {
             }
             Message::Accept { ballot, .. } => self.nack(out, from, ballot),
 
+            // A leader's heartbeat is confirmed only at or above the promise
+            // (with the `promise` rule broken, always).
             Message::Heartbeat {
                 ballot,
                 commit,
                 seq,
-            } if ballot >= self.promised => {
+            } if ballot >= self.promised || !self.rules.holds(Rule::Promise) => {
                 self.reply(out, from, Message::HeartbeatAck { ballot, seq });
                 out.send(self.id, self.id, Message::LeaderSeen { ballot, commit });
             }

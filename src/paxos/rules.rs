@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Rule {
     /// An acceptor makes its promise or accept durable before it answers.
-    /// Broken: acceptor state lives only in memory and is lost on a crash.
+    /// Broken: acceptor state (and, in the shells, what learners learned) lives
+    /// only in memory and is lost on a crash.
     Persist,
     /// An acceptor refuses ballots below the one it promised (phase 1b's promise).
     /// Broken: acceptors answer prepares and accept proposals below their promise.

@@ -12,7 +12,7 @@ use crate::kv::Op;
 use crate::paxos::quorum::majority;
 use crate::paxos::{
     Acceptor, Ballot, Command, DecreeProposer, Envelope, Leader, Learner, Message, NodeId, Outbox,
-    Outcome, Proposer, Replica, Reply, Role, Value,
+    Outcome, Proposer, Replica, Reply, Role, Rule, Value,
 };
 use crate::rng::Rng;
 use crate::storage::{MemLog, Storage};
@@ -429,10 +429,12 @@ impl World {
         // messages that follow it leave (Outbox::send_durable's contract). The
         // learner's log syncs on the next tick: a crash may lose what it learned
         // last, which it then catches up on.
+        let persist_rule = self.cfg.rules.holds(Rule::Persist);
         let n = self.node(id);
         let log = match role {
             Role::Acceptor => Some(&mut n.acceptor_log),
-            Role::Learner => Some(&mut n.learner_log),
+            // With `persist` broken, nothing is durable: the learner forgets too.
+            Role::Learner if persist_rule => Some(&mut n.learner_log),
             _ => None,
         };
         if let Some(log) = log {

@@ -1,0 +1,713 @@
+//! `synod chaos`: a workload and a seeded fault schedule against real nodes, then
+//! the verdict of the checkers.
+//!
+//! Clients issue put, get and cas with unique values and record every invocation
+//! and completion (ok, failed, or unknown). Meanwhile the schedule kills and
+//! restarts, pauses and resumes, partitions and heals, and loses, duplicates and
+//! delays messages. At the end everything heals, every node is SIGKILLed and
+//! restarted from its logs, and every key is read. The verdict:
+//! - the history is linearizable, key by key ([`crate::check::linear`]);
+//! - every node's chosen log agrees slot by slot ([`crate::check::logs`]);
+//! - every acknowledged write is in the log after the full restart;
+//! - no acceptor's promise ever went down (polled from `status` throughout).
+
+pub mod report;
+pub mod schedule;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::check::history::{History, Operation, Status};
+use crate::check::{linear, logs};
+use crate::client::{self, Client};
+use crate::cluster::rundir::RunDir;
+use crate::cluster::Cluster;
+use crate::kv::{Op, OpResult};
+use crate::launcher::{self, LaunchError, UpOptions};
+use crate::net::{NetFaults, Request, Response};
+use crate::paxos::{Ballot, NodeId, Rule, Slot, Value};
+use crate::rng::Rng;
+use schedule::{Episode, Fault, Kind, Target};
+
+/// Search steps the linearizability checker may spend per key.
+pub const CHECK_BUDGET: u64 = 20_000_000;
+
+/// What `synod chaos` was asked.
+#[derive(Clone, Debug)]
+pub struct ChaosOptions {
+    /// A cluster file; else the running cluster, else the built-in five nodes.
+    pub file: Option<PathBuf>,
+    /// A running cluster to use, by name.
+    pub cluster: Option<String>,
+    /// How long the workload and the faults run.
+    pub duration: Duration,
+    /// The seed of the fault schedule (and of the clients' choices).
+    pub seed: u64,
+    /// Which faults.
+    pub kinds: BTreeSet<Kind>,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Keys the clients use.
+    pub keys: usize,
+    /// Run the nodes with this rule off.
+    pub broken: Option<Rule>,
+    /// Let more than a minority be down at once.
+    pub allow_majority_loss: bool,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+/// A fault as it was applied.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultEvent {
+    /// When, in ms since the run began.
+    pub at_ms: u64,
+    /// "start" or "end".
+    pub phase: &'static str,
+    /// The fault.
+    pub fault: String,
+    /// The nodes it touched.
+    pub nodes: Vec<NodeId>,
+    /// Index of its episode in the schedule.
+    pub episode: usize,
+}
+
+/// Counts of operations by outcome.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OpCounts {
+    /// Acknowledged.
+    pub ok: usize,
+    /// Certainly not applied.
+    pub failed: usize,
+    /// Maybe applied.
+    pub unknown: usize,
+    /// All of them.
+    pub total: usize,
+}
+
+/// The verdict, as `verdict.json` holds it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// The history is linearizable (false if not, or if the checker could not decide).
+    pub linearizable: bool,
+    /// The checker ran out of budget on some key.
+    pub inconclusive: bool,
+    /// Every node's chosen log agrees slot by slot.
+    pub agreement: bool,
+    /// Acknowledged writes missing from the log after the full restart.
+    pub lost_writes: usize,
+    /// Acknowledged writes in all.
+    pub acknowledged_writes: usize,
+    /// No acceptor's promise went down.
+    pub promises_monotonic: bool,
+    /// The faults applied.
+    pub faults: Vec<FaultEvent>,
+    /// Operations by outcome.
+    pub ops: OpCounts,
+    /// The seed.
+    pub seed: u64,
+    /// The rule switched off, if any.
+    pub broken: Option<String>,
+    /// Slots chosen (the longest node log).
+    pub slots: u64,
+    /// Wall time of the checkers, ms.
+    pub checker_ms: f64,
+    /// Every violation found, explained.
+    pub violations: Vec<String>,
+    /// The cluster's name and size.
+    pub cluster: String,
+    /// Its number of nodes.
+    pub nodes: usize,
+    /// Seconds of workload.
+    pub duration_s: f64,
+    /// Concurrent clients.
+    pub clients: usize,
+}
+
+impl Verdict {
+    /// True if nothing went wrong.
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Everything a chaos run produced.
+pub struct ChaosRun {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Every operation.
+    pub history: History,
+    /// The schedule it followed.
+    pub schedule: Vec<Episode>,
+    /// Ids of the operations involved in the first violation, if any.
+    pub involved: Vec<usize>,
+    /// The run directory used.
+    pub dir: RunDir,
+}
+
+/// A chaos error: bad input (2) or a failed setup (1).
+pub type ChaosError = LaunchError;
+
+fn fail(m: impl Into<String>) -> ChaosError {
+    LaunchError {
+        code: 1,
+        message: m.into(),
+    }
+}
+
+/// Pick or bring up the cluster. Returns its run directory and whether this run
+/// owns it (and must stop it at the end).
+fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<(RunDir, Cluster, bool), ChaosError> {
+    let wanted = match &o.file {
+        Some(f) => Some(Cluster::load(f).map_err(|e| LaunchError {
+            code: 2,
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
+    let name = wanted
+        .as_ref()
+        .map(|c| c.name.clone())
+        .or_else(|| o.cluster.clone());
+    if let Ok(dir) = RunDir::find(base, name.as_deref()) {
+        let (cluster, rows) = launcher::status(&dir)?;
+        let running = rows.iter().filter(|r| r.state == "up").count();
+        if running > 0 {
+            let state = dir.state();
+            if state.broken != o.broken {
+                return Err(LaunchError {
+                    code: 2,
+                    message: format!(
+                        "cluster {:?} is up with {}; chaos {} needs its own: `synod down` first",
+                        cluster.name,
+                        state
+                            .broken
+                            .map_or("every rule on".to_string(), |r| format!("rule `{r}` off")),
+                        o.broken
+                            .map_or("with every rule on".to_string(), |r| format!("--break {r}")),
+                    ),
+                });
+            }
+            return Ok((dir, cluster, false));
+        }
+    }
+    let cluster = wanted.unwrap_or_else(Cluster::builtin);
+    let up = launcher::up(
+        base,
+        cluster,
+        &UpOptions {
+            broken: o.broken,
+            wait: Duration::from_secs(10),
+        },
+    )?;
+    // The nodes run in their own sessions; we stop them by pid at the end.
+    for (_, child) in up.children {
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+    }
+    Ok((up.dir, up.cluster, true))
+}
+
+/// Run chaos against a cluster under `base` (the `.synod` folder).
+pub fn run(base: &Path, o: &ChaosOptions) -> Result<ChaosRun, ChaosError> {
+    let (dir, cluster, owned) = cluster_for(base, o)?;
+    let result = run_on(&dir, &cluster, o);
+    if owned {
+        let _ = launcher::down(&dir, false, Duration::from_secs(5));
+    }
+    result
+}
+
+struct Shared {
+    started: Instant,
+    stop: AtomicBool,
+    ops: AtomicU64,
+    promise_violations: Mutex<Vec<String>>,
+    last_promised: Mutex<BTreeMap<NodeId, Ballot>>,
+}
+
+impl Shared {
+    fn micros(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+}
+
+fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun, ChaosError> {
+    let ids = cluster.ids();
+    let duration_ms = o.duration.as_millis() as u64;
+    let schedule = schedule::build(o.seed, &ids, duration_ms, &o.kinds, o.allow_majority_loss);
+    // Start from a clean network.
+    launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        stop: AtomicBool::new(false),
+        ops: AtomicU64::new(0),
+        promise_violations: Mutex::new(Vec::new()),
+        last_promised: Mutex::new(BTreeMap::new()),
+    });
+
+    // The clients.
+    let keys: Vec<String> = (0..o.keys.max(1)).map(|k| format!("k{k}")).collect();
+    let workers: Vec<_> = (0..o.clients.max(1))
+        .map(|i| {
+            let (cluster, keys, shared) = (cluster.clone(), keys.clone(), shared.clone());
+            let seed = o.seed;
+            std::thread::spawn(move || client_loop(i, cluster, keys, shared, seed))
+        })
+        .collect();
+
+    // The status poller: promises must never go down.
+    let poller = {
+        let (cluster, shared) = (cluster.clone(), shared.clone());
+        std::thread::spawn(move || {
+            while !shared.stop.load(Ordering::SeqCst) {
+                poll_promises(&cluster, &shared);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
+    // The controller: apply the schedule.
+    let bar = progress_bar(o);
+    let mut events: Vec<(u64, bool, usize)> = Vec::new();
+    for (i, e) in schedule.iter().enumerate() {
+        events.push((e.start_ms, true, i));
+        events.push((e.end_ms, false, i));
+    }
+    events.sort();
+    let mut applied: Vec<FaultEvent> = Vec::new();
+    let mut resolved: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
+    let mut busy: BTreeSet<NodeId> = BTreeSet::new();
+    for (at, start, i) in events {
+        while (shared.started.elapsed().as_millis() as u64) < at {
+            tick(&bar, &shared, applied.len());
+            std::thread::sleep(Duration::from_millis(20).min(Duration::from_millis(
+                at.saturating_sub(shared.started.elapsed().as_millis() as u64),
+            )));
+        }
+        let ep = &schedule[i];
+        let nodes = if start {
+            let nodes = apply_start(dir, cluster, &ep.fault, &mut busy);
+            resolved.insert(i, nodes.clone());
+            nodes
+        } else {
+            let nodes = resolved.remove(&i).unwrap_or_default();
+            apply_end(dir, cluster, &ep.fault, &nodes, &mut busy);
+            nodes
+        };
+        if start && nodes.is_empty() && matches!(ep.fault, Fault::Kill { .. } | Fault::Pause { .. })
+        {
+            continue; // its target was already down: skipped
+        }
+        applied.push(FaultEvent {
+            at_ms: shared.started.elapsed().as_millis() as u64,
+            phase: if start { "start" } else { "end" },
+            fault: ep.fault.to_string(),
+            nodes,
+            episode: i,
+        });
+    }
+    while shared.started.elapsed() < o.duration {
+        tick(&bar, &shared, applied.len());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    let mut ops: Vec<Operation> = Vec::new();
+    for w in workers {
+        ops.extend(w.join().unwrap_or_default());
+    }
+    let _ = poller.join();
+    bar.finish_and_clear();
+
+    // Heal everything, then SIGKILL and restart every node from its logs.
+    let at = shared.started.elapsed().as_millis() as u64;
+    launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
+    for &id in &ids {
+        let _ = launcher::pause(dir, id, false);
+        let _ = launcher::kill(dir, id);
+    }
+    for &id in &ids {
+        launcher::restart(dir, id, Duration::from_secs(10))
+            .map_err(|e| fail(format!("full restart: {}", e.message)))?;
+    }
+    applied.push(FaultEvent {
+        at_ms: at,
+        phase: "end",
+        fault: "heal, SIGKILL and restart every node".into(),
+        nodes: ids.clone(),
+        episode: usize::MAX,
+    });
+    poll_promises(cluster, &shared);
+    launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(fail)?;
+
+    // Read every key.
+    let mut reader = Client::new(cluster.clone());
+    reader.timeout = Duration::from_secs(5);
+    for k in &keys {
+        let op = Op::Get { key: k.clone() };
+        let invoke = shared.micros();
+        let status = match reader.execute(op.clone()) {
+            Ok(r) => Status::Ok(r),
+            Err(e) if e.maybe_applied() => Status::Unknown,
+            Err(_) => Status::Failed,
+        };
+        ops.push(Operation {
+            id: 0,
+            client: reader.id(),
+            seq: reader.seq(),
+            op,
+            invoke,
+            complete: Some(shared.micros()),
+            status,
+        });
+    }
+    ops.sort_by_key(|op| (op.invoke, op.client, op.seq));
+    let mut history = History::new();
+    for (i, mut op) in ops.into_iter().enumerate() {
+        op.id = i;
+        history.ops.push(op);
+    }
+
+    // The verdict.
+    let logs = fetch_logs(cluster);
+    let check_started = Instant::now();
+    let lin = linear::check(&history, CHECK_BUDGET);
+    let disagreements = logs::agreement(&logs);
+    let longest = logs
+        .values()
+        .max_by_key(|l| l.len())
+        .cloned()
+        .unwrap_or_default();
+    let merged: BTreeMap<Slot, Value> = logs
+        .values()
+        .flat_map(|l| l.iter().map(|(s, v)| (*s, v.clone())))
+        .collect();
+    let (lost, acked) = logs::lost_writes(&history, &merged);
+    let checker_ms = check_started.elapsed().as_secs_f64() * 1e3;
+
+    let mut violations = Vec::new();
+    let mut involved = Vec::new();
+    for bad in lin.violations() {
+        violations.push(format!(
+            "not linearizable: key {:?}: {}",
+            bad.key,
+            bad.explain(&history)
+        ));
+        if let linear::KeyResult::NotLinearizable { prefix, stuck, .. } = &bad.result {
+            if involved.is_empty() {
+                involved.extend(prefix.iter().rev().take(6).rev());
+                involved.extend(stuck);
+            }
+        }
+    }
+    let inconclusive: Vec<&linear::KeyVerdict> = lin
+        .keys
+        .iter()
+        .filter(|k| k.result == linear::KeyResult::Inconclusive)
+        .collect();
+    for k in &inconclusive {
+        violations.push(format!(
+            "could not decide linearizability of key {:?} ({} operations) within {} search steps",
+            k.key, k.ops, k.steps
+        ));
+    }
+    for d in &disagreements {
+        violations.push(format!("agreement: nodes disagree on {d}"));
+    }
+    for &id in lost.iter().take(5) {
+        violations.push(format!(
+            "lost write: {} was acknowledged but is in no node's log after the full restart",
+            linear::describe(&history.ops[id])
+        ));
+        if involved.is_empty() {
+            involved.push(id);
+        }
+    }
+    if lost.len() > 5 {
+        violations.push(format!("... and {} more lost writes", lost.len() - 5));
+    }
+    let promise = shared
+        .promise_violations
+        .lock()
+        .expect("not poisoned")
+        .clone();
+    violations.extend(promise.iter().cloned());
+    let (ok, failed, unknown) = history.counts();
+    let verdict = Verdict {
+        linearizable: lin.is_linearizable(),
+        inconclusive: !inconclusive.is_empty(),
+        agreement: disagreements.is_empty(),
+        lost_writes: lost.len(),
+        acknowledged_writes: acked,
+        promises_monotonic: promise.is_empty(),
+        faults: applied,
+        ops: OpCounts {
+            ok,
+            failed,
+            unknown,
+            total: history.ops.len(),
+        },
+        seed: o.seed,
+        broken: o.broken.map(|r| r.name().to_string()),
+        slots: longest.len() as u64,
+        checker_ms,
+        violations,
+        cluster: cluster.name.clone(),
+        nodes: ids.len(),
+        duration_s: o.duration.as_secs_f64(),
+        clients: o.clients,
+    };
+    Ok(ChaosRun {
+        verdict,
+        history,
+        schedule,
+        involved,
+        dir: dir.clone(),
+    })
+}
+
+fn progress_bar(o: &ChaosOptions) -> indicatif::ProgressBar {
+    if !o.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(o.duration.as_secs().max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("chaos [{bar:40}] {pos}/{len} s  {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn tick(bar: &indicatif::ProgressBar, shared: &Shared, faults: usize) {
+    bar.set_position(shared.started.elapsed().as_secs());
+    bar.set_message(format!(
+        "{} ops, {faults} fault events",
+        shared.ops.load(Ordering::Relaxed)
+    ));
+}
+
+/// One client: operations until told to stop; returns what it did.
+fn client_loop(
+    i: usize,
+    cluster: Cluster,
+    keys: Vec<String>,
+    shared: Arc<Shared>,
+    seed: u64,
+) -> Vec<Operation> {
+    let mut c = Client::new(cluster);
+    c.timeout = Duration::from_millis(1_000);
+    c.attempt_timeout = Duration::from_millis(250);
+    let mut rng = Rng::derive(seed, 10_000 + i as u64);
+    let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut ops = Vec::new();
+    while !shared.stop.load(Ordering::SeqCst) {
+        let key = keys[rng.below(keys.len())].clone();
+        let unique = format!("c{i}.{}", c.seq() + 1);
+        let op = match rng.below(10) {
+            0..=3 => Op::Put { key, value: unique },
+            4..=6 => Op::Get { key },
+            _ => {
+                let expect = seen.get(&key).cloned().flatten();
+                Op::Cas {
+                    key,
+                    expect,
+                    new: unique,
+                }
+            }
+        };
+        let invoke = shared.micros();
+        let result = c.execute(op.clone());
+        let complete = shared.micros();
+        let status = match result {
+            Ok(r) => {
+                match (&op, &r) {
+                    (Op::Put { key, value }, _)
+                    | (
+                        Op::Cas {
+                            key, new: value, ..
+                        },
+                        OpResult::Swapped(true),
+                    ) => {
+                        seen.insert(key.clone(), Some(value.clone()));
+                    }
+                    (Op::Get { key }, OpResult::Value(v)) => {
+                        seen.insert(key.clone(), v.clone());
+                    }
+                    _ => {}
+                }
+                Status::Ok(r)
+            }
+            Err(e) if e.maybe_applied() => Status::Unknown,
+            Err(_) => Status::Failed,
+        };
+        let failed = !matches!(status, Status::Ok(_));
+        ops.push(Operation {
+            id: 0,
+            client: c.id(),
+            seq: c.seq(),
+            op,
+            invoke,
+            complete: Some(complete),
+            status,
+        });
+        shared.ops.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    ops
+}
+
+fn poll_promises(cluster: &Cluster, shared: &Shared) {
+    let now = launcher::query_all(cluster, Duration::from_millis(150));
+    let mut last = shared.last_promised.lock().expect("not poisoned");
+    for (id, st) in now {
+        let before = last.get(&id).copied().unwrap_or(Ballot::ZERO);
+        if st.promised < before {
+            shared.promise_violations.lock().expect("not poisoned").push(format!(
+                "promise went down: node {id}'s acceptor had promised {before}, and after a restart only {} (at {:.1} s)",
+                st.promised,
+                shared.started.elapsed().as_secs_f64()
+            ));
+        }
+        last.insert(id, st.promised);
+    }
+}
+
+fn leader_now(cluster: &Cluster) -> Option<NodeId> {
+    launcher::query_all(cluster, Duration::from_millis(150))
+        .values()
+        .find(|s| s.role == "leader")
+        .map(|s| s.id)
+}
+
+fn resolve(cluster: &Cluster, target: Target, busy: &BTreeSet<NodeId>) -> Option<NodeId> {
+    let id = match target {
+        Target::Node(n) => n,
+        Target::Leader => leader_now(cluster)?,
+    };
+    (!busy.contains(&id)).then_some(id)
+}
+
+fn apply_start(
+    dir: &RunDir,
+    cluster: &Cluster,
+    fault: &Fault,
+    busy: &mut BTreeSet<NodeId>,
+) -> Vec<NodeId> {
+    let ids = cluster.ids();
+    match fault {
+        Fault::Kill { target } => {
+            let Some(id) = resolve(cluster, *target, busy) else {
+                return Vec::new();
+            };
+            busy.insert(id);
+            let _ = launcher::kill(dir, id);
+            vec![id]
+        }
+        Fault::Pause { target } => {
+            let Some(id) = resolve(cluster, *target, busy) else {
+                return Vec::new();
+            };
+            busy.insert(id);
+            let _ = launcher::pause(dir, id, true);
+            vec![id]
+        }
+        Fault::Partition { shape } => {
+            let blocked = shape.blocked(&ids, leader_now(cluster));
+            let map: BTreeMap<NodeId, BTreeSet<NodeId>> = blocked.into_iter().collect();
+            let _ = launcher::change_faults(dir, &ids, |id, f| {
+                f.blocked = map.get(&id).cloned().unwrap_or_default();
+            });
+            map.iter()
+                .filter(|(_, b)| !b.is_empty())
+                .map(|(n, _)| *n)
+                .collect()
+        }
+        Fault::Net {
+            loss_ppm,
+            dup_ppm,
+            delay_ms,
+        } => {
+            let _ = launcher::change_faults(dir, &ids, |id, f| {
+                f.loss_ppm = *loss_ppm;
+                f.dup_ppm = *dup_ppm;
+                f.delay_ms = *delay_ms;
+                f.seed = id;
+            });
+            ids
+        }
+    }
+}
+
+fn apply_end(
+    dir: &RunDir,
+    cluster: &Cluster,
+    fault: &Fault,
+    nodes: &[NodeId],
+    busy: &mut BTreeSet<NodeId>,
+) {
+    let ids = cluster.ids();
+    match fault {
+        Fault::Kill { .. } => {
+            for &id in nodes {
+                let _ = launcher::restart(dir, id, Duration::from_secs(10));
+                busy.remove(&id);
+            }
+        }
+        Fault::Pause { .. } => {
+            for &id in nodes {
+                let _ = launcher::pause(dir, id, false);
+                busy.remove(&id);
+            }
+        }
+        Fault::Partition { .. } => {
+            let _ = launcher::change_faults(dir, &ids, |_, f| f.blocked.clear());
+        }
+        Fault::Net { .. } => {
+            let _ = launcher::change_faults(dir, &ids, |_, f| {
+                f.loss_ppm = 0;
+                f.dup_ppm = 0;
+                f.delay_ms = (0, 0);
+            });
+        }
+    }
+}
+
+/// Every node's chosen log, once they have converged (or after 10 s).
+fn fetch_logs(cluster: &Cluster) -> BTreeMap<NodeId, BTreeMap<Slot, Value>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = launcher::query_all(cluster, Duration::from_millis(300));
+        let chosen: BTreeSet<Slot> = st.values().map(|s| s.chosen).collect();
+        if (st.len() == cluster.nodes.len() && chosen.len() == 1) || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = BTreeMap::new();
+    for n in &cluster.nodes {
+        let mut log = BTreeMap::new();
+        let mut from = 0;
+        loop {
+            let req = Request::Log { from, limit: 4096 };
+            match client::query(n.addr, &cluster.name, &req, Duration::from_secs(5)) {
+                Ok(Response::Log { entries, .. }) if !entries.is_empty() => {
+                    from = entries.last().map_or(from, |e| e.0 + 1);
+                    log.extend(entries);
+                }
+                _ => break,
+            }
+        }
+        out.insert(n.id, log);
+    }
+    out
+}
