@@ -66,6 +66,9 @@ enum Command {
     Net(NetArgs),
     /// A workload plus a seeded fault schedule, then the verdict of the checkers
     Chaos(ChaosArgs),
+    /// Experiments: `quorum` answers why node counts are odd, with a table and a plot
+    #[command(subcommand)]
+    Experiment(ExperimentCmd),
     /// The explainer's worked examples, message by message: three-users, late-joiner
     Demo(DemoArgs),
     /// Run simulated histories (virtual time, seeded faults) and check every invariant
@@ -246,6 +249,37 @@ struct ChaosArgs {
     /// Print the fault schedule this seed gives and exit (nothing runs)
     #[arg(long)]
     plan: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ExperimentCmd {
+    /// Availability against cluster size under crashes and partitions: why 3, 5 or 7?
+    Quorum(QuorumArgs),
+}
+
+#[derive(Debug, Args)]
+struct QuorumArgs {
+    /// Cluster sizes to compare
+    #[arg(long, default_value = "3,4,5,6,7", value_name = "LIST")]
+    sizes: String,
+    /// Fraction of time each node is down in the crash model
+    #[arg(long, default_value_t = 0.2, value_name = "P")]
+    p: f64,
+    /// Seed of every node timeline and split
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The short version (at most 90 s for five sizes)
+    #[arg(long)]
+    quick: bool,
+    /// Where results.json, availability.svg and report.md go
+    #[arg(long, default_value = "experiment-quorum", value_name = "DIR")]
+    out: PathBuf,
+    /// Run on the simulator instead, in virtual time (seconds of wall time)
+    #[arg(long, conflicts_with = "with_sim")]
+    sim: bool,
+    /// Run on real processes and on the simulator, tables side by side
+    #[arg(long)]
+    with_sim: bool,
 }
 
 #[derive(Debug, Args)]
@@ -459,6 +493,7 @@ fn run(cli: Cli) -> Result<(), Exit> {
         }
         Command::Net(a) => net(a),
         Command::Chaos(a) => chaos(a),
+        Command::Experiment(ExperimentCmd::Quorum(a)) => quorum(a),
         Command::Demo(a) => demo(a),
         Command::Sim(a) => simulate(a),
         Command::Node(a) => run_node(a),
@@ -961,6 +996,66 @@ fn chaos(a: ChaosArgs) -> Result<(), Exit> {
         None => Ok(()),
         Some(first) => Err(Exit::failed(first.clone())),
     }
+}
+
+fn quorum(a: QuorumArgs) -> Result<(), Exit> {
+    let mut sizes = Vec::new();
+    for part in a.sizes.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let n: usize = part.parse().map_err(|_| {
+            Exit::usage(format!("bad --sizes {:?}: write sizes like 3,4,5", a.sizes))
+        })?;
+        if !(1..=15).contains(&n) {
+            return Err(Exit::usage(format!("bad --sizes: {n} nodes; use 1 to 15")));
+        }
+        sizes.push(n);
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.is_empty() {
+        return Err(Exit::usage("--sizes is empty"));
+    }
+    if !(a.p > 0.0 && a.p < 1.0) {
+        return Err(Exit::usage(format!(
+            "--p {} must be strictly between 0 and 1",
+            a.p
+        )));
+    }
+    let opts = crate::experiment::Options {
+        sizes,
+        p: a.p,
+        seed: a.seed,
+        quick: a.quick,
+        out: a.out.clone(),
+        mode: if a.sim {
+            crate::experiment::Mode::Sim
+        } else if a.with_sim {
+            crate::experiment::Mode::Both
+        } else {
+            crate::experiment::Mode::Real
+        },
+        progress: std::io::stderr().is_terminal(),
+    };
+    let runs = crate::experiment::run(&opts)?;
+    for r in &runs {
+        println!(
+            "\n{} ({:.0} s):\n",
+            if r.mode == "sim" {
+                "simulator, virtual time"
+            } else {
+                "real processes"
+            },
+            r.wall_s
+        );
+        print!("{}", crate::experiment::report::table(r));
+    }
+    if let Some(main) = runs.first() {
+        println!("\n{}", crate::experiment::report::answer(main));
+    }
+    println!(
+        "\nwrote {}/{{results.json, availability.svg, report.md}}",
+        a.out.display()
+    );
+    Ok(())
 }
 
 fn demo(a: DemoArgs) -> Result<(), Exit> {

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod demo;
+pub mod experiment;
 pub mod kv;
 pub mod launcher;
 pub mod net;

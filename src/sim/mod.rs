@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::check::history::History;
-use crate::paxos::{LeaderConfig, Rule, Rules, Slot, Value};
+use crate::paxos::{LeaderConfig, NodeId, Rule, Rules, Slot, Value};
 pub use invariants::Violation;
 pub use world::run;
 
@@ -133,6 +133,22 @@ pub enum Workload {
         ops: usize,
         keys: usize,
     },
+    /// Multi-Paxos replicas and a probe write every `every_ms`, each by a client of
+    /// its own that gives up after `client_deadline_ms` (the quorum experiment).
+    Probe { every_ms: u64 },
+}
+
+/// A fault the quorum experiment schedules itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlanAction {
+    /// Crash this node.
+    Crash(NodeId),
+    /// Restart it from its durable state.
+    Restart(NodeId),
+    /// Split the cluster: `sides[i]` is node i+1's side.
+    Split(Vec<u8>),
+    /// Join the sides again.
+    Heal,
 }
 
 /// Everything one simulated run depends on.
@@ -158,6 +174,12 @@ pub struct SimConfig {
     pub tick_ms: u64,
     /// Leader timing and batching (cluster workload).
     pub leader: LeaderConfig,
+    /// Faults at fixed virtual times, instead of random ones (quorum experiment).
+    pub plan: Vec<(u64, PlanAction)>,
+    /// Virtual ms a client waits for one node's answer.
+    pub client_timeout_ms: u64,
+    /// Virtual ms a client keeps retrying one operation.
+    pub client_deadline_ms: u64,
 }
 
 impl SimConfig {
@@ -174,6 +196,9 @@ impl SimConfig {
             settle_ms: 10_000,
             tick_ms: 10,
             leader: LeaderConfig::default(),
+            plan: Vec::new(),
+            client_timeout_ms: 300,
+            client_deadline_ms: 2_500,
         }
     }
 
@@ -194,6 +219,9 @@ impl SimConfig {
             settle_ms: 10_000,
             tick_ms: 10,
             leader: LeaderConfig::default(),
+            plan: Vec::new(),
+            client_timeout_ms: 300,
+            client_deadline_ms: 2_500,
         }
     }
 
@@ -210,6 +238,9 @@ impl SimConfig {
                     " --nodes {} --clients {clients} --ops {ops} --keys {keys}",
                     self.nodes
                 );
+            }
+            Workload::Probe { .. } => {
+                let _ = write!(cmd, " --nodes {} (quorum experiment plan)", self.nodes);
             }
         }
         let _ = write!(cmd, " --faults {}", self.faults.flags());
@@ -303,7 +334,7 @@ impl Report {
                     let _ = writeln!(s, "chosen: nothing");
                 }
             },
-            Workload::Cluster { .. } => {
+            Workload::Cluster { .. } | Workload::Probe { .. } => {
                 let _ = writeln!(
                     s,
                     "chosen: {} slots, {} commands committed",

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use super::invariants::{self as inv, Ghost, Violation};
-use super::{Report, SimConfig, Stats, Workload};
+use super::{PlanAction, Report, SimConfig, Stats, Workload};
 use crate::check::history::{History, Status};
 use crate::check::linear;
 use crate::kv::Op;
@@ -17,10 +17,6 @@ use crate::paxos::{
 use crate::rng::Rng;
 use crate::storage::{MemLog, Storage};
 
-/// Virtual ms a client waits for an answer before trying another node.
-const CLIENT_TIMEOUT_MS: u64 = 300;
-/// Virtual ms a client keeps retrying one operation before giving up on it.
-const CLIENT_DEADLINE_MS: u64 = 2_500;
 /// The probe client's id: it writes once after faults stop (the liveness check).
 const PROBE_CLIENT: u64 = 1_000_000;
 /// Mean virtual ms between two injected node faults.
@@ -72,6 +68,8 @@ enum Ev {
     ClientRequest { node: NodeId, cmd: Command },
     ClientReply(Reply),
     ClientTimeout { client: u64, seq: u64, attempt: u32 },
+    Plan(PlanAction),
+    ProbeTick,
 }
 
 struct Queued {
@@ -134,7 +132,8 @@ struct World {
     digests: BTreeMap<u64, (u64, NodeId)>,
     applied: BTreeSet<(NodeId, u64, u64)>,
     violations: Vec<Violation>,
-    clients: Vec<Client>,
+    clients: BTreeMap<u64, Client>,
+    next_probe: u64,
     history: History,
     probe_done: bool,
     stats: Stats,
@@ -162,7 +161,8 @@ impl World {
             digests: BTreeMap::new(),
             applied: BTreeSet::new(),
             violations: Vec::new(),
-            clients: Vec::new(),
+            clients: BTreeMap::new(),
+            next_probe: 1,
             history: History::new(),
             probe_done: false,
             stats: Stats::default(),
@@ -182,20 +182,30 @@ impl World {
         }
         if let Workload::Cluster { clients, ops, .. } = w.cfg.workload {
             for c in 1..=clients as u64 {
-                w.clients.push(Client {
-                    id: c,
-                    rng: Rng::derive(w.cfg.seed, 1_000 + c),
-                    target: 1 + (c - 1) % n as u64,
-                    seq: 0,
-                    left: ops,
-                    pending: None,
-                    seen: BTreeMap::new(),
-                });
+                w.clients.insert(
+                    c,
+                    Client {
+                        id: c,
+                        rng: Rng::derive(w.cfg.seed, 1_000 + c),
+                        target: 1 + (c - 1) % n as u64,
+                        seq: 0,
+                        left: ops,
+                        pending: None,
+                        seen: BTreeMap::new(),
+                    },
+                );
                 let start = rng.range(0, 50);
                 w.push(start, Ev::ClientNext(c));
             }
         }
-        if w.cfg.faults.crash || w.cfg.faults.partition || w.cfg.faults.pause {
+        for (at, action) in w.cfg.plan.clone() {
+            w.push(at, Ev::Plan(action));
+        }
+        if let Workload::Probe { .. } = w.cfg.workload {
+            w.push(0, Ev::ProbeTick);
+        }
+        let planned = !w.cfg.plan.is_empty();
+        if !planned && (w.cfg.faults.crash || w.cfg.faults.partition || w.cfg.faults.pause) {
             let first = w.rng.exp(FAULT_GAP_MS) as u64;
             w.push(first, Ev::Fault);
         }
@@ -217,13 +227,9 @@ impl World {
                 8,
                 seed,
             )),
-            Workload::Cluster { .. } => Driver::Leader(Box::new(Leader::new(
-                id,
-                ids.clone(),
-                rules,
-                self.cfg.leader.clone(),
-                seed,
-            ))),
+            Workload::Cluster { .. } | Workload::Probe { .. } => Driver::Leader(Box::new(
+                Leader::new(id, ids.clone(), rules, self.cfg.leader.clone(), seed),
+            )),
         };
         Node {
             id,
@@ -292,7 +298,7 @@ impl World {
                     "no value chosen and learned by every proposer within {} ms after faults stopped",
                     self.cfg.settle_ms
                 ),
-                Workload::Cluster { .. } => format!(
+                Workload::Cluster { .. } | Workload::Probe { .. } => format!(
                     "the cluster did not commit a new command and converge within {} ms after faults stopped",
                     self.cfg.settle_ms
                 ),
@@ -311,12 +317,12 @@ impl World {
             Workload::Decree { proposers } => self.nodes[..proposers.min(self.nodes.len())]
                 .iter()
                 .all(|n| n.learner.chosen().contains_key(&0)),
-            Workload::Cluster { .. } => {
+            Workload::Cluster { .. } | Workload::Probe { .. } => {
                 let next = self.nodes.iter().map(|n| n.replica.next_slot()).max();
                 self.probe_done
                     && self
                         .clients
-                        .iter()
+                        .values()
                         .all(|c| c.left == 0 && c.pending.is_none())
                     && self
                         .nodes
@@ -380,6 +386,8 @@ impl World {
                 seq,
                 attempt,
             } => self.client_timeout(client, seq, attempt),
+            Ev::Plan(action) => self.plan(action),
+            Ev::ProbeTick => self.probe_tick(),
         }
     }
 
@@ -642,17 +650,20 @@ impl World {
         for id in down {
             self.restart(id);
         }
-        if let Workload::Cluster { .. } = self.cfg.workload {
+        if let Workload::Cluster { .. } | Workload::Probe { .. } = self.cfg.workload {
             // The liveness probe: one write that must commit within settle_ms.
-            self.clients.push(Client {
-                id: PROBE_CLIENT,
-                rng: Rng::derive(self.cfg.seed, 7),
-                target: 1,
-                seq: 0,
-                left: 1,
-                pending: None,
-                seen: BTreeMap::new(),
-            });
+            self.clients.insert(
+                PROBE_CLIENT,
+                Client {
+                    id: PROBE_CLIENT,
+                    rng: Rng::derive(self.cfg.seed, 7),
+                    target: 1,
+                    seq: 0,
+                    left: 1,
+                    pending: None,
+                    seen: BTreeMap::new(),
+                },
+            );
             self.client_next(PROBE_CLIENT);
         }
     }
@@ -660,12 +671,67 @@ impl World {
     // ---------------------------------------------------------------- clients
 
     fn client(&mut self, id: u64) -> Option<&mut Client> {
-        self.clients.iter_mut().find(|c| c.id == id)
+        self.clients.get_mut(&id)
+    }
+
+    /// A probe client did its one operation: forget it (there are many).
+    fn retire_probe(&mut self, id: u64) {
+        if matches!(self.cfg.workload, Workload::Probe { .. }) && id != PROBE_CLIENT {
+            self.clients.remove(&id);
+        }
+    }
+
+    fn probe_tick(&mut self) {
+        let Workload::Probe { every_ms } = self.cfg.workload else {
+            return;
+        };
+        if !self.faults_on {
+            return;
+        }
+        let id = self.next_probe;
+        self.next_probe += 1;
+        let n = self.cfg.nodes as u64;
+        self.clients.insert(
+            id,
+            Client {
+                id,
+                rng: Rng::derive(self.cfg.seed, 1_000 + id),
+                target: 1 + id % n,
+                seq: 0,
+                left: 1,
+                pending: None,
+                seen: BTreeMap::new(),
+            },
+        );
+        self.client_next(id);
+        let next = self.now + every_ms;
+        self.push(next, Ev::ProbeTick);
+    }
+
+    fn plan(&mut self, action: PlanAction) {
+        match action {
+            PlanAction::Crash(id) => {
+                if self.node(id).up {
+                    self.crash(id);
+                }
+            }
+            PlanAction::Restart(id) => self.restart(id),
+            PlanAction::Split(sides) => {
+                let show = sides_text(&sides);
+                self.note(|| format!("partition: {show}"));
+                self.stats.partitions += 1;
+                self.sides = Some(sides);
+            }
+            PlanAction::Heal => {
+                self.sides = None;
+            }
+        }
     }
 
     fn client_next(&mut self, id: u64) {
         let keys = match self.cfg.workload {
             Workload::Cluster { keys, .. } => keys.max(1),
+            Workload::Probe { .. } => 0,
             Workload::Decree { .. } => return,
         };
         let now = self.now;
@@ -680,6 +746,11 @@ impl World {
                 key: "probe".into(),
                 value: "after-faults".into(),
             }
+        } else if keys == 0 {
+            Op::Put {
+                key: format!("p{}", c.id % 64),
+                value: format!("probe-{}", c.id),
+            }
         } else {
             next_op(c, keys)
         };
@@ -690,12 +761,13 @@ impl World {
         };
         let hist = self.history.invoke(id, cmd.seq, op.clone(), now);
         self.commands.insert(cmd);
+        let deadline = now + self.cfg.client_deadline_ms;
         let c = self.client(id).expect("client exists");
         c.pending = Some(Pending {
             op,
             hist,
             attempt: 0,
-            deadline: now + CLIENT_DEADLINE_MS,
+            deadline,
             maybe_proposed: false,
         });
         self.client_send(id);
@@ -726,7 +798,7 @@ impl World {
             self.push(at, Ev::ClientRequest { node: target, cmd });
         }
         self.push(
-            now + CLIENT_TIMEOUT_MS,
+            now + self.cfg.client_timeout_ms,
             Ev::ClientTimeout {
                 client: id,
                 seq,
@@ -803,6 +875,7 @@ impl World {
                     self.probe_done = true;
                 }
                 self.history.complete(hist, now, Status::Ok(result));
+                self.retire_probe(id);
                 let think = self.rng.range(0, 20);
                 self.push(now + think, Ev::ClientNext(id));
             }
@@ -854,6 +927,7 @@ impl World {
             c.pending = None;
             let id = c.id;
             self.history.complete(hist, now, status);
+            self.retire_probe(id);
             self.push(now + 1, Ev::ClientNext(id));
             return;
         }
@@ -864,7 +938,7 @@ impl World {
 
     fn finish(mut self) -> Report {
         self.stats.slots_chosen = self.ghost.chosen().len() as u64;
-        if let Workload::Cluster { .. } = self.cfg.workload {
+        if let Workload::Cluster { .. } | Workload::Probe { .. } = self.cfg.workload {
             let best = self
                 .nodes
                 .iter()
@@ -903,7 +977,8 @@ impl World {
             chosen: self.ghost.chosen().clone(),
             violations: self.violations,
             stats: self.stats,
-            history: matches!(self.cfg.workload, Workload::Cluster { .. }).then_some(self.history),
+            history: (!matches!(self.cfg.workload, Workload::Decree { .. }))
+                .then_some(self.history),
             trace: self.trace,
             config: self.cfg,
         }

@@ -1,0 +1,334 @@
+//! `synod experiment quorum`: why ensembles have 3, 5 or 7 members, measured.
+//!
+//! For each cluster size N, real processes (or the simulator, in virtual time)
+//! face two fault models while a probe client writes every few milliseconds:
+//! - **crash**: each node goes down and comes back on its own timeline, down a
+//!   fraction p of the time (the same timelines for the nodes every size shares);
+//! - **partition**: the cluster is split again and again into two random sides.
+//!
+//! Availability (probes committed / probes sent) is put beside the theory
+//! A(N, p) of DESIGN.md §5, the fraction of time a majority was really up,
+//! messages per commit and commit latency; [`report`] writes the table, the plot
+//! and the paragraph that answers the question from the run's own numbers.
+
+pub mod plan;
+pub mod real;
+pub mod report;
+pub mod simulated;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the experiment runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Real processes on loopback.
+    Real,
+    /// The simulator, in virtual time.
+    Sim,
+    /// Both, tables side by side.
+    Both,
+}
+
+/// What `synod experiment quorum` was asked.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Cluster sizes.
+    pub sizes: Vec<usize>,
+    /// Fraction of time each node is down (crash model).
+    pub p: f64,
+    /// The seed of every timeline and split.
+    pub seed: u64,
+    /// The short version (CI, a first look).
+    pub quick: bool,
+    /// Where results go.
+    pub out: PathBuf,
+    /// Real, simulated or both.
+    pub mode: Mode,
+    /// Draw progress bars.
+    pub progress: bool,
+}
+
+/// How long things take, in seconds (real) or virtual seconds (sim).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Timing {
+    /// Mean up + mean down of one node (time compression).
+    pub cycle_s: f64,
+    /// Length of the crash model phase.
+    pub crash_s: f64,
+    /// How long each split is held.
+    pub split_hold_s: f64,
+    /// Pause between splits.
+    pub split_gap_s: f64,
+    /// Number of splits.
+    pub splits: u64,
+    /// Length of the all-up phase that measures messages and latency.
+    pub steady_s: f64,
+    /// A probe every this many ms.
+    pub probe_every_ms: u64,
+    /// A probe not committed within this many ms failed.
+    pub probe_timeout_ms: u64,
+}
+
+impl Timing {
+    /// Real processes: the default run takes under five minutes for five sizes,
+    /// `--quick` under ninety seconds.
+    pub fn real(quick: bool) -> Self {
+        if quick {
+            Timing {
+                cycle_s: 3.0,
+                crash_s: 10.0,
+                split_hold_s: 0.8,
+                split_gap_s: 0.2,
+                splits: 5,
+                steady_s: 1.0,
+                probe_every_ms: 20,
+                probe_timeout_ms: 100,
+            }
+        } else {
+            Timing {
+                cycle_s: 6.0,
+                crash_s: 36.0,
+                split_hold_s: 1.2,
+                split_gap_s: 0.3,
+                splits: 10,
+                steady_s: 2.0,
+                probe_every_ms: 20,
+                probe_timeout_ms: 100,
+            }
+        }
+    }
+
+    /// The simulator: long virtual runs for tight intervals.
+    pub fn sim(quick: bool) -> Self {
+        Timing {
+            cycle_s: 40.0,
+            crash_s: if quick { 1_500.0 } else { 4_000.0 },
+            split_hold_s: 2.0,
+            split_gap_s: 0.5,
+            splits: if quick { 150 } else { 400 },
+            steady_s: 20.0,
+            probe_every_ms: 100,
+            probe_timeout_ms: 100,
+        }
+    }
+}
+
+/// One size under the crash model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SizeResult {
+    /// Nodes.
+    pub n: usize,
+    /// Failures it tolerates: ⌊(N−1)/2⌋.
+    pub tolerates: usize,
+    /// A(N, p).
+    pub theory: f64,
+    /// Fraction of time a majority was really up (from the applied timeline).
+    pub majority_up: f64,
+    /// Probes committed / probes sent.
+    pub measured: f64,
+    /// 95% confidence interval of `measured` (batch means).
+    pub ci95: [f64; 2],
+    /// Probes sent.
+    pub probes: u64,
+    /// Peer messages per committed command, all nodes up.
+    pub msgs_per_commit: f64,
+    /// Commit latency with all nodes up, ms.
+    pub p50_ms: f64,
+    /// Commit latency with all nodes up, ms.
+    pub p99_ms: f64,
+    /// Leader SIGKILL → next committed probe, ms, each time the leader died.
+    pub failover_ms: Vec<f64>,
+}
+
+/// One size under the partition model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SplitResult {
+    /// Nodes.
+    pub n: usize,
+    /// 1 for odd N; 1 − C(N, N/2)/2^N for even N.
+    pub theory: f64,
+    /// Fraction of splits during which writes went on.
+    pub measured: f64,
+    /// Splits held.
+    pub splits: u64,
+    /// Of those, splits with a majority side.
+    pub with_majority: u64,
+}
+
+/// A whole run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Results {
+    /// "real" or "sim".
+    pub mode: String,
+    /// Down fraction.
+    pub p: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Crash model, per size.
+    pub sizes: Vec<SizeResult>,
+    /// Partition model, per size.
+    pub partition: Vec<SplitResult>,
+    /// The timing used.
+    pub timing: Timing,
+    /// Wall seconds the run took.
+    pub wall_s: f64,
+}
+
+/// Mean and 95% confidence interval of a 0/1 series by batch means (the probes
+/// are correlated in time, so single probes are not independent samples).
+pub fn batch_means(samples: &[bool], batches: usize) -> (f64, [f64; 2]) {
+    if samples.is_empty() {
+        return (0.0, [0.0, 0.0]);
+    }
+    let mean = samples.iter().filter(|&&b| b).count() as f64 / samples.len() as f64;
+    let b = batches.clamp(2, samples.len().max(2));
+    let size = samples.len() / b;
+    if size == 0 {
+        return (mean, [0.0, 1.0]);
+    }
+    let means: Vec<f64> = (0..b)
+        .map(|i| {
+            let chunk = &samples[i * size..(i + 1) * size];
+            chunk.iter().filter(|&&x| x).count() as f64 / chunk.len() as f64
+        })
+        .collect();
+    let m = means.iter().sum::<f64>() / b as f64;
+    let var = means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (b - 1) as f64;
+    let half = t975(b - 1) * (var / b as f64).sqrt();
+    (mean, [(mean - half).max(0.0), (mean + half).min(1.0)])
+}
+
+/// The 97.5% quantile of Student's t with `df` degrees of freedom.
+fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    T.get(df.saturating_sub(1)).copied().unwrap_or(1.96)
+}
+
+/// The `q` quantile of `values` (sorted here), 0 if empty.
+pub fn quantile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Run the experiment; returns one [`Results`] per mode run (real first), and
+/// writes `results.json` (and `results-sim.json`), `availability.svg` and
+/// `report.md` into `o.out`.
+pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
+    let fail = |m: String| crate::launcher::LaunchError {
+        code: 1,
+        message: m,
+    };
+    std::fs::create_dir_all(&o.out)
+        .map_err(|e| fail(format!("cannot create {}: {e}", o.out.display())))?;
+    let mut all = Vec::new();
+    if matches!(o.mode, Mode::Real | Mode::Both) {
+        let t = Timing::real(o.quick);
+        let base = o.out.join(".run");
+        let started = std::time::Instant::now();
+        let mut sizes = Vec::new();
+        let mut partition = Vec::new();
+        for &n in &o.sizes {
+            let bar = size_bar(
+                o,
+                n,
+                t.steady_s + t.crash_s + t.splits as f64 * (t.split_hold_s + t.split_gap_s),
+            );
+            let (c, p) = real::run_size(n, o, &t, &base, &bar)?;
+            bar.finish_and_clear();
+            sizes.push(c);
+            partition.push(p);
+        }
+        let _ = std::fs::remove_dir_all(&base);
+        all.push(Results {
+            mode: "real".into(),
+            p: o.p,
+            seed: o.seed,
+            sizes,
+            partition,
+            timing: t,
+            wall_s: started.elapsed().as_secs_f64(),
+        });
+    }
+    if matches!(o.mode, Mode::Sim | Mode::Both) {
+        let t = Timing::sim(o.quick);
+        let started = std::time::Instant::now();
+        let (sizes, partition) = o
+            .sizes
+            .iter()
+            .map(|&n| {
+                let bar = size_bar(o, n, 0.0);
+                bar.set_message(format!("N={n}: simulating {:.0} virtual s", t.crash_s));
+                let r = simulated::run_size(n, o, &t);
+                bar.finish_and_clear();
+                r
+            })
+            .unzip();
+        all.push(Results {
+            mode: "sim".into(),
+            p: o.p,
+            seed: o.seed,
+            sizes,
+            partition,
+            timing: t,
+            wall_s: started.elapsed().as_secs_f64(),
+        });
+    }
+    for r in &all {
+        let name = if r.mode == "sim" && all.len() > 1 {
+            "results-sim.json"
+        } else {
+            "results.json"
+        };
+        std::fs::write(
+            o.out.join(name),
+            serde_json::to_string_pretty(r).expect("results serialise"),
+        )
+        .map_err(|e| fail(format!("cannot write {name}: {e}")))?;
+    }
+    let refs: Vec<&Results> = all.iter().collect();
+    report::plot(&refs, &o.out.join("availability.svg"))
+        .map_err(|e| fail(format!("cannot draw the plot: {e}")))?;
+    std::fs::write(o.out.join("report.md"), report::markdown(&refs))
+        .map_err(|e| fail(format!("cannot write report.md: {e}")))?;
+    Ok(all)
+}
+
+fn size_bar(o: &Options, n: usize, secs: f64) -> indicatif::ProgressBar {
+    if !o.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            .expect("a valid template"),
+    );
+    bar.set_message(format!("N={n} ({secs:.0} s)"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_means_cover_the_mean() {
+        let s: Vec<bool> = (0..1000).map(|i| i % 10 != 0).collect();
+        let (m, [lo, hi]) = batch_means(&s, 20);
+        assert!((m - 0.9).abs() < 1e-9);
+        assert!(lo <= 0.9 && 0.9 <= hi);
+        // Correlated outages widen the interval.
+        let bursty: Vec<bool> = (0..1000).map(|i| (i / 50) % 10 != 0).collect();
+        let (_, [blo, bhi]) = batch_means(&bursty, 20);
+        assert!(bhi - blo > hi - lo);
+    }
+}

@@ -1,0 +1,124 @@
+//! The experiment's fault plans, from the seed alone.
+//!
+//! Node k's up/down timeline depends only on (seed, k, p, cycle): every cluster
+//! size replays the same timelines for the nodes it shares with the others
+//! (common random numbers), so two sizes differ only by the nodes added and the
+//! comparison between them is paired rather than left to noise. Split i puts
+//! node k on a side drawn from (seed, i, k), again shared across sizes.
+
+use crate::paxos::quorum::majority;
+use crate::rng::Rng;
+
+/// Node `k`'s down intervals `(start, end)` in seconds within `[0, horizon)`:
+/// alternating exponential up and down times with means `(1−p)·cycle` and
+/// `p·cycle`, starting in the stationary distribution (down with probability p).
+pub fn node_downs(seed: u64, k: u64, p: f64, cycle: f64, horizon: f64) -> Vec<(f64, f64)> {
+    let mut rng = Rng::derive(seed ^ 0x5155_4F52_554D, k);
+    let (mean_down, mean_up) = (p * cycle, (1.0 - p) * cycle);
+    let mut downs = Vec::new();
+    if p <= 0.0 {
+        return downs;
+    }
+    let mut t = 0.0;
+    let mut down = rng.chance(p);
+    while t < horizon {
+        let hold = rng.exp(if down { mean_down } else { mean_up });
+        if down {
+            downs.push((t, (t + hold).min(horizon)));
+        }
+        t += hold;
+        down = !down;
+    }
+    downs
+}
+
+/// The fraction of `[0, horizon)` during which at least a majority of the nodes
+/// (`downs[k]` for each) was up.
+pub fn majority_up(downs: &[Vec<(f64, f64)>], horizon: f64) -> f64 {
+    let n = downs.len();
+    if n == 0 || horizon <= 0.0 {
+        return 0.0;
+    }
+    let mut edges: Vec<(f64, i32)> = downs
+        .iter()
+        .flatten()
+        .flat_map(|&(a, b)| [(a, 1), (b, -1)])
+        .collect();
+    edges.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+    let need = majority(n);
+    let (mut down, mut last, mut good) = (0i32, 0.0, 0.0);
+    for (t, d) in edges {
+        let t = t.clamp(0.0, horizon);
+        if n as i32 - down >= need as i32 {
+            good += t - last;
+        }
+        last = t;
+        down += d;
+    }
+    if n as i32 - down >= need as i32 {
+        good += horizon - last;
+    }
+    good / horizon
+}
+
+/// Split `i`'s sides for nodes 1..=n: each node on side 0 or 1 with equal chance.
+pub fn split_sides(seed: u64, i: u64, n: usize) -> Vec<u8> {
+    (1..=n as u64)
+        .map(|k| Rng::derive(seed ^ 0x0053_504C_4954 ^ (i << 20), k).below(2) as u8)
+        .collect()
+}
+
+/// True if one side of `sides` holds a majority.
+pub fn has_majority_side(sides: &[u8]) -> bool {
+    let ones = sides.iter().filter(|&&s| s == 1).count();
+    let need = majority(sides.len());
+    ones >= need || sides.len() - ones >= need
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timelines_are_shared_across_sizes_and_down_a_fraction_p() {
+        let a = node_downs(7, 2, 0.2, 6.0, 10_000.0);
+        assert_eq!(a, node_downs(7, 2, 0.2, 6.0, 10_000.0));
+        assert_ne!(a, node_downs(7, 3, 0.2, 6.0, 10_000.0));
+        let down: f64 = a.iter().map(|(s, e)| e - s).sum();
+        assert!(
+            (down / 10_000.0 - 0.2).abs() < 0.02,
+            "down {:.3}",
+            down / 10_000.0
+        );
+    }
+
+    #[test]
+    fn majority_up_by_hand() {
+        // Three nodes over 10 s: node 1 down 0..4, node 2 down 2..6: two down
+        // during 2..4, so a majority is up 8 of 10 s.
+        let downs = vec![vec![(0.0, 4.0)], vec![(2.0, 6.0)], vec![]];
+        assert!((majority_up(&downs, 10.0) - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_long_run_fraction_matches_the_theory() {
+        for n in [3, 4, 5] {
+            let downs: Vec<_> = (1..=n as u64)
+                .map(|k| node_downs(1, k, 0.2, 5.0, 200_000.0))
+                .collect();
+            let got = majority_up(&downs, 200_000.0);
+            let want = crate::paxos::quorum::availability(n, 0.2);
+            assert!((got - want).abs() < 0.01, "n={n}: {got:.4} vs {want:.4}");
+        }
+    }
+
+    #[test]
+    fn splits_without_a_majority_side_only_for_even_sizes() {
+        let halves = (0..2_000)
+            .filter(|&i| !has_majority_side(&split_sides(3, i, 4)))
+            .count();
+        let frac = halves as f64 / 2_000.0;
+        assert!((frac - 6.0 / 16.0).abs() < 0.04, "{frac}");
+        assert!((0..500).all(|i| has_majority_side(&split_sides(3, i, 5))));
+    }
+}

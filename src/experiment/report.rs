@@ -1,0 +1,292 @@
+//! The experiment's table, plot and answer, written from the run's own numbers.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::{quantile, Results};
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// The results table (crash and partition models) as Markdown.
+pub fn table(r: &Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| N | tolerates | theory A(N,{}) | majority up | measured | 95% CI | probes | msgs/commit | p50 ms | p99 ms | failover ms (median) | split theory | split measured | splits |",
+        r.p
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (c, p) in r.sizes.iter().zip(&r.partition) {
+        let mut f = c.failover_ms.clone();
+        let failover = if f.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "{:.0} ({} kills)",
+                quantile(&mut f, 0.5),
+                c.failover_ms.len()
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {}–{} | {} | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            c.n,
+            c.tolerates,
+            pct(c.theory),
+            pct(c.majority_up),
+            pct(c.measured),
+            pct(c.ci95[0]),
+            pct(c.ci95[1]),
+            c.probes,
+            c.msgs_per_commit,
+            c.p50_ms,
+            c.p99_ms,
+            failover,
+            pct(p.theory),
+            pct(p.measured),
+            p.splits
+        );
+    }
+    s
+}
+
+/// The answer to the exercise, in one paragraph drawn from `r`'s numbers.
+pub fn answer(r: &Results) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let by_n = |n: usize| r.sizes.iter().find(|s| s.n == n);
+    for even in r.sizes.iter().filter(|s| s.n % 2 == 0) {
+        let Some(odd) = by_n(even.n - 1) else {
+            continue;
+        };
+        let mut line = format!(
+            "N={} tolerates {} failure{}, no more than N={}, yet with each node down {} of the time it was available {} of the time against {} for N={} (theory {} vs {}; a majority was up {} vs {} of the time on the same node timelines)",
+            even.n,
+            even.tolerates,
+            if even.tolerates == 1 { "" } else { "s" },
+            odd.n,
+            pct(r.p),
+            pct(even.measured),
+            pct(odd.measured),
+            odd.n,
+            pct(even.theory),
+            pct(odd.theory),
+            pct(even.majority_up),
+            pct(odd.majority_up),
+        );
+        if even.measured >= odd.measured {
+            line.push_str(": in this run the measured gap is inside the noise of the intervals, while the theory and the majority-up fractions put it below");
+        } else {
+            line.push_str(": it has one more node to lose and nothing to show for it");
+        }
+        parts.push(line);
+        if odd.msgs_per_commit > 0.0 {
+            parts.push(format!(
+                "each commit cost {:.1} peer messages at N={} against {:.1} at N={}",
+                even.msgs_per_commit, even.n, odd.msgs_per_commit, odd.n
+            ));
+        }
+    }
+    let mut split_lines = Vec::new();
+    for s in &r.partition {
+        let no_majority = s.splits - s.with_majority;
+        if s.n % 2 == 0 {
+            split_lines.push(format!(
+                "random splits of N={} left no majority side in {} of {} splits (theory {} of splits have one) and writes went on in {} of them",
+                s.n,
+                no_majority,
+                s.splits,
+                pct(s.theory),
+                pct(s.measured)
+            ));
+        }
+    }
+    let odd_splits: Vec<String> = r
+        .partition
+        .iter()
+        .filter(|s| s.n % 2 == 1)
+        .map(|s| format!("N={} {}", s.n, pct(s.measured)))
+        .collect();
+    if !split_lines.is_empty() {
+        let mut line = split_lines.join("; ");
+        if !odd_splits.is_empty() {
+            let _ = write!(
+                line,
+                ", while an odd size always has a majority side and kept writing ({})",
+                odd_splits.join(", ")
+            );
+        }
+        parts.push(line);
+    }
+    if parts.is_empty() {
+        return "Run with both an even size and the odd size below it (e.g. --sizes 3,4,5) for the comparison.".to_string();
+    }
+    let mut text = String::from("Why odd sizes? In this run, ");
+    text.push_str(&parts.join(". Also, "));
+    text.push_str(". An even ensemble pays for one more machine and one more round of messages, tolerates no more failures than the odd one below it, is down more often because it has one more node to lose, and can split into two halves where no side can form a majority. That is why ZooKeeper ensembles have 3, 5 or 7 members.");
+    text
+}
+
+/// `availability.svg`: availability against N, theory lines and measured points
+/// with their intervals, for both fault models (and the simulator's, if any).
+pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
+    let ns: Vec<usize> = runs
+        .iter()
+        .flat_map(|r| r.sizes.iter().map(|s| s.n))
+        .collect();
+    let (lo, hi) = (
+        *ns.iter().min().unwrap_or(&3) as f64 - 0.5,
+        *ns.iter().max().unwrap_or(&7) as f64 + 0.5,
+    );
+    let ymin = runs
+        .iter()
+        .flat_map(|r| {
+            r.sizes
+                .iter()
+                .map(|s| s.ci95[0].min(s.theory))
+                .chain(r.partition.iter().map(|s| s.measured.min(s.theory)))
+        })
+        .fold(1.0f64, f64::min);
+    let ymin = ((ymin - 0.05).max(0.0) * 10.0).floor() / 10.0;
+    let root = SVGBackend::new(path, (760, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let p = runs.first().map_or(0.2, |r| r.p);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Availability against cluster size (p = {p})"),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(lo..hi, ymin..1.02f64)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("nodes N")
+        .y_desc("availability")
+        .x_labels(ns.len().max(2) * 2)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let first = runs.first().ok_or("no results")?;
+    let all_n: Vec<usize> = (lo.ceil() as usize..=hi.floor() as usize).collect();
+    let theory: Vec<(f64, f64)> = all_n
+        .iter()
+        .map(|&n| (n as f64, crate::paxos::quorum::availability(n, first.p)))
+        .collect();
+    let split_theory: Vec<(f64, f64)> = all_n
+        .iter()
+        .map(|&n| (n as f64, crate::paxos::quorum::split_availability(n)))
+        .collect();
+    let blue = RGBColor(40, 90, 200);
+    let orange = RGBColor(220, 120, 30);
+    chart
+        .draw_series(LineSeries::new(theory, blue.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label("crash model: theory A(N, p)")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(split_theory, orange.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label("partition model: theory")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2)));
+    for (i, r) in runs.iter().enumerate() {
+        let dx = if runs.len() > 1 {
+            i as f64 * 0.12 - 0.06
+        } else {
+            0.0
+        };
+        let (dot, name) = if r.mode == "sim" {
+            (RGBColor(30, 150, 70), "simulator")
+        } else {
+            (BLACK, "real processes")
+        };
+        for s in &r.sizes {
+            let x = s.n as f64 + dx;
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, s.ci95[0]), (x, s.ci95[1])],
+                    dot.stroke_width(2),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(
+                r.sizes
+                    .iter()
+                    .map(|s| Circle::new((s.n as f64 + dx, s.measured), 5, dot.filled())),
+            )
+            .map_err(|e| e.to_string())?
+            .label(format!("crash model: measured ({name}), 95% CI"))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, dot.filled()));
+        chart
+            .draw_series(
+                r.partition
+                    .iter()
+                    .map(|s| TriangleMarker::new((s.n as f64 + dx, s.measured), 6, dot.filled())),
+            )
+            .map_err(|e| e.to_string())?
+            .label(format!("partition model: measured ({name})"))
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, dot.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// `report.md`: settings, table(s), the plot and the answer.
+pub fn markdown(runs: &[&Results]) -> String {
+    let mut s = String::from("# Why do ZooKeeper ensembles have 3, 5 or 7 members?\n\n");
+    let Some(main) = runs.first() else {
+        return s;
+    };
+    let t = &main.timing;
+    let _ = writeln!(
+        s,
+        "Each node goes down (SIGKILL) and comes back (restart from its own log) on its own random timeline, down a fraction p = {} of the time; a probe write every {} ms, each with a {} ms timeout, measures availability (probes committed / probes sent). Time is compressed: a node's mean down time is {:.1} s and its mean up time {:.1} s. Node k's timeline comes from the seed ({}) and k alone, so every size replays the same timelines for the nodes it shares with the others (common random numbers): two sizes differ only by the nodes added, and the comparison is paired rather than left to noise. The 95% intervals are batch means over 20 consecutive batches (probes are correlated in time). In the partition model the cluster is split {} times into two random sides (each node on either side with equal chance), each held {:.1} s; a split counts as available if most probes in its second half commit.\n",
+        main.p,
+        t.probe_every_ms,
+        t.probe_timeout_ms,
+        main.p * t.cycle_s,
+        (1.0 - main.p) * t.cycle_s,
+        main.seed,
+        t.splits,
+        t.split_hold_s
+    );
+    for r in runs {
+        let _ = writeln!(
+            s,
+            "## {} ({:.0} s of wall time)\n\n{}",
+            if r.mode == "sim" {
+                "Simulator, virtual time"
+            } else {
+                "Real processes on loopback"
+            },
+            r.wall_s,
+            table(r)
+        );
+    }
+    let _ = writeln!(s, "![availability against N](availability.svg)\n");
+    let _ = writeln!(s, "## The answer\n\n{}\n", answer(main));
+    s
+}

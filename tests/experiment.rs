@@ -1,0 +1,123 @@
+//! The quorum experiment: the simulator reproduces the theory within its
+//! interval, and a quick run on real processes writes outputs that parse.
+
+use synod::experiment::{self, simulated, Mode, Options, Timing};
+
+fn options(out: std::path::PathBuf, sizes: Vec<usize>, mode: Mode) -> Options {
+    Options {
+        sizes,
+        p: 0.2,
+        seed: 1,
+        quick: true,
+        out,
+        mode,
+        progress: false,
+    }
+}
+
+#[test]
+fn the_simulator_reproduces_the_theory_within_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(dir.path().to_path_buf(), vec![3, 4], Mode::Sim);
+    let t = Timing::sim(true);
+    for n in [3, 4] {
+        let (crash, split) = simulated::run_size(n, &o, &t);
+        assert!(
+            crash.ci95[0] <= crash.theory && crash.theory <= crash.ci95[1],
+            "N={n}: theory {:.4} outside [{:.4}, {:.4}] (measured {:.4})",
+            crash.theory,
+            crash.ci95[0],
+            crash.ci95[1],
+            crash.measured
+        );
+        // Probes commit when, and only when, a majority is up.
+        assert!(
+            (crash.measured - crash.majority_up).abs() < 0.02,
+            "{crash:?}"
+        );
+        // Splits: odd sizes always keep a majority side; even ones lose it in
+        // about C(N, N/2)/2^N of the splits.
+        assert!((split.measured - split.theory).abs() < 0.12, "{split:?}");
+        if n % 2 == 1 {
+            assert_eq!(split.measured, 1.0, "{split:?}");
+        }
+    }
+}
+
+#[test]
+fn a_quick_real_run_writes_outputs_that_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exp");
+    let o = Env::synod_in(
+        dir.path(),
+        &[
+            "experiment",
+            "quorum",
+            "--quick",
+            "--sizes",
+            "3,4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let results: experiment::Results =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        results.sizes.iter().map(|s| s.n).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    for s in &results.sizes {
+        assert!(s.probes > 100, "{s:?}");
+        assert!(s.ci95[0] <= s.measured && s.measured <= s.ci95[1], "{s:?}");
+        assert!(s.msgs_per_commit > 0.0 && s.p50_ms > 0.0, "{s:?}");
+    }
+    assert_eq!(results.partition.len(), 2);
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for field in [
+        "n",
+        "tolerates",
+        "theory",
+        "majority_up",
+        "measured",
+        "ci95",
+        "probes",
+        "msgs_per_commit",
+        "p50_ms",
+        "p99_ms",
+    ] {
+        assert!(
+            raw["sizes"][0].get(field).is_some(),
+            "results.json lacks sizes[].{field}"
+        );
+    }
+    let svg = std::fs::read_to_string(out.join("availability.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("Availability against cluster size"));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("| N |")
+            && md.contains("availability.svg")
+            && md.contains("N=4 tolerates 1 failure"),
+        "{md}"
+    );
+    // Nothing left running or lying around.
+    assert!(!out.join(".run").exists());
+}
+
+struct Env;
+
+impl Env {
+    fn synod_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    }
+}
