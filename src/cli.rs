@@ -6,7 +6,6 @@
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
@@ -66,6 +65,8 @@ enum Command {
     Net(NetArgs),
     /// A workload plus a seeded fault schedule, then the verdict of the checkers
     Chaos(ChaosArgs),
+    /// Throughput and latency; side by side with etcd (--against etcd); failover (--failover)
+    Bench(BenchArgs),
     /// Experiments: `quorum` answers why node counts are odd, with a table and a plot
     #[command(subcommand)]
     Experiment(ExperimentCmd),
@@ -249,6 +250,45 @@ struct ChaosArgs {
     /// Print the fault schedule this seed gives and exit (nothing runs)
     #[arg(long)]
     plan: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Closed-loop clients; a list runs each in turn
+    #[arg(long, default_value = "1,16", value_name = "LIST")]
+    clients: String,
+    /// Measured time per row
+    #[arg(long, default_value = "10s", value_name = "D")]
+    duration: String,
+    /// Warm-up before each row
+    #[arg(long, default_value = "2s", value_name = "D")]
+    warmup: String,
+    /// Bytes per value
+    #[arg(long, default_value_t = 100, value_name = "B")]
+    value_size: usize,
+    /// Keys written and read
+    #[arg(long, default_value_t = 1000, value_name = "K")]
+    keys: usize,
+    /// Fraction of operations that are reads (0..1)
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    reads: f64,
+    /// Print JSON: {"rows": [...]}
+    #[arg(long)]
+    json: bool,
+    /// Also run the same workload against a 3-node etcd and a fresh 3-node synod, alternating
+    #[arg(long, value_name = "SYSTEM", value_parser = ["etcd"])]
+    against: Option<String>,
+    /// Repetitions of each row (--against): medians are reported
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    reps: usize,
+    /// Measure failover (leader SIGKILL to the next acknowledged write) and bring-up on a fresh five-node cluster
+    #[arg(long)]
+    failover: bool,
+    /// Leader kills (and bring-ups) for --failover
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    kills: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -493,6 +533,7 @@ fn run(cli: Cli) -> Result<(), Exit> {
         }
         Command::Net(a) => net(a),
         Command::Chaos(a) => chaos(a),
+        Command::Bench(a) => bench(a),
         Command::Experiment(ExperimentCmd::Quorum(a)) => quorum(a),
         Command::Demo(a) => demo(a),
         Command::Sim(a) => simulate(a),
@@ -509,21 +550,6 @@ fn base() -> PathBuf {
 
 fn find(c: &ClusterArg) -> Result<RunDir, Exit> {
     RunDir::find(&base(), c.cluster.as_deref()).map_err(Exit::usage)
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-fn catch_stop_signals() {
-    let handler = on_stop_signal as extern "C" fn(libc::c_int);
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-    }
 }
 
 fn up(a: UpArgs) -> Result<(), Exit> {
@@ -560,7 +586,7 @@ fn up(a: UpArgs) -> Result<(), Exit> {
 /// Supervise the nodes until Ctrl-C (or SIGTERM), refreshing the status table
 /// every second, then stop every node cleanly.
 fn foreground(up: launcher::Up) -> Result<(), Exit> {
-    catch_stop_signals();
+    crate::signals::catch();
     let dir = up.dir.clone();
     {
         let _lock = dir.lock().map_err(Exit::failed)?;
@@ -586,7 +612,7 @@ fn foreground(up: launcher::Up) -> Result<(), Exit> {
     }
     let mut events: Vec<String> = Vec::new();
     let mut last = Instant::now();
-    while !STOP.load(Ordering::SeqCst) {
+    while !crate::signals::stopped() {
         while let Ok((id, how)) = rx.try_recv() {
             let line = format!("node {id} exited ({how})");
             if !tty {
@@ -781,9 +807,9 @@ fn logs(a: LogsArgs) -> Result<(), Exit> {
         return Ok(());
     }
     let _ = out.flush();
-    catch_stop_signals();
+    crate::signals::catch();
     let mut pos = buf.len() as u64;
-    while !STOP.load(Ordering::SeqCst) {
+    while !crate::signals::stopped() {
         std::thread::sleep(Duration::from_millis(200));
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(pos);
         if len < pos {
@@ -982,6 +1008,7 @@ fn chaos(a: ChaosArgs) -> Result<(), Exit> {
         allow_majority_loss: a.allow_majority_loss,
         progress: std::io::stderr().is_terminal(),
     };
+    crate::signals::catch();
     let run = crate::chaos::run(&base(), &opts)?;
     print!("{}", crate::chaos::report::text(&run));
     if let Some(out) = &a.out {
@@ -996,6 +1023,63 @@ fn chaos(a: ChaosArgs) -> Result<(), Exit> {
         None => Ok(()),
         Some(first) => Err(Exit::failed(first.clone())),
     }
+}
+
+fn bench(a: BenchArgs) -> Result<(), Exit> {
+    let progress = std::io::stderr().is_terminal() && !a.json;
+    crate::signals::catch();
+    if a.failover {
+        let f = crate::bench::failover(a.kills.max(1), progress).map_err(Exit::failed)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&f).expect("serialises"));
+        } else {
+            print!("{}", f.text());
+        }
+        return Ok(());
+    }
+    let mut clients = Vec::new();
+    for part in a
+        .clients
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let c: usize = part
+            .parse()
+            .map_err(|_| Exit::usage(format!("bad --clients {:?}: write 16 or 1,16", a.clients)))?;
+        if c == 0 || c > 1024 {
+            return Err(Exit::usage("--clients must be between 1 and 1024"));
+        }
+        clients.push(c);
+    }
+    if !(0.0..=1.0).contains(&a.reads) {
+        return Err(Exit::usage("--reads is a fraction between 0 and 1"));
+    }
+    let w = crate::bench::Workload {
+        clients: 1,
+        duration: parse_duration(&a.duration).map_err(Exit::usage)?,
+        warmup: match a.warmup.trim() {
+            "0" | "0s" => Duration::ZERO,
+            other => parse_duration(other).map_err(Exit::usage)?,
+        },
+        value_size: a.value_size,
+        keys: a.keys.max(1),
+        reads: a.reads,
+    };
+    let rows = match a.against.as_deref() {
+        Some(_) => crate::bench::against_etcd(&w, &clients, a.reps.max(1), progress)
+            .map_err(Exit::failed)?,
+        None => {
+            let dir = find(&a.c)?;
+            crate::bench::against_running(&dir, &w, &clients, progress).map_err(Exit::failed)?
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::json!({ "rows": rows }));
+    } else {
+        print!("{}", crate::bench::table(&rows));
+    }
+    Ok(())
 }
 
 fn quorum(a: QuorumArgs) -> Result<(), Exit> {
@@ -1035,6 +1119,7 @@ fn quorum(a: QuorumArgs) -> Result<(), Exit> {
         },
         progress: std::io::stderr().is_terminal(),
     };
+    crate::signals::catch();
     let runs = crate::experiment::run(&opts)?;
     for r in &runs {
         println!(

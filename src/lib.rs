@@ -7,6 +7,7 @@
 //! - [`rng`]: the seeded generator behind every random choice.
 //! - [`cli`]: the command line.
 
+pub mod bench;
 pub mod chaos;
 pub mod check;
 pub mod cli;
@@ -20,5 +21,6 @@ pub mod net;
 pub mod node;
 pub mod paxos;
 pub mod rng;
+pub mod signals;
 pub mod sim;
 pub mod storage;

@@ -35,7 +35,7 @@ use crate::rng::Rng;
 use schedule::{Episode, Fault, Kind, Target};
 
 /// Search steps the linearizability checker may spend per key.
-pub const CHECK_BUDGET: u64 = 20_000_000;
+pub const CHECK_BUDGET: u64 = 5_000_000;
 
 /// What `synod chaos` was asked.
 #[derive(Clone, Debug)]
@@ -286,7 +286,10 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     let mut resolved: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
     let mut busy: BTreeSet<NodeId> = BTreeSet::new();
     for (at, start, i) in events {
-        while (shared.started.elapsed().as_millis() as u64) < at {
+        if crate::signals::stopped() {
+            break;
+        }
+        while (shared.started.elapsed().as_millis() as u64) < at && !crate::signals::stopped() {
             tick(&bar, &shared, applied.len());
             std::thread::sleep(Duration::from_millis(20).min(Duration::from_millis(
                 at.saturating_sub(shared.started.elapsed().as_millis() as u64),
@@ -314,7 +317,7 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
             episode: i,
         });
     }
-    while shared.started.elapsed() < o.duration {
+    while shared.started.elapsed() < o.duration && !crate::signals::stopped() {
         tick(&bar, &shared, applied.len());
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -325,6 +328,13 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     }
     let _ = poller.join();
     bar.finish_and_clear();
+    if crate::signals::stopped() {
+        let _ = launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none());
+        for &id in &ids {
+            let _ = launcher::pause(dir, id, false);
+        }
+        return Err(fail("interrupted: the faults were healed; no verdict"));
+    }
 
     // Heal everything, then SIGKILL and restart every node from its logs.
     let at = shared.started.elapsed().as_millis() as u64;

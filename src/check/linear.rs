@@ -314,9 +314,15 @@ fn check_key(key: &str, ops: &[&Operation], budget: u64) -> KeyVerdict {
     };
 
     let n = calls.len();
-    let words = n.div_ceil(64).max(1);
-    let mut linearized = vec![0u64; words];
-    let mut cache: HashSet<(Vec<u64>, u32)> = HashSet::new();
+    // The set of linearized calls is remembered by a Zobrist hash (the XOR of a
+    // random 128-bit word per call): constant time per step and 16 bytes per
+    // cache entry, where a bitset would cost n/8 bytes to copy and keep.
+    let mut rng = crate::rng::Rng::new(0x5A0B_0157);
+    let zobrist: Vec<u128> = (0..n)
+        .map(|_| ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128)
+        .collect();
+    let mut linearized: u128 = 0;
+    let mut cache: HashSet<(u128, u32)> = HashSet::new();
     let mut stack: Vec<(usize, u32)> = Vec::new();
     let mut state = 0u32;
     let mut steps = 0u64;
@@ -363,9 +369,8 @@ fn check_key(key: &str, ops: &[&Operation], budget: u64) -> KeyVerdict {
         if e != NIL && !entries[e].is_return {
             let call = entries[e].call;
             if let Some(next_state) = step(call, state) {
-                let mut lin = linearized.clone();
-                lin[call / 64] |= 1 << (call % 64);
-                if cache.insert((lin.clone(), next_state)) {
+                let lin = linearized ^ zobrist[call];
+                if cache.insert((lin, next_state)) {
                     stack.push((e, state));
                     state = next_state;
                     linearized = lin;
@@ -379,7 +384,7 @@ fn check_key(key: &str, ops: &[&Operation], budget: u64) -> KeyVerdict {
         }
         // A return (or the end of the list): the calls before it could not all
         // be placed. Remember how far we got, then backtrack.
-        if stack.len() >= best.0.len() {
+        if stack.len() > best.0.len() || best.2.is_empty() {
             let placed: Vec<usize> = stack
                 .iter()
                 .map(|&(e, _)| calls[entries[e].call].id)
@@ -403,7 +408,7 @@ fn check_key(key: &str, ops: &[&Operation], budget: u64) -> KeyVerdict {
         };
         state = prev_state;
         let call = entries[top].call;
-        linearized[call / 64] &= !(1 << (call % 64));
+        linearized ^= zobrist[call];
         unlift(&mut entries, top);
         cursor = entries[top].next;
     };

@@ -151,6 +151,12 @@ pub fn run_size(
     let dir = up.dir;
     let result = measure(n, o, t, &dir, &cluster, bar);
     let _ = launcher::down(&dir, true, Duration::from_secs(5));
+    if crate::signals::stopped() {
+        return Err(LaunchError {
+            code: 1,
+            message: "interrupted: every node this experiment started is stopped".into(),
+        });
+    }
     result
 }
 
@@ -299,7 +305,7 @@ fn measure(
 fn sleep_until(t0: Instant, at: f64, bar: &indicatif::ProgressBar, _total: f64) {
     loop {
         let now = t0.elapsed().as_secs_f64();
-        if now >= at {
+        if now >= at || crate::signals::stopped() {
             return;
         }
         bar.tick();

@@ -42,6 +42,9 @@ pub struct LeaderConfig {
     pub max_batch: usize,
     /// Bytes of commands in one slot at most.
     pub max_batch_bytes: usize,
+    /// Serve reads without a log write (read-index): confirm leadership with one
+    /// heartbeat round to a majority, then read at the commit point.
+    pub read_index: bool,
 }
 
 impl Default for LeaderConfig {
@@ -52,6 +55,7 @@ impl Default for LeaderConfig {
             window: 16,
             max_batch: 512,
             max_batch_bytes: 256 * 1024,
+            read_index: true,
         }
     }
 }
@@ -104,8 +108,21 @@ pub struct Leader {
     queue: VecDeque<Command>,
     hb_elapsed: u32,
     hb_seq: u64,
-    hb_acks: BTreeSet<NodeId>,
+    /// The highest heartbeat round each acceptor confirmed at our ballot.
+    acked: BTreeMap<NodeId, u64>,
     silent: u32,
+    /// Reads waiting for a heartbeat round sent after they arrived.
+    reads: Vec<PendingRead>,
+}
+
+/// A read waiting for leadership to be confirmed.
+#[derive(Clone, Debug)]
+struct PendingRead {
+    cmd: Command,
+    /// Every slot below this was proposed (or known chosen) when it arrived.
+    index: Slot,
+    /// The heartbeat round that must be confirmed by a majority.
+    round: u64,
 }
 
 impl Leader {
@@ -133,8 +150,9 @@ impl Leader {
             queue: VecDeque::new(),
             hb_elapsed: 0,
             hb_seq: 0,
-            hb_acks: BTreeSet::new(),
+            acked: BTreeMap::new(),
             silent: 0,
+            reads: Vec::new(),
         }
     }
 
@@ -171,6 +189,22 @@ impl Leader {
     /// Handle one message for the proposer role.
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
         match msg {
+            Message::Request(cmd)
+                if self.mode == Mode::Leader && self.cfg.read_index && cmd.op.is_read() =>
+            {
+                // Read-index: it may be served at `next_slot` once a heartbeat
+                // round sent after now is confirmed by a majority.
+                let round = self.hb_seq + 1;
+                self.reads.push(PendingRead {
+                    cmd,
+                    index: self.next_slot,
+                    round,
+                });
+                if self.confirmed() == self.hb_seq {
+                    // No round in flight: start one now rather than at the next tick.
+                    self.heartbeat(out);
+                }
+            }
             Message::Request(cmd) if self.mode == Mode::Leader => {
                 self.queue.push_back(cmd);
                 self.propose_waiting(out);
@@ -194,10 +228,12 @@ impl Leader {
                     self.step_down(None, out);
                 }
             }
-            Message::HeartbeatAck { ballot, .. }
+            Message::HeartbeatAck { ballot, seq }
                 if self.mode == Mode::Leader && ballot == self.proposer.ballot() =>
             {
-                self.hb_acks.insert(from);
+                let a = self.acked.entry(from).or_insert(0);
+                *a = (*a).max(seq);
+                self.serve_reads(out);
             }
             Message::LeaderSeen { ballot, .. } if ballot.node != self.id => {
                 // Our acceptor confirmed another leader's heartbeat.
@@ -242,7 +278,7 @@ impl Leader {
                     return;
                 }
                 self.hb_elapsed = 0;
-                if self.hb_acks.len() >= self.quorum {
+                if self.confirmed() >= self.hb_seq {
                     self.silent = 0;
                 } else {
                     self.silent += self.cfg.heartbeat_ticks;
@@ -284,7 +320,7 @@ impl Leader {
         }
         self.hb_elapsed = 0;
         self.silent = 0;
-        self.hb_acks.clear();
+        self.acked.clear();
         self.heartbeat(out);
         self.propose_waiting(out);
     }
@@ -297,7 +333,8 @@ impl Leader {
         self.in_flight.clear();
         // Commands never proposed can safely be sent elsewhere. Those in flight
         // may still be chosen: their clients will retry with the same seq.
-        for cmd in self.queue.drain(..) {
+        let reads = self.reads.drain(..).map(|r| r.cmd);
+        for cmd in self.queue.drain(..).chain(reads) {
             out.replies.push(Reply {
                 client: cmd.client,
                 seq: cmd.seq,
@@ -306,8 +343,40 @@ impl Leader {
         }
     }
 
+    /// The highest heartbeat round a majority of acceptors confirmed.
+    fn confirmed(&self) -> u64 {
+        let mut seqs: Vec<u64> = self.acked.values().copied().collect();
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        seqs.get(self.quorum - 1).copied().unwrap_or(0)
+    }
+
+    /// Hand every read whose round a majority confirmed to the local replica,
+    /// which answers it once it has applied everything below its index. Reads
+    /// still waiting get a fresh round as soon as the current one is confirmed.
+    fn serve_reads(&mut self, out: &mut Outbox) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let confirmed = self.confirmed();
+        let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) =
+            self.reads.drain(..).partition(|r| r.round <= confirmed);
+        self.reads = waiting;
+        for r in ready {
+            out.send(
+                self.id,
+                self.id,
+                Message::Read {
+                    cmd: r.cmd,
+                    index: r.index,
+                },
+            );
+        }
+        if !self.reads.is_empty() && confirmed == self.hb_seq {
+            self.heartbeat(out);
+        }
+    }
+
     fn heartbeat(&mut self, out: &mut Outbox) {
-        self.hb_acks.clear();
         self.hb_seq += 1;
         for &n in &self.nodes {
             out.send(
@@ -389,6 +458,7 @@ mod tests {
             window: 2,
             max_batch: 2,
             max_batch_bytes: 1 << 20,
+            read_index: true,
         }
     }
 
@@ -396,8 +466,102 @@ mod tests {
         Command {
             client: 7,
             seq,
+            op: Op::Put {
+                key: "k".into(),
+                value: seq.to_string(),
+            },
+        }
+    }
+
+    fn read(seq: u64) -> Command {
+        Command {
+            client: 8,
+            seq,
             op: Op::Get { key: "k".into() },
         }
+    }
+
+    #[test]
+    fn a_read_waits_for_a_majority_to_confirm_a_round_sent_after_it() {
+        let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+        elect(&mut l, vec![]);
+        let mut out = Outbox::new();
+        l.handle(1, Message::Request(cmd(1)), &mut out);
+        // The election's round is confirmed: no round is in flight.
+        let sent = l.hb_seq;
+        for n in [2, 3] {
+            l.handle(
+                n,
+                Message::HeartbeatAck {
+                    ballot: l.ballot(),
+                    seq: sent,
+                },
+                &mut out,
+            );
+        }
+        let mut out = Outbox::new();
+        l.handle(9, Message::Request(read(1)), &mut out);
+        assert!(
+            out.send
+                .iter()
+                .any(|e| matches!(e.msg, Message::Heartbeat { seq, .. } if seq == sent + 1)),
+            "a round starts at once"
+        );
+        assert!(
+            !out.send.iter().any(|e| e.msg.kind() == "Read"),
+            "the older round does not count"
+        );
+        let mut out = Outbox::new();
+        l.handle(
+            1,
+            Message::HeartbeatAck {
+                ballot: l.ballot(),
+                seq: sent + 1,
+            },
+            &mut out,
+        );
+        assert!(
+            !out.send.iter().any(|e| e.msg.kind() == "Read"),
+            "one ack is not a majority"
+        );
+        l.handle(
+            3,
+            Message::HeartbeatAck {
+                ballot: l.ballot(),
+                seq: sent + 1,
+            },
+            &mut out,
+        );
+        // Served at the slot after everything proposed so far (the write in slot 0).
+        assert!(
+            out.send.iter().any(|e| e.msg
+                == Message::Read {
+                    cmd: read(1),
+                    index: 1
+                }),
+            "{:?}",
+            out.send
+        );
+        // The read never enters the log.
+        assert_eq!(l.in_flight(), 1);
+    }
+
+    #[test]
+    fn pending_reads_are_refused_when_the_leader_steps_down() {
+        let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+        elect(&mut l, vec![]);
+        let mut out = Outbox::new();
+        l.handle(9, Message::Request(read(1)), &mut out);
+        let mut out = Outbox::new();
+        l.handle(
+            1,
+            Message::Promised {
+                ballot: Ballot::new(9, 2),
+            },
+            &mut out,
+        );
+        assert_eq!(out.replies.len(), 1);
+        assert!(matches!(out.replies[0].outcome, Outcome::NotLeader { .. }));
     }
 
     fn elect(l: &mut Leader, accepted: Vec<PValue>) -> Outbox {
@@ -524,11 +688,12 @@ mod tests {
         l.handle(1, Message::Request(cmd(1)), &mut out);
         let mut later = Outbox::new();
         for _ in 0..4 {
+            let seq = l.hb_seq;
             l.handle(
                 2,
                 Message::HeartbeatAck {
                     ballot: l.ballot(),
-                    seq: 0,
+                    seq,
                 },
                 &mut later,
             );
@@ -536,7 +701,7 @@ mod tests {
                 3,
                 Message::HeartbeatAck {
                     ballot: l.ballot(),
-                    seq: 0,
+                    seq,
                 },
                 &mut later,
             );

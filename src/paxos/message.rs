@@ -132,6 +132,9 @@ pub enum Message {
     Chosen { slot: Slot, value: Value },
     /// Local: the learner tells its proposer that `slot` is chosen.
     Committed { slot: Slot },
+    /// Local: the leader confirmed it still leads; the replica answers this read
+    /// once it has applied every slot below `index`.
+    Read { cmd: Command, index: Slot },
     /// Local: a client command arrived at this node.
     Request(Command),
 }
@@ -154,7 +157,7 @@ impl Message {
             | Message::Learn { .. }
             | Message::CatchUp { .. }
             | Message::Proposed { .. } => Role::Learner,
-            Message::Chosen { .. } => Role::Replica,
+            Message::Chosen { .. } | Message::Read { .. } => Role::Replica,
         }
     }
 
@@ -175,6 +178,7 @@ impl Message {
             Message::Promised { .. } => "Promised",
             Message::Chosen { .. } => "Chosen",
             Message::Committed { .. } => "Committed",
+            Message::Read { .. } => "Read",
             Message::Request(_) => "Request",
         }
     }
@@ -228,6 +232,9 @@ impl Message {
             Message::Promised { ballot } => format!("Promised({ballot})"),
             Message::Chosen { slot, value } => format!("Chosen(#{slot}, {})", value.brief()),
             Message::Committed { slot } => format!("Committed(#{slot})"),
+            Message::Read { cmd, index } => {
+                format!("Read({}:{} {}, at #{index})", cmd.client, cmd.seq, cmd.op)
+            }
             Message::Request(c) => format!("Request({}:{} {})", c.client, c.seq, c.op),
         }
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
 use super::ballot::Slot;
-use super::message::{Message, Outbox, Outcome, Reply, Value};
+use super::message::{Command, Message, Outbox, Outcome, Reply, Value};
 use crate::kv::{Kv, OpResult};
 
 /// One replica's state.
@@ -23,6 +23,8 @@ pub struct Replica {
     digest: u64,
     applied: u64,
     audit: Option<Vec<(Slot, u64, u64)>>,
+    /// Confirmed reads waiting for the slots below their index.
+    reads: BTreeMap<Slot, Vec<Command>>,
 }
 
 impl Default for Replica {
@@ -42,6 +44,7 @@ impl Replica {
             digest: 0,
             applied: 0,
             audit: None,
+            reads: BTreeMap::new(),
         }
     }
 
@@ -81,13 +84,31 @@ impl Replica {
 
     /// Handle a message for the replica role.
     pub fn handle(&mut self, msg: Message, out: &mut Outbox) {
-        if let Message::Chosen { slot, value } = msg {
-            if slot >= self.next {
-                self.pending.insert(slot, value);
+        match msg {
+            Message::Chosen { slot, value } => {
+                if slot >= self.next {
+                    self.pending.insert(slot, value);
+                }
+                while let Some(value) = self.pending.remove(&self.next) {
+                    self.apply(self.next, value, out);
+                    self.next += 1;
+                }
             }
-            while let Some(value) = self.pending.remove(&self.next) {
-                self.apply(self.next, value, out);
-                self.next += 1;
+            Message::Read { cmd, index } => self.reads.entry(index).or_default().push(cmd),
+            _ => {}
+        }
+        // Reads whose index is applied: answer from the map as it stands.
+        while let Some(entry) = self.reads.first_entry() {
+            if *entry.key() > self.next {
+                break;
+            }
+            for cmd in entry.remove() {
+                let result = self.kv.apply(&cmd.op);
+                out.replies.push(Reply {
+                    client: cmd.client,
+                    seq: cmd.seq,
+                    outcome: Outcome::Done(result),
+                });
             }
         }
     }
@@ -130,7 +151,6 @@ impl Replica {
 mod tests {
     use super::*;
     use crate::kv::Op;
-    use crate::paxos::message::Command;
 
     fn put(client: u64, seq: u64, v: &str) -> Command {
         Command {

@@ -1,0 +1,516 @@
+//! `synod bench`: closed-loop clients over persistent connections, a warm-up,
+//! then throughput and latency (p50/p95/p99/p99.9 from an HDR histogram),
+//! errors, and the CPU seconds the cluster spent; side by side with etcd when
+//! asked (`--against etcd`), and leader failover timing (`--failover`).
+
+pub mod etcd;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::cluster::Cluster;
+use crate::kv::Op;
+use crate::rng::Rng;
+
+/// A key-value client the benchmark can drive.
+pub trait KvClient: Send {
+    /// Write `value` at `key`; true on success.
+    fn put(&mut self, key: &str, value: &str) -> bool;
+    /// Read `key` linearizably; true on success.
+    fn get(&mut self, key: &str) -> bool;
+}
+
+impl KvClient for Client {
+    fn put(&mut self, key: &str, value: &str) -> bool {
+        self.execute(Op::Put {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+        .is_ok()
+    }
+
+    fn get(&mut self, key: &str) -> bool {
+        self.execute(Op::Get {
+            key: key.to_string(),
+        })
+        .is_ok()
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Concurrent closed-loop clients.
+    pub clients: usize,
+    /// Measured time.
+    pub duration: Duration,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Keys written and read.
+    pub keys: usize,
+    /// Fraction of operations that are reads.
+    pub reads: f64,
+}
+
+/// One measured row.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// "synod" or "etcd".
+    pub system: String,
+    /// Clients.
+    pub clients: usize,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Operations completed in the measured window.
+    pub ops: u64,
+    /// Operations per second.
+    pub ops_per_s: f64,
+    /// Latency percentiles, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// 99.9th percentile, ms.
+    pub p999_ms: f64,
+    /// Failed operations.
+    pub errors: u64,
+    /// CPU seconds the cluster's processes used during the window.
+    pub cpu_s: f64,
+}
+
+/// CPU seconds (user + system) of `pids` so far.
+pub fn cpu_seconds(pids: &[u32]) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / hz)
+        })
+        .sum()
+}
+
+/// Run `w` with clients made by `make` (one per thread); `pids` are the
+/// server processes whose CPU time is counted; `tick` is called about every
+/// 100 ms with the fraction done.
+pub fn run(
+    system: &str,
+    w: &Workload,
+    pids: &[u32],
+    make: impl Fn(usize) -> Box<dyn KvClient>,
+    tick: impl Fn(f64),
+) -> Row {
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let value: String = "v".repeat(w.value_size.max(1));
+    let threads: Vec<_> = (0..w.clients.max(1))
+        .map(|i| {
+            let mut c = make(i);
+            let (measuring, stop, errors) = (measuring.clone(), stop.clone(), errors.clone());
+            let (value, keys, reads) = (value.clone(), w.keys.max(1), w.reads);
+            std::thread::spawn(move || {
+                let mut h =
+                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+                let mut rng = Rng::derive(0xBE7C, i as u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("bench{}", rng.below(keys));
+                    let started = Instant::now();
+                    let ok = if rng.chance(reads) {
+                        c.get(&key)
+                    } else {
+                        c.put(&key, &value)
+                    };
+                    if measuring.load(Ordering::Relaxed) {
+                        if ok {
+                            let us = started.elapsed().as_micros().max(1) as u64;
+                            let _ = h.record(us.min(60_000_000));
+                        } else {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                h
+            })
+        })
+        .collect();
+    let total = w.warmup + w.duration;
+    let t0 = Instant::now();
+    while t0.elapsed() < w.warmup && !crate::signals::stopped() {
+        tick(t0.elapsed().as_secs_f64() / total.as_secs_f64());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cpu0 = cpu_seconds(pids);
+    measuring.store(true, Ordering::SeqCst);
+    let m0 = Instant::now();
+    while m0.elapsed() < w.duration && !crate::signals::stopped() {
+        tick(t0.elapsed().as_secs_f64() / total.as_secs_f64());
+        std::thread::sleep(Duration::from_millis(100).min(w.duration.saturating_sub(m0.elapsed())));
+    }
+    measuring.store(false, Ordering::SeqCst);
+    let elapsed = m0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pids) - cpu0;
+    stop.store(true, Ordering::SeqCst);
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    for t in threads {
+        if let Ok(h) = t.join() {
+            let _ = all.add(h);
+        }
+    }
+    let ms = |q: f64| all.value_at_quantile(q) as f64 / 1e3;
+    Row {
+        system: system.to_string(),
+        clients: w.clients,
+        value_size: w.value_size,
+        ops: all.len(),
+        ops_per_s: all.len() as f64 / elapsed,
+        p50_ms: ms(0.5),
+        p95_ms: ms(0.95),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        errors: errors.load(Ordering::Relaxed),
+        cpu_s: cpu,
+    }
+}
+
+/// Clients of a synod cluster (ids unique per thread).
+pub fn synod_clients(cluster: &Cluster) -> impl Fn(usize) -> Box<dyn KvClient> + '_ {
+    move |_| {
+        let mut c = Client::new(cluster.clone());
+        c.timeout = Duration::from_secs(5);
+        Box::new(c)
+    }
+}
+
+/// Rows as a table, with ratios against the first system when there are two.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = format!(
+        "{:<7} {:>7} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}\n",
+        "system",
+        "clients",
+        "value",
+        "ops/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "cpu s"
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{:<7} {:>7} {:>6} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>7.2}\n",
+            r.system,
+            r.clients,
+            r.value_size,
+            r.ops_per_s,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.errors,
+            r.cpu_s
+        ));
+    }
+    let systems: Vec<&str> = {
+        let mut v: Vec<&str> = rows.iter().map(|r| r.system.as_str()).collect();
+        v.dedup();
+        v
+    };
+    if systems.len() >= 2 {
+        let (a, b) = (systems[0], systems[1]);
+        let mut clients: Vec<usize> = rows.iter().map(|r| r.clients).collect();
+        clients.sort_unstable();
+        clients.dedup();
+        for c in clients {
+            let find = |sys: &str| rows.iter().find(|r| r.system == sys && r.clients == c);
+            if let (Some(x), Some(y)) = (find(a), find(b)) {
+                s.push_str(&format!(
+                    "{c:>2} client(s): {a} / {b} = {:.2}x throughput, p50 {:.2}x, p99 {:.2}x\n",
+                    x.ops_per_s / y.ops_per_s.max(1e-9),
+                    x.p50_ms / y.p50_ms.max(1e-9),
+                    x.p99_ms / y.p99_ms.max(1e-9)
+                ));
+            }
+        }
+    }
+    s
+}
+
+fn bar(progress: bool, label: String) -> indicatif::ProgressBar {
+    if !progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(1000);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{msg:<28} [{bar:30}] {percent}%")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    b.set_message(label);
+    b
+}
+
+fn one_row(
+    system: &str,
+    w: &Workload,
+    pids: &[u32],
+    make: impl Fn(usize) -> Box<dyn KvClient>,
+    progress: bool,
+) -> Row {
+    let b = bar(progress, format!("{system}, {} client(s)", w.clients));
+    let row = run(system, w, pids, make, |f| {
+        b.set_position((f * 1000.0) as u64)
+    });
+    b.finish_and_clear();
+    row
+}
+
+/// Bench the running cluster of `dir`, one row per client count.
+pub fn against_running(
+    dir: &crate::cluster::rundir::RunDir,
+    w: &Workload,
+    clients: &[usize],
+    progress: bool,
+) -> Result<Vec<Row>, String> {
+    let cluster = dir.cluster()?;
+    let pids: Vec<u32> = dir.state().nodes.values().filter_map(|n| n.pid).collect();
+    Ok(clients
+        .iter()
+        .map(|&c| {
+            let w = Workload {
+                clients: c,
+                ..w.clone()
+            };
+            one_row("synod", &w, &pids, synod_clients(&cluster), progress)
+        })
+        .collect())
+}
+
+fn median_row(rows: &[Row]) -> Row {
+    let by = |f: fn(&Row) -> f64| {
+        let mut v: Vec<f64> = rows.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Row {
+        ops_per_s: by(|r| r.ops_per_s),
+        p50_ms: by(|r| r.p50_ms),
+        p95_ms: by(|r| r.p95_ms),
+        p99_ms: by(|r| r.p99_ms),
+        p999_ms: by(|r| r.p999_ms),
+        cpu_s: by(|r| r.cpu_s),
+        ops: rows.iter().map(|r| r.ops).sum::<u64>() / rows.len() as u64,
+        errors: rows.iter().map(|r| r.errors).sum(),
+        ..rows[0].clone()
+    }
+}
+
+/// A fresh 3-node synod and a 3-node etcd (both syncing every write), the same
+/// workload against each in turn, `reps` times; medians per system and count.
+pub fn against_etcd(
+    w: &Workload,
+    clients: &[usize],
+    reps: usize,
+    progress: bool,
+) -> Result<Vec<Row>, String> {
+    etcd::find()?;
+    let tmp = std::env::temp_dir().join(format!("synod-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let etcd = etcd::start(&tmp)?;
+        let (dir, cluster) = fresh_cluster(&tmp, 3, "bench3")?;
+        let pids: Vec<u32> = dir.state().nodes.values().filter_map(|n| n.pid).collect();
+        let mut raw: Vec<Row> = Vec::new();
+        for _ in 0..reps {
+            for &c in clients {
+                let wc = Workload {
+                    clients: c,
+                    ..w.clone()
+                };
+                raw.push(one_row(
+                    "synod",
+                    &wc,
+                    &pids,
+                    synod_clients(&cluster),
+                    progress,
+                ));
+                let addrs = etcd.clients.clone();
+                let make = move |i: usize| -> Box<dyn KvClient> {
+                    Box::new(etcd::EtcdClient::new(addrs[i % addrs.len()]))
+                };
+                raw.push(one_row("etcd", &wc, &etcd.pids(), make, progress));
+            }
+        }
+        let _ = crate::launcher::down(&dir, true, Duration::from_secs(5));
+        etcd.stop();
+        let mut rows = Vec::new();
+        for &c in clients {
+            for sys in ["synod", "etcd"] {
+                let same: Vec<Row> = raw
+                    .iter()
+                    .filter(|r| r.system == sys && r.clients == c)
+                    .cloned()
+                    .collect();
+                rows.push(median_row(&same));
+            }
+        }
+        Ok(rows)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+/// Bring up an `n`-node cluster with the default timings on free ports under
+/// `tmp`; returns its run directory once a leader serves.
+fn fresh_cluster(
+    tmp: &std::path::Path,
+    n: usize,
+    name: &str,
+) -> Result<(crate::cluster::rundir::RunDir, Cluster), String> {
+    let mut text = format!("Cluster(name: \"{name}\", nodes: [");
+    for i in 1..=n {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        text.push_str(&format!("(id: {i}, addr: \"127.0.0.1:{port}\"),"));
+    }
+    text.push_str("])");
+    let cluster = Cluster::parse(&text, name).map_err(|e| e.to_string())?;
+    let up = crate::launcher::up(
+        &tmp.join(".synod"),
+        cluster.clone(),
+        &crate::launcher::UpOptions {
+            broken: None,
+            wait: Duration::from_secs(10),
+        },
+    )
+    .map_err(|e| e.message)?;
+    for (_, child) in up.children {
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+    }
+    Ok((up.dir, cluster))
+}
+
+/// Failover and bring-up times, seconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failover {
+    /// `up` until a leader named by a majority serves, fresh five-node clusters.
+    pub bringup_s: Vec<f64>,
+    /// Leader SIGKILL → next acknowledged write.
+    pub failover_s: Vec<f64>,
+}
+
+impl Failover {
+    /// The figures in a few lines, medians first.
+    pub fn text(&self) -> String {
+        let med = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        };
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "bring-up of a five-node cluster to a serving leader: median {:.3} s ({})\nleader SIGKILL to the next acknowledged write: median {:.3} s ({})\n",
+            med(&self.bringup_s),
+            list(&self.bringup_s),
+            med(&self.failover_s),
+            list(&self.failover_s)
+        )
+    }
+}
+
+/// Measure bring-up `kills` times and leader failover `kills` times, on fresh
+/// five-node clusters with the default timings (heartbeat 50 ms, election
+/// timeout 150..300 ms).
+pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
+    let tmp = std::env::temp_dir().join(format!("synod-failover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| {
+        let b = bar(progress, "bring-up and failover".into());
+        let mut bringup_s = Vec::new();
+        for i in 0..kills {
+            let started = Instant::now();
+            let (dir, _) = fresh_cluster(&tmp, 5, &format!("up{i}"))?;
+            bringup_s.push(started.elapsed().as_secs_f64());
+            let _ = crate::launcher::down(&dir, true, Duration::from_secs(5));
+            b.set_position((i as u64 + 1) * 500 / kills as u64);
+        }
+        let (dir, cluster) = fresh_cluster(&tmp, 5, "failover")?;
+        let mut failover_s = Vec::new();
+        for i in 0..kills {
+            let leader = crate::launcher::wait_for_leader(&cluster, Duration::from_secs(10))?;
+            // A writer that never stops; the first acknowledgement after the kill counts.
+            let stop = Arc::new(AtomicBool::new(false));
+            let acks: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+            let writer = {
+                let (stop, acks, cluster) = (stop.clone(), acks.clone(), cluster.clone());
+                std::thread::spawn(move || {
+                    let mut c = Client::new(cluster);
+                    c.attempt_timeout = Duration::from_millis(100);
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        if c.put("failover", &n.to_string()) {
+                            acks.lock().expect("not poisoned").push(Instant::now());
+                        }
+                    }
+                })
+            };
+            std::thread::sleep(Duration::from_millis(300));
+            let killed = Instant::now();
+            crate::launcher::kill(&dir, leader).map_err(|e| e.message)?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let next = loop {
+                if let Some(t) = acks
+                    .lock()
+                    .expect("not poisoned")
+                    .iter()
+                    .find(|&&t| t > killed)
+                {
+                    break Some(*t);
+                }
+                if Instant::now() > deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            stop.store(true, Ordering::SeqCst);
+            let _ = writer.join();
+            let next = next.ok_or("no write was acknowledged within 10 s of the leader's death")?;
+            failover_s.push(next.duration_since(killed).as_secs_f64());
+            crate::launcher::restart(&dir, leader, Duration::from_secs(10))
+                .map_err(|e| e.message)?;
+            std::thread::sleep(Duration::from_millis(500));
+            b.set_position(500 + (i as u64 + 1) * 500 / kills as u64);
+        }
+        b.finish_and_clear();
+        let _ = crate::launcher::down(&dir, true, Duration::from_secs(5));
+        Ok(Failover {
+            bringup_s,
+            failover_s,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
