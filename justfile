@@ -20,3 +20,25 @@ sim-long seeds="20000":
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
+
+# synod against a 3-node etcd, same workload, alternating (needs `apt-get install etcd-server`).
+bench-etcd reps="3":
+    cargo run --release -q -- bench --against etcd --clients 1,16 --duration 10s --reps {{reps}}
+
+# Leader failover and bring-up times (median of 5).
+bench-failover:
+    cargo run --release -q -- bench --failover --kills 5
+
+# A 60 s chaos run with every fault kind, report in chaos-out/.
+chaos seed="1":
+    cargo run --release -q -- chaos --duration 60s --seed {{seed}} --out chaos-out
+
+# The quorum experiment (under five minutes), report in experiment-quorum/.
+experiment:
+    cargo run --release -q -- experiment quorum --with-sim
+
+# Bring up the default cluster in the background / stop it.
+up:
+    cargo run --release -q -- up --detach
+down:
+    cargo run --release -q -- down

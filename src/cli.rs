@@ -931,6 +931,7 @@ fn run_node(a: NodeRunArgs) -> Result<(), Exit> {
         id: a.id,
         data_dir: data,
         rules: Rules::breaking(a.broken),
+        tuning: node::Tuning::from_env(),
     };
     node::run(cfg).map_err(|e| {
         tracing::error!("{e}");

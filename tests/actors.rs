@@ -48,6 +48,7 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
                 id: i as u64 + 1,
                 data_dir: data.path().join(format!("n{}", i + 1)),
                 rules: Rules::ALL,
+                tuning: node::Tuning::default(),
             };
             node::start(cfg, l).unwrap()
         })

@@ -41,16 +41,18 @@ pub struct Disk {
 }
 
 /// Start the thread that owns `log`; `done` hears of every durable batch.
-pub fn spawn(name: &str, log: FileLog, done: Option<Recipient<Synced>>) -> Disk {
+/// Without `group`, every batch gets a sync of its own (to measure the
+/// difference).
+pub fn spawn(name: &str, log: FileLog, done: Option<Recipient<Synced>>, group: bool) -> Disk {
     let (tx, rx) = crossbeam_channel::unbounded::<Append>();
     let thread = std::thread::Builder::new()
         .name(name.to_string())
-        .spawn(move || run(log, rx, done))
+        .spawn(move || run(log, rx, done, group))
         .expect("spawn a log thread");
     Disk { tx, thread }
 }
 
-fn run(mut log: FileLog, rx: Receiver<Append>, done: Option<Recipient<Synced>>) {
+fn run(mut log: FileLog, rx: Receiver<Append>, done: Option<Recipient<Synced>>, group: bool) {
     let mut records = 0u64;
     while let Ok(first) = rx.recv() {
         let mut last = first.batch;
@@ -64,7 +66,8 @@ fn run(mut log: FileLog, rx: Receiver<Append>, done: Option<Recipient<Synced>>) 
         };
         append(&first);
         // Group commit: everything else already waiting goes in the same sync.
-        while let Ok(more) = rx.try_recv() {
+        while group {
+            let Ok(more) = rx.try_recv() else { break };
             append(&more);
             last = more.batch;
         }

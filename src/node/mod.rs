@@ -41,6 +41,60 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Which Paxos rules hold (all, unless a teaching run breaks one).
     pub rules: Rules,
+    /// The fast paths, on by default (off only to measure what each buys).
+    pub tuning: Tuning,
+}
+
+/// The fast paths of a node. Each can be switched off from the environment
+/// (`SYNOD_GROUP_COMMIT=0`, `SYNOD_READ_INDEX=0`, `SYNOD_WINDOW=N`,
+/// `SYNOD_MAX_BATCH=N`), which nodes inherit from `synod up`, `bench` and
+/// `chaos`, so `synod bench` can measure each one's before and after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// One sync for every record waiting in the acceptor's log.
+    pub group_commit: bool,
+    /// Reads without a log write.
+    pub read_index: bool,
+    /// Slots in flight at the leader.
+    pub window: usize,
+    /// Commands per slot at most.
+    pub max_batch: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        let l = crate::paxos::LeaderConfig::default();
+        Tuning {
+            group_commit: true,
+            read_index: l.read_index,
+            window: l.window,
+            max_batch: l.max_batch,
+        }
+    }
+}
+
+impl Tuning {
+    /// The defaults, changed by whatever `SYNOD_*` variables are set.
+    pub fn from_env() -> Self {
+        let mut t = Tuning::default();
+        let flag = |name: &str, default: bool| match std::env::var(name).as_deref() {
+            Ok("0") | Ok("off") | Ok("false") => false,
+            Ok(_) => true,
+            Err(_) => default,
+        };
+        let num = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(default)
+        };
+        t.group_commit = flag("SYNOD_GROUP_COMMIT", t.group_commit);
+        t.read_index = flag("SYNOD_READ_INDEX", t.read_index);
+        t.window = num("SYNOD_WINDOW", t.window);
+        t.max_batch = num("SYNOD_MAX_BATCH", t.max_batch);
+        t
+    }
 }
 
 /// Why a node could not start.
@@ -135,12 +189,18 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     let router = router_ctx.address();
 
     let acceptor_ctx: Context<AcceptorActor> = Context::new();
+    let group = cfg.tuning.group_commit;
     let adisk = disk::spawn(
         &format!("node{id}-acceptor-log"),
         alog,
         Some(acceptor_ctx.address().recipient()),
+        group,
     );
-    let ldisk = disk::spawn(&format!("node{id}-learner-log"), llog, None);
+    let ldisk = disk::spawn(&format!("node{id}-learner-log"), llog, None, group);
+    let mut leader_cfg = cluster.leader_config();
+    leader_cfg.window = cfg.tuning.window;
+    leader_cfg.max_batch = cfg.tuning.max_batch;
+    leader_cfg.read_index = cfg.tuning.read_index;
     let acceptor = acceptor_ctx.run(AcceptorActor::new(
         Acceptor::recover(id, cfg.rules, &arec.records),
         router.clone(),
@@ -148,7 +208,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         status.clone(),
     ));
     let leader = LeaderActor::new(
-        Leader::new(id, ids.clone(), cfg.rules, cluster.leader_config(), seed),
+        Leader::new(id, ids.clone(), cfg.rules, leader_cfg, seed),
         router.clone(),
         tick,
         status.clone(),
@@ -219,6 +279,9 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
             }
         }
     });
+    if cfg.tuning != Tuning::default() {
+        tracing::info!("fast paths changed from the environment: {:?}", cfg.tuning);
+    }
     tracing::info!(
         "node {id} of cluster {:?} serving on {} ({} records recovered)",
         cluster.name,

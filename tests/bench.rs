@@ -1,0 +1,84 @@
+//! `synod bench` against a real cluster: rows that parse, and failover timing.
+//! (Speed itself is measured, never asserted: these machines are shared.)
+
+mod support;
+
+use support::Env;
+
+#[test]
+fn bench_reports_rows_as_json() {
+    let env = Env::new("bench", 3);
+    env.up();
+    let out = env.ok(&[
+        "bench",
+        "--clients",
+        "1,4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--reads",
+        "0.5",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, clients) in rows.iter().zip([1, 4]) {
+        assert_eq!(row["system"], "synod");
+        assert_eq!(row["clients"], clients);
+        assert_eq!(row["value_size"], 100);
+        assert!(row["ops_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["p50_ms"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(
+            row["p99_ms"].as_f64().unwrap() >= row["p50_ms"].as_f64().unwrap(),
+            "{row}"
+        );
+        assert!(
+            row.get("errors").is_some() && row.get("cpu_s").is_some(),
+            "{row}"
+        );
+    }
+    let text = env.ok(&[
+        "bench",
+        "--clients",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+    ]);
+    assert!(text.contains("ops/s") && text.contains("synod"), "{text}");
+}
+
+#[test]
+fn failover_and_bring_up_are_timed() {
+    let env = Env::new("unused", 1);
+    let out = env.ok(&["bench", "--failover", "--kills", "2", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["bringup_s"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["failover_s"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["failover_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x.as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn against_etcd_says_how_to_install_it_when_missing() {
+    let env = Env::new("noetcd", 1);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["bench", "--against", "etcd", "--duration", "1s"])
+        .current_dir(env.root())
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    if std::path::Path::new("/usr/bin/etcd").exists()
+        || std::path::Path::new("/usr/local/bin/etcd").exists()
+    {
+        return; // installed here: the message cannot be provoked
+    }
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("apt-get install etcd-server"));
+}
