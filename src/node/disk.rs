@@ -66,10 +66,11 @@ fn run(mut log: FileLog, rx: Receiver<Append>, done: Option<Recipient<Synced>>, 
         };
         append(&first);
         // Group commit: everything else already waiting goes in the same sync.
-        while group {
-            let Ok(more) = rx.try_recv() else { break };
-            append(&more);
-            last = more.batch;
+        if group {
+            while let Ok(more) = rx.try_recv() {
+                append(&more);
+                last = more.batch;
+            }
         }
         if let Err(e) = log.sync() {
             fatal(&e.to_string());
