@@ -398,12 +398,7 @@ fn fresh_cluster(
         },
     )
     .map_err(|e| e.message)?;
-    for (_, child) in up.children {
-        std::thread::spawn(move || {
-            let mut child = child;
-            let _ = child.wait();
-        });
-    }
+    crate::launcher::reap(up.children);
     Ok((up.dir, cluster))
 }
 

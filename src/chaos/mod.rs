@@ -205,13 +205,7 @@ fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<(RunDir, Cluster, bool),
             wait: Duration::from_secs(10),
         },
     )?;
-    // The nodes run in their own sessions; we stop them by pid at the end.
-    for (_, child) in up.children {
-        std::thread::spawn(move || {
-            let mut child = child;
-            let _ = child.wait();
-        });
-    }
+    launcher::reap(up.children);
     Ok((up.dir, up.cluster, true))
 }
 

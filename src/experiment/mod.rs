@@ -210,6 +210,20 @@ fn t975(df: usize) -> f64 {
     T.get(df.saturating_sub(1)).copied().unwrap_or(1.96)
 }
 
+/// True if most probes issued in the second half of a split held from `start`
+/// for `hold` committed (the first half is left to failover). `probes` are
+/// `(issued at, committed)`.
+pub fn split_available(probes: impl Iterator<Item = (f64, bool)>, start: f64, hold: f64) -> bool {
+    let (mut n, mut ok) = (0, 0);
+    for (at, committed) in probes {
+        if at >= start + hold / 2.0 && at < start + hold {
+            n += 1;
+            ok += committed as usize;
+        }
+    }
+    n > 0 && ok * 2 >= n
+}
+
 /// The `q` quantile of `values` (sorted here), 0 if empty.
 pub fn quantile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {

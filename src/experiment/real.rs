@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::plan::{has_majority_side, majority_up, node_downs, split_sides};
-use super::{batch_means, quantile, Options, SizeResult, SplitResult, Timing};
+use super::{batch_means, quantile, split_available, Options, SizeResult, SplitResult, Timing};
 use crate::client::{self, Client};
 use crate::cluster::rundir::RunDir;
 use crate::cluster::{Cluster, NodeSpec};
@@ -142,12 +142,7 @@ pub fn run_size(
             wait: Duration::from_secs(10),
         },
     )?;
-    for (_, child) in up.children {
-        std::thread::spawn(move || {
-            let mut child = child;
-            let _ = child.wait();
-        });
-    }
+    launcher::reap(up.children);
     let dir = up.dir;
     let result = measure(n, o, t, &dir, &cluster, bar);
     let _ = launcher::down(&dir, true, Duration::from_secs(5));
@@ -285,11 +280,7 @@ fn measure(
     let available = splits
         .iter()
         .filter(|(start, _)| {
-            let window: Vec<&Probe> = probes
-                .iter()
-                .filter(|p| p.at >= start + t.split_hold_s / 2.0 && p.at < start + t.split_hold_s)
-                .collect();
-            !window.is_empty() && window.iter().filter(|p| p.ok).count() * 2 >= window.len()
+            split_available(probes.iter().map(|p| (p.at, p.ok)), *start, t.split_hold_s)
         })
         .count();
     let split = SplitResult {

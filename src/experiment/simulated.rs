@@ -2,7 +2,7 @@
 //! time, long enough for tight intervals, in seconds of wall time.
 
 use super::plan::{has_majority_side, majority_up, node_downs, split_sides};
-use super::{batch_means, quantile, Options, SizeResult, SplitResult, Timing};
+use super::{batch_means, quantile, split_available, Options, SizeResult, SplitResult, Timing};
 use crate::check::history::Status;
 use crate::paxos::quorum::{availability, split_availability, tolerates};
 use crate::paxos::{LeaderConfig, NodeId};
@@ -129,12 +129,8 @@ pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) 
     let available = starts
         .iter()
         .filter(|(s, _)| {
-            let w: Vec<bool> = ps
-                .iter()
-                .filter(|(p, _)| *p >= s + hold / 2 && *p < s + hold)
-                .map(|(_, ok)| *ok)
-                .collect();
-            !w.is_empty() && w.iter().filter(|&&x| x).count() * 2 >= w.len()
+            let ms = |x: u64| x as f64 / 1e3;
+            split_available(ps.iter().map(|&(at, ok)| (ms(at), ok)), ms(*s), ms(hold))
         })
         .count();
     let split = SplitResult {

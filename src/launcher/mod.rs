@@ -375,8 +375,13 @@ fn known(cluster: &Cluster, id: NodeId) -> Result<(), LaunchError> {
     Ok(())
 }
 
-/// SIGKILL node `id`. Returns its pid.
-pub fn kill(dir: &RunDir, id: NodeId) -> Result<u32, LaunchError> {
+/// Run `act` on node `id`'s running process (under the state lock) and save
+/// the state; errors if it does not run.
+fn with_running(
+    dir: &RunDir,
+    id: NodeId,
+    act: impl FnOnce(u32, &mut NodeState),
+) -> Result<u32, LaunchError> {
     let cluster = dir.cluster()?;
     known(&cluster, id)?;
     let _lock = dir.lock()?;
@@ -386,15 +391,22 @@ pub fn kill(dir: &RunDir, id: NodeId) -> Result<u32, LaunchError> {
         ns.pid = None;
         return Err(LaunchError::failed(format!("node {id} is not running")));
     };
-    signal(pid, libc::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while alive_node(pid, dir, id) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    ns.pid = None;
-    ns.paused = false;
+    act(pid, ns);
     dir.save(&state)?;
     Ok(pid)
+}
+
+/// SIGKILL node `id`. Returns its pid.
+pub fn kill(dir: &RunDir, id: NodeId) -> Result<u32, LaunchError> {
+    with_running(dir, id, |pid, ns| {
+        signal(pid, libc::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while alive_node(pid, dir, id) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        ns.pid = None;
+        ns.paused = false;
+    })
 }
 
 /// Start node `id` again from its own logs (stopping it first if it runs), and
@@ -431,11 +443,7 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
     let faults = ns.faults.clone();
     dir.save(&state)?;
     drop(lock);
-    // Reap the child when it exits, so it never lingers as a zombie.
-    std::thread::spawn(move || {
-        let mut child = child;
-        let _ = child.wait();
-    });
+    reap(vec![(id, child)]);
     let deadline = Instant::now() + wait;
     loop {
         if let Ok(Response::Status(_)) = client::query(
@@ -462,18 +470,20 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
 
 /// SIGSTOP (`pause = true`) or SIGCONT node `id`.
 pub fn pause(dir: &RunDir, id: NodeId, pause: bool) -> Result<u32, LaunchError> {
-    let cluster = dir.cluster()?;
-    known(&cluster, id)?;
-    let _lock = dir.lock()?;
-    let mut state = dir.state();
-    let ns = state.nodes.entry(id).or_default();
-    let Some(pid) = ns.pid.filter(|&p| alive_node(p, dir, id)) else {
-        return Err(LaunchError::failed(format!("node {id} is not running")));
-    };
-    signal(pid, if pause { libc::SIGSTOP } else { libc::SIGCONT });
-    ns.paused = pause;
-    dir.save(&state)?;
-    Ok(pid)
+    with_running(dir, id, |pid, ns| {
+        signal(pid, if pause { libc::SIGSTOP } else { libc::SIGCONT });
+        ns.paused = pause;
+    })
+}
+
+/// Reap `children` in the background as they exit, so none lingers as a
+/// zombie (synod stops them by pid, not through these handles).
+pub fn reap(children: Vec<(NodeId, Child)>) {
+    for (_, mut child) in children {
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+    }
 }
 
 fn set_faults(cluster: &Cluster, id: NodeId, f: &NetFaults) -> Result<(), LaunchError> {
