@@ -6,7 +6,7 @@
 //! It is blocking (one thread per client) and keeps one connection per node.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -57,9 +57,13 @@ impl ClientError {
     }
 }
 
-/// One connection to one node.
+/// One connection to one node, read through a buffer (a frame's length and
+/// payload usually arrive in one `read`).
 struct Link {
-    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    /// The read timeout last set on the socket (set again only when it changes
+    /// by more than 10 ms, to save a system call per operation).
+    timeout: Option<Duration>,
 }
 
 /// A client of one cluster.
@@ -216,10 +220,16 @@ impl Client {
         if !self.links.contains_key(&id) {
             let addr = self.cluster.node(id).ok_or(Silence::Refused)?.addr;
             let stream = connect(addr, &self.cluster.name, wait).map_err(|_| Silence::Refused)?;
-            self.links.insert(id, Link { stream });
+            self.links.insert(
+                id,
+                Link {
+                    reader: BufReader::new(stream),
+                    timeout: None,
+                },
+            );
         }
         let link = self.links.get_mut(&id).expect("inserted");
-        if write_frame(&mut link.stream, &net::encode(req)).is_err() {
+        if write_frame(link.reader.get_mut(), &net::encode(req)).is_err() {
             // A frame cut short is dropped whole by the node: nothing was asked.
             self.links.remove(&id);
             return Err(Silence::Refused);
@@ -230,8 +240,15 @@ impl Client {
                 self.links.remove(&id);
                 return Err(Silence::Lost { answered: true });
             }
-            let _ = link.stream.set_read_timeout(Some(left));
-            match read_frame(&mut link.stream) {
+            let slack = Duration::from_millis(10);
+            if link
+                .timeout
+                .is_none_or(|t| t > left + slack || t + slack < left)
+            {
+                let _ = link.reader.get_ref().set_read_timeout(Some(left));
+                link.timeout = Some(left);
+            }
+            match read_frame(&mut link.reader) {
                 Ok(frame) => match net::decode::<Response>(&frame) {
                     Ok(r) if wanted(&r) => return Ok(r),
                     Ok(_) => continue,
@@ -321,7 +338,7 @@ pub fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()
 }
 
 /// Read one frame.
-pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+pub fn read_frame(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;

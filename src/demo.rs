@@ -425,6 +425,12 @@ impl Table {
                     self.say(line);
                 }
             }
+            // A learner tells the others what it counted at its next tick.
+            self.people
+                .get_mut(&learner)
+                .expect("known")
+                .learner
+                .tick(&mut o);
             for e in o.send {
                 if let m @ Message::Learn { .. } = e.msg {
                     if self.online.contains(&e.to) {

@@ -2,11 +2,16 @@
 //!
 //! Group commit: the thread takes every append that is waiting, writes them with
 //! one `write` and syncs once, then reports the last batch it made durable.
+//!
+//! The queue is a mutex and a condition variable rather than a channel: the
+//! thread sleeps as soon as the queue is empty instead of spinning and yielding
+//! first, which on two cores under load cost a tenth of a node's CPU (profiled).
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use actix::prelude::*;
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::paxos::Record;
 use crate::storage::{FileLog, Storage};
@@ -31,11 +36,46 @@ pub struct Synced {
     pub syncs: u64,
 }
 
-/// The sending half of a log thread; dropping it stops the thread once the
-/// queue is written.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Append>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// Where a role sends its appends; dropping it lets the thread finish the
+/// queue and stop.
+pub struct DiskTx(Arc<Shared>);
+
+impl DiskTx {
+    /// Queue `a` for the log thread.
+    pub fn send(&self, a: Append) {
+        self.0
+            .queue
+            .lock()
+            .expect("not poisoned")
+            .items
+            .push_back(a);
+        self.0.ready.notify_one();
+    }
+}
+
+impl Drop for DiskTx {
+    fn drop(&mut self) {
+        self.0.queue.lock().expect("not poisoned").closed = true;
+        self.0.ready.notify_one();
+    }
+}
+
+/// A log thread.
 pub struct Disk {
     /// Where appends go.
-    pub tx: Sender<Append>,
+    pub tx: DiskTx,
     /// The thread, to join on shutdown.
     pub thread: JoinHandle<()>,
 }
@@ -44,18 +84,38 @@ pub struct Disk {
 /// Without `group`, every batch gets a sync of its own (to measure the
 /// difference).
 pub fn spawn(name: &str, log: FileLog, done: Option<Recipient<Synced>>, group: bool) -> Disk {
-    let (tx, rx) = crossbeam_channel::unbounded::<Append>();
+    let shared = Arc::new(Shared::default());
+    let rx = shared.clone();
     let thread = std::thread::Builder::new()
         .name(name.to_string())
-        .spawn(move || run(log, rx, done, group))
+        .spawn(move || run(log, &rx, done, group))
         .expect("spawn a log thread");
-    Disk { tx, thread }
+    Disk {
+        tx: DiskTx(shared),
+        thread,
+    }
 }
 
-fn run(mut log: FileLog, rx: Receiver<Append>, done: Option<Recipient<Synced>>, group: bool) {
+/// The next appends to write: all that wait (group commit) or just the first.
+fn take(shared: &Shared, group: bool) -> Option<Vec<Append>> {
+    let mut q = shared.queue.lock().expect("not poisoned");
+    while q.items.is_empty() {
+        if q.closed {
+            return None;
+        }
+        q = shared.ready.wait(q).expect("not poisoned");
+    }
+    Some(if group {
+        q.items.drain(..).collect()
+    } else {
+        q.items.pop_front().into_iter().collect()
+    })
+}
+
+fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, group: bool) {
     let mut records = 0u64;
-    while let Ok(first) = rx.recv() {
-        let mut last = first.batch;
+    while let Some(batch) = take(shared, group) {
+        let mut last = 0;
         let mut append = |a: &Append| {
             for r in &a.records {
                 if let Err(e) = log.append(r) {
@@ -64,13 +124,9 @@ fn run(mut log: FileLog, rx: Receiver<Append>, done: Option<Recipient<Synced>>, 
             }
             records += a.records.len() as u64;
         };
-        append(&first);
-        // Group commit: everything else already waiting goes in the same sync.
-        if group {
-            while let Ok(more) = rx.try_recv() {
-                append(&more);
-                last = more.batch;
-            }
+        for a in &batch {
+            append(a);
+            last = a.batch;
         }
         if let Err(e) = log.sync() {
             fatal(&e.to_string());

@@ -7,9 +7,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use crossbeam_channel::Sender;
 
-use super::disk::{Append, Synced};
+use super::disk::{Append, DiskTx, Synced};
 use super::router::{Replies, Route, Router};
 use crate::net::NodeStatus;
 use crate::paxos::{
@@ -46,7 +45,7 @@ pub struct GetLog {
 pub struct AcceptorActor {
     core: Acceptor,
     router: Addr<Router>,
-    disk: Sender<Append>,
+    disk: DiskTx,
     last_batch: u64,
     synced: u64,
     held: VecDeque<(u64, Vec<Envelope>)>,
@@ -55,12 +54,7 @@ pub struct AcceptorActor {
 
 impl AcceptorActor {
     /// Wrap `core`; its records go to `disk`.
-    pub fn new(
-        core: Acceptor,
-        router: Addr<Router>,
-        disk: Sender<Append>,
-        status: SharedStatus,
-    ) -> Self {
+    pub fn new(core: Acceptor, router: Addr<Router>, disk: DiskTx, status: SharedStatus) -> Self {
         AcceptorActor {
             core,
             router,
@@ -90,7 +84,7 @@ impl Handler<Deliver> for AcceptorActor {
         self.core.handle(d.from, d.msg, &mut out);
         if !out.persist.is_empty() {
             self.last_batch += 1;
-            let _ = self.disk.send(Append {
+            self.disk.send(Append {
                 batch: self.last_batch,
                 records: out.persist,
             });
@@ -201,12 +195,15 @@ impl Handler<Deliver> for LeaderActor {
 // ------------------------------------------------------------------ learner
 
 /// The learner: counts accepts, spreads and catches up on chosen slots. Its
-/// records need no sync before anything is said (they can be learned again).
+/// records need no sync before anything is said (they can be learned again), so
+/// they go to the log thread once a tick rather than once a slot: a crash loses
+/// at most a tick of them, which catch-up restores.
 pub struct LearnerActor {
     core: Learner,
     router: Addr<Router>,
     /// `None` when nothing may be persisted (the `persist` rule is off).
-    disk: Option<Sender<Append>>,
+    disk: Option<DiskTx>,
+    unwritten: Vec<crate::paxos::Record>,
     batch: u64,
     tick: Duration,
     status: SharedStatus,
@@ -217,7 +214,7 @@ impl LearnerActor {
     pub fn new(
         core: Learner,
         router: Addr<Router>,
-        disk: Option<Sender<Append>>,
+        disk: Option<DiskTx>,
         tick: Duration,
         status: SharedStatus,
     ) -> Self {
@@ -225,19 +222,26 @@ impl LearnerActor {
             core,
             router,
             disk,
+            unwritten: Vec::new(),
             batch: 0,
             tick,
             status,
         }
     }
 
-    fn carry(&mut self, out: Outbox) {
-        if let (false, Some(disk)) = (out.persist.is_empty(), &self.disk) {
+    fn write(&mut self) {
+        if let (false, Some(disk)) = (self.unwritten.is_empty(), &self.disk) {
             self.batch += 1;
-            let _ = disk.send(Append {
+            disk.send(Append {
                 batch: self.batch,
-                records: out.persist,
+                records: std::mem::take(&mut self.unwritten),
             });
+        }
+    }
+
+    fn carry(&mut self, out: Outbox) {
+        if self.disk.is_some() {
+            self.unwritten.extend(out.persist);
         }
         if !out.send.is_empty() {
             self.router.do_send(Route(out.send));
@@ -258,7 +262,12 @@ impl Actor for LearnerActor {
             let mut out = Outbox::new();
             act.core.tick(&mut out);
             act.carry(out);
+            act.write();
         });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.write();
     }
 }
 

@@ -52,7 +52,7 @@ impl Default for LeaderConfig {
         LeaderConfig {
             heartbeat_ticks: 5,
             election_ticks: (15, 30),
-            window: 16,
+            window: 2,
             max_batch: 512,
             max_batch_bytes: 256 * 1024,
             read_index: true,
@@ -110,7 +110,12 @@ pub struct Leader {
     hb_seq: u64,
     /// The highest heartbeat round each acceptor confirmed at our ballot.
     acked: BTreeMap<NodeId, u64>,
-    silent: u32,
+    /// Ticks counted since this proposer was made.
+    ticks: u64,
+    /// Heartbeat rounds sent and not yet confirmed: (round, tick sent).
+    rounds: VecDeque<(u64, u64)>,
+    /// When the latest round a majority confirmed was sent.
+    confirmed_at: u64,
     /// Reads waiting for a heartbeat round sent after they arrived.
     reads: Vec<PendingRead>,
 }
@@ -151,7 +156,9 @@ impl Leader {
             hb_elapsed: 0,
             hb_seq: 0,
             acked: BTreeMap::new(),
-            silent: 0,
+            ticks: 0,
+            rounds: VecDeque::new(),
+            confirmed_at: 0,
             reads: Vec::new(),
         }
     }
@@ -233,6 +240,11 @@ impl Leader {
             {
                 let a = self.acked.entry(from).or_insert(0);
                 *a = (*a).max(seq);
+                let confirmed = self.confirmed();
+                while self.rounds.front().is_some_and(|&(r, _)| r <= confirmed) {
+                    let (_, sent) = self.rounds.pop_front().expect("checked");
+                    self.confirmed_at = sent;
+                }
                 self.serve_reads(out);
             }
             Message::LeaderSeen { ballot, .. } if ballot.node != self.id => {
@@ -262,6 +274,7 @@ impl Leader {
 
     /// One tick of logical time.
     pub fn tick(&mut self, out: &mut Outbox) {
+        self.ticks += 1;
         match self.mode {
             Mode::Follower | Mode::Candidate => {
                 self.elapsed += 1;
@@ -278,14 +291,9 @@ impl Leader {
                     return;
                 }
                 self.hb_elapsed = 0;
-                if self.confirmed() >= self.hb_seq {
-                    self.silent = 0;
-                } else {
-                    self.silent += self.cfg.heartbeat_ticks;
-                }
-                if self.silent >= self.cfg.election_ticks.1 {
-                    // No majority confirmed us for a whole election timeout:
-                    // we may be cut off, so stop taking commands.
+                if self.ticks - self.confirmed_at >= self.cfg.election_ticks.1 as u64 {
+                    // No round sent in a whole election timeout was confirmed
+                    // by a majority: we may be cut off, so stop taking commands.
                     self.step_down(None, out);
                     return;
                 }
@@ -319,8 +327,9 @@ impl Leader {
             }
         }
         self.hb_elapsed = 0;
-        self.silent = 0;
         self.acked.clear();
+        self.rounds.clear();
+        self.confirmed_at = self.ticks;
         self.heartbeat(out);
         self.propose_waiting(out);
     }
@@ -378,6 +387,7 @@ impl Leader {
 
     fn heartbeat(&mut self, out: &mut Outbox) {
         self.hb_seq += 1;
+        self.rounds.push_back((self.hb_seq, self.ticks));
         for &n in &self.nodes {
             out.send(
                 self.id,
@@ -544,6 +554,31 @@ mod tests {
         );
         // The read never enters the log.
         assert_eq!(l.in_flight(), 1);
+    }
+
+    #[test]
+    fn a_leader_serving_many_reads_does_not_think_itself_cut_off() {
+        // Rounds started on demand for reads, each confirmed at once, must count
+        // as contact with a majority (check-quorum), however many there are.
+        let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+        elect(&mut l, vec![]);
+        for i in 0..100 {
+            let mut out = Outbox::new();
+            l.handle(9, Message::Request(read(i)), &mut out);
+            l.tick(&mut out);
+            let seq = l.hb_seq;
+            for n in [2, 3] {
+                l.handle(
+                    n,
+                    Message::HeartbeatAck {
+                        ballot: l.ballot(),
+                        seq,
+                    },
+                    &mut out,
+                );
+            }
+            assert_eq!(l.mode(), Mode::Leader, "stepped down after {i} ticks");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Acceptors send `Accepted` to the learner of the ballot's proposer, which knows
 //! the value from its proposer's `Proposed` notice. Once a majority has accepted,
-//! that learner tells the rest with `Learn`; a learner that falls behind (it sees a
+//! that learner tells the rest with `Learn` (at its next tick, every slot chosen
+//! since the last one in one message); a learner that falls behind (it sees a
 //! leader's commit point above its own, or a hole) asks for what it missed with
 //! `CatchUp`. Each learner tells its node's replica (`Chosen`) and proposer
 //! (`Committed`) about every newly chosen slot.
@@ -42,6 +43,8 @@ pub struct Learner {
     behind: u32,
     ask_next: usize,
     conflicts: Vec<(Slot, Value, Value)>,
+    /// Chosen by this learner's own count, to tell the others at the next tick.
+    spread: Vec<(Slot, Value)>,
 }
 
 impl Learner {
@@ -59,6 +62,7 @@ impl Learner {
             behind: 0,
             ask_next: 0,
             conflicts: Vec::new(),
+            spread: Vec::new(),
         }
     }
 
@@ -154,6 +158,23 @@ impl Learner {
 
     /// One tick: ask for a catch-up if this learner has been behind for a while.
     pub fn tick(&mut self, out: &mut Outbox) {
+        // What this learner counted to a majority since the last tick goes to
+        // the others in one message each (a message per slot cost a fifth of
+        // the throughput, measured).
+        if !self.spread.is_empty() {
+            let entries = std::mem::take(&mut self.spread);
+            for &n in &self.nodes {
+                if n != self.id {
+                    out.send(
+                        self.id,
+                        n,
+                        Message::Learn {
+                            entries: entries.clone(),
+                        },
+                    );
+                }
+            }
+        }
         let hole = self
             .chosen
             .keys()
@@ -240,17 +261,7 @@ impl Learner {
             value: value.clone(),
         });
         if spread {
-            for &n in &self.nodes {
-                if n != self.id {
-                    out.send(
-                        self.id,
-                        n,
-                        Message::Learn {
-                            entries: vec![(slot, value.clone())],
-                        },
-                    );
-                }
-            }
+            self.spread.push((slot, value.clone()));
         }
         self.notify(slot, value, out);
         self.advance();
@@ -328,11 +339,46 @@ mod tests {
             }]
         );
         let to: Vec<(NodeId, &str)> = out.send.iter().map(|e| (e.to, e.msg.kind())).collect();
-        assert_eq!(
-            to,
-            vec![(2, "Learn"), (3, "Learn"), (1, "Committed"), (1, "Chosen")]
-        );
+        assert_eq!(to, vec![(1, "Committed"), (1, "Chosen")]);
         assert_eq!(l.first_unchosen(), 1);
+        // The others hear of it at the next tick, with everything else chosen since.
+        l.handle(
+            1,
+            Message::Proposed {
+                ballot: b1,
+                slot: 1,
+                value: v("y"),
+            },
+            &mut out,
+        );
+        l.handle(
+            2,
+            Message::Accepted {
+                ballot: b1,
+                slot: 1,
+            },
+            &mut out,
+        );
+        l.handle(
+            3,
+            Message::Accepted {
+                ballot: b1,
+                slot: 1,
+            },
+            &mut out,
+        );
+        let mut out = Outbox::new();
+        l.tick(&mut out);
+        let learn = Message::Learn {
+            entries: vec![(0, v("x")), (1, v("y"))],
+        };
+        let to: Vec<NodeId> = out
+            .send
+            .iter()
+            .filter(|e| e.msg == learn)
+            .map(|e| e.to)
+            .collect();
+        assert_eq!(to, vec![2, 3]);
     }
 
     #[test]
