@@ -455,9 +455,10 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
         let mut failover_s = Vec::new();
         for i in 0..kills {
             let leader = crate::launcher::wait_for_leader(&cluster, Duration::from_secs(10))?;
-            // A writer that never stops; the first acknowledgement after the kill counts.
+            // A writer that never stops; the first write invoked after the kill
+            // and acknowledged counts (not one the old leader answered as it died).
             let stop = Arc::new(AtomicBool::new(false));
-            let acks: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+            let acks: Arc<std::sync::Mutex<Vec<(Instant, Instant)>>> = Arc::default();
             let writer = {
                 let (stop, acks, cluster) = (stop.clone(), acks.clone(), cluster.clone());
                 std::thread::spawn(move || {
@@ -466,8 +467,11 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
                     let mut n = 0u64;
                     while !stop.load(Ordering::SeqCst) {
                         n += 1;
+                        let invoked = Instant::now();
                         if c.put("failover", &n.to_string()) {
-                            acks.lock().expect("not poisoned").push(Instant::now());
+                            acks.lock()
+                                .expect("not poisoned")
+                                .push((invoked, Instant::now()));
                         }
                     }
                 })
@@ -477,14 +481,11 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
             crate::launcher::kill(&dir, leader).map_err(|e| e.message)?;
             let deadline = Instant::now() + Duration::from_secs(10);
             let next = loop {
-                if let Some(t) = acks
-                    .lock()
-                    .expect("not poisoned")
-                    .iter()
-                    .find(|&&t| t > killed)
-                {
-                    break Some(*t);
+                let acked = acks.lock().expect("not poisoned");
+                if let Some(&(_, t)) = acked.iter().find(|&&(invoked, _)| invoked > killed) {
+                    break Some(t);
                 }
+                drop(acked);
                 if Instant::now() > deadline {
                     break None;
                 }
