@@ -109,7 +109,9 @@ impl Timing {
             split_gap_s: 0.5,
             splits: if quick { 150 } else { 400 },
             steady_s: 20.0,
-            probe_every_ms: 100,
+            // Fewer probes keep the logs (and so every restart's replay) short;
+            // the interval's width depends on the number of up/down cycles.
+            probe_every_ms: 250,
             probe_timeout_ms: 100,
         }
     }
@@ -138,7 +140,8 @@ pub struct SizeResult {
     pub p50_ms: f64,
     /// Commit latency with all nodes up, ms.
     pub p99_ms: f64,
-    /// Leader SIGKILL → next committed probe, ms, each time the leader died.
+    /// Leader SIGKILL → next committed probe, ms, each time the leader died
+    /// while a majority stayed up.
     pub failover_ms: Vec<f64>,
 }
 

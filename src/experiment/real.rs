@@ -17,7 +17,7 @@ use crate::cluster::{Cluster, NodeSpec};
 use crate::kv::Op;
 use crate::launcher::{self, LaunchError, UpOptions};
 use crate::net::{NetFaults, Request, Response};
-use crate::paxos::quorum::{availability, split_availability, tolerates};
+use crate::paxos::quorum::{availability, majority, split_availability, tolerates};
 use crate::paxos::NodeId;
 
 /// Probe workers: enough that probes keep their schedule through an outage.
@@ -199,7 +199,9 @@ fn measure(
             let now = t0.elapsed().as_secs_f64();
             if launcher::kill(dir, k).is_ok() {
                 down_since[i] = Some(now);
-                if was_leader {
+                // Failover is timed only when a majority is still up to elect.
+                let up = down_since.iter().filter(|d| d.is_none()).count();
+                if was_leader && up >= majority(n) {
                     leader_kills.push(now);
                 }
             }

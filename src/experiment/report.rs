@@ -127,6 +127,18 @@ pub fn answer(r: &Results) -> String {
     if parts.is_empty() {
         return "Run with both an even size and the odd size below it (e.g. --sizes 3,4,5) for the comparison.".to_string();
     }
+    let luck: Vec<String> = r
+        .sizes
+        .iter()
+        .filter(|s| (s.majority_up - s.theory).abs() > 0.03)
+        .map(|s| format!("N={} {} against {}", s.n, pct(s.majority_up), pct(s.theory)))
+        .collect();
+    if !luck.is_empty() {
+        parts.push(format!(
+            "the node timelines of this run left a majority up for a fraction of the time that differs from the long-run theory ({}), so compare each measured availability with its own majority-up fraction, and the sizes with each other on the same timelines",
+            luck.join(", ")
+        ));
+    }
     let mut text = String::from("Why odd sizes? In this run, ");
     text.push_str(&parts.join(". Also, "));
     text.push_str(". An even ensemble pays for one more machine and one more round of messages, tolerates no more failures than the odd one below it, is down more often because it has one more node to lose, and can split into two halves where no side can form a majority. That is why ZooKeeper ensembles have 3, 5 or 7 members.");
@@ -235,6 +247,15 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, dot.filled()));
         chart
             .draw_series(
+                r.sizes
+                    .iter()
+                    .map(|s| Cross::new((s.n as f64 + dx, s.majority_up), 5, dot.stroke_width(1))),
+            )
+            .map_err(|e| e.to_string())?
+            .label(format!("crash model: time a majority was up ({name})"))
+            .legend(move |(x, y)| Cross::new((x + 10, y), 5, dot.stroke_width(1)));
+        chart
+            .draw_series(
                 r.partition
                     .iter()
                     .map(|s| TriangleMarker::new((s.n as f64 + dx, s.measured), 6, dot.filled())),
@@ -245,7 +266,7 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()

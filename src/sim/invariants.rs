@@ -308,12 +308,16 @@ pub fn log_prefix(
 /// A command takes effect at most once per replica. `seen` holds, per node, the
 /// commands its replica applied.
 pub fn applied_once(
-    seen: &mut BTreeSet<(NodeId, u64, u64)>,
+    seen: &mut BTreeMap<NodeId, BTreeSet<(u64, u64)>>,
     node: NodeId,
     client: u64,
     seq: u64,
 ) -> Option<Violation> {
-    (!seen.insert((node, client, seq))).then_some(Violation::AppliedTwice { node, client, seq })
+    (!seen.entry(node).or_default().insert((client, seq))).then_some(Violation::AppliedTwice {
+        node,
+        client,
+        seq,
+    })
 }
 
 #[cfg(test)]
@@ -356,7 +360,7 @@ mod tests {
         let mut digests = BTreeMap::new();
         assert!(log_prefix(&mut digests, 1, 4, 99).is_none());
         assert!(log_prefix(&mut digests, 2, 4, 98).is_some());
-        let mut seen = BTreeSet::new();
+        let mut seen = BTreeMap::new();
         assert!(applied_once(&mut seen, 1, 7, 1).is_none());
         assert!(applied_once(&mut seen, 1, 7, 1).is_some());
     }

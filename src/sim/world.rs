@@ -130,7 +130,7 @@ struct World {
     learned: BTreeMap<(NodeId, u64), Value>,
     promised: BTreeMap<NodeId, Ballot>,
     digests: BTreeMap<u64, (u64, NodeId)>,
-    applied: BTreeSet<(NodeId, u64, u64)>,
+    applied: BTreeMap<NodeId, BTreeSet<(u64, u64)>>,
     violations: Vec<Violation>,
     clients: BTreeMap<u64, Client>,
     next_probe: u64,
@@ -159,7 +159,7 @@ impl World {
             learned: BTreeMap::new(),
             promised: BTreeMap::new(),
             digests: BTreeMap::new(),
-            applied: BTreeSet::new(),
+            applied: BTreeMap::new(),
             violations: Vec::new(),
             clients: BTreeMap::new(),
             next_probe: 1,
@@ -620,15 +620,17 @@ impl World {
         if self.node(id).up {
             return;
         }
-        let old = &self.nodes[id as usize - 1];
+        let old = self.node(id);
         let inc = old.incarnation;
-        let (alog, llog) = (old.acceptor_log.clone(), old.learner_log.clone());
+        // The logs survive the crash; everything else is rebuilt from them.
+        let alog = std::mem::take(&mut old.acceptor_log);
+        let llog = std::mem::take(&mut old.learner_log);
         let fresh = self.fresh_node(id, alog, llog, inc);
         let promised = fresh.acceptor.promised();
         self.note(|| format!("RESTART node {id} (promised {promised} from its log)"));
         *self.node(id) = fresh;
         // The new replica starts empty and applies the log again from slot 0.
-        self.applied.retain(|&(n, _, _)| n != id);
+        self.applied.remove(&id);
         let v = inv::promise_monotonic(&mut self.promised, id, promised);
         self.violation(v);
         let mut out = Outbox::new();
