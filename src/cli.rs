@@ -39,7 +39,7 @@ enum Command {
     Status(StatusArgs),
     /// Set KEY to VALUE through the replicated log (prints nothing on success)
     Put(PutArgs),
-    /// Print KEY's value (nothing if absent), read through the log
+    /// Print KEY's value (nothing if absent), linearizably (read-index at the leader)
     Get(GetArgs),
     /// Remove KEY
     Delete(GetArgs),
@@ -341,7 +341,7 @@ struct NodeRunArgs {
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Which example: three-users (ballots 1, 2, 3 and "1+1=3") or late-joiner ("Zhengzhou")
-    #[arg(value_parser = ["three-users", "late-joiner"])]
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::demo::NAMES))]
     name: String,
     /// Switch one Paxos rule off and watch the story break: persist, promise or p2c
     #[arg(long = "break", value_name = "RULE")]

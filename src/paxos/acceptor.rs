@@ -74,11 +74,6 @@ impl Acceptor {
         self.accepted.get(&slot)
     }
 
-    /// Every slot with an accepted proposal.
-    pub fn accepted_all(&self) -> impl Iterator<Item = (Slot, &(Ballot, Value))> {
-        self.accepted.iter().map(|(s, v)| (*s, v))
-    }
-
     /// Handle one message from node `from`.
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
         match msg {

@@ -55,11 +55,6 @@ impl Proposer {
         self.prepared
     }
 
-    /// The acceptors that promised the current ballot so far.
-    pub fn promised_by(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.promises.keys().copied()
-    }
-
     /// Note a ballot seen elsewhere, so that the next round is above it.
     pub fn observe(&mut self, ballot: Ballot) {
         self.max_round = self.max_round.max(ballot.round);

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::check::history::History;
-use crate::paxos::{LeaderConfig, NodeId, Rule, Rules, Slot, Value};
+use crate::paxos::{LeaderConfig, NodeId, Rules, Slot, Value};
 pub use invariants::Violation;
 pub use world::run;
 
@@ -244,11 +244,11 @@ impl SimConfig {
             }
         }
         let _ = write!(cmd, " --faults {}", self.faults.flags());
-        if self.fault_ms != SimConfig::decree(0, 1, 1).fault_ms
-            && matches!(self.workload, Workload::Decree { .. })
-            || self.fault_ms != SimConfig::cluster(0, 1, 1, 1).fault_ms
-                && matches!(self.workload, Workload::Cluster { .. })
-        {
+        let default_ms = match self.workload {
+            Workload::Decree { .. } => SimConfig::decree(0, 1, 1).fault_ms,
+            _ => SimConfig::cluster(0, 1, 1, 1).fault_ms,
+        };
+        if self.fault_ms != default_ms {
             let _ = write!(cmd, " --fault-ms {}", self.fault_ms);
         }
         if let Some(rule) = self.rules.broken() {
@@ -375,9 +375,4 @@ pub fn search(first: u64, count: u64, make: impl Fn(u64) -> SimConfig) -> Option
             .is_some()
             .then(|| (seed - first + 1, report))
     })
-}
-
-/// The rule a `--break` flag names, parsed.
-pub fn parse_rule(s: &str) -> Result<Rule, String> {
-    s.parse()
 }
