@@ -145,6 +145,37 @@ pub struct SizeResult {
     pub failover_ms: Vec<f64>,
 }
 
+impl SizeResult {
+    /// A size's result from its probe outcomes in time order (`oks`), the
+    /// fraction of time a majority was up, and the all-up measurements.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        n: usize,
+        p: f64,
+        oks: &[bool],
+        majority_up: f64,
+        msgs_per_commit: f64,
+        p50_ms: f64,
+        p99_ms: f64,
+        failover_ms: Vec<f64>,
+    ) -> Self {
+        let (measured, ci95) = batch_means(oks, 20);
+        SizeResult {
+            n,
+            tolerates: crate::paxos::quorum::tolerates(n),
+            theory: crate::paxos::quorum::availability(n, p),
+            majority_up,
+            measured,
+            ci95,
+            probes: oks.len() as u64,
+            msgs_per_commit,
+            p50_ms,
+            p99_ms,
+            failover_ms,
+        }
+    }
+}
+
 /// One size under the partition model.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SplitResult {
@@ -158,6 +189,20 @@ pub struct SplitResult {
     pub splits: u64,
     /// Of those, splits with a majority side.
     pub with_majority: u64,
+}
+
+impl SplitResult {
+    /// A size's result from how many of its `splits` kept writes going, and how
+    /// many had a majority side.
+    pub fn new(n: usize, available: usize, splits: u64, with_majority: u64) -> Self {
+        SplitResult {
+            n,
+            theory: crate::paxos::quorum::split_availability(n),
+            measured: available as f64 / splits.max(1) as f64,
+            splits,
+            with_majority,
+        }
+    }
 }
 
 /// A whole run.

@@ -10,14 +10,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::plan::{has_majority_side, majority_up, node_downs, split_sides};
-use super::{batch_means, quantile, split_available, Options, SizeResult, SplitResult, Timing};
+use super::{quantile, split_available, Options, SizeResult, SplitResult, Timing};
 use crate::client::{self, Client};
 use crate::cluster::rundir::RunDir;
 use crate::cluster::{Cluster, NodeSpec};
 use crate::kv::Op;
 use crate::launcher::{self, LaunchError, UpOptions};
 use crate::net::{NetFaults, Request, Response};
-use crate::paxos::quorum::{availability, majority, split_availability, tolerates};
+use crate::paxos::quorum::majority;
 use crate::paxos::NodeId;
 
 /// Probe workers: enough that probes keep their schedule through an outage.
@@ -220,7 +220,6 @@ fn measure(
     }
     let in_phase: Vec<&Probe> = probes.iter().filter(|p| p.at < t.crash_s).collect();
     let oks: Vec<bool> = in_phase.iter().map(|p| p.ok).collect();
-    let (measured, ci95) = batch_means(&oks, 20);
     let failover_ms = leader_kills
         .iter()
         .filter_map(|&k| {
@@ -232,19 +231,16 @@ fn measure(
                 .map(|d| (d - k) * 1e3)
         })
         .collect();
-    let size = SizeResult {
+    let size = SizeResult::new(
         n,
-        tolerates: tolerates(n),
-        theory: availability(n, o.p),
-        majority_up: majority_up(&applied, t.crash_s),
-        measured,
-        ci95,
-        probes: oks.len() as u64,
+        o.p,
+        &oks,
+        majority_up(&applied, t.crash_s),
         msgs_per_commit,
         p50_ms,
         p99_ms,
         failover_ms,
-    };
+    );
     launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(|e| LaunchError {
         code: 1,
         message: e,
@@ -285,13 +281,12 @@ fn measure(
             split_available(probes.iter().map(|p| (p.at, p.ok)), *start, t.split_hold_s)
         })
         .count();
-    let split = SplitResult {
+    let split = SplitResult::new(
         n,
-        theory: split_availability(n),
-        measured: available as f64 / t.splits.max(1) as f64,
-        splits: t.splits,
-        with_majority: splits.iter().filter(|s| s.1).count() as u64,
-    };
+        available,
+        t.splits,
+        splits.iter().filter(|s| s.1).count() as u64,
+    );
     Ok((size, split))
 }
 

@@ -2,9 +2,8 @@
 //! time, long enough for tight intervals, in seconds of wall time.
 
 use super::plan::{has_majority_side, majority_up, node_downs, split_sides};
-use super::{batch_means, quantile, split_available, Options, SizeResult, SplitResult, Timing};
+use super::{quantile, split_available, Options, SizeResult, SplitResult, Timing};
 use crate::check::history::Status;
-use crate::paxos::quorum::{availability, split_availability, tolerates};
 use crate::paxos::{LeaderConfig, NodeId};
 use crate::sim::{self, Faults, PlanAction, SimConfig, Workload};
 
@@ -97,20 +96,16 @@ pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) 
         .filter(|(at, _)| *at < horizon_ms)
         .map(|(_, ok)| ok)
         .collect();
-    let (measured, ci95) = batch_means(&oks, 20);
-    let size = SizeResult {
+    let size = SizeResult::new(
         n,
-        tolerates: tolerates(n),
-        theory: availability(n, o.p),
-        majority_up: majority_up(&downs, t.crash_s),
-        measured,
-        ci95,
-        probes: oks.len() as u64,
+        o.p,
+        &oks,
+        majority_up(&downs, t.crash_s),
         msgs_per_commit,
-        p50_ms: quantile(&mut lat, 0.5),
-        p99_ms: quantile(&mut lat, 0.99),
-        failover_ms: Vec::new(),
-    };
+        quantile(&mut lat, 0.5),
+        quantile(&mut lat, 0.99),
+        Vec::new(),
+    );
 
     // Partition model.
     let (hold, gap) = ((t.split_hold_s * 1e3) as u64, (t.split_gap_s * 1e3) as u64);
@@ -133,12 +128,11 @@ pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) 
             split_available(ps.iter().map(|&(at, ok)| (ms(at), ok)), ms(*s), ms(hold))
         })
         .count();
-    let split = SplitResult {
+    let split = SplitResult::new(
         n,
-        theory: split_availability(n),
-        measured: available as f64 / t.splits.max(1) as f64,
-        splits: t.splits,
-        with_majority: starts.iter().filter(|s| s.1).count() as u64,
-    };
+        available,
+        t.splits,
+        starts.iter().filter(|s| s.1).count() as u64,
+    );
     (size, split)
 }
