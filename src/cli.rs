@@ -770,7 +770,12 @@ fn log(a: LogArgs) -> Result<(), Exit> {
             println!("(no answer from node {})", missing.join(", "));
         }
     }
-    if agree {
+    if answered.is_empty() {
+        Err(Exit::failed(format!(
+            "no node of cluster {:?} answered; is it up? (`synod status`)",
+            cluster.name
+        )))
+    } else if agree {
         Ok(())
     } else {
         Err(Exit::failed("nodes disagree on what was chosen"))
