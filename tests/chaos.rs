@@ -119,12 +119,12 @@ fn without_persist_the_full_restart_loses_acknowledged_writes() {
 
 #[test]
 fn without_p2c_a_new_leader_overwrites_chosen_values() {
-    caught("p2c", 12, 3);
+    caught("p2c", 12, 5);
 }
 
 #[test]
 fn without_the_promise_two_leaders_choose_twice() {
-    caught("promise", 15, 3);
+    caught("promise", 40, 4);
 }
 
 #[test]
