@@ -208,14 +208,7 @@ fn garbage_and_strangers_do_not_stop_a_node() {
     env.ok(&["put", "still", "here"]);
     assert_eq!(env.ok(&["get", "still"]), "here\n");
     let st = env.status();
-    assert!(
-        st["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["state"] == "up"),
-        "{st}"
-    );
+    assert!(Env::all_nodes(&st, "up"), "{st}");
     let log = std::fs::read_to_string(env.run_dir().join("node-1.log")).unwrap();
     assert!(log.contains("dropping connection"), "{log}");
 }
@@ -311,14 +304,7 @@ fn foreground_up_stops_every_node_on_ctrl_c() {
         );
     }
     let st = env.status();
-    assert!(
-        st["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["state"] == "down"),
-        "{st}"
-    );
+    assert!(Env::all_nodes(&st, "down"), "{st}");
     // The data stays: a second `up` finds what was written.
     env.up();
     assert_eq!(env.ok(&["get", "k"]), "v\n");

@@ -224,6 +224,27 @@ pub struct Results {
     pub wall_s: f64,
 }
 
+impl Results {
+    fn new(
+        mode: &str,
+        o: &Options,
+        sizes: Vec<SizeResult>,
+        partition: Vec<SplitResult>,
+        timing: Timing,
+        started: std::time::Instant,
+    ) -> Self {
+        Results {
+            mode: mode.into(),
+            p: o.p,
+            seed: o.seed,
+            sizes,
+            partition,
+            timing,
+            wall_s: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 /// Mean and 95% confidence interval of a 0/1 series by batch means (the probes
 /// are correlated in time, so single probes are not independent samples).
 pub fn batch_means(samples: &[bool], batches: usize) -> (f64, [f64; 2]) {
@@ -310,15 +331,7 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
             partition.push(p);
         }
         let _ = std::fs::remove_dir_all(&base);
-        all.push(Results {
-            mode: "real".into(),
-            p: o.p,
-            seed: o.seed,
-            sizes,
-            partition,
-            timing: t,
-            wall_s: started.elapsed().as_secs_f64(),
-        });
+        all.push(Results::new("real", o, sizes, partition, t, started));
     }
     if matches!(o.mode, Mode::Sim | Mode::Both) {
         let t = Timing::sim(o.quick);
@@ -334,15 +347,7 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
                 r
             })
             .unzip();
-        all.push(Results {
-            mode: "sim".into(),
-            p: o.p,
-            seed: o.seed,
-            sizes,
-            partition,
-            timing: t,
-            wall_s: started.elapsed().as_secs_f64(),
-        });
+        all.push(Results::new("sim", o, sizes, partition, t, started));
     }
     for r in &all {
         let name = if r.mode == "sim" && all.len() > 1 {

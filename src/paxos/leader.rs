@@ -500,14 +500,7 @@ mod tests {
         // The election's round is confirmed: no round is in flight.
         let sent = l.hb_seq;
         for n in [2, 3] {
-            l.handle(
-                n,
-                Message::HeartbeatAck {
-                    ballot: l.ballot(),
-                    seq: sent,
-                },
-                &mut out,
-            );
+            ack(&mut l, n, sent, &mut out);
         }
         let mut out = Outbox::new();
         l.handle(9, Message::Request(read(1)), &mut out);
@@ -522,26 +515,12 @@ mod tests {
             "the older round does not count"
         );
         let mut out = Outbox::new();
-        l.handle(
-            1,
-            Message::HeartbeatAck {
-                ballot: l.ballot(),
-                seq: sent + 1,
-            },
-            &mut out,
-        );
+        ack(&mut l, 1, sent + 1, &mut out);
         assert!(
             !out.send.iter().any(|e| e.msg.kind() == "Read"),
             "one ack is not a majority"
         );
-        l.handle(
-            3,
-            Message::HeartbeatAck {
-                ballot: l.ballot(),
-                seq: sent + 1,
-            },
-            &mut out,
-        );
+        ack(&mut l, 3, sent + 1, &mut out);
         // Served at the slot after everything proposed so far (the write in slot 0).
         assert!(
             out.send.iter().any(|e| e.msg
@@ -568,14 +547,7 @@ mod tests {
             l.tick(&mut out);
             let seq = l.hb_seq;
             for n in [2, 3] {
-                l.handle(
-                    n,
-                    Message::HeartbeatAck {
-                        ballot: l.ballot(),
-                        seq,
-                    },
-                    &mut out,
-                );
+                ack(&mut l, n, seq, &mut out);
             }
             assert_eq!(l.mode(), Mode::Leader, "stepped down after {i} ticks");
         }
@@ -597,6 +569,12 @@ mod tests {
         );
         assert_eq!(out.replies.len(), 1);
         assert!(matches!(out.replies[0].outcome, Outcome::NotLeader { .. }));
+    }
+
+    /// Acceptor `from` confirms heartbeat round `seq` of `l`'s ballot.
+    fn ack(l: &mut Leader, from: NodeId, seq: u64, out: &mut Outbox) {
+        let ballot = l.ballot();
+        l.handle(from, Message::HeartbeatAck { ballot, seq }, out);
     }
 
     fn elect(l: &mut Leader, accepted: Vec<PValue>) -> Outbox {
@@ -724,22 +702,8 @@ mod tests {
         let mut later = Outbox::new();
         for _ in 0..4 {
             let seq = l.hb_seq;
-            l.handle(
-                2,
-                Message::HeartbeatAck {
-                    ballot: l.ballot(),
-                    seq,
-                },
-                &mut later,
-            );
-            l.handle(
-                3,
-                Message::HeartbeatAck {
-                    ballot: l.ballot(),
-                    seq,
-                },
-                &mut later,
-            );
+            ack(&mut l, 2, seq, &mut later);
+            ack(&mut l, 3, seq, &mut later);
             l.tick(&mut later);
         }
         assert!(accepts(&later).contains(&(0, Value::Batch(vec![cmd(1)]))));

@@ -108,6 +108,13 @@ impl Env {
         serde_json::from_str(&self.ok(&["status", "--json"])).expect("status json")
     }
 
+    /// True if every node of `status --json` output is in `state`.
+    pub fn all_nodes(st: &serde_json::Value, state: &str) -> bool {
+        st["nodes"]
+            .as_array()
+            .is_some_and(|ns| ns.iter().all(|n| n["state"] == state))
+    }
+
     /// The id of the node that leads, waiting up to `secs` for one.
     pub fn leader(&self, secs: f64) -> u64 {
         let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
