@@ -16,7 +16,7 @@ use crate::cluster::Cluster;
 use crate::demo::Lang;
 use crate::kv::{Op, OpResult};
 use crate::launcher::{self, LaunchError, UpOptions};
-use crate::net::{NetFaults, Request, Response};
+use crate::net::{NetFaults, Request, Response, Secret};
 use crate::node::{self, NodeConfig};
 use crate::paxos::{NodeId, Rule, Rules, Slot, Value};
 use crate::sim::{self, Faults, SimConfig, Workload};
@@ -333,6 +333,9 @@ struct NodeRunArgs {
     /// Its data directory (default: ./node-<id>)
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The cluster's secret file (default: `secret` beside the cluster file)
+    #[arg(long, value_name = "FILE")]
+    secret: Option<PathBuf>,
     /// Run with one Paxos rule off (teaching only)
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
@@ -377,18 +380,24 @@ struct SimArgs {
     /// Keys the clients use in cluster mode
     #[arg(long, value_name = "K")]
     keys: Option<usize>,
-    /// Fault kinds while faults are on: crash, partition, pause, loss, dup, delay, all, none
+    /// Fault kinds while faults are on: crash, partition, pause, loss, dup, delay, swarm, all, none
     #[arg(long, default_value = "all", value_name = "LIST")]
     faults: String,
     /// Virtual milliseconds of faults before everything heals
     #[arg(long, value_name = "MS")]
     fault_ms: Option<u64>,
-    /// Switch one Paxos rule off: persist, promise or p2c
+    /// Switch one Paxos rule or guard off (see `synod sim --scenarios`)
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
     /// Print every message and state change
     #[arg(long)]
     trace: bool,
+    /// Play one named adversarial scenario (exit 0 if every invariant holds)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["seeds", "acceptors", "nodes", "clients", "ops", "keys", "faults", "fault_ms"])]
+    scenario: Option<String>,
+    /// List the named scenarios, a line each
+    #[arg(long, conflicts_with = "scenario")]
+    scenarios: bool,
 }
 
 /// An error for the user: what went wrong, and the exit code it maps to.
@@ -708,7 +717,7 @@ fn log(a: LogArgs) -> Result<(), Exit> {
             limit: a.limit,
         };
         if let Ok(Response::Log { entries, .. }) =
-            crate::client::query(n.addr, &cluster.name, &req, Duration::from_secs(2))
+            crate::client::query(n.addr, &cluster, &req, Duration::from_secs(2))
         {
             answered.push(n.id);
             for (slot, value) in entries {
@@ -873,6 +882,12 @@ fn parse_delay(s: &str) -> Result<(u64, u64), Exit> {
     if lo > hi {
         return Err(Exit::usage(format!("bad --delay {s:?}: MIN is above MAX")));
     }
+    if hi > NetFaults::MAX_DELAY_MS {
+        return Err(Exit::usage(format!(
+            "bad --delay {s:?}: at most {} ms",
+            NetFaults::MAX_DELAY_MS
+        )));
+    }
     Ok((lo, hi))
 }
 
@@ -931,12 +946,24 @@ fn run_node(a: NodeRunArgs) -> Result<(), Exit> {
     let data = a
         .data
         .unwrap_or_else(|| Path::new(".").join(format!("node-{}", a.id)));
+    let secret_file = a.secret.unwrap_or_else(|| {
+        a.cluster
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("secret")
+    });
+    let secret = Secret::load(&secret_file).map_err(|e| {
+        Exit::usage(format!(
+            "{e}\n(every node proves the cluster's secret; `synod up` makes one, or pass --secret FILE)"
+        ))
+    })?;
     let cfg = NodeConfig {
         cluster,
         id: a.id,
         data_dir: data,
         rules: Rules::breaking(a.broken),
         tuning: node::Tuning::from_env(),
+        secret,
     };
     node::run(cfg).map_err(|e| {
         tracing::error!("{e}");
@@ -1161,7 +1188,51 @@ fn demo(a: DemoArgs) -> Result<(), Exit> {
     Ok(())
 }
 
+fn scenarios() -> Result<(), Exit> {
+    for s in &sim::scenario::ALL {
+        println!("{:<18} (--break {:<8}) {}", s.name, s.guard.name(), s.about);
+    }
+    Ok(())
+}
+
+fn scenario(name: &str, broken: Option<Rule>, trace: bool) -> Result<(), Exit> {
+    let s = sim::scenario::find(name).ok_or_else(|| {
+        let names: Vec<&str> = sim::scenario::ALL.iter().map(|s| s.name).collect();
+        Exit::usage(format!(
+            "no scenario named `{name}`; the scenarios are: {} (`synod sim --scenarios` says what each does)",
+            names.join(", ")
+        ))
+    })?;
+    let mut cfg = s.config(Rules::breaking(broken));
+    cfg.trace = trace;
+    let report = sim::scenario::run_config(s, &cfg);
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "scenario {}: {}", s.name, s.about);
+    for line in &report.trace {
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = write!(stdout, "{}", report.summary());
+    if report.is_clean() {
+        if broken.is_none() {
+            let _ = writeln!(
+                stdout,
+                "(try `synod sim --scenario {} --break {}` to see the guard it needs)",
+                s.name, s.guard
+            );
+        }
+        Ok(())
+    } else {
+        Err(Exit::failed("the scenario violated an invariant"))
+    }
+}
+
 fn simulate(a: SimArgs) -> Result<(), Exit> {
+    if a.scenarios {
+        return scenarios();
+    }
+    if let Some(name) = &a.scenario {
+        return scenario(name, a.broken, a.trace);
+    }
     let faults = Faults::parse(&a.faults).map_err(Exit::usage)?;
     let make = |seed: u64| -> SimConfig {
         let mut cfg = match a.acceptors {

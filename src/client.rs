@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::cluster::Cluster;
 use crate::kv::{Op, OpResult};
-use crate::net::{self, Caller, Hello, Request, Response};
+use crate::net::{self, Caller, Challenge, Hello, Request, Response, Welcome};
 use crate::paxos::quorum::majority;
 use crate::paxos::{NodeId, Outcome};
 
@@ -219,7 +219,7 @@ impl Client {
         let deadline = Instant::now() + wait;
         if !self.links.contains_key(&id) {
             let addr = self.cluster.node(id).ok_or(Silence::Refused)?.addr;
-            let stream = connect(addr, &self.cluster.name, wait).map_err(|_| Silence::Refused)?;
+            let stream = connect(addr, &self.cluster, wait).map_err(|_| Silence::Refused)?;
             self.links.insert(
                 id,
                 Link {
@@ -293,34 +293,43 @@ enum Silence {
 
 /// A client id that is unique with overwhelming probability.
 pub fn fresh_id() -> u64 {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut r = crate::rng::Rng::new(t ^ ((std::process::id() as u64) << 32));
-    r.next_u64() >> 1
+    crate::net::auth::random_u64() >> 1
 }
 
-/// Connect to a node and say hello as a client; returns once it welcomed us.
-pub fn connect(addr: SocketAddr, cluster: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+/// Connect to a node and shake hands as a client: answer its challenge with a
+/// proof of the cluster's secret, and check its proof back. Returns once it
+/// welcomed us.
+pub fn connect(
+    addr: SocketAddr,
+    cluster: &Cluster,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let secret = cluster.secret()?;
     let timeout = timeout.max(Duration::from_millis(1));
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(timeout))?;
-    write_frame(
-        &mut stream,
-        &net::encode(&Hello::new(cluster, Caller::Client)),
-    )?;
-    let frame = read_frame(&mut stream)?;
-    match net::decode::<Response>(&frame) {
-        Ok(Response::Welcome { .. }) => Ok(stream),
-        _ => Err(std::io::Error::other("the node did not welcome us")),
+    let challenge: Challenge =
+        net::decode(&read_frame(&mut stream)?).map_err(std::io::Error::other)?;
+    if let Some(why) = challenge.refusal() {
+        return Err(std::io::Error::other(why));
     }
+    let hello = Hello::new(&cluster.name, Caller::Client, secret, &challenge);
+    write_frame(&mut stream, &net::encode(&hello))?;
+    let welcome: Welcome = net::decode(&read_frame(&mut stream)?).map_err(std::io::Error::other)?;
+    if !welcome.genuine(&cluster.name, secret, &challenge, &hello) {
+        return Err(std::io::Error::other(format!(
+            "{addr} did not prove the secret of cluster {:?}",
+            cluster.name
+        )));
+    }
+    Ok(stream)
 }
 
 /// Ask node `addr` one question (status, log, faults) on a fresh connection.
 pub fn query(
     addr: SocketAddr,
-    cluster: &str,
+    cluster: &Cluster,
     req: &Request,
     timeout: Duration,
 ) -> std::io::Result<Response> {

@@ -123,7 +123,7 @@ impl Table {
                     name: names[id as usize - 1].to_string(),
                     acceptor: Acceptor::new(id, rules),
                     proposer: Proposer::new(id, targets, q, rules),
-                    learner: Learner::new(id, ids.clone(), q),
+                    learner: Learner::new(id, ids.clone(), q, rules),
                 };
                 (id, person)
             })
@@ -201,7 +201,10 @@ impl Table {
         );
         self.say(line);
         let mut must = None;
-        for env in out.send.into_iter().filter(|e| to.contains(&e.to)) {
+        // The story does not model disks: a Prepare waiting for its round to be
+        // durable leaves in the same breath.
+        let prepares = out.send_durable.into_iter().chain(out.send);
+        for env in prepares.filter(|e| to.contains(&e.to)) {
             let to = env.to;
             let before = self.people[&to].acceptor.promised();
             let mut reply = Outbox::new();
@@ -210,7 +213,12 @@ impl Table {
             let name = self.name(to).to_string();
             for r in reply.send_durable.into_iter().chain(reply.send) {
                 match r.msg {
-                    Message::Promise { ballot, accepted } => {
+                    Message::Promise {
+                        ballot,
+                        from_slot,
+                        accepted,
+                        next,
+                    } => {
                         let b = ballot.round;
                         let report = match accepted.first() {
                             None => self.tr(
@@ -263,7 +271,10 @@ impl Table {
                         );
                         self.say(line);
                         let p = self.people.get_mut(&from).expect("known");
-                        if let Some(m) = p.proposer.on_promise(to, ballot, accepted) {
+                        let chunk = (from_slot, accepted, next);
+                        if let Some(m) =
+                            p.proposer.on_promise(to, ballot, chunk, &mut Outbox::new())
+                        {
                             must = Some(m);
                             let (q, n) = (majority(self.people.len()), self.people.len());
                             let line = self.tr(
@@ -334,10 +345,14 @@ impl Table {
             ),
         );
         self.say(line);
+        // The proposer's learner hears what was proposed.
+        for notice in out.notices {
+            let l = &mut self.people.get_mut(&from).expect("known").learner;
+            l.notice(notice, &mut Outbox::new());
+        }
         let mut learner_mail: Vec<(NodeId, NodeId, Message)> = Vec::new();
         for env in out.send {
             match env.msg {
-                m @ Message::Proposed { .. } => learner_mail.push((from, from, m)),
                 m @ Message::Accept { .. } if to.contains(&env.to) => {
                     let to = env.to;
                     let name = self.name(to).to_string();
@@ -347,7 +362,11 @@ impl Table {
                     acc.handle(from, m, &mut reply);
                     for r in reply.send_durable.into_iter().chain(reply.send) {
                         match r.msg {
-                            Message::Accepted { ballot, slot } => {
+                            Message::Accepted {
+                                ballot,
+                                slot,
+                                digest,
+                            } => {
                                 let (b, p) = (ballot.round, before.round);
                                 let why = if before.is_zero() {
                                     self.tr(
@@ -384,7 +403,12 @@ impl Table {
                                         self.say(format!("    !!! {bad}"));
                                     }
                                 }
-                                learner_mail.push((to, r.to, Message::Accepted { ballot, slot }));
+                                let vote = Message::Accepted {
+                                    ballot,
+                                    slot,
+                                    digest,
+                                };
+                                learner_mail.push((to, r.to, vote));
                             }
                             Message::Nack { ballot, promised } => {
                                 self.story.refusals.push((from, to));
@@ -499,6 +523,12 @@ fn lesson_zh(rule: Rule) -> &'static str {
         Rule::Persist => "接受者崩溃后忘记了自己的承诺,可能为两个不同的值投票",
         Rule::Promise => "接受者接受低于其承诺编号的提案,使旧提案在新值被选定后仍能胜出",
         Rule::P2c => "提议者忽略承诺中反馈的已接受内容,可能覆盖已被选定的值",
+        Rule::Round => "提议者重启后忘记了自己用过的编号,同一个编号可能带上两个不同的值",
+        Rule::Members => "集群之外的节点投的票也被计数,没有多数人接受的值看起来像被选定了",
+        Rule::Confirm => "被隔离在少数派中的领导者不经多数确认就回答读请求,读到过时的值",
+        Rule::Fresh => "已死进程或旧任期的确认被重放,确认了一个已不再领导的领导者",
+        Rule::Chunks => "承诺一次携带全部已接受的值,超过帧大小上限,落后的候选者永远收不到",
+        Rule::Prevote => "无法获胜的节点不断提高编号,一次又一次地赶下健康的领导者",
     }
 }
 

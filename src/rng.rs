@@ -50,7 +50,11 @@ impl Rng {
         if hi <= lo {
             return lo;
         }
-        lo + self.next_u64() % (hi - lo + 1)
+        match (hi - lo).checked_add(1) {
+            Some(span) => lo + self.next_u64() % span,
+            // The whole range of u64: every number is in it.
+            None => self.next_u64(),
+        }
     }
 
     /// An index uniform in `0..n`.
@@ -107,5 +111,7 @@ mod tests {
             assert!(r.unit() < 1.0);
         }
         assert_eq!(r.range(4, 4), 4);
+        // The full range does not overflow.
+        r.range(0, u64::MAX);
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use synod::client::Client;
 use synod::cluster::{Cluster, NodeSpec};
 use synod::kv::{Op, OpResult};
-use synod::net::NetFaults;
+use synod::net::{NetFaults, Secret};
 use synod::node::router::SetFaults;
 use synod::node::{self, NodeConfig, NodeHandle};
 use synod::paxos::Rules;
@@ -38,6 +38,7 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
         heartbeat_ms: 10,
         election_timeout_ms: (50, 100),
         fsync: false,
+        secret: Some(Secret::from_bytes([7; 32])),
     };
     let nodes: Vec<NodeHandle> = listeners
         .into_iter()
@@ -49,6 +50,7 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
                 data_dir: data.path().join(format!("n{}", i + 1)),
                 rules: Rules::ALL,
                 tuning: node::Tuning::default(),
+                secret: Secret::from_bytes([7; 32]),
             };
             node::start(cfg, l).unwrap()
         })

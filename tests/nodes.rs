@@ -102,7 +102,7 @@ fn partition_majority_serves_minority_refuses_heal_converges() {
 fn a_node_killed_during_a_write_burst_keeps_its_word() {
     let env = Env::new("burst", 3);
     env.up();
-    let cluster = synod::cluster::Cluster::load(&env.run_dir().join("cluster.ron")).unwrap();
+    let cluster = env.cluster();
     let writer = {
         let cluster = cluster.clone();
         std::thread::spawn(move || {
@@ -198,11 +198,9 @@ fn garbage_and_strangers_do_not_stop_a_node() {
         let _ = s.write_all(&junk);
     }
     // A well-formed hello from another cluster.
-    let err = synod::client::connect(
-        addr.parse().unwrap(),
-        "another-cluster",
-        Duration::from_secs(1),
-    );
+    let mut other = env.cluster();
+    other.name = "another-cluster".into();
+    let err = synod::client::connect(addr.parse().unwrap(), &other, Duration::from_secs(1));
     assert!(err.is_err(), "a stranger must not be welcomed");
     std::thread::sleep(Duration::from_millis(100));
     env.ok(&["put", "still", "here"]);

@@ -391,7 +391,7 @@ fn fresh_cluster(
     let cluster = Cluster::parse(&text, name).map_err(|e| e.to_string())?;
     let up = crate::launcher::up(
         &tmp.join(".synod"),
-        cluster.clone(),
+        cluster,
         &crate::launcher::UpOptions {
             broken: None,
             wait: Duration::from_secs(10),
@@ -399,7 +399,7 @@ fn fresh_cluster(
     )
     .map_err(|e| e.message)?;
     crate::launcher::reap(up.children);
-    Ok((up.dir, cluster))
+    Ok((up.dir, up.cluster))
 }
 
 /// Failover and bring-up times, seconds.

@@ -703,7 +703,7 @@ fn fetch_logs(cluster: &Cluster) -> BTreeMap<NodeId, BTreeMap<Slot, Value>> {
         let mut from = 0;
         loop {
             let req = Request::Log { from, limit: 4096 };
-            match client::query(n.addr, &cluster.name, &req, Duration::from_secs(5)) {
+            match client::query(n.addr, cluster, &req, Duration::from_secs(5)) {
                 Ok(Response::Log { entries, .. }) if !entries.is_empty() => {
                     from = entries.last().map_or(from, |e| e.0 + 1);
                     log.extend(entries);

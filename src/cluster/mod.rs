@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::Secret;
 use crate::paxos::{LeaderConfig, NodeId};
 
 /// The built-in default cluster (`synod up` with no file): five nodes.
@@ -71,6 +72,11 @@ pub struct Cluster {
     pub election_timeout_ms: (u64, u64),
     /// Sync the acceptor's log before answering.
     pub fsync: bool,
+    /// The cluster's secret, when known: never in the cluster file; read from
+    /// the run directory (`.synod/<name>/secret`). Every connection to a node
+    /// must prove it.
+    #[serde(skip)]
+    pub secret: Option<Secret>,
 }
 
 /// A cluster file that cannot be used: where and why.
@@ -227,6 +233,7 @@ impl Cluster {
             heartbeat_ms: raw.heartbeat_ms,
             election_timeout_ms: raw.election_timeout_ms,
             fsync: raw.fsync,
+            secret: None,
         })
     }
 
@@ -249,6 +256,22 @@ impl Cluster {
         ron::ser::to_string_pretty(&file, ron::ser::PrettyConfig::default())
             .expect("a cluster always serialises")
             + "\n"
+    }
+
+    /// The same cluster, with its secret.
+    pub fn with_secret(mut self, secret: Secret) -> Cluster {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// The cluster's secret, or why there is none.
+    pub fn secret(&self) -> std::io::Result<&Secret> {
+        self.secret.as_ref().ok_or_else(|| {
+            std::io::Error::other(format!(
+                "no secret known for cluster {:?} (it lives in .synod/{}/secret, made by `synod up`)",
+                self.name, self.name
+            ))
+        })
     }
 
     /// The node with id `id`.

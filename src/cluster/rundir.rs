@@ -3,6 +3,7 @@
 //! ```text
 //! .synod/<name>/cluster.ron     the cluster file the nodes run with
 //! .synod/<name>/state.json      the process ids synod started, pauses, faults
+//! .synod/<name>/secret          the cluster's secret (mode 0600), kept across down/up
 //! .synod/<name>/node-<id>/      a node's logs (acceptor.log, learner.log)
 //! .synod/<name>/node-<id>.log   a node's own output
 //! ```
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Cluster;
-use crate::net::NetFaults;
+use crate::net::{NetFaults, Secret};
 use crate::paxos::{NodeId, Rule};
 
 /// The folder under the current directory that holds run directories.
@@ -106,6 +107,11 @@ impl RunDir {
         self.root.join("cluster.ron")
     }
 
+    /// The secret file.
+    pub fn secret_file(&self) -> PathBuf {
+        self.root.join("secret")
+    }
+
     /// The state file.
     pub fn state_file(&self) -> PathBuf {
         self.root.join("state.json")
@@ -121,9 +127,11 @@ impl RunDir {
         self.root.join(format!("node-{id}.log"))
     }
 
-    /// The cluster this directory runs.
+    /// The cluster this directory runs, with its secret.
     pub fn cluster(&self) -> Result<Cluster, String> {
-        Cluster::load(&self.cluster_file()).map_err(|e| e.to_string())
+        let cluster = Cluster::load(&self.cluster_file()).map_err(|e| e.to_string())?;
+        let secret = Secret::load(&self.secret_file()).map_err(|e| e.to_string())?;
+        Ok(cluster.with_secret(secret))
     }
 
     /// The remembered state (empty if none was saved).

@@ -133,17 +133,18 @@ pub fn run_size(
         heartbeat_ms: 10,
         election_timeout_ms: (40, 80),
         fsync: true,
+        secret: None,
     };
     let up = launcher::up(
         base,
-        cluster.clone(),
+        cluster,
         &UpOptions {
             broken: None,
             wait: Duration::from_secs(10),
         },
     )?;
     launcher::reap(up.children);
-    let dir = up.dir;
+    let (dir, cluster) = (up.dir, up.cluster);
     let result = measure(n, o, t, &dir, &cluster, bar);
     let _ = launcher::down(&dir, true, Duration::from_secs(5));
     if crate::signals::stopped() {
@@ -193,7 +194,7 @@ fn measure(
         let i = k as usize - 1;
         if kill {
             let was_leader = matches!(
-                client::query(cluster.node(k).expect("known").addr, &cluster.name, &Request::Status, Duration::from_millis(30)),
+                client::query(cluster.node(k).expect("known").addr, cluster, &Request::Status, Duration::from_millis(30)),
                 Ok(Response::Status(s)) if s.role == "leader"
             );
             let now = t0.elapsed().as_secs_f64();

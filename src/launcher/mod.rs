@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::client;
 use crate::cluster::rundir::{NodeState, RunDir, State};
 use crate::cluster::Cluster;
-use crate::net::{NetFaults, NodeStatus, Request, Response};
+use crate::net::{NetFaults, NodeStatus, Request, Response, Secret};
 use crate::paxos::{NodeId, Rule};
 use process::{alive_node, signal};
 
@@ -141,6 +141,11 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
     std::fs::create_dir_all(dir.root())
         .map_err(|e| LaunchError::failed(format!("cannot create {}: {e}", dir.root().display())))?;
     let _lock = dir.lock()?;
+    // The secret stays across down and up (the nodes' data does too); a new
+    // cluster gets a new one.
+    let secret = Secret::load_or_create(&dir.secret_file())
+        .map_err(|e| LaunchError::failed(e.to_string()))?;
+    let cluster = cluster.with_secret(secret);
     std::fs::write(dir.cluster_file(), cluster.to_ron()).map_err(|e| {
         LaunchError::failed(format!(
             "cannot write {}: {e}",
@@ -201,6 +206,8 @@ pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, La
         .arg(id.to_string())
         .arg("--data")
         .arg(dir.node_dir(id))
+        .arg("--secret")
+        .arg(dir.secret_file())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err);
@@ -248,9 +255,8 @@ pub fn query_all(cluster: &Cluster, timeout: Duration) -> BTreeMap<NodeId, NodeS
             .nodes
             .iter()
             .map(|n| {
-                let name = cluster.name.as_str();
                 s.spawn(
-                    move || match client::query(n.addr, name, &Request::Status, timeout) {
+                    move || match client::query(n.addr, cluster, &Request::Status, timeout) {
                         Ok(Response::Status(st)) => Some((n.id, st)),
                         _ => None,
                     },
@@ -446,12 +452,9 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
     reap(vec![(id, child)]);
     let deadline = Instant::now() + wait;
     loop {
-        if let Ok(Response::Status(_)) = client::query(
-            addr,
-            &cluster.name,
-            &Request::Status,
-            Duration::from_millis(100),
-        ) {
+        if let Ok(Response::Status(_)) =
+            client::query(addr, &cluster, &Request::Status, Duration::from_millis(100))
+        {
             break;
         }
         if Instant::now() >= deadline {
@@ -490,7 +493,7 @@ fn set_faults(cluster: &Cluster, id: NodeId, f: &NetFaults) -> Result<(), Launch
     let addr = cluster.node(id).expect("known").addr;
     match client::query(
         addr,
-        &cluster.name,
+        cluster,
         &Request::SetFaults(f.clone()),
         Duration::from_secs(1),
     ) {

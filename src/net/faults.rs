@@ -48,6 +48,34 @@ impl NetFaults {
             && self.blocked.is_empty()
     }
 
+    /// The longest extra delay a fault may add, in ms.
+    pub const MAX_DELAY_MS: u64 = 60_000;
+
+    /// Why these faults cannot be applied to a cluster whose nodes are
+    /// `members`, if they cannot. Every number that comes from a command line
+    /// or a socket is checked here before a node uses it.
+    pub fn check(&self, members: &[NodeId]) -> Result<(), String> {
+        const MILLION: u32 = 1_000_000;
+        if self.loss_ppm > MILLION || self.dup_ppm > MILLION {
+            return Err(format!(
+                "loss and duplication are probabilities from 0 to 1 (got {} and {})",
+                self.loss_ppm as f64 / 1e6,
+                self.dup_ppm as f64 / 1e6
+            ));
+        }
+        let (lo, hi) = self.delay_ms;
+        if lo > hi || hi > Self::MAX_DELAY_MS {
+            return Err(format!(
+                "delay {lo}..{hi} ms: write MIN..MAX with MIN <= MAX <= {} ms",
+                Self::MAX_DELAY_MS
+            ));
+        }
+        if let Some(n) = self.blocked.iter().find(|n| !members.contains(n)) {
+            return Err(format!("node {n} is not in the cluster"));
+        }
+        Ok(())
+    }
+
     /// Probability from parts per million.
     pub fn ppm(p: f64) -> u32 {
         (p.clamp(0.0, 1.0) * 1e6).round() as u32
@@ -115,6 +143,36 @@ mod tests {
             ..NetFaults::none()
         };
         assert_eq!(f.decide(&mut rng, 3), Fate::Drop);
+    }
+
+    #[test]
+    fn absurd_faults_are_refused() {
+        let ok = NetFaults {
+            delay_ms: (1, 20),
+            blocked: [2].into(),
+            ..NetFaults::none()
+        };
+        assert!(ok.check(&[1, 2, 3]).is_ok());
+        let huge = NetFaults {
+            delay_ms: (0, u64::MAX),
+            ..NetFaults::none()
+        };
+        assert!(huge.check(&[1, 2, 3]).is_err());
+        let backwards = NetFaults {
+            delay_ms: (9, 1),
+            ..NetFaults::none()
+        };
+        assert!(backwards.check(&[1]).is_err());
+        let stranger = NetFaults {
+            blocked: [9].into(),
+            ..NetFaults::none()
+        };
+        assert!(stranger.check(&[1, 2]).is_err());
+        let certain = NetFaults {
+            loss_ppm: 2_000_000,
+            ..NetFaults::none()
+        };
+        assert!(certain.check(&[1]).is_err());
     }
 
     #[test]

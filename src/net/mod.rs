@@ -1,11 +1,18 @@
 //! The wire: frames, the handshake and every message that crosses TCP.
 //!
 //! A frame is a 4-byte big-endian length and then a postcard payload (DESIGN.md
-//! §4). The first frame of every connection is a [`Hello`]: magic, protocol
-//! version, cluster name and who is calling. A connection from another cluster or
-//! version, a frame above [`MAX_FRAME`], or bytes that do not decode are dropped
-//! with a log line, and the node keeps serving.
+//! §4), at most [`MAX_FRAME`] bytes, on the way out as on the way in. Every
+//! connection opens with a handshake ([`auth`]): the node sends a
+//! [`Challenge`], the caller answers with a [`Hello`] that proves it knows the
+//! cluster's secret, and the node answers with a [`Welcome`] that proves it
+//! back. A caller from another cluster or version, a node id outside the
+//! cluster, a wrong proof, a frame above the limit, or bytes that do not decode
+//! close that connection with one log line, and the node keeps serving.
+//!
+//! Between nodes only [`crate::paxos::Message`]s travel, never the notices
+//! the roles of one node exchange: those have no serialised form at all.
 
+pub mod auth;
 pub mod faults;
 
 use bytes::Bytes;
@@ -13,14 +20,21 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::kv::Op;
 use crate::paxos::{Ballot, Envelope, NodeId, Outcome, Slot, Value};
+pub use auth::{Nonce, Proof, Secret};
 pub use faults::NetFaults;
 
 /// "SYND".
 pub const MAGIC: u32 = 0x5359_4E44;
 /// Bumped whenever a wire type changes.
-pub const PROTOCOL: u16 = 1;
+pub const PROTOCOL: u16 = 2;
 /// The largest frame a node reads or writes.
 pub const MAX_FRAME: usize = 32 << 20;
+/// The largest key and value of one operation, together, in bytes.
+pub const MAX_OP_BYTES: usize = 1 << 20;
+/// The most log entries one `Request::Log` answer carries.
+pub const MAX_LOG_ENTRIES: usize = 10_000;
+/// The most bytes of values one `Request::Log` answer carries.
+pub const MAX_LOG_BYTES: usize = 8 << 20;
 
 /// Who opened a connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +45,46 @@ pub enum Caller {
     Client,
 }
 
-/// The first frame of every connection.
+impl Caller {
+    fn tag(&self) -> Vec<u8> {
+        match self {
+            Caller::Node(id) => format!("node {id}").into_bytes(),
+            Caller::Client => b"client".to_vec(),
+        }
+    }
+}
+
+/// The node's first frame on every connection it accepts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Always [`MAGIC`].
+    pub magic: u32,
+    /// Always [`PROTOCOL`] for this build.
+    pub version: u16,
+    /// The node answering.
+    pub node: NodeId,
+    /// Fresh for this connection.
+    pub nonce: Nonce,
+}
+
+impl Challenge {
+    /// A fresh challenge from node `node`.
+    pub fn new(node: NodeId) -> Self {
+        Challenge {
+            magic: MAGIC,
+            version: PROTOCOL,
+            node,
+            nonce: auth::nonce(),
+        }
+    }
+
+    /// Why a caller refuses this challenge, if it does.
+    pub fn refusal(&self) -> Option<String> {
+        check_version(self.magic, self.version)
+    }
+}
+
+/// The caller's answer to a [`Challenge`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Always [`MAGIC`].
@@ -42,36 +95,149 @@ pub struct Hello {
     pub cluster: String,
     /// Who is calling.
     pub caller: Caller,
+    /// Fresh for this connection.
+    pub nonce: Nonce,
+    /// MAC("hello", cluster, caller, the challenge's nonce, this nonce).
+    pub proof: Proof,
 }
 
 impl Hello {
-    /// The hello of this build.
-    pub fn new(cluster: &str, caller: Caller) -> Self {
+    /// The hello of this build, answering `challenge`, proving `secret`.
+    pub fn new(cluster: &str, caller: Caller, secret: &Secret, challenge: &Challenge) -> Self {
+        let nonce = auth::nonce();
+        let proof = secret.mac(&[
+            b"hello",
+            cluster.as_bytes(),
+            &caller.tag(),
+            &challenge.nonce,
+            &nonce,
+        ]);
         Hello {
             magic: MAGIC,
             version: PROTOCOL,
             cluster: cluster.to_string(),
             caller,
+            nonce,
+            proof,
         }
     }
 
-    /// Why a node refuses this hello, if it does.
-    pub fn refusal(&self, cluster: &str) -> Option<String> {
-        if self.magic != MAGIC {
-            Some(format!("bad magic {:#x}", self.magic))
-        } else if self.version != PROTOCOL {
-            Some(format!(
-                "protocol version {} (this node speaks {PROTOCOL})",
-                self.version
-            ))
-        } else if self.cluster != cluster {
-            Some(format!(
+    /// Why a node of `cluster` whose members are `members` refuses this hello
+    /// to `challenge`, if it does.
+    pub fn refusal(
+        &self,
+        cluster: &str,
+        members: &[NodeId],
+        secret: &Secret,
+        challenge: &Challenge,
+    ) -> Option<String> {
+        if let Some(why) = check_version(self.magic, self.version) {
+            return Some(why);
+        }
+        if self.cluster != cluster {
+            return Some(format!(
                 "cluster {:?} (this node is in {cluster:?})",
                 self.cluster
-            ))
-        } else {
-            None
+            ));
         }
+        if let Caller::Node(id) = self.caller {
+            if !members.contains(&id) || id == challenge.node {
+                return Some(format!("node {id} is not a peer in this cluster's file"));
+            }
+        }
+        let parts: [&[u8]; 5] = [
+            b"hello",
+            self.cluster.as_bytes(),
+            &self.caller.tag(),
+            &challenge.nonce,
+            &self.nonce,
+        ];
+        if !secret.verify(&parts, &self.proof) {
+            return Some("wrong proof of the cluster secret".into());
+        }
+        None
+    }
+}
+
+/// The node's answer to a good [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The node.
+    pub node: NodeId,
+    /// Which process of it this is: random per start, so frames meant for an
+    /// earlier process are told apart.
+    pub incarnation: u64,
+    /// MAC("welcome", cluster, node, incarnation, the hello's nonce, the
+    /// challenge's nonce).
+    pub proof: Proof,
+}
+
+impl Welcome {
+    /// Node `node`'s welcome of `hello` on the connection it challenged with
+    /// `challenge`.
+    pub fn new(
+        cluster: &str,
+        incarnation: u64,
+        secret: &Secret,
+        challenge: &Challenge,
+        hello: &Hello,
+    ) -> Self {
+        let node = challenge.node;
+        let parts = welcome_parts(cluster, node, incarnation, &hello.nonce, &challenge.nonce);
+        Welcome {
+            node,
+            incarnation,
+            proof: secret.mac(&parts.each_ref().map(Vec::as_slice)),
+        }
+    }
+
+    /// True if this welcome proves the secret for the handshake of `hello`
+    /// and `challenge`.
+    pub fn genuine(
+        &self,
+        cluster: &str,
+        secret: &Secret,
+        challenge: &Challenge,
+        hello: &Hello,
+    ) -> bool {
+        let parts = welcome_parts(
+            cluster,
+            self.node,
+            self.incarnation,
+            &hello.nonce,
+            &challenge.nonce,
+        );
+        self.node == challenge.node
+            && secret.verify(&parts.each_ref().map(Vec::as_slice), &self.proof)
+    }
+}
+
+fn welcome_parts(
+    cluster: &str,
+    node: NodeId,
+    incarnation: u64,
+    hello_nonce: &Nonce,
+    challenge_nonce: &Nonce,
+) -> [Vec<u8>; 6] {
+    [
+        b"welcome".to_vec(),
+        cluster.as_bytes().to_vec(),
+        node.to_le_bytes().to_vec(),
+        incarnation.to_le_bytes().to_vec(),
+        hello_nonce.to_vec(),
+        challenge_nonce.to_vec(),
+    ]
+}
+
+fn check_version(magic: u32, version: u16) -> Option<String> {
+    if magic != MAGIC {
+        Some(format!("bad magic {magic:#x}"))
+    } else if version != PROTOCOL {
+        Some(format!(
+            "protocol version {version} (this build speaks {PROTOCOL})"
+        ))
+    } else {
+        None
     }
 }
 
@@ -95,8 +261,6 @@ pub enum Request {
 /// A node's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
-    /// Sent once after a client's hello: who answered.
-    Welcome { node: NodeId },
     /// What happened to operation `(client, seq)`.
     Op {
         client: u64,
@@ -121,9 +285,11 @@ pub enum Response {
 pub struct NodeStatus {
     /// Its id.
     pub id: NodeId,
-    /// "leader", "follower" or "candidate".
+    /// Which process of it answered (random per start).
+    pub incarnation: u64,
+    /// "leader", "follower", "pre-candidate" or "candidate".
     pub role: String,
-    /// The highest ballot its acceptor promised.
+    /// The highest ballot its acceptor promised, once that promise is durable.
     pub promised: Ballot,
     /// The ballot of its own latest attempt to lead.
     pub ballot: Ballot,
@@ -144,6 +310,9 @@ pub struct NodeStatus {
 }
 
 /// Serialise `msg` as a frame payload (without the length prefix).
+///
+/// # Panics
+/// Never for synod's wire types, which always serialise.
 pub fn encode<T: Serialize>(msg: &T) -> Bytes {
     Bytes::from(postcard::to_allocvec(msg).expect("wire types always serialise"))
 }

@@ -1,118 +1,186 @@
 //! One actor per TCP connection.
 //!
 //! - [`PeerLink`]: this node's connection *to* one peer. It connects (and
-//!   reconnects, with backoff), says hello, and batches the envelopes routed to
-//!   it into frames.
+//!   reconnects, with backoff), proves the cluster secret in the handshake,
+//!   learns which process of the peer it reached (its incarnation), and batches
+//!   the envelopes routed to it into frames of at most [`net::MAX_FRAME`].
+//!   While the peer is unreachable, frames wait in a backlog bounded in bytes;
+//!   frames queued for a process of the peer that has since died are dropped
+//!   when the link reaches its next one, never replayed to it.
 //! - [`Conn`]: a connection someone opened *to* this node: a peer's link (frames
-//!   of envelopes) or a client (requests and responses). Its first frame must be
-//!   a good [`Hello`]; garbage, a wrong cluster or an oversized frame closes just
-//!   that connection, with a log line.
+//!   of envelopes) or a client (requests and responses). It sends a challenge
+//!   at once; the first frame back must be a [`Hello`] with a good proof, from a
+//!   member of this cluster. Anything else (garbage, another cluster, a
+//!   stranger, a wrong proof, an oversized frame) closes just that connection,
+//!   with one log line naming the remote address.
 //!
 //! Reading is a stream attached to the actor; writing goes through a channel to
 //! a small task that coalesces frames into one `write`.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio_util::codec::FramedRead;
 
-use super::roles::{GetLog, LearnerActor, SharedStatus};
-use super::router::{ClientCommand, Forget, Inbound, Router, SetFaults, ToClient};
-use crate::net::{self, Caller, Hello, PeerFrame, Request, Response};
+use super::router::{
+    ClientCommand, Forget, GetLog, Inbound, Outbound, Router, SetFaults, SharedStatus, ToClient,
+};
+use crate::net::{self, Caller, Challenge, Hello, PeerFrame, Request, Response, Secret, Welcome};
 use crate::paxos::{Command, Envelope, NodeId};
 
-/// Envelopes buffered for a peer that is not connected, at most.
-const BACKLOG: usize = 4096;
-/// Seconds a new connection has to say hello.
+/// Bytes of frames buffered for a peer that is not connected, at most.
+const BACKLOG_BYTES: usize = 16 << 20;
+/// Bytes of frames handed to a connection's writer and not yet written, at
+/// most (a paused peer stops reading; past this, frames are dropped as lost).
+const IN_FLIGHT_BYTES: usize = 32 << 20;
+/// Seconds a new connection has to finish its handshake.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Start the task that writes `rx`'s payloads as frames; it reports the end of
-/// the connection by dropping `rx`.
-fn spawn_writer(mut w: OwnedWriteHalf, mut rx: UnboundedReceiver<Bytes>) {
-    actix_rt::spawn(async move {
-        let mut buf = Vec::with_capacity(64 * 1024);
-        while let Some(first) = rx.recv().await {
-            net::put_frame(&mut buf, &first);
-            while buf.len() < (1 << 20) {
-                match rx.try_recv() {
-                    Ok(more) => net::put_frame(&mut buf, &more),
-                    Err(_) => break,
+/// A connection's writer: frames go through `tx`; `in_flight` counts the
+/// bytes handed over and not yet written.
+struct Writer {
+    tx: UnboundedSender<Bytes>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Writer {
+    /// Start the task that writes frames to `w`; it ends with the connection.
+    fn spawn(mut w: OwnedWriteHalf) -> Writer {
+        let (tx, mut rx): (_, UnboundedReceiver<Bytes>) = unbounded_channel();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let counter = in_flight.clone();
+        actix_rt::spawn(async move {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Some(first) = rx.recv().await {
+                let mut taken = first.len();
+                net::put_frame(&mut buf, &first);
+                while buf.len() < (1 << 20) {
+                    match rx.try_recv() {
+                        Ok(more) => {
+                            taken += more.len();
+                            net::put_frame(&mut buf, &more);
+                        }
+                        Err(_) => break,
+                    }
                 }
+                let ok = w.write_all(&buf).await.is_ok();
+                counter.fetch_sub(taken, Ordering::Relaxed);
+                if !ok {
+                    break;
+                }
+                buf.clear();
             }
-            if w.write_all(&buf).await.is_err() {
-                break;
-            }
-            buf.clear();
+            let _ = w.shutdown().await;
+        });
+        Writer { tx, in_flight }
+    }
+
+    /// Hand `frame` to the writer; false if the connection is gone or too
+    /// much is waiting already.
+    fn send(&self, frame: Bytes) -> bool {
+        let len = frame.len();
+        if self.in_flight.load(Ordering::Relaxed) + len > IN_FLIGHT_BYTES {
+            return false;
         }
-        let _ = w.shutdown().await;
-    });
+        self.in_flight.fetch_add(len, Ordering::Relaxed);
+        self.tx.send(frame).is_ok()
+    }
 }
 
 // ------------------------------------------------------------------ outbound
-
-/// An envelope for this link's peer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Outbound(pub Envelope);
 
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Flush;
 
+/// What a link knows of the cluster and itself.
+pub struct LinkConfig {
+    /// This node.
+    pub me: NodeId,
+    /// The peer.
+    pub peer: NodeId,
+    /// Where the peer listens.
+    pub addr: SocketAddr,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The cluster's secret.
+    pub secret: Secret,
+    /// Drop frames queued for a dead process of the peer (the `fresh` guard).
+    pub fresh: bool,
+}
+
 /// This node's connection to one peer.
 pub struct PeerLink {
-    me: NodeId,
-    peer: NodeId,
-    addr: SocketAddr,
-    cluster: String,
-    tx: Option<UnboundedSender<Bytes>>,
+    cfg: Rc<LinkConfig>,
+    writer: Option<Writer>,
     pending: Vec<Envelope>,
-    backlog: VecDeque<Bytes>,
+    /// Frames waiting for a connection, each with the incarnation of the
+    /// peer they were meant for (`None`: never reached yet).
+    backlog: VecDeque<(Option<u64>, Bytes)>,
+    backlog_bytes: usize,
+    /// The process of the peer last reached.
+    incarnation: Option<u64>,
     flush_due: bool,
     connecting: bool,
     backoff: Duration,
     /// Counts connections, so a stale one's end is not taken for the current's.
     generation: u64,
+    dropped: u64,
 }
 
+type Handshaken = (
+    FramedRead<tokio::net::tcp::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>,
+    OwnedWriteHalf,
+    u64,
+);
+
 impl PeerLink {
-    /// A link from `me` to `peer` at `addr`.
-    pub fn new(me: NodeId, peer: NodeId, addr: SocketAddr, cluster: &str) -> Self {
+    /// A link as `cfg` describes.
+    pub fn new(cfg: LinkConfig) -> Self {
         PeerLink {
-            me,
-            peer,
-            addr,
-            cluster: cluster.to_string(),
-            tx: None,
+            cfg: Rc::new(cfg),
+            writer: None,
             pending: Vec::new(),
             backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            incarnation: None,
             flush_due: false,
             connecting: false,
             backoff: Duration::from_millis(10),
             generation: 0,
+            dropped: 0,
         }
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
-        if self.connecting || self.tx.is_some() {
+        if self.connecting || self.writer.is_some() {
             return;
         }
         self.connecting = true;
-        let addr = self.addr;
-        async move { tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await }
+        let cfg = self.cfg.clone();
+        handshake(cfg)
             .into_actor(self)
             .map(|res, act, ctx| {
                 act.connecting = false;
                 match res {
-                    Ok(Ok(stream)) => act.connected(stream, ctx),
-                    _ => act.retry(ctx),
+                    Ok(h) => act.connected(h, ctx),
+                    Err(why) => {
+                        if let Some(why) = why {
+                            tracing::warn!("node {}: {why}", act.cfg.peer);
+                        }
+                        act.retry(ctx);
+                    }
                 }
             })
             .spawn(ctx);
@@ -124,46 +192,126 @@ impl PeerLink {
         ctx.run_later(wait, |act, ctx| act.connect(ctx));
     }
 
-    fn connected(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        let (tx, rx) = unbounded_channel();
-        spawn_writer(write, rx);
-        let _ = tx.send(net::encode(&Hello::new(
-            &self.cluster,
-            Caller::Node(self.me),
-        )));
-        for frame in self.backlog.drain(..) {
-            let _ = tx.send(frame);
+    fn connected(&mut self, (mut frames, write, incarnation): Handshaken, ctx: &mut Context<Self>) {
+        let writer = Writer::spawn(write);
+        if self.incarnation.is_some_and(|i| i != incarnation) {
+            tracing::info!(
+                "node {} restarted (a new process); frames queued for the old one are dropped",
+                self.cfg.peer
+            );
+        }
+        self.incarnation = Some(incarnation);
+        let mut stale = 0;
+        for (meant, frame) in self.backlog.drain(..) {
+            if self.cfg.fresh && meant.is_some_and(|m| m != incarnation) {
+                stale += 1;
+                continue;
+            }
+            if !writer.send(frame) {
+                break;
+            }
+        }
+        self.backlog_bytes = 0;
+        if stale > 0 {
+            tracing::debug!(
+                "dropped {stale} frames meant for node {}'s previous process",
+                self.cfg.peer
+            );
         }
         self.backoff = Duration::from_millis(10);
-        tracing::debug!("connected to node {} at {}", self.peer, self.addr);
-        // The peer never writes on this connection; reading tells us when it
+        tracing::debug!("connected to node {} at {}", self.cfg.peer, self.cfg.addr);
+        // The peer never writes after its welcome; reading tells us when it
         // closes, so we reconnect even if we have nothing to send.
         self.generation += 1;
         let generation = self.generation;
-        async move {
-            use tokio::io::AsyncReadExt;
-            let mut read = read;
-            let mut sink = [0u8; 64];
-            while let Ok(n) = read.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        }
-        .into_actor(self)
-        .map(move |_, act, ctx| act.disconnected(generation, ctx))
-        .spawn(ctx);
-        self.tx = Some(tx);
+        async move { while let Some(Ok(_)) = frames.next().await {} }
+            .into_actor(self)
+            .map(move |_, act, ctx| act.disconnected(generation, ctx))
+            .spawn(ctx);
+        self.writer = Some(writer);
     }
 
     fn disconnected(&mut self, generation: u64, ctx: &mut Context<Self>) {
-        if generation == self.generation && self.tx.take().is_some() {
-            tracing::debug!("lost the connection to node {}", self.peer);
+        if generation == self.generation && self.writer.take().is_some() {
+            tracing::debug!("lost the connection to node {}", self.cfg.peer);
             self.retry(ctx);
         }
     }
+
+    /// Keep `frame` for when the peer is reachable again, within the bound.
+    fn queue(&mut self, frame: Bytes) {
+        while self.backlog_bytes + frame.len() > BACKLOG_BYTES {
+            match self.backlog.pop_front() {
+                Some((_, old)) => self.backlog_bytes -= old.len(),
+                None => return,
+            }
+        }
+        self.backlog_bytes += frame.len();
+        self.backlog.push_back((self.incarnation, frame));
+    }
+
+    /// `envs` as frames of at most the frame limit each.
+    fn frames(&mut self, envs: Vec<Envelope>) -> Vec<Bytes> {
+        let frame = net::encode(&PeerFrame(envs.clone()));
+        if frame.len() <= net::MAX_FRAME {
+            return vec![frame];
+        }
+        if envs.len() == 1 {
+            tracing::error!(
+                "not sending a {} of {} bytes to node {}: above the frame limit",
+                envs[0].msg.kind(),
+                frame.len(),
+                self.cfg.peer
+            );
+            return Vec::new();
+        }
+        let mut envs = envs;
+        let back = envs.split_off(envs.len() / 2);
+        let mut out = self.frames(envs);
+        out.extend(self.frames(back));
+        out
+    }
+}
+
+/// Connect to the peer and shake hands: read its challenge, prove the secret,
+/// check its proof back. `Err(None)`: not reachable (quietly retried);
+/// `Err(Some(why))`: reached, but it is not who it should be.
+async fn handshake(cfg: Rc<LinkConfig>) -> Result<Handshaken, Option<String>> {
+    let stream = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(cfg.addr))
+        .await
+        .map_err(|_| None)?
+        .map_err(|_| None)?;
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let mut frames = FramedRead::new(read, net::codec());
+    let mut next = async || -> Result<BytesMut, Option<String>> {
+        match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
+            Ok(Some(Ok(f))) => Ok(f),
+            _ => Err(None),
+        }
+    };
+    let challenge: Challenge = net::decode(&next().await?).map_err(Some)?;
+    if let Some(why) = challenge.refusal() {
+        return Err(Some(why));
+    }
+    if challenge.node != cfg.peer {
+        return Err(Some(format!(
+            "{} answered as node {}",
+            cfg.addr, challenge.node
+        )));
+    }
+    let hello = Hello::new(&cfg.cluster, Caller::Node(cfg.me), &cfg.secret, &challenge);
+    let mut buf = Vec::new();
+    net::put_frame(&mut buf, &net::encode(&hello));
+    write.write_all(&buf).await.map_err(|_| None)?;
+    let welcome: Welcome = net::decode(&next().await?).map_err(Some)?;
+    if !welcome.genuine(&cfg.cluster, &cfg.secret, &challenge, &hello) {
+        return Err(Some(format!(
+            "{} did not prove the cluster secret; not sending it anything",
+            cfg.addr
+        )));
+    }
+    Ok((frames, write, welcome.incarnation))
 }
 
 impl Actor for PeerLink {
@@ -195,64 +343,81 @@ impl Handler<Flush> for PeerLink {
         if self.pending.is_empty() {
             return;
         }
-        let frame = net::encode(&PeerFrame(std::mem::take(&mut self.pending)));
-        let sent = match &self.tx {
-            Some(tx) => tx.send(frame.clone()).is_ok(),
-            None => false,
-        };
-        if !sent {
-            self.disconnected(self.generation, ctx);
-            if self.backlog.len() >= BACKLOG {
-                self.backlog.pop_front();
+        let pending = std::mem::take(&mut self.pending);
+        for frame in self.frames(pending) {
+            let sent = match &self.writer {
+                Some(w) if !w.tx.is_closed() => {
+                    if !w.send(frame.clone()) {
+                        // The peer stopped reading (paused?): count it lost.
+                        self.dropped += 1;
+                        if self.dropped.is_power_of_two() {
+                            tracing::warn!(
+                                "node {} is not reading; {} frames dropped so far",
+                                self.cfg.peer,
+                                self.dropped
+                            );
+                        }
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !sent {
+                self.disconnected(self.generation, ctx);
+                self.queue(frame);
             }
-            self.backlog.push_back(frame);
         }
     }
 }
 
 // ------------------------------------------------------------------ inbound
 
+/// What every connection to this node needs to know.
+pub struct ConnContext {
+    /// This node.
+    pub me: NodeId,
+    /// Which process of it this is.
+    pub incarnation: u64,
+    /// The cluster's name.
+    pub cluster: String,
+    /// Its members.
+    pub members: Vec<NodeId>,
+    /// Its secret.
+    pub secret: Secret,
+    /// The router.
+    pub router: Addr<Router>,
+    /// Where `synod log` asks.
+    pub log: Recipient<GetLog>,
+    /// The node's status.
+    pub status: SharedStatus,
+}
+
 /// A connection someone opened to this node.
 pub struct Conn {
-    me: NodeId,
-    cluster: String,
+    ctx: Rc<ConnContext>,
     peer_addr: SocketAddr,
+    challenge: Challenge,
     caller: Option<Caller>,
-    tx: UnboundedSender<Bytes>,
-    router: Addr<Router>,
-    learner: Addr<LearnerActor>,
-    status: SharedStatus,
+    writer: Writer,
     session: u64,
 }
 
 impl Conn {
-    /// Serve `stream`, accepted from `peer_addr`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn serve(
-        stream: TcpStream,
-        peer_addr: SocketAddr,
-        me: NodeId,
-        cluster: String,
-        router: Addr<Router>,
-        learner: Addr<LearnerActor>,
-        status: SharedStatus,
-        session: u64,
-    ) {
+    /// Serve `stream`, accepted from `peer_addr`: challenge it at once.
+    pub fn serve(stream: TcpStream, peer_addr: SocketAddr, ctx: Rc<ConnContext>, session: u64) {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        let (tx, rx) = unbounded_channel();
-        spawn_writer(write, rx);
-        Conn::create(move |ctx| {
-            ctx.add_stream(FramedRead::new(read, net::codec()));
+        let writer = Writer::spawn(write);
+        let challenge = Challenge::new(ctx.me);
+        writer.send(net::encode(&challenge));
+        Conn::create(move |c| {
+            c.add_stream(FramedRead::new(read, net::codec()));
             Conn {
-                me,
-                cluster,
+                ctx,
                 peer_addr,
+                challenge,
                 caller: None,
-                tx,
-                router,
-                learner,
-                status,
+                writer,
                 session,
             }
         });
@@ -264,23 +429,47 @@ impl Conn {
     }
 
     fn respond(&self, r: &Response) {
-        let _ = self.tx.send(net::encode(r));
+        self.writer.send(net::encode(r));
+    }
+
+    fn hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
+        let c = &self.ctx;
+        if let Some(why) = hello.refusal(&c.cluster, &c.members, &c.secret, &self.challenge) {
+            return self.drop_conn(&format!("refused hello: {why}"), ctx);
+        }
+        let welcome = Welcome::new(
+            &c.cluster,
+            c.incarnation,
+            &c.secret,
+            &self.challenge,
+            &hello,
+        );
+        self.writer.send(net::encode(&welcome));
+        self.caller = Some(hello.caller);
     }
 
     fn request(&mut self, req: Request, ctx: &mut Context<Self>) {
         match req {
-            Request::Op { client, seq, op } => self.router.do_send(ClientCommand {
+            Request::Op { op, .. } if op.size() > net::MAX_OP_BYTES => {
+                self.respond(&Response::Error(format!(
+                    "the operation's key and value are {} bytes; the limit is {} bytes",
+                    op.size(),
+                    net::MAX_OP_BYTES
+                )));
+            }
+            Request::Op { client, seq, op } => self.ctx.router.do_send(ClientCommand {
                 cmd: Command { client, seq, op },
                 session: self.session,
                 reply_to: ctx.address().recipient(),
             }),
             Request::Status => {
-                let mut st = self.status.borrow().clone();
-                st.id = self.me;
+                let mut st = self.ctx.status.borrow().clone();
+                st.id = self.ctx.me;
                 self.respond(&Response::Status(st));
             }
             Request::Log { from, limit } => {
-                self.learner
+                self.ctx
+                    .log
                     .send(GetLog { from, limit })
                     .into_actor(self)
                     .map(|res, act, _| match res {
@@ -292,10 +481,16 @@ impl Conn {
                     })
                     .wait(ctx);
             }
-            Request::SetFaults(f) => {
-                self.router.do_send(SetFaults(f));
-                self.respond(&Response::Ok);
-            }
+            Request::SetFaults(f) => match f.check(&self.ctx.members) {
+                Ok(()) => {
+                    self.ctx.router.do_send(SetFaults(f));
+                    self.respond(&Response::Ok);
+                }
+                Err(why) => {
+                    tracing::warn!("refused faults from {}: {why}", self.peer_addr);
+                    self.respond(&Response::Error(why));
+                }
+            },
         }
     }
 }
@@ -313,7 +508,7 @@ impl Actor for Conn {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         if self.caller == Some(Caller::Client) {
-            self.router.do_send(Forget(self.session));
+            self.ctx.router.do_send(Forget(self.session));
         }
     }
 }
@@ -326,21 +521,13 @@ impl StreamHandler<Result<BytesMut, std::io::Error>> for Conn {
         };
         match &self.caller {
             None => match net::decode::<Hello>(&frame) {
-                Ok(hello) => match hello.refusal(&self.cluster) {
-                    Some(why) => self.drop_conn(&format!("refused hello: {why}"), ctx),
-                    None => {
-                        if hello.caller == Caller::Client {
-                            self.respond(&Response::Welcome { node: self.me });
-                        }
-                        self.caller = Some(hello.caller);
-                    }
-                },
+                Ok(hello) => self.hello(hello, ctx),
                 Err(e) => self.drop_conn(&format!("bad hello: {e}"), ctx),
             },
             Some(Caller::Node(peer)) => {
                 let peer = *peer;
                 match net::decode::<PeerFrame>(&frame) {
-                    Ok(PeerFrame(envs)) => self.router.do_send(Inbound(peer, envs)),
+                    Ok(PeerFrame(envs)) => self.ctx.router.do_send(Inbound(peer, envs)),
                     Err(e) => self.drop_conn(&e, ctx),
                 }
             }

@@ -80,15 +80,27 @@ pub struct Disk {
     pub thread: JoinHandle<()>,
 }
 
+/// How a log thread works.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskOptions {
+    /// One sync for every append waiting (group commit); without it, every
+    /// batch gets a sync of its own (to measure the difference).
+    pub group: bool,
+    /// Fail as a broken disk would after this many syncs (fault injection for
+    /// tests: `SYNOD_FAIL_SYNC_AFTER=N`).
+    pub fail_after: Option<u64>,
+}
+
 /// Start the thread that owns `log`; `done` hears of every durable batch.
-/// Without `group`, every batch gets a sync of its own (to measure the
-/// difference).
-pub fn spawn(name: &str, log: FileLog, done: Option<Recipient<Synced>>, group: bool) -> Disk {
+///
+/// # Panics
+/// If the operating system cannot start a thread.
+pub fn spawn(name: &str, log: FileLog, done: Option<Recipient<Synced>>, opts: DiskOptions) -> Disk {
     let shared = Arc::new(Shared::default());
     let rx = shared.clone();
     let thread = std::thread::Builder::new()
         .name(name.to_string())
-        .spawn(move || run(log, &rx, done, group))
+        .spawn(move || run(log, &rx, done, opts))
         .expect("spawn a log thread");
     Disk {
         tx: DiskTx(shared),
@@ -112,9 +124,10 @@ fn take(shared: &Shared, group: bool) -> Option<Vec<Append>> {
     })
 }
 
-fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, group: bool) {
+fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, opts: DiskOptions) {
     let mut records = 0u64;
-    while let Some(batch) = take(shared, group) {
+    let mut syncs = 0u64;
+    while let Some(batch) = take(shared, opts.group) {
         let mut last = 0;
         let mut append = |a: &Append| {
             for r in &a.records {
@@ -128,9 +141,16 @@ fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, group
             append(a);
             last = a.batch;
         }
+        if opts.fail_after.is_some_and(|n| syncs >= n) {
+            fatal(&format!(
+                "{}: injected sync failure after {syncs} syncs (SYNOD_FAIL_SYNC_AFTER)",
+                log.path().display()
+            ));
+        }
         if let Err(e) = log.sync() {
             fatal(&e.to_string());
         }
+        syncs += 1;
         if let Some(done) = &done {
             done.do_send(Synced {
                 batch: last,
@@ -141,7 +161,9 @@ fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, group
     }
 }
 
-/// A log that cannot be written: the node must not answer as if it had been.
+/// A log that cannot be written: the node must not answer as if it had been,
+/// so the whole process ends (its peers see it down; `synod restart` brings it
+/// back from what did reach the disk).
 fn fatal(what: &str) -> ! {
     tracing::error!("cannot write the log, stopping: {what}");
     eprintln!("error: cannot write the log, stopping: {what}");

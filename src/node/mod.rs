@@ -16,19 +16,20 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::prelude::*;
 use thiserror::Error;
 
 use crate::cluster::Cluster;
-use crate::net::NodeStatus;
+use crate::net::{NodeStatus, Secret};
 use crate::paxos::quorum::majority;
 use crate::paxos::{Acceptor, Leader, Learner, NodeId, Replica, Rule, Rules};
 use crate::storage::{FileLog, StorageError};
-use conn::{Conn, PeerLink};
-use roles::{AcceptorActor, LeaderActor, LearnerActor, ReplicaActor, SharedStatus};
-use router::{Roles, Router};
+use conn::{Conn, ConnContext, LinkConfig, PeerLink};
+use disk::DiskOptions;
+use roles::{AcceptorActor, LeaderActor, LearnerActor, ReplicaActor};
+use router::{Roles, Router, SharedStatus};
 
 /// What one node needs to run.
 #[derive(Clone, Debug)]
@@ -43,6 +44,8 @@ pub struct NodeConfig {
     pub rules: Rules,
     /// The fast paths, on by default (off only to measure what each buys).
     pub tuning: Tuning,
+    /// The cluster's secret: every connection proves it.
+    pub secret: Secret,
 }
 
 /// The fast paths of a node. Each can be switched off from the environment
@@ -59,6 +62,9 @@ pub struct Tuning {
     pub window: usize,
     /// Commands per slot at most.
     pub max_batch: usize,
+    /// Fault injection for tests: the logs fail after this many syncs
+    /// (`SYNOD_FAIL_SYNC_AFTER=N`), as a broken disk would.
+    pub fail_sync_after: Option<u64>,
 }
 
 impl Default for Tuning {
@@ -69,6 +75,7 @@ impl Default for Tuning {
             read_index: l.read_index,
             window: l.window,
             max_batch: l.max_batch,
+            fail_sync_after: None,
         }
     }
 }
@@ -93,6 +100,9 @@ impl Tuning {
         t.read_index = flag("SYNOD_READ_INDEX", t.read_index);
         t.window = num("SYNOD_WINDOW", t.window);
         t.max_batch = num("SYNOD_MAX_BATCH", t.max_batch);
+        t.fail_sync_after = std::env::var("SYNOD_FAIL_SYNC_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok());
         t
     }
 }
@@ -149,73 +159,97 @@ impl NodeHandle {
 pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHandle, NodeError> {
     let id = cfg.id;
     let cluster = &cfg.cluster;
-    if cluster.node(id).is_none() {
+    let Some(me) = cluster.node(id) else {
         return Err(NodeError::UnknownNode(id));
-    }
+    };
+    let addr = me.addr;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
         path: cfg.data_dir.clone(),
         source,
     })?;
     let (alog, arec) = FileLog::open(&cfg.data_dir.join("acceptor.log"), cluster.fsync)?;
+    let (plog, prec) = FileLog::open(&cfg.data_dir.join("proposer.log"), cluster.fsync)?;
     let (llog, mut lrec) = FileLog::open(&cfg.data_dir.join("learner.log"), false)?;
     // With `persist` broken (teaching runs), nothing survives a restart.
     let persist = cfg.rules.holds(Rule::Persist);
     if !persist {
         lrec.records.clear();
     }
-    for (log, rec) in [(&alog, &arec), (&llog, &lrec)] {
+    for (log, rec) in [(&alog, &arec), (&plog, &prec), (&llog, &lrec)] {
         if let Some((at, bytes)) = rec.cut {
             tracing::warn!(
-                "{}: cut off a torn tail of {bytes} bytes at byte {at} (a write the crash interrupted)",
+                "{}: cut off a torn tail of {bytes} bytes at byte {at} (a write the crash interrupted, never synced)",
                 log.path().display()
             );
         }
     }
     let ids = cluster.ids();
     let q = majority(ids.len());
+    let incarnation = crate::net::auth::random_u64();
     let status: SharedStatus = Rc::new(RefCell::new(NodeStatus {
         id,
+        incarnation,
         role: "follower".into(),
         ..NodeStatus::default()
     }));
     let tick = Duration::from_millis(cluster.tick_ms());
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ (std::process::id() as u64) << 20
-        ^ id;
 
     let router_ctx: Context<Router> = Context::new();
     let router = router_ctx.address();
+    let opts = DiskOptions {
+        group: cfg.tuning.group_commit,
+        fail_after: cfg.tuning.fail_sync_after,
+    };
 
     let acceptor_ctx: Context<AcceptorActor> = Context::new();
-    let group = cfg.tuning.group_commit;
     let adisk = disk::spawn(
         &format!("node{id}-acceptor-log"),
         alog,
         Some(acceptor_ctx.address().recipient()),
-        group,
+        opts,
     );
-    let ldisk = disk::spawn(&format!("node{id}-learner-log"), llog, None, group);
+    let leader_ctx: Context<LeaderActor> = Context::new();
+    let pdisk = disk::spawn(
+        &format!("node{id}-proposer-log"),
+        plog,
+        Some(leader_ctx.address().recipient()),
+        opts,
+    );
+    let ldisk = disk::spawn(&format!("node{id}-learner-log"), llog, None, opts);
     let mut leader_cfg = cluster.leader_config();
     leader_cfg.window = cfg.tuning.window;
     leader_cfg.max_batch = cfg.tuning.max_batch;
     leader_cfg.read_index = cfg.tuning.read_index;
+    let acceptor_core = Acceptor::recover(id, cfg.rules, &arec.records);
+    let leader_core = Leader::recover(
+        id,
+        ids.clone(),
+        cfg.rules,
+        leader_cfg,
+        incarnation ^ id,
+        &prec.records,
+        acceptor_core.promised(),
+    );
+    tracing::info!(
+        "recovered: promised {}, next round {}",
+        acceptor_core.promised(),
+        leader_core.next_round()
+    );
     let acceptor = acceptor_ctx.run(AcceptorActor::new(
-        Acceptor::recover(id, cfg.rules, &arec.records),
+        acceptor_core,
         router.clone(),
         adisk.tx,
         status.clone(),
     ));
-    let leader = LeaderActor::new(
-        Leader::new(id, ids.clone(), cfg.rules, leader_cfg, seed),
+    let leader = leader_ctx.run(LeaderActor::new(
+        leader_core,
         router.clone(),
+        pdisk.tx,
         tick,
         status.clone(),
-    )
-    .start();
+    ));
     let learner = LearnerActor::new(
-        Learner::recover(id, ids.clone(), q, &lrec.records),
+        Learner::recover(id, ids.clone(), q, cfg.rules, &lrec.records),
         router.clone(),
         persist.then_some(ldisk.tx),
         tick,
@@ -223,54 +257,54 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     )
     .start();
     let replica = ReplicaActor::new(Replica::new(), router.clone(), status.clone()).start();
-    let peers: BTreeMap<NodeId, Addr<PeerLink>> = cluster
+    let peers: BTreeMap<NodeId, Recipient<router::Outbound>> = cluster
         .nodes
         .iter()
         .filter(|n| n.id != id)
-        .map(|n| (n.id, PeerLink::new(id, n.id, n.addr, &cluster.name).start()))
+        .map(|n| {
+            let link = PeerLink::new(LinkConfig {
+                me: id,
+                peer: n.id,
+                addr: n.addr,
+                cluster: cluster.name.clone(),
+                secret: cfg.secret.clone(),
+                fresh: cfg.rules.holds(Rule::Fresh),
+            });
+            (n.id, link.start().recipient())
+        })
         .collect();
     router_ctx.run(Router::new(
         id,
         Roles {
-            acceptor,
-            leader,
-            learner: learner.clone(),
-            replica,
+            acceptor: acceptor.recipient(),
+            proposer: leader.recipient(),
+            learner: learner.clone().recipient(),
+            replica: replica.recipient(),
         },
         peers,
         status.clone(),
     ));
 
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| NodeError::Listen {
-            id,
-            addr: cluster.node(id).expect("checked").addr,
-            source,
-        })?;
-    let listener =
-        tokio::net::TcpListener::from_std(listener).map_err(|source| NodeError::Listen {
-            id,
-            addr: cluster.node(id).expect("checked").addr,
-            source,
-        })?;
-    let (name, r, st) = (cluster.name.clone(), router.clone(), status.clone());
+    let listen_err = |source| NodeError::Listen { id, addr, source };
+    listener.set_nonblocking(true).map_err(listen_err)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_err)?;
+    let conn_ctx = Rc::new(ConnContext {
+        me: id,
+        incarnation,
+        cluster: cluster.name.clone(),
+        members: ids,
+        secret: cfg.secret.clone(),
+        router: router.clone(),
+        log: learner.recipient(),
+        status: status.clone(),
+    });
     actix_rt::spawn(async move {
         let mut session = 0u64;
         loop {
             match listener.accept().await {
                 Ok((stream, addr)) => {
                     session += 1;
-                    Conn::serve(
-                        stream,
-                        addr,
-                        id,
-                        name.clone(),
-                        r.clone(),
-                        learner.clone(),
-                        st.clone(),
-                        session,
-                    );
+                    Conn::serve(stream, addr, conn_ctx.clone(), session);
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -283,15 +317,14 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         tracing::info!("fast paths changed from the environment: {:?}", cfg.tuning);
     }
     tracing::info!(
-        "node {id} of cluster {:?} serving on {} ({} records recovered)",
+        "node {id} of cluster {:?} serving on {addr} ({} records recovered)",
         cluster.name,
-        cluster.node(id).expect("checked").addr,
         arec.records.len()
     );
     Ok(NodeHandle {
         router,
         status,
-        disks: vec![adisk.thread, ldisk.thread],
+        disks: vec![adisk.thread, pdisk.thread, ldisk.thread],
     })
 }
 
@@ -307,6 +340,13 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         addr,
         source,
     })?;
+    // A panic in any actor or thread ends the process: a node is never alive
+    // outside (its port open) and dead inside.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("internal error, stopping the node: {info}");
+        eprintln!("error: internal error, stopping the node: {info}");
+        std::process::exit(70);
+    }));
     let system = actix_rt::System::new();
     let handle = system.block_on(async move {
         let handle = start(cfg, listener)?;

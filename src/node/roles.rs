@@ -1,54 +1,45 @@
 //! One actor per Paxos role, each wrapping its pure state machine from
-//! `crate::paxos` and carrying out the effects it returns.
+//! `crate::paxos` and carrying out the effects it returns through the role's
+//! [`Gate`]: records to the role's log thread, messages that must wait held
+//! until the thread reports them durable ([`Synced`]), everything else at once.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
 use super::disk::{Append, DiskTx, Synced};
-use super::router::{Replies, Route, Router};
-use crate::net::NodeStatus;
-use crate::paxos::{
-    Acceptor, Envelope, Leader, Learner, Message, Mode, NodeId, Outbox, Replica, Slot, Value,
-};
+use super::router::{Deliver, GetLog, Input, Notify, Replies, Route, Router, SharedStatus};
+use crate::paxos::{Acceptor, Ballot, Gate, Leader, Learner, Mode, Outbox, Ready, Replica};
 
-/// The node's status, shared by the actors of its (single-threaded) System.
-pub type SharedStatus = Rc<RefCell<NodeStatus>>;
-
-/// A protocol message for one role.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Deliver {
-    /// The sending node.
-    pub from: NodeId,
-    /// The message.
-    pub msg: Message,
-}
-
-/// Chosen slots from `from` on, for `synod log`.
-#[derive(Message)]
-#[rtype(result = "(Vec<(Slot, Value)>, Slot)")]
-pub struct GetLog {
-    /// First slot wanted.
-    pub from: Slot,
-    /// At most this many.
-    pub limit: usize,
+/// Send a role's ready effects on: messages and notices to the router,
+/// answers to the clients waiting; records to `disk` (if the role has one).
+fn carry(router: &Addr<Router>, disk: Option<&DiskTx>, ready: Ready) {
+    if let (Some((batch, records)), Some(disk)) = (ready.persist, disk) {
+        disk.send(Append { batch, records });
+    }
+    if !ready.send.is_empty() {
+        router.do_send(Route(ready.send));
+    }
+    if !ready.notices.is_empty() {
+        router.do_send(Notify(ready.notices));
+    }
+    if !ready.replies.is_empty() {
+        router.do_send(Replies(ready.replies));
+    }
 }
 
 // ------------------------------------------------------------------ acceptor
 
 /// The acceptor: promises and accepts leave only after their records are
-/// durable (the storage thread reports [`Synced`]).
+/// durable, and `status` shows a promise only once it is.
 pub struct AcceptorActor {
     core: Acceptor,
     router: Addr<Router>,
     disk: DiskTx,
-    last_batch: u64,
-    synced: u64,
-    held: VecDeque<(u64, Vec<Envelope>)>,
+    gate: Gate,
+    /// The promise as of each batch not yet durable.
+    promised_at: VecDeque<(u64, Ballot)>,
     status: SharedStatus,
 }
 
@@ -59,9 +50,8 @@ impl AcceptorActor {
             core,
             router,
             disk,
-            last_batch: 0,
-            synced: 0,
-            held: VecDeque::new(),
+            gate: Gate::new(),
+            promised_at: VecDeque::new(),
             status,
         }
     }
@@ -71,7 +61,7 @@ impl Actor for AcceptorActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        // What it promised before a restart, visible before anyone writes to it.
+        // What it promised before a restart (durable: it was recovered).
         self.status.borrow_mut().promised = self.core.promised();
     }
 }
@@ -79,28 +69,23 @@ impl Actor for AcceptorActor {
 impl Handler<Deliver> for AcceptorActor {
     type Result = ();
 
-    fn handle(&mut self, d: Deliver, _: &mut Context<Self>) {
+    fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
+        let Input::Message { from, msg } = input else {
+            return;
+        };
         let mut out = Outbox::new();
-        self.core.handle(d.from, d.msg, &mut out);
-        if !out.persist.is_empty() {
-            self.last_batch += 1;
-            self.disk.send(Append {
-                batch: self.last_batch,
-                records: out.persist,
-            });
-        }
-        if !out.send.is_empty() {
-            self.router.do_send(Route(out.send));
-        }
-        if !out.send_durable.is_empty() {
-            // Persist before send: wait for every record emitted so far.
-            if self.synced >= self.last_batch && self.held.is_empty() {
-                self.router.do_send(Route(out.send_durable));
-            } else {
-                self.held.push_back((self.last_batch, out.send_durable));
+        self.core.handle(from, msg, &mut out);
+        let ready = self.gate.ready(out);
+        match &ready.persist {
+            Some((batch, _)) => self.promised_at.push_back((*batch, self.core.promised())),
+            // Nothing new to sync: the promise shown is the promise held, if
+            // every batch before is durable (always, with `persist` broken).
+            None if self.promised_at.is_empty() => {
+                self.status.borrow_mut().promised = self.core.promised();
             }
+            None => {}
         }
-        self.status.borrow_mut().promised = self.core.promised();
+        carry(&self.router, Some(&self.disk), ready);
     }
 }
 
@@ -108,12 +93,14 @@ impl Handler<Synced> for AcceptorActor {
     type Result = ();
 
     fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
-        self.synced = s.batch;
-        while self.held.front().is_some_and(|(b, _)| *b <= self.synced) {
-            let (_, msgs) = self.held.pop_front().expect("checked");
-            self.router.do_send(Route(msgs));
+        let released = self.gate.synced(s.batch);
+        if !released.is_empty() {
+            self.router.do_send(Route(released));
         }
         let mut st = self.status.borrow_mut();
+        while self.promised_at.front().is_some_and(|(b, _)| *b <= s.batch) {
+            st.promised = self.promised_at.pop_front().expect("checked").1;
+        }
         st.records = s.records;
         st.syncs = s.syncs;
     }
@@ -121,21 +108,32 @@ impl Handler<Synced> for AcceptorActor {
 
 // ------------------------------------------------------------------ leader
 
-/// The proposer role: elections, heartbeats, batching.
+/// The proposer role: elections, heartbeats, batching. Its log holds the
+/// rounds it used, durable before a Prepare leaves.
 pub struct LeaderActor {
     core: Leader,
     router: Addr<Router>,
+    disk: DiskTx,
+    gate: Gate,
     tick: Duration,
     status: SharedStatus,
     mode: Mode,
 }
 
 impl LeaderActor {
-    /// Wrap `core`, ticking every `tick`.
-    pub fn new(core: Leader, router: Addr<Router>, tick: Duration, status: SharedStatus) -> Self {
+    /// Wrap `core`, ticking every `tick`; its records go to `disk`.
+    pub fn new(
+        core: Leader,
+        router: Addr<Router>,
+        disk: DiskTx,
+        tick: Duration,
+        status: SharedStatus,
+    ) -> Self {
         LeaderActor {
             core,
             router,
+            disk,
+            gate: Gate::new(),
             tick,
             status,
             mode: Mode::Follower,
@@ -143,17 +141,14 @@ impl LeaderActor {
     }
 
     fn carry(&mut self, out: Outbox) {
-        if !out.send.is_empty() {
-            self.router.do_send(Route(out.send));
-        }
-        if !out.replies.is_empty() {
-            self.router.do_send(Replies(out.replies));
-        }
+        let ready = self.gate.ready(out);
+        carry(&self.router, Some(&self.disk), ready);
         let mode = self.core.mode();
         if mode != self.mode {
             match mode {
                 Mode::Leader => tracing::info!("leading at ballot {}", self.core.ballot()),
                 Mode::Candidate => tracing::info!("candidate at ballot {}", self.core.ballot()),
+                Mode::PreCandidate => tracing::debug!("asking for pre-votes"),
                 Mode::Follower => tracing::info!(
                     "following (leader: {})",
                     self.core
@@ -185,16 +180,30 @@ impl Actor for LeaderActor {
 impl Handler<Deliver> for LeaderActor {
     type Result = ();
 
-    fn handle(&mut self, d: Deliver, _: &mut Context<Self>) {
+    fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
         let mut out = Outbox::new();
-        self.core.handle(d.from, d.msg, &mut out);
+        match input {
+            Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
+            Input::Notice(n) => self.core.notice(n, &mut out),
+        }
         self.carry(out);
+    }
+}
+
+impl Handler<Synced> for LeaderActor {
+    type Result = ();
+
+    fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
+        let released = self.gate.synced(s.batch);
+        if !released.is_empty() {
+            self.router.do_send(Route(released));
+        }
     }
 }
 
 // ------------------------------------------------------------------ learner
 
-/// The learner: counts accepts, spreads and catches up on chosen slots. Its
+/// The learner: counts votes, spreads and catches up on chosen slots. Its
 /// records need no sync before anything is said (they can be learned again), so
 /// they go to the log thread once a tick rather than once a slot: a crash loses
 /// at most a tick of them, which catch-up restores.
@@ -203,8 +212,8 @@ pub struct LearnerActor {
     router: Addr<Router>,
     /// `None` when nothing may be persisted (the `persist` rule is off).
     disk: Option<DiskTx>,
+    gate: Gate,
     unwritten: Vec<crate::paxos::Record>,
-    batch: u64,
     tick: Duration,
     status: SharedStatus,
 }
@@ -222,8 +231,8 @@ impl LearnerActor {
             core,
             router,
             disk,
+            gate: Gate::new(),
             unwritten: Vec::new(),
-            batch: 0,
             tick,
             status,
         }
@@ -231,21 +240,25 @@ impl LearnerActor {
 
     fn write(&mut self) {
         if let (false, Some(disk)) = (self.unwritten.is_empty(), &self.disk) {
-            self.batch += 1;
-            disk.send(Append {
-                batch: self.batch,
-                records: std::mem::take(&mut self.unwritten),
-            });
+            let records = std::mem::take(&mut self.unwritten);
+            let mut out = Outbox::new();
+            out.persist = records;
+            let ready = self.gate.ready(out);
+            // Nothing waits for the learner's records.
+            if let Some((batch, records)) = ready.persist {
+                self.gate.synced(batch);
+                disk.send(Append { batch, records });
+            }
         }
     }
 
-    fn carry(&mut self, out: Outbox) {
+    fn carry(&mut self, mut out: Outbox) {
         if self.disk.is_some() {
-            self.unwritten.extend(out.persist);
+            self.unwritten.append(&mut out.persist);
         }
-        if !out.send.is_empty() {
-            self.router.do_send(Route(out.send));
-        }
+        out.persist.clear();
+        let ready = self.gate.ready(out);
+        carry(&self.router, None, ready);
         self.status.borrow_mut().chosen = self.core.first_unchosen();
     }
 }
@@ -274,9 +287,12 @@ impl Actor for LearnerActor {
 impl Handler<Deliver> for LearnerActor {
     type Result = ();
 
-    fn handle(&mut self, d: Deliver, _: &mut Context<Self>) {
+    fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
         let mut out = Outbox::new();
-        self.core.handle(d.from, d.msg, &mut out);
+        match input {
+            Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
+            Input::Notice(n) => self.core.notice(n, &mut out),
+        }
         self.carry(out);
     }
 }
@@ -285,11 +301,16 @@ impl Handler<GetLog> for LearnerActor {
     type Result = MessageResult<GetLog>;
 
     fn handle(&mut self, q: GetLog, _: &mut Context<Self>) -> Self::Result {
+        let mut bytes = 0;
         let entries = self
             .core
             .chosen()
             .range(q.from..)
-            .take(q.limit)
+            .take(q.limit.min(crate::net::MAX_LOG_ENTRIES))
+            .take_while(|(_, v)| {
+                bytes += v.size();
+                bytes <= crate::net::MAX_LOG_BYTES
+            })
             .map(|(s, v)| (*s, v.clone()))
             .collect();
         MessageResult((entries, self.core.first_unchosen()))
@@ -302,6 +323,7 @@ impl Handler<GetLog> for LearnerActor {
 pub struct ReplicaActor {
     core: Replica,
     router: Addr<Router>,
+    gate: Gate,
     status: SharedStatus,
 }
 
@@ -311,6 +333,7 @@ impl ReplicaActor {
         ReplicaActor {
             core,
             router,
+            gate: Gate::new(),
             status,
         }
     }
@@ -323,12 +346,13 @@ impl Actor for ReplicaActor {
 impl Handler<Deliver> for ReplicaActor {
     type Result = ();
 
-    fn handle(&mut self, d: Deliver, _: &mut Context<Self>) {
+    fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
+        let Input::Notice(notice) = input else {
+            return;
+        };
         let mut out = Outbox::new();
-        self.core.handle(d.msg, &mut out);
-        if !out.replies.is_empty() {
-            self.router.do_send(Replies(out.replies));
-        }
+        self.core.notice(notice, &mut out);
+        carry(&self.router, None, self.gate.ready(out));
         self.status.borrow_mut().applied = self.core.next_slot();
     }
 }

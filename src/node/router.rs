@@ -1,28 +1,64 @@
-//! The router: local messages go straight to a role; remote ones through the
-//! fault layer to the peer's link. It also remembers which client connection
-//! waits for which command.
+//! The router, and the actor messages every part of a node shares.
+//!
+//! Messages between nodes go from a role to the router, through the fault
+//! layer, to the peer's link; messages that arrive from a peer's connection go
+//! from the router to the role that handles them. Notices between the roles of
+//! this node go through the router too, in order, and never near a socket.
+//! The router also remembers which client connection waits for which command.
+//!
+//! Everything the roles and the connections need from one another is defined
+//! here, so the arrows run one way: `roles` and `conn` use the router; the
+//! router knows them only as recipients.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::conn::{Outbound, PeerLink};
-use super::roles::{AcceptorActor, Deliver, LeaderActor, LearnerActor, ReplicaActor, SharedStatus};
 use crate::net::faults::Fate;
-use crate::net::NetFaults;
-use crate::paxos::{Command, Envelope, Message, NodeId, Reply, Role};
+use crate::net::{NetFaults, NodeStatus};
+use crate::paxos::{Command, Envelope, Message, NodeId, Notice, Reply, Role, Slot, Value};
 use crate::rng::Rng;
+
+/// The node's status, shared by the actors of its (single-threaded) System.
+pub type SharedStatus = Rc<RefCell<NodeStatus>>;
+
+/// What a role is handed: a message from the wire, or a notice from a role of
+/// this node.
+#[derive(Debug)]
+pub enum Input {
+    /// A protocol message from node `from`.
+    Message { from: NodeId, msg: Message },
+    /// A notice from one of this node's roles (or a client's command).
+    Notice(Notice),
+}
+
+/// An input for one role.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Input);
 
 /// Envelopes a local role wants sent.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Route(pub Vec<Envelope>);
 
+/// Notices a local role gives the others.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Notify(pub Vec<Notice>);
+
 /// Envelopes that arrived from a peer.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Inbound(pub NodeId, pub Vec<Envelope>);
+
+/// An envelope for one peer's link.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Outbound(pub Envelope);
 
 /// Answers to clients.
 #[derive(Message)]
@@ -51,28 +87,50 @@ pub struct ClientCommand {
 #[rtype(result = "()")]
 pub struct Forget(pub u64);
 
-/// Replace the outbound faults.
+/// Replace the outbound faults (already checked).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetFaults(pub NetFaults);
 
-/// The role actors of this node.
+/// Chosen slots from `from` on, for `synod log`: at most `limit` entries and
+/// about [`crate::net::MAX_LOG_BYTES`] of values; and the first unchosen slot.
+#[derive(Message)]
+#[rtype(result = "(Vec<(Slot, Value)>, Slot)")]
+pub struct GetLog {
+    /// First slot wanted.
+    pub from: Slot,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// Where the router sends each role's inputs.
 pub struct Roles {
     /// The acceptor.
-    pub acceptor: Addr<AcceptorActor>,
+    pub acceptor: Recipient<Deliver>,
     /// The proposer/leader.
-    pub leader: Addr<LeaderActor>,
+    pub proposer: Recipient<Deliver>,
     /// The learner.
-    pub learner: Addr<LearnerActor>,
+    pub learner: Recipient<Deliver>,
     /// The replica.
-    pub replica: Addr<ReplicaActor>,
+    pub replica: Recipient<Deliver>,
+}
+
+impl Roles {
+    fn of(&self, role: Role) -> &Recipient<Deliver> {
+        match role {
+            Role::Acceptor => &self.acceptor,
+            Role::Proposer => &self.proposer,
+            Role::Learner => &self.learner,
+            Role::Replica => &self.replica,
+        }
+    }
 }
 
 /// The router of one node.
 pub struct Router {
     id: NodeId,
     roles: Roles,
-    peers: BTreeMap<NodeId, Addr<PeerLink>>,
+    peers: BTreeMap<NodeId, Recipient<Outbound>>,
     faults: NetFaults,
     rng: Rng,
     waiting: HashMap<(u64, u64), (u64, Recipient<ToClient>)>,
@@ -85,7 +143,7 @@ impl Router {
     pub fn new(
         id: NodeId,
         roles: Roles,
-        peers: BTreeMap<NodeId, Addr<PeerLink>>,
+        peers: BTreeMap<NodeId, Recipient<Outbound>>,
         status: SharedStatus,
     ) -> Self {
         Router {
@@ -100,13 +158,18 @@ impl Router {
         }
     }
 
-    fn local(&self, from: NodeId, msg: Message) {
-        let d = Deliver { from, msg };
-        match d.msg.role() {
-            Role::Acceptor => self.roles.acceptor.do_send(d),
-            Role::Proposer => self.roles.leader.do_send(d),
-            Role::Learner => self.roles.learner.do_send(d),
-            Role::Replica => self.roles.replica.do_send(d),
+    fn deliver(&self, from: NodeId, msg: Message) {
+        let role = msg.role();
+        self.roles
+            .of(role)
+            .do_send(Deliver(Input::Message { from, msg }));
+    }
+
+    fn notify(&self, notice: Notice) {
+        for &role in notice.roles() {
+            self.roles
+                .of(role)
+                .do_send(Deliver(Input::Notice(notice.clone())));
         }
     }
 
@@ -154,10 +217,20 @@ impl Handler<Route> for Router {
     fn handle(&mut self, Route(envs): Route, ctx: &mut Context<Self>) {
         for env in envs {
             if env.to == self.id {
-                self.local(env.from, env.msg);
+                self.deliver(env.from, env.msg);
             } else {
                 self.remote(env, ctx);
             }
+        }
+    }
+}
+
+impl Handler<Notify> for Router {
+    type Result = ();
+
+    fn handle(&mut self, Notify(notices): Notify, _: &mut Context<Self>) {
+        for n in notices {
+            self.notify(n);
         }
     }
 }
@@ -171,8 +244,9 @@ impl Handler<Inbound> for Router {
             return;
         }
         for env in envs {
+            // A peer speaks only for itself, and only to us.
             if env.from == peer && env.to == self.id {
-                self.local(env.from, env.msg);
+                self.deliver(env.from, env.msg);
             }
         }
     }
@@ -184,7 +258,7 @@ impl Handler<ClientCommand> for Router {
     fn handle(&mut self, c: ClientCommand, _: &mut Context<Self>) {
         self.waiting
             .insert((c.cmd.client, c.cmd.seq), (c.session, c.reply_to));
-        self.local(self.id, Message::Request(c.cmd));
+        self.notify(Notice::Request(c.cmd));
     }
 }
 

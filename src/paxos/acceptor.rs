@@ -8,18 +8,43 @@
 //!
 //! Every promise and accept is persisted before it is answered
 //! ([`Outbox::send_durable`]), so a restarted acceptor never contradicts itself.
+//! A promise reports at most a [`PromiseLimit`] of accepted values; the proposer
+//! asks again (the same ballot, a later slot) for the rest, so no promise ever
+//! outgrows a frame however far behind the proposer is.
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::ballot::{Ballot, NodeId, Slot};
-use super::message::{Message, Outbox, PValue, Record, Value};
+use super::message::{Message, Notice, Outbox, PValue, Record, Value};
 use super::rules::{Rule, Rules};
+
+/// How much one promise may carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromiseLimit {
+    /// Accepted values at most.
+    pub entries: usize,
+    /// Bytes of values at most (one value always fits, whatever its size).
+    pub bytes: usize,
+}
+
+impl Default for PromiseLimit {
+    /// 4,096 values or 4 MiB, far below the wire's 32 MiB frame limit.
+    fn default() -> Self {
+        PromiseLimit {
+            entries: 4096,
+            bytes: 4 << 20,
+        }
+    }
+}
 
 /// One acceptor's state.
 #[derive(Clone, Debug)]
 pub struct Acceptor {
     id: NodeId,
     rules: Rules,
+    limit: PromiseLimit,
     promised: Ballot,
     accepted: BTreeMap<Slot, (Ballot, Value)>,
 }
@@ -30,9 +55,16 @@ impl Acceptor {
         Acceptor {
             id,
             rules,
+            limit: PromiseLimit::default(),
             promised: Ballot::ZERO,
             accepted: BTreeMap::new(),
         }
+    }
+
+    /// The same acceptor with another promise limit.
+    pub fn with_limit(mut self, limit: PromiseLimit) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// An acceptor rebuilt from the records it made durable, oldest first.
@@ -53,7 +85,7 @@ impl Acceptor {
                     a.promised = a.promised.max(*ballot);
                     a.accepted.insert(*slot, (*ballot, value.clone()));
                 }
-                Record::Chosen { .. } => {}
+                Record::Chosen { .. } | Record::Round { .. } => {}
             }
         }
         a
@@ -78,8 +110,9 @@ impl Acceptor {
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
         match msg {
             // Phase 1b. Equal ballots are answered again: a retransmitted Prepare
-            // from the same proposer must get the same promise. With the `promise`
-            // rule broken, a lower ballot gets a promise too.
+            // from the same proposer must get the same promise, and a proposer
+            // fetching the rest of a chunked promise asks with the same ballot.
+            // With the `promise` rule broken, a lower ballot gets a promise too.
             Message::Prepare { ballot, from_slot }
                 if ballot >= self.promised || !self.rules.holds(Rule::Promise) =>
             {
@@ -87,17 +120,18 @@ impl Acceptor {
                     self.promised = ballot;
                     self.persist(out, Record::Promise { ballot });
                 }
-                let accepted = self
-                    .accepted
-                    .range(from_slot..)
-                    .map(|(&slot, (b, v))| PValue {
-                        slot,
-                        ballot: *b,
-                        value: v.clone(),
-                    })
-                    .collect();
-                self.reply(out, from, Message::Promise { ballot, accepted });
-                out.send(self.id, self.id, Message::Promised { ballot });
+                let (accepted, next) = self.report(from_slot);
+                self.reply(
+                    out,
+                    from,
+                    Message::Promise {
+                        ballot,
+                        from_slot,
+                        accepted,
+                        next,
+                    },
+                );
+                out.notify(Notice::Promised { ballot });
             }
             Message::Prepare { ballot, .. } => self.nack(out, from, ballot),
 
@@ -108,7 +142,11 @@ impl Acceptor {
                 slot,
                 value,
             } if ballot >= self.promised || !self.rules.holds(Rule::Promise) => {
-                let again = self.accepted.get(&slot) == Some(&(ballot, value.clone()));
+                let digest = value.digest();
+                let again = self
+                    .accepted
+                    .get(&slot)
+                    .is_some_and(|(b, v)| *b == ballot && *v == value);
                 if !again {
                     // The promise itself never goes down, even when broken.
                     self.promised = self.promised.max(ballot);
@@ -122,8 +160,16 @@ impl Acceptor {
                         },
                     );
                 }
-                // To the proposer's learner: it counts accepts to a majority.
-                self.reply(out, ballot.node, Message::Accepted { ballot, slot });
+                // To the proposer's learner: a vote for this value at this ballot.
+                self.reply(
+                    out,
+                    ballot.node,
+                    Message::Accepted {
+                        ballot,
+                        slot,
+                        digest,
+                    },
+                );
             }
             Message::Accept { ballot, .. } => self.nack(out, from, ballot),
 
@@ -135,13 +181,35 @@ impl Acceptor {
                 seq,
             } if ballot >= self.promised || !self.rules.holds(Rule::Promise) => {
                 self.reply(out, from, Message::HeartbeatAck { ballot, seq });
-                out.send(self.id, self.id, Message::LeaderSeen { ballot, commit });
+                out.notify(Notice::LeaderSeen { ballot, commit });
             }
             Message::Heartbeat { ballot, .. } => self.nack(out, from, ballot),
 
             // Not for an acceptor.
             _ => {}
         }
+    }
+
+    /// What a promise reports from `from_slot` on, within the limit, and the
+    /// first slot left out if not everything fit.
+    fn report(&self, from_slot: Slot) -> (Vec<PValue>, Option<Slot>) {
+        let bounded = self.rules.holds(Rule::Chunks);
+        let mut accepted = Vec::new();
+        let mut bytes = 0;
+        for (&slot, (b, v)) in self.accepted.range(from_slot..) {
+            let full = accepted.len() >= self.limit.entries
+                || (!accepted.is_empty() && bytes + v.size() > self.limit.bytes);
+            if bounded && full {
+                return (accepted, Some(slot));
+            }
+            bytes += v.size();
+            accepted.push(PValue {
+                slot,
+                ballot: *b,
+                value: v.clone(),
+            });
+        }
+        (accepted, None)
     }
 
     fn nack(&self, out: &mut Outbox, to: NodeId, ballot: Ballot) {
@@ -167,6 +235,7 @@ impl Acceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paxos::Notice;
 
     fn b(round: u64, node: NodeId) -> Ballot {
         Ballot::new(round, node)
@@ -195,13 +264,15 @@ mod tests {
             out.send_durable[0].msg,
             Message::Promise {
                 ballot: b(1, 2),
-                accepted: vec![]
+                from_slot: 0,
+                accepted: vec![],
+                next: None,
             }
         );
         assert_eq!(out.send_durable[0].to, 2);
-        // Only the local notice may leave at once.
-        assert_eq!(out.send.len(), 1);
-        assert_eq!(out.send[0].msg, Message::Promised { ballot: b(1, 2) });
+        // Only the local notice may go at once.
+        assert!(out.send.is_empty());
+        assert_eq!(out.notices, vec![Notice::Promised { ballot: b(1, 2) }]);
     }
 
     #[test]
@@ -307,7 +378,8 @@ mod tests {
             out.send_durable[0].msg,
             Message::Accepted {
                 ballot: b(1, 2),
-                slot: 5
+                slot: 5,
+                digest: text("v").digest(),
             }
         );
         // A duplicate is answered again without a second record.
@@ -366,7 +438,7 @@ mod tests {
             &mut out,
         );
         assert!(out.persist.is_empty() && out.send_durable.is_empty());
-        assert_eq!(out.send.len(), 2);
+        assert_eq!(out.send.len(), 1);
     }
 
     #[test]
@@ -438,11 +510,84 @@ mod tests {
             }
         );
         assert_eq!(
-            out.send[0].msg,
-            Message::LeaderSeen {
+            out.notices,
+            vec![Notice::LeaderSeen {
                 ballot: b(3, 3),
                 commit: 7
-            }
+            }]
         );
+    }
+
+    #[test]
+    fn a_promise_comes_in_chunks_that_fit_the_limit() {
+        let limit = PromiseLimit {
+            entries: 3,
+            bytes: 1 << 20,
+        };
+        let mut a = Acceptor::new(1, Rules::ALL).with_limit(limit);
+        for slot in 0..7 {
+            a.handle(
+                2,
+                Message::Accept {
+                    ballot: b(1, 2),
+                    slot,
+                    value: text("v"),
+                },
+                &mut Outbox::new(),
+            );
+        }
+        let chunk = |a: &mut Acceptor, from_slot| {
+            let mut out = Outbox::new();
+            a.handle(
+                3,
+                Message::Prepare {
+                    ballot: b(2, 3),
+                    from_slot,
+                },
+                &mut out,
+            );
+            match out.send_durable.remove(0).msg {
+                Message::Promise { accepted, next, .. } => {
+                    (accepted.iter().map(|p| p.slot).collect::<Vec<_>>(), next)
+                }
+                other => panic!("expected a promise, got {other:?}"),
+            }
+        };
+        assert_eq!(chunk(&mut a, 0), (vec![0, 1, 2], Some(3)));
+        // The same ballot asked again from the next slot: the next chunk.
+        assert_eq!(chunk(&mut a, 3), (vec![3, 4, 5], Some(6)));
+        assert_eq!(chunk(&mut a, 6), (vec![6], None));
+        // A byte limit: one value always fits, however large.
+        let limit = PromiseLimit {
+            entries: 100,
+            bytes: 2,
+        };
+        let mut a = Acceptor::new(1, Rules::ALL).with_limit(limit);
+        for slot in 0..2 {
+            a.handle(
+                2,
+                Message::Accept {
+                    ballot: b(1, 2),
+                    slot,
+                    value: text("long value"),
+                },
+                &mut Outbox::new(),
+            );
+        }
+        assert_eq!(chunk(&mut a, 0), (vec![0], Some(1)));
+        // With the `chunks` guard broken, everything at once.
+        let mut a = Acceptor::new(1, Rules::breaking(Some(Rule::Chunks))).with_limit(limit);
+        for slot in 0..2 {
+            a.handle(
+                2,
+                Message::Accept {
+                    ballot: b(1, 2),
+                    slot,
+                    value: text("long value"),
+                },
+                &mut Outbox::new(),
+            );
+        }
+        assert_eq!(chunk(&mut a, 0), (vec![0, 1], None));
     }
 }

@@ -1,32 +1,40 @@
-//! The learner: a value is chosen when a majority of acceptors accepted the same
-//! ballot (Paxos Made Simple §2.3).
+//! The learner: a value is chosen when a majority of acceptors accepted it at
+//! the same ballot (Paxos Made Simple §2.3).
 //!
 //! Acceptors send `Accepted` to the learner of the ballot's proposer, which knows
-//! the value from its proposer's `Proposed` notice. Once a majority has accepted,
-//! that learner tells the rest with `Learn` (at its next tick, every slot chosen
-//! since the last one in one message); a learner that falls behind (it sees a
-//! leader's commit point above its own, or a hole) asks for what it missed with
-//! `CatchUp`. Each learner tells its node's replica (`Chosen`) and proposer
-//! (`Committed`) about every newly chosen slot.
+//! the value from its proposer's `Proposed` notice. Votes are counted per
+//! `(slot, ballot, value digest)` and only from the cluster's members, so
+//! neither a stranger nor a ballot used twice can make a value look chosen.
+//! Once a majority has accepted, that learner tells the rest with `Learn` (at
+//! its next tick, every slot chosen since the last one in one message); a
+//! learner that falls behind (it sees a leader's commit point above its own, or
+//! a hole) asks for what it missed with `CatchUp`. Each learner tells its
+//! node's replica (`Chosen`) and proposer (`Committed`) about every newly
+//! chosen slot.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ballot::{Ballot, NodeId, Slot};
-use super::message::{Message, Outbox, Record, Value};
+use super::message::{Digest, Message, Notice, Outbox, Record, Value};
+use super::rules::{Rule, Rules};
 
 /// How many chosen entries one `Learn` answer to a `CatchUp` carries at most.
 pub const CATCHUP_ENTRIES: usize = 256;
-/// How many bytes of values one such answer carries at most (frames stay small).
+/// How many bytes of values one `Learn` carries at most by default (frames
+/// stay small).
 pub const CATCHUP_BYTES: usize = 1 << 20;
 /// Ticks a learner stays behind before it asks for a catch-up.
 const CATCHUP_TICKS: u32 = 3;
 
-/// Accepts counted for one slot at its highest ballot seen.
+/// Votes counted for one slot at the highest ballot seen there.
 #[derive(Clone, Debug)]
 struct Tally {
     ballot: Ballot,
-    value: Option<Value>,
-    voters: BTreeSet<NodeId>,
+    /// The values proposed at this ballot, by digest (one, unless a ballot
+    /// was reused).
+    values: BTreeMap<Digest, Value>,
+    /// Who voted for which value.
+    voters: BTreeMap<Digest, BTreeSet<NodeId>>,
 }
 
 /// One learner's state.
@@ -35,6 +43,9 @@ pub struct Learner {
     id: NodeId,
     nodes: Vec<NodeId>,
     quorum: usize,
+    rules: Rules,
+    /// Bytes of values one `Learn` carries at most.
+    max_bytes: usize,
     chosen: BTreeMap<Slot, Value>,
     first_unchosen: Slot,
     tallies: BTreeMap<Slot, Tally>,
@@ -49,11 +60,13 @@ pub struct Learner {
 
 impl Learner {
     /// A learner at node `id` of the cluster `nodes`, with majority `quorum`.
-    pub fn new(id: NodeId, nodes: Vec<NodeId>, quorum: usize) -> Self {
+    pub fn new(id: NodeId, nodes: Vec<NodeId>, quorum: usize, rules: Rules) -> Self {
         Learner {
             id,
             nodes,
             quorum,
+            rules,
+            max_bytes: CATCHUP_BYTES,
             chosen: BTreeMap::new(),
             first_unchosen: 0,
             tallies: BTreeMap::new(),
@@ -66,15 +79,23 @@ impl Learner {
         }
     }
 
+    /// The same learner, sending `Learn` messages of at most `bytes` of
+    /// values (one value always fits).
+    pub fn with_max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
     /// A learner rebuilt from its records. Call [`Learner::replay`] to tell the
     /// replica and proposer again.
     pub fn recover<'a>(
         id: NodeId,
         nodes: Vec<NodeId>,
         quorum: usize,
+        rules: Rules,
         records: impl IntoIterator<Item = &'a Record>,
     ) -> Self {
-        let mut l = Learner::new(id, nodes, quorum);
+        let mut l = Learner::new(id, nodes, quorum, rules);
         for r in records {
             if let Record::Chosen { slot, value } = r {
                 l.chosen.entry(*slot).or_insert_with(|| value.clone());
@@ -87,7 +108,7 @@ impl Learner {
     /// Tell this node's replica and proposer about every slot known chosen.
     pub fn replay(&self, out: &mut Outbox) {
         for (&slot, value) in &self.chosen {
-            self.notify(slot, value.clone(), out);
+            notify(slot, value.clone(), out);
         }
     }
 
@@ -107,24 +128,26 @@ impl Learner {
         &self.conflicts
     }
 
-    /// Handle one message for the learner role.
+    fn member(&self, node: NodeId) -> bool {
+        self.nodes.contains(&node) || !self.rules.holds(Rule::Members)
+    }
+
+    /// Handle one message from node `from` for the learner role.
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
+        if !self.member(from) {
+            // Neither a vote nor a report of what was chosen counts from a
+            // node outside the cluster.
+            return;
+        }
         match msg {
-            Message::Proposed {
+            Message::Accepted {
                 ballot,
                 slot,
-                value,
+                digest,
             } if !self.chosen.contains_key(&slot) => {
                 let t = self.tally(slot, ballot);
                 if t.ballot == ballot {
-                    t.value = Some(value);
-                    self.check(slot, out);
-                }
-            }
-            Message::Accepted { ballot, slot } if !self.chosen.contains_key(&slot) => {
-                let t = self.tally(slot, ballot);
-                if t.ballot == ballot {
-                    t.voters.insert(from);
+                    t.voters.entry(digest).or_default().insert(from);
                     self.check(slot, out);
                 }
             }
@@ -137,7 +160,9 @@ impl Learner {
                 let mut entries = Vec::new();
                 let mut bytes = 0;
                 for (&slot, value) in self.chosen.range(from_slot..) {
-                    if entries.len() >= CATCHUP_ENTRIES || bytes > CATCHUP_BYTES {
+                    if entries.len() >= CATCHUP_ENTRIES
+                        || (!entries.is_empty() && bytes + value.size() > self.max_bytes)
+                    {
                         break;
                     }
                     bytes += value.size();
@@ -147,11 +172,29 @@ impl Learner {
                     out.send(self.id, from, Message::Learn { entries });
                 }
             }
-            Message::LeaderSeen { ballot, commit } => {
+            // Already chosen, or not for a learner: nothing to do.
+            _ => {}
+        }
+    }
+
+    /// Handle a notice from this node's other roles.
+    pub fn notice(&mut self, notice: Notice, out: &mut Outbox) {
+        match notice {
+            Notice::Proposed {
+                ballot,
+                slot,
+                value,
+            } if !self.chosen.contains_key(&slot) => {
+                let t = self.tally(slot, ballot);
+                if t.ballot == ballot {
+                    t.values.insert(value.digest(), value);
+                    self.check(slot, out);
+                }
+            }
+            Notice::LeaderSeen { ballot, commit } => {
                 self.leader = Some(ballot.node);
                 self.leader_commit = self.leader_commit.max(commit);
             }
-            // Already chosen, or not for a learner: nothing to do.
             _ => {}
         }
     }
@@ -161,8 +204,21 @@ impl Learner {
         // What this learner counted to a majority since the last tick goes to
         // the others in one message each (a message per slot cost a fifth of
         // the throughput, measured).
-        if !self.spread.is_empty() {
-            let entries = std::mem::take(&mut self.spread);
+        // A burst (a new leader re-proposing a long tail) goes in several
+        // messages, each within the size of a catch-up answer.
+        let mut spread = std::mem::take(&mut self.spread).into_iter().peekable();
+        while spread.peek().is_some() {
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            while let Some((_, v)) = spread.peek() {
+                if entries.len() >= CATCHUP_ENTRIES
+                    || (!entries.is_empty() && bytes + v.size() > self.max_bytes)
+                {
+                    break;
+                }
+                bytes += v.size();
+                entries.extend(spread.next());
+            }
             for &n in &self.nodes {
                 if n != self.id {
                     out.send(
@@ -218,28 +274,26 @@ impl Learner {
     }
 
     fn tally(&mut self, slot: Slot, ballot: Ballot) -> &mut Tally {
-        let t = self.tallies.entry(slot).or_insert_with(|| Tally {
+        let fresh = || Tally {
             ballot,
-            value: None,
-            voters: BTreeSet::new(),
-        });
+            values: BTreeMap::new(),
+            voters: BTreeMap::new(),
+        };
+        let t = self.tallies.entry(slot).or_insert_with(fresh);
         if ballot > t.ballot {
             // A newer proposal for this slot supersedes the count of the older one.
-            *t = Tally {
-                ballot,
-                value: None,
-                voters: BTreeSet::new(),
-            };
+            *t = fresh();
         }
         t
     }
 
     fn check(&mut self, slot: Slot, out: &mut Outbox) {
-        let ready = self
-            .tallies
-            .get(&slot)
-            .filter(|t| t.voters.len() >= self.quorum)
-            .and_then(|t| t.value.clone());
+        let ready = self.tallies.get(&slot).and_then(|t| {
+            t.voters
+                .iter()
+                .find(|(_, voters)| voters.len() >= self.quorum)
+                .and_then(|(d, _)| t.values.get(d).cloned())
+        });
         if let Some(value) = ready {
             self.learn(slot, value, true, out);
         }
@@ -263,13 +317,8 @@ impl Learner {
         if spread {
             self.spread.push((slot, value.clone()));
         }
-        self.notify(slot, value, out);
+        notify(slot, value, out);
         self.advance();
-    }
-
-    fn notify(&self, slot: Slot, value: Value, out: &mut Outbox) {
-        out.send(self.id, self.id, Message::Committed { slot });
-        out.send(self.id, self.id, Message::Chosen { slot, value });
     }
 
     fn advance(&mut self) {
@@ -277,6 +326,11 @@ impl Learner {
             self.first_unchosen += 1;
         }
     }
+}
+
+fn notify(slot: Slot, value: Value, out: &mut Outbox) {
+    out.notify(Notice::Committed { slot });
+    out.notify(Notice::Chosen { slot, value });
 }
 
 #[cfg(test)]
@@ -287,49 +341,58 @@ mod tests {
         Value::Text(s.into())
     }
 
+    fn learner(id: NodeId) -> Learner {
+        Learner::new(id, vec![1, 2, 3], 2, Rules::ALL)
+    }
+
+    /// The learner's proposer proposed `value` for `slot` at `ballot`.
+    fn proposed(l: &mut Learner, ballot: Ballot, slot: Slot, value: &Value, out: &mut Outbox) {
+        let value = value.clone();
+        l.notice(
+            Notice::Proposed {
+                ballot,
+                slot,
+                value,
+            },
+            out,
+        );
+    }
+
+    /// Acceptor `from` voted for `value` in `slot` at `ballot`.
+    fn vote(
+        l: &mut Learner,
+        from: NodeId,
+        ballot: Ballot,
+        slot: Slot,
+        value: &Value,
+        out: &mut Outbox,
+    ) {
+        let digest = value.digest();
+        l.handle(
+            from,
+            Message::Accepted {
+                ballot,
+                slot,
+                digest,
+            },
+            out,
+        );
+    }
+
     #[test]
     fn chosen_at_a_majority_of_the_same_ballot() {
         // Paxos Made Simple §2.3: chosen once a majority accepted the proposal.
         let b1 = Ballot::new(1, 1);
-        let mut l = Learner::new(1, vec![1, 2, 3], 2);
+        let mut l = learner(1);
         let mut out = Outbox::new();
-        l.handle(
-            1,
-            Message::Proposed {
-                ballot: b1,
-                slot: 0,
-                value: v("x"),
-            },
-            &mut out,
-        );
-        l.handle(
-            2,
-            Message::Accepted {
-                ballot: b1,
-                slot: 0,
-            },
-            &mut out,
-        );
-        l.handle(
-            2,
-            Message::Accepted {
-                ballot: b1,
-                slot: 0,
-            },
-            &mut out,
-        );
+        proposed(&mut l, b1, 0, &v("x"), &mut out);
+        vote(&mut l, 2, b1, 0, &v("x"), &mut out);
+        vote(&mut l, 2, b1, 0, &v("x"), &mut out);
         assert!(
             l.chosen().is_empty(),
             "one acceptor twice is not a majority"
         );
-        l.handle(
-            3,
-            Message::Accepted {
-                ballot: b1,
-                slot: 0,
-            },
-            &mut out,
-        );
+        vote(&mut l, 3, b1, 0, &v("x"), &mut out);
         assert_eq!(l.chosen().get(&0), Some(&v("x")));
         assert_eq!(
             out.persist,
@@ -338,35 +401,21 @@ mod tests {
                 value: v("x")
             }]
         );
-        let to: Vec<(NodeId, &str)> = out.send.iter().map(|e| (e.to, e.msg.kind())).collect();
-        assert_eq!(to, vec![(1, "Committed"), (1, "Chosen")]);
+        assert_eq!(
+            out.notices,
+            vec![
+                Notice::Committed { slot: 0 },
+                Notice::Chosen {
+                    slot: 0,
+                    value: v("x")
+                }
+            ]
+        );
         assert_eq!(l.first_unchosen(), 1);
         // The others hear of it at the next tick, with everything else chosen since.
-        l.handle(
-            1,
-            Message::Proposed {
-                ballot: b1,
-                slot: 1,
-                value: v("y"),
-            },
-            &mut out,
-        );
-        l.handle(
-            2,
-            Message::Accepted {
-                ballot: b1,
-                slot: 1,
-            },
-            &mut out,
-        );
-        l.handle(
-            3,
-            Message::Accepted {
-                ballot: b1,
-                slot: 1,
-            },
-            &mut out,
-        );
+        proposed(&mut l, b1, 1, &v("y"), &mut out);
+        vote(&mut l, 2, b1, 1, &v("y"), &mut out);
+        vote(&mut l, 3, b1, 1, &v("y"), &mut out);
         let mut out = Outbox::new();
         l.tick(&mut out);
         let learn = Message::Learn {
@@ -383,43 +432,60 @@ mod tests {
 
     #[test]
     fn accepts_of_different_ballots_do_not_add_up() {
-        let mut l = Learner::new(1, vec![1, 2, 3], 2);
+        let mut l = learner(1);
         let mut out = Outbox::new();
-        l.handle(
-            1,
-            Message::Proposed {
-                ballot: Ballot::new(2, 1),
-                slot: 0,
-                value: v("x"),
-            },
-            &mut out,
-        );
-        l.handle(
-            2,
-            Message::Accepted {
-                ballot: Ballot::new(1, 1),
-                slot: 0,
-            },
-            &mut out,
-        );
-        l.handle(
-            3,
-            Message::Accepted {
-                ballot: Ballot::new(2, 1),
-                slot: 0,
-            },
-            &mut out,
-        );
+        proposed(&mut l, Ballot::new(2, 1), 0, &v("x"), &mut out);
+        vote(&mut l, 2, Ballot::new(1, 1), 0, &v("x"), &mut out);
+        vote(&mut l, 3, Ballot::new(2, 1), 0, &v("x"), &mut out);
         assert!(l.chosen().is_empty());
     }
 
     #[test]
-    fn a_learner_behind_asks_for_a_catch_up() {
-        let mut l = Learner::new(3, vec![1, 2, 3], 2);
+    fn votes_for_two_values_under_one_ballot_do_not_add_up() {
+        // A ballot used twice (a proposer that forgot its round): acceptor 2
+        // accepted x, acceptor 3 accepted y, both at 1.1. Neither is chosen.
+        let b = Ballot::new(1, 1);
+        let mut l = learner(1);
         let mut out = Outbox::new();
+        proposed(&mut l, b, 0, &v("x"), &mut out);
+        proposed(&mut l, b, 0, &v("y"), &mut out);
+        vote(&mut l, 2, b, 0, &v("x"), &mut out);
+        vote(&mut l, 3, b, 0, &v("y"), &mut out);
+        assert!(l.chosen().is_empty());
+        vote(&mut l, 1, b, 0, &v("y"), &mut out);
+        assert_eq!(l.chosen().get(&0), Some(&v("y")));
+    }
+
+    #[test]
+    fn strangers_neither_vote_nor_report_what_was_chosen() {
+        let b = Ballot::new(1, 1);
+        let mut l = learner(1);
+        let mut out = Outbox::new();
+        proposed(&mut l, b, 0, &v("x"), &mut out);
+        vote(&mut l, 1, b, 0, &v("x"), &mut out);
+        vote(&mut l, 9, b, 0, &v("x"), &mut out);
         l.handle(
-            3,
-            Message::LeaderSeen {
+            9,
+            Message::Learn {
+                entries: vec![(1, v("forged"))],
+            },
+            &mut out,
+        );
+        assert!(l.chosen().is_empty());
+        // With the `members` guard broken, the stranger's vote makes a majority.
+        let mut l = Learner::new(1, vec![1, 2, 3], 2, Rules::breaking(Some(Rule::Members)));
+        proposed(&mut l, b, 0, &v("x"), &mut out);
+        vote(&mut l, 1, b, 0, &v("x"), &mut out);
+        vote(&mut l, 9, b, 0, &v("x"), &mut out);
+        assert_eq!(l.chosen().get(&0), Some(&v("x")));
+    }
+
+    #[test]
+    fn a_learner_behind_asks_for_a_catch_up() {
+        let mut l = learner(3);
+        let mut out = Outbox::new();
+        l.notice(
+            Notice::LeaderSeen {
                 ballot: Ballot::new(1, 1),
                 commit: 5,
             },
@@ -433,7 +499,7 @@ mod tests {
             Some((1, Message::CatchUp { from_slot: 0 }))
         );
         // The leader answers with what it knows.
-        let mut leader = Learner::new(1, vec![1, 2, 3], 2);
+        let mut leader = learner(1);
         leader.handle(
             2,
             Message::Learn {
@@ -464,10 +530,10 @@ mod tests {
                 value: v("c"),
             },
         ];
-        let l = Learner::recover(1, vec![1, 2, 3], 2, &records);
+        let l = Learner::recover(1, vec![1, 2, 3], 2, Rules::ALL, &records);
         assert_eq!(l.first_unchosen(), 1);
         let mut out = Outbox::new();
         l.replay(&mut out);
-        assert_eq!(out.send.len(), 4);
+        assert_eq!(out.notices.len(), 4);
     }
 }

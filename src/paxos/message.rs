@@ -1,5 +1,7 @@
-//! Every protocol message, the records an acceptor or learner makes durable, and
-//! the outbox a handler fills.
+//! Every protocol message, the notices the roles of one node exchange, the
+//! records a role makes durable, and the outbox a handler fills.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,8 +70,89 @@ pub struct PValue {
     pub value: Value,
 }
 
+/// A digest of a [`Value`]: what an `Accepted` vote is for.
+///
+/// A vote counts for a `(slot, ballot, digest)`, never for a ballot alone, so
+/// even if one ballot were ever used with two values (a proposer that forgot its
+/// round), the votes for the two could not be added up. 128 bits of BLAKE3.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Digest(pub [u8; 16]);
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0[..4] {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Value {
+    /// The value's [`Digest`], computed over a fixed encoding of its content.
+    pub fn digest(&self) -> Digest {
+        fn text(h: &mut blake3::Hasher, s: &str) {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        fn opt(h: &mut blake3::Hasher, s: &Option<String>) {
+            match s {
+                None => h.update(&[0]),
+                Some(s) => {
+                    h.update(&[1]);
+                    text(h, s);
+                    h
+                }
+            };
+        }
+        let mut h = blake3::Hasher::new();
+        match self {
+            Value::Noop => {
+                h.update(&[0]);
+            }
+            Value::Text(t) => {
+                h.update(&[1]);
+                text(&mut h, t);
+            }
+            Value::Batch(cmds) => {
+                h.update(&[2]);
+                h.update(&(cmds.len() as u64).to_le_bytes());
+                for c in cmds {
+                    h.update(&c.client.to_le_bytes());
+                    h.update(&c.seq.to_le_bytes());
+                    match &c.op {
+                        Op::Put { key, value } => {
+                            h.update(&[0]);
+                            text(&mut h, key);
+                            text(&mut h, value);
+                        }
+                        Op::Get { key } => {
+                            h.update(&[1]);
+                            text(&mut h, key);
+                        }
+                        Op::Delete { key } => {
+                            h.update(&[2]);
+                            text(&mut h, key);
+                        }
+                        Op::Cas { key, expect, new } => {
+                            h.update(&[3]);
+                            text(&mut h, key);
+                            opt(&mut h, expect);
+                            text(&mut h, new);
+                        }
+                    }
+                }
+            }
+        }
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        Digest(d)
+    }
+}
+
 /// Which role inside a node a message is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Role {
     /// Promises and accepts (phase 1b and 2b).
     Acceptor,
@@ -81,20 +164,39 @@ pub enum Role {
     Replica,
 }
 
-/// The protocol's messages. [`Message::role`] names the role that handles each.
-///
-/// Some travel between nodes, some only between the roles of one node (marked
-/// "local"); a shell never has to put a local message on the wire.
+/// The protocol's messages between nodes: the only ones that can cross the wire.
+/// [`Message::role`] names the role that handles each. What the roles of one
+/// node tell each other is a [`Notice`], a different type, so nothing a peer
+/// sends can ever be taken for one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Phase 1a: "promise not to accept ballots below `ballot`, and tell me what you
-    /// accepted in slots `from_slot` and up".
+    /// accepted in slots `from_slot` and up". Sent again with the same ballot and
+    /// a later `from_slot` to fetch the rest of a promise that came in chunks.
     Prepare { ballot: Ballot, from_slot: Slot },
+    /// Phase 1b: the promise, with what was accepted from `from_slot` on. A
+    /// promise never exceeds the frame limit: if more was accepted than fits,
+    /// `next` is the first slot left out, and the proposer asks again from there.
+    Promise {
+        ballot: Ballot,
+        from_slot: Slot,
+        accepted: Vec<PValue>,
+        next: Option<Slot>,
+    },
+    /// A refusal: `ballot` is below what this acceptor promised.
+    Nack { ballot: Ballot, promised: Ballot },
     /// Phase 2a: "accept `value` for `slot` at `ballot`".
     Accept {
         ballot: Ballot,
         slot: Slot,
         value: Value,
+    },
+    /// Phase 2b, sent to the learner of the ballot's proposer: a vote for the
+    /// value whose digest is `digest`, never for the ballot alone.
+    Accepted {
+        ballot: Ballot,
+        slot: Slot,
+        digest: Digest,
     },
     /// A leader's "I am still here" (and how far the log is chosen), which an
     /// acceptor confirms only if it has not promised a higher ballot.
@@ -103,40 +205,92 @@ pub enum Message {
         commit: Slot,
         seq: u64,
     },
-    /// Phase 1b: the promise, with everything accepted at or after the slot asked.
-    Promise {
-        ballot: Ballot,
-        accepted: Vec<PValue>,
-    },
-    /// A refusal: `ballot` is below what this acceptor promised.
-    Nack { ballot: Ballot, promised: Ballot },
     /// The acceptor still has not promised anything above `ballot`.
     HeartbeatAck { ballot: Ballot, seq: u64 },
-    /// Phase 2b, sent to the learner of the ballot's proposer.
-    Accepted { ballot: Ballot, slot: Slot },
     /// Chosen values, spread between learners.
     Learn { entries: Vec<(Slot, Value)> },
     /// A learner that fell behind asks for chosen values from `from_slot` on.
     CatchUp { from_slot: Slot },
-    /// Local: the proposer tells its learner what it asked the acceptors to accept.
+    /// Pre-vote: "would you let me run phase 1 at `ballot`?" Asked before a
+    /// node raises its round, so one that cannot win (cut off from the leader
+    /// alone) does not depose a healthy leader.
+    PreVote { ballot: Ballot },
+    /// The answer to a pre-vote: granted only by a node that has not heard
+    /// from a live leader for an election timeout.
+    PreVoteReply { ballot: Ballot, granted: bool },
+}
+
+/// What the roles of one node tell each other. Never serialised, never on the
+/// wire: a peer cannot forge one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The proposer tells its learner what it asked the acceptors to accept.
     Proposed {
         ballot: Ballot,
         slot: Slot,
         value: Value,
     },
-    /// Local: the acceptor heard from a live leader.
+    /// The acceptor heard from a live leader (to the proposer and the learner).
     LeaderSeen { ballot: Ballot, commit: Slot },
-    /// Local: the acceptor promised `ballot` to someone (maybe a rival).
+    /// The acceptor promised `ballot` to someone (maybe a rival).
     Promised { ballot: Ballot },
-    /// Local: the learner tells its replica that `slot` holds `value`.
+    /// The learner tells its replica that `slot` holds `value`.
     Chosen { slot: Slot, value: Value },
-    /// Local: the learner tells its proposer that `slot` is chosen.
+    /// The learner tells its proposer that `slot` is chosen.
     Committed { slot: Slot },
-    /// Local: the leader confirmed it still leads; the replica answers this read
+    /// The leader confirmed it still leads; the replica answers this read
     /// once it has applied every slot below `index`.
     Read { cmd: Command, index: Slot },
-    /// Local: a client command arrived at this node.
+    /// A client command arrived at this node.
     Request(Command),
+}
+
+impl Notice {
+    /// The roles that handle this notice.
+    pub fn roles(&self) -> &'static [Role] {
+        match self {
+            Notice::Proposed { .. } => &[Role::Learner],
+            Notice::LeaderSeen { .. } => &[Role::Proposer, Role::Learner],
+            Notice::Promised { .. } | Notice::Committed { .. } | Notice::Request(_) => {
+                &[Role::Proposer]
+            }
+            Notice::Chosen { .. } | Notice::Read { .. } => &[Role::Replica],
+        }
+    }
+
+    /// The notice's name, for traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notice::Proposed { .. } => "Proposed",
+            Notice::LeaderSeen { .. } => "LeaderSeen",
+            Notice::Promised { .. } => "Promised",
+            Notice::Chosen { .. } => "Chosen",
+            Notice::Committed { .. } => "Committed",
+            Notice::Read { .. } => "Read",
+            Notice::Request(_) => "Request",
+        }
+    }
+
+    /// A one-line human form, for `--trace`.
+    pub fn brief(&self) -> String {
+        match self {
+            Notice::Proposed {
+                ballot,
+                slot,
+                value,
+            } => format!("Proposed({ballot}, #{slot}, {})", value.brief()),
+            Notice::LeaderSeen { ballot, commit } => {
+                format!("LeaderSeen({ballot}, commit {commit})")
+            }
+            Notice::Promised { ballot } => format!("Promised({ballot})"),
+            Notice::Chosen { slot, value } => format!("Chosen(#{slot}, {})", value.brief()),
+            Notice::Committed { slot } => format!("Committed(#{slot})"),
+            Notice::Read { cmd, index } => {
+                format!("Read({}:{} {}, at #{index})", cmd.client, cmd.seq, cmd.op)
+            }
+            Notice::Request(c) => format!("Request({}:{} {})", c.client, c.seq, c.op),
+        }
+    }
 }
 
 impl Message {
@@ -149,15 +303,11 @@ impl Message {
             Message::Promise { .. }
             | Message::Nack { .. }
             | Message::HeartbeatAck { .. }
-            | Message::LeaderSeen { .. }
-            | Message::Promised { .. }
-            | Message::Committed { .. }
-            | Message::Request(_) => Role::Proposer,
-            Message::Accepted { .. }
-            | Message::Learn { .. }
-            | Message::CatchUp { .. }
-            | Message::Proposed { .. } => Role::Learner,
-            Message::Chosen { .. } | Message::Read { .. } => Role::Replica,
+            | Message::PreVote { .. }
+            | Message::PreVoteReply { .. } => Role::Proposer,
+            Message::Accepted { .. } | Message::Learn { .. } | Message::CatchUp { .. } => {
+                Role::Learner
+            }
         }
     }
 
@@ -165,21 +315,27 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Prepare { .. } => "Prepare",
-            Message::Accept { .. } => "Accept",
-            Message::Heartbeat { .. } => "Heartbeat",
             Message::Promise { .. } => "Promise",
             Message::Nack { .. } => "Nack",
-            Message::HeartbeatAck { .. } => "HeartbeatAck",
+            Message::Accept { .. } => "Accept",
             Message::Accepted { .. } => "Accepted",
+            Message::Heartbeat { .. } => "Heartbeat",
+            Message::HeartbeatAck { .. } => "HeartbeatAck",
             Message::Learn { .. } => "Learn",
             Message::CatchUp { .. } => "CatchUp",
-            Message::Proposed { .. } => "Proposed",
-            Message::LeaderSeen { .. } => "LeaderSeen",
-            Message::Promised { .. } => "Promised",
-            Message::Chosen { .. } => "Chosen",
-            Message::Committed { .. } => "Committed",
-            Message::Read { .. } => "Read",
-            Message::Request(_) => "Request",
+            Message::PreVote { .. } => "PreVote",
+            Message::PreVoteReply { .. } => "PreVoteReply",
+        }
+    }
+
+    /// Bytes of values this message carries: a cheap bound on its size on the
+    /// wire, short by a few bytes per value and entry.
+    pub fn payload_size(&self) -> usize {
+        match self {
+            Message::Promise { accepted, .. } => accepted.iter().map(|p| 32 + p.value.size()).sum(),
+            Message::Accept { value, .. } => value.size(),
+            Message::Learn { entries } => entries.iter().map(|(_, v)| 16 + v.size()).sum(),
+            _ => 0,
         }
     }
 
@@ -197,17 +353,31 @@ impl Message {
             Message::Heartbeat { ballot, commit, .. } => {
                 format!("Heartbeat({ballot}, commit {commit})")
             }
-            Message::Promise { ballot, accepted } => {
+            Message::Promise {
+                ballot,
+                accepted,
+                next,
+                ..
+            } => {
                 let acc: Vec<String> = accepted
                     .iter()
                     .take(3)
                     .map(|p| format!("#{}@{}={}", p.slot, p.ballot, p.value.brief()))
                     .collect();
-                format!("Promise({ballot}, [{}])", acc.join(", "))
+                let more = match next {
+                    Some(n) => format!(", more from #{n}"),
+                    None if accepted.len() > 3 => format!(", {} in all", accepted.len()),
+                    None => String::new(),
+                };
+                format!("Promise({ballot}, [{}]{more})", acc.join(", "))
             }
             Message::Nack { ballot, promised } => format!("Nack({ballot}, promised {promised})"),
             Message::HeartbeatAck { ballot, .. } => format!("HeartbeatAck({ballot})"),
-            Message::Accepted { ballot, slot } => format!("Accepted({ballot}, #{slot})"),
+            Message::Accepted {
+                ballot,
+                slot,
+                digest,
+            } => format!("Accepted({ballot}, #{slot}, {digest})"),
             Message::Learn { entries } => {
                 let e: Vec<String> = entries
                     .iter()
@@ -221,21 +391,13 @@ impl Message {
                 )
             }
             Message::CatchUp { from_slot } => format!("CatchUp(from {from_slot})"),
-            Message::Proposed {
-                ballot,
-                slot,
-                value,
-            } => format!("Proposed({ballot}, #{slot}, {})", value.brief()),
-            Message::LeaderSeen { ballot, commit } => {
-                format!("LeaderSeen({ballot}, commit {commit})")
+            Message::PreVote { ballot } => format!("PreVote({ballot})"),
+            Message::PreVoteReply { ballot, granted } => {
+                format!(
+                    "PreVoteReply({ballot}, {})",
+                    if *granted { "yes" } else { "no" }
+                )
             }
-            Message::Promised { ballot } => format!("Promised({ballot})"),
-            Message::Chosen { slot, value } => format!("Chosen(#{slot}, {})", value.brief()),
-            Message::Committed { slot } => format!("Committed(#{slot})"),
-            Message::Read { cmd, index } => {
-                format!("Read({}:{} {}, at #{index})", cmd.client, cmd.seq, cmd.op)
-            }
-            Message::Request(c) => format!("Request({}:{} {})", c.client, c.seq, c.op),
         }
     }
 }
@@ -254,6 +416,10 @@ pub struct Envelope {
 /// What a role makes durable before it may speak of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
+    /// The proposer is about to use round `round`: never again after a restart
+    /// (Paxos Made Simple §2.5, "a proposer must remember the highest-numbered
+    /// proposal it has tried to issue").
+    Round { round: u64 },
     /// The acceptor promised `ballot`.
     Promise { ballot: Ballot },
     /// The acceptor accepted `value` for `slot` at `ballot` (which implies a
@@ -302,8 +468,9 @@ pub struct Reply {
 /// into [`Outbox::send_durable`], and a shell may let it leave only once every
 /// record this role emitted up to then (in this outbox and in earlier ones) is
 /// durable. Messages in [`Outbox::send`] reveal nothing that needs to be durable and
-/// may leave at once. A shell may batch the records of many outboxes into one
-/// write and one sync (group commit) as long as it keeps that order.
+/// may leave at once; so may notices to the node's other roles. Every shell
+/// carries an outbox out through one [`super::Gate`], which keeps that order (and
+/// lets it batch the records of many outboxes into one write and one sync).
 #[derive(Debug, Default)]
 pub struct Outbox {
     /// Records to append to this role's log, in order.
@@ -312,6 +479,8 @@ pub struct Outbox {
     pub send: Vec<Envelope>,
     /// Messages that may leave only once every record before them is durable.
     pub send_durable: Vec<Envelope>,
+    /// Notices to this node's other roles, at once.
+    pub notices: Vec<Notice>,
     /// Answers to clients.
     pub replies: Vec<Reply>,
 }
@@ -327,6 +496,7 @@ impl Outbox {
         self.persist.is_empty()
             && self.send.is_empty()
             && self.send_durable.is_empty()
+            && self.notices.is_empty()
             && self.replies.is_empty()
     }
 
@@ -338,5 +508,10 @@ impl Outbox {
     /// Queue `msg`, to leave only after every record so far is durable.
     pub fn send_durable(&mut self, from: NodeId, to: NodeId, msg: Message) {
         self.send_durable.push(Envelope { from, to, msg });
+    }
+
+    /// Tell this node's other roles.
+    pub fn notify(&mut self, notice: Notice) {
+        self.notices.push(notice);
     }
 }

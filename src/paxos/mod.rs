@@ -42,11 +42,16 @@
 //! replies. Nothing here touches a socket, file, clock, thread or the OS's
 //! randomness; the simulator (`crate::sim`) and the real node (`crate::node`) are
 //! two shells that carry the effects out. Persist-before-send is in the effect type
-//! ([`Outbox::send_durable`]). A [`Rules`] switch turns one rule off to show that
-//! the checks catch what goes wrong without it.
+//! ([`Outbox::send_durable`]) and every shell carries an outbox out through one
+//! [`Gate`], so the simulator runs the ordering the real node runs. Messages
+//! between nodes ([`Message`]) and notices between the roles of one node
+//! ([`Notice`]) are different types: nothing from the wire can pose as a local
+//! notice. A [`Rules`] switch turns one rule (or one of synod's guards) off to
+//! show that the checks catch what goes wrong without it.
 
 pub mod acceptor;
 pub mod ballot;
+pub mod gate;
 pub mod leader;
 pub mod learner;
 pub mod message;
@@ -55,12 +60,13 @@ pub mod quorum;
 pub mod replica;
 pub mod rules;
 
-pub use acceptor::Acceptor;
+pub use acceptor::{Acceptor, PromiseLimit};
 pub use ballot::{Ballot, NodeId, Slot};
+pub use gate::{Gate, Ready};
 pub use leader::{Leader, LeaderConfig, Mode};
 pub use learner::Learner;
 pub use message::{
-    Command, Envelope, Message, Outbox, Outcome, PValue, Record, Reply, Role, Value,
+    Command, Digest, Envelope, Message, Notice, Outbox, Outcome, PValue, Record, Reply, Role, Value,
 };
 pub use proposer::{DecreeProposer, DecreeState, Proposer};
 pub use replica::Replica;

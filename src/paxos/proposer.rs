@@ -4,13 +4,18 @@
 //! applies P2c: after promises from a majority, each slot must carry the value of
 //! the highest-ballot proposal reported for it, and only a slot with no reported
 //! value is free. [`DecreeProposer`] drives it for single-decree Paxos, retrying
-//! with a higher round after a refusal; the Multi-Paxos leader (`leader.rs`)
+//! with a higher round after a refusal; the Multi-Paxos leader (`leader/`)
 //! drives it for a whole log.
+//!
+//! A ballot is used once, ever: the round is persisted ([`Record::Round`])
+//! before the Prepare that carries it may leave, and a restarted proposer
+//! starts above every round it recorded and every ballot its acceptor
+//! recovered (Paxos Made Simple §2.5).
 
 use std::collections::BTreeMap;
 
 use super::ballot::{Ballot, NodeId, Slot};
-use super::message::{Message, Outbox, PValue, Value};
+use super::message::{Message, Notice, Outbox, PValue, Record, Value};
 use super::rules::{Rule, Rules};
 use crate::rng::Rng;
 
@@ -24,13 +29,17 @@ pub struct Proposer {
     ballot: Ballot,
     max_round: u64,
     from_slot: Slot,
-    promises: BTreeMap<NodeId, Vec<PValue>>,
+    /// Per acceptor heard from: the slot its next chunk starts at, or `None`
+    /// once its promise is complete.
+    promises: BTreeMap<NodeId, Option<Slot>>,
+    /// The highest-ballot proposal reported so far, per slot (P2c).
+    highest: BTreeMap<Slot, (Ballot, Value)>,
     prepared: bool,
 }
 
 impl Proposer {
     /// A proposer at node `id` that prepares to `acceptors` and needs `quorum`
-    /// promises.
+    /// complete promises.
     pub fn new(id: NodeId, acceptors: Vec<NodeId>, quorum: usize, rules: Rules) -> Self {
         Proposer {
             id,
@@ -41,8 +50,29 @@ impl Proposer {
             max_round: 0,
             from_slot: 0,
             promises: BTreeMap::new(),
+            highest: BTreeMap::new(),
             prepared: false,
         }
+    }
+
+    /// A proposer rebuilt after a restart from the rounds it recorded: its next
+    /// round is above all of them. (With the `round` rule broken it forgets.)
+    pub fn recover<'a>(
+        id: NodeId,
+        acceptors: Vec<NodeId>,
+        quorum: usize,
+        rules: Rules,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> Self {
+        let mut p = Proposer::new(id, acceptors, quorum, rules);
+        if rules.holds(Rule::Round) {
+            for r in records {
+                if let Record::Round { round } = r {
+                    p.max_round = p.max_round.max(*round);
+                }
+            }
+        }
+        p
     }
 
     /// The ballot of the current (or last) attempt.
@@ -65,58 +95,96 @@ impl Proposer {
         self.max_round + 1
     }
 
-    /// Phase 1a: pick ballot `(round, id)` and send `Prepare` to every acceptor.
+    /// Phase 1a: pick ballot `(round, id)`, record the round, and send
+    /// `Prepare` to every acceptor once the record is durable.
     pub fn prepare(&mut self, round: u64, from_slot: Slot, out: &mut Outbox) {
         self.ballot = Ballot::new(round, self.id);
         self.observe(self.ballot);
         self.from_slot = from_slot;
         self.promises.clear();
+        self.highest.clear();
         self.prepared = false;
+        let durable = self.rules.holds(Rule::Round);
+        if durable {
+            out.persist.push(Record::Round { round });
+        }
         for &a in &self.acceptors {
-            out.send(
-                self.id,
-                a,
-                Message::Prepare {
-                    ballot: self.ballot,
-                    from_slot,
-                },
-            );
+            let msg = Message::Prepare {
+                ballot: self.ballot,
+                from_slot,
+            };
+            if durable {
+                out.send_durable(self.id, a, msg);
+            } else {
+                out.send(self.id, a, msg);
+            }
         }
     }
 
-    /// A promise arrived. Returns, once, when a majority has promised: the value
-    /// each slot must carry by P2c (the value of the highest-ballot proposal any
-    /// promise reported for it). Slots absent from the map are free.
+    /// A promise (or one chunk of it) arrived. Asks the acceptor for the next
+    /// chunk if there is one. Returns, once, when complete promises from a
+    /// majority are in: the value each slot must carry by P2c (the value of the
+    /// highest-ballot proposal any promise reported for it). Slots absent from
+    /// the map are free.
     pub fn on_promise(
         &mut self,
         from: NodeId,
         ballot: Ballot,
-        accepted: Vec<PValue>,
+        chunk: (Slot, Vec<PValue>, Option<Slot>),
+        out: &mut Outbox,
     ) -> Option<BTreeMap<Slot, Value>> {
-        if ballot != self.ballot || self.prepared || !self.acceptors.contains(&from) {
-            // A stale or duplicate promise, or one already counted: nothing new.
+        let (from_slot, accepted, next) = chunk;
+        let member = self.acceptors.contains(&from) || !self.rules.holds(Rule::Members);
+        if ballot != self.ballot || self.prepared || !member {
+            // A stale promise, one already counted, or a stranger's: nothing new.
             return None;
         }
-        self.promises.entry(from).or_insert(accepted);
-        if self.promises.len() < self.quorum {
+        let expected = self.promises.entry(from).or_insert(Some(self.from_slot));
+        if *expected != Some(from_slot) {
+            // A duplicate chunk, or one out of order: it was (or will be) asked again.
             return None;
         }
-        self.prepared = true;
-        let mut highest: BTreeMap<Slot, (Ballot, Value)> = BTreeMap::new();
         if self.rules.holds(Rule::P2c) {
-            for p in self.promises.values().flatten() {
+            for p in accepted {
                 if p.slot < self.from_slot {
                     continue;
                 }
-                match highest.get(&p.slot) {
+                match self.highest.get(&p.slot) {
                     Some((b, _)) if *b >= p.ballot => {}
                     _ => {
-                        highest.insert(p.slot, (p.ballot, p.value.clone()));
+                        self.highest.insert(p.slot, (p.ballot, p.value));
                     }
                 }
             }
         }
-        Some(highest.into_iter().map(|(s, (_, v))| (s, v)).collect())
+        match next {
+            Some(n) if n > from_slot => {
+                // More was accepted than one message may carry: fetch the rest
+                // under the same ballot (its round is durable already).
+                *expected = Some(n);
+                out.send(
+                    self.id,
+                    from,
+                    Message::Prepare {
+                        ballot,
+                        from_slot: n,
+                    },
+                );
+                return None;
+            }
+            _ => *expected = None,
+        }
+        let complete = self.promises.values().filter(|p| p.is_none()).count();
+        if complete < self.quorum {
+            return None;
+        }
+        self.prepared = true;
+        Some(
+            std::mem::take(&mut self.highest)
+                .into_iter()
+                .map(|(s, (_, v))| (s, v))
+                .collect(),
+        )
     }
 
     /// A refusal arrived. Returns true if it preempts the current ballot.
@@ -128,15 +196,6 @@ impl Proposer {
     /// Phase 2a: ask every acceptor to accept `value` for `slot` at the current
     /// ballot, and tell this node's learner what was proposed.
     pub fn accept(&self, slot: Slot, value: Value, out: &mut Outbox) {
-        out.send(
-            self.id,
-            self.id,
-            Message::Proposed {
-                ballot: self.ballot,
-                slot,
-                value: value.clone(),
-            },
-        );
         for &a in &self.acceptors {
             out.send(
                 self.id,
@@ -148,6 +207,11 @@ impl Proposer {
                 },
             );
         }
+        out.notify(Notice::Proposed {
+            ballot: self.ballot,
+            slot,
+            value,
+        });
     }
 }
 
@@ -179,7 +243,8 @@ pub struct DecreeProposer {
 
 impl DecreeProposer {
     /// A proposer for `own` that waits a random number of ticks in `0..=backoff`
-    /// (drawn from `seed`) before each attempt.
+    /// (drawn from `seed`) before each attempt. Build `proposer` with
+    /// [`Proposer::recover`] after a restart.
     pub fn new(proposer: Proposer, own: Value, backoff: u32, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
         let timeout = rng.range(0, backoff as u64) as u32;
@@ -213,10 +278,14 @@ impl DecreeProposer {
     /// Handle a message for the proposer role.
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
         match msg {
-            Message::Promise { ballot, accepted }
-                if matches!(self.state, DecreeState::Preparing { .. }) =>
-            {
-                if let Some(mut must) = self.proposer.on_promise(from, ballot, accepted) {
+            Message::Promise {
+                ballot,
+                from_slot,
+                accepted,
+                next,
+            } if matches!(self.state, DecreeState::Preparing { .. }) => {
+                let chunk = (from_slot, accepted, next);
+                if let Some(mut must) = self.proposer.on_promise(from, ballot, chunk, out) {
                     // P2c: a reported value wins over our own.
                     let value = must.remove(&0).unwrap_or_else(|| self.own.clone());
                     self.proposer.accept(0, value, out);
@@ -229,9 +298,16 @@ impl DecreeProposer {
                     self.wait();
                 }
             }
-            Message::Promised { ballot } => self.proposer.observe(ballot),
-            Message::Committed { slot: 0 } => self.state = DecreeState::Done,
             // Stale promises, acks and anything else: nothing to do.
+            _ => {}
+        }
+    }
+
+    /// Handle a notice from this node's other roles.
+    pub fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Promised { ballot } => self.proposer.observe(ballot),
+            Notice::Committed { slot: 0 } => self.state = DecreeState::Done,
             _ => {}
         }
     }
@@ -282,16 +358,25 @@ mod tests {
         }
     }
 
+    /// A whole promise, in one chunk from slot 0.
+    fn whole(accepted: Vec<PValue>) -> (Slot, Vec<PValue>, Option<Slot>) {
+        (0, accepted, None)
+    }
+
     #[test]
-    fn prepare_goes_to_every_acceptor_with_a_fresh_ballot() {
+    fn prepare_records_its_round_before_it_goes_to_every_acceptor() {
+        // Paxos Made Simple §2.5: the round is on stable storage before the
+        // Prepare that carries it may leave.
         let mut p = Proposer::new(2, vec![1, 2, 3], 2, Rules::ALL);
         p.observe(b(4, 3));
         let mut out = Outbox::new();
         p.prepare(p.next_round(), 0, &mut out);
         assert_eq!(p.ballot(), b(5, 2));
-        let to: Vec<NodeId> = out.send.iter().map(|e| e.to).collect();
+        assert_eq!(out.persist, vec![Record::Round { round: 5 }]);
+        assert!(out.send.is_empty());
+        let to: Vec<NodeId> = out.send_durable.iter().map(|e| e.to).collect();
         assert_eq!(to, vec![1, 2, 3]);
-        assert!(out.send.iter().all(|e| e.msg
+        assert!(out.send_durable.iter().all(|e| e.msg
             == Message::Prepare {
                 ballot: b(5, 2),
                 from_slot: 0
@@ -299,34 +384,105 @@ mod tests {
     }
 
     #[test]
+    fn a_recovered_proposer_starts_above_every_round_it_recorded() {
+        let records = [Record::Round { round: 3 }, Record::Round { round: 7 }];
+        let p = Proposer::recover(2, vec![1, 2, 3], 2, Rules::ALL, &records);
+        assert_eq!(p.next_round(), 8);
+        // With the `round` rule broken, it forgets.
+        let p = Proposer::recover(
+            2,
+            vec![1, 2, 3],
+            2,
+            Rules::breaking(Some(Rule::Round)),
+            &records,
+        );
+        assert_eq!(p.next_round(), 1);
+    }
+
+    #[test]
     fn p2c_adopts_the_highest_ballot_value_per_slot() {
         // P2c: "the value of the highest-numbered proposal among those accepted by the majority".
         let mut p = Proposer::new(9, vec![1, 2, 3, 4, 5], 3, Rules::ALL);
-        p.prepare(7, 0, &mut Outbox::new());
+        let out = &mut Outbox::new();
+        p.prepare(7, 0, out);
         let bal = p.ballot();
+        let first = whole(vec![pv(0, b(1, 1), "old"), pv(1, b(2, 2), "x")]);
+        assert_eq!(p.on_promise(1, bal, first, out), None);
         assert_eq!(
-            p.on_promise(1, bal, vec![pv(0, b(1, 1), "old"), pv(1, b(2, 2), "x")]),
-            None
-        );
-        assert_eq!(
-            p.on_promise(1, bal, vec![]),
+            p.on_promise(1, bal, whole(vec![]), out),
             None,
             "a duplicate promise is not a second vote"
         );
-        assert_eq!(p.on_promise(2, bal, vec![pv(0, b(3, 3), "new")]), None);
-        let must = p.on_promise(3, bal, vec![]).expect("majority");
+        assert_eq!(
+            p.on_promise(2, bal, whole(vec![pv(0, b(3, 3), "new")]), out),
+            None
+        );
+        let must = p.on_promise(3, bal, whole(vec![]), out).expect("majority");
         assert_eq!(must.get(&0), Some(&Value::Text("new".into())));
         assert_eq!(must.get(&1), Some(&Value::Text("x".into())));
-        assert_eq!(p.on_promise(4, bal, vec![]), None, "reported only once");
+        assert_eq!(
+            p.on_promise(4, bal, whole(vec![]), out),
+            None,
+            "reported only once"
+        );
+    }
+
+    #[test]
+    fn a_promise_in_chunks_counts_once_complete_and_strangers_never() {
+        let mut p = Proposer::new(9, vec![1, 2, 3], 2, Rules::ALL);
+        p.prepare(1, 0, &mut Outbox::new());
+        let bal = p.ballot();
+        let mut out = Outbox::new();
+        // Acceptor 1 sends its first chunk: the proposer asks for the rest.
+        assert_eq!(
+            p.on_promise(1, bal, (0, vec![pv(0, b(1, 5), "a")], Some(4)), &mut out),
+            None
+        );
+        assert_eq!(
+            out.send
+                .iter()
+                .map(|e| (e.to, e.msg.clone()))
+                .collect::<Vec<_>>(),
+            vec![(
+                1,
+                Message::Prepare {
+                    ballot: bal,
+                    from_slot: 4
+                }
+            )]
+        );
+        // A stranger's complete promise does not count.
+        assert_eq!(p.on_promise(7, bal, whole(vec![]), &mut out), None);
+        // A chunk out of order is ignored.
+        assert_eq!(p.on_promise(1, bal, (9, vec![], None), &mut out), None);
+        assert_eq!(
+            p.on_promise(2, bal, whole(vec![]), &mut out),
+            None,
+            "1 is not complete yet"
+        );
+        let must = p
+            .on_promise(1, bal, (4, vec![pv(5, b(1, 5), "b")], None), &mut out)
+            .expect("two complete promises");
+        assert_eq!(must.len(), 2);
+        // With the `members` guard broken, a stranger's promise counts.
+        let mut p = Proposer::new(9, vec![1, 2, 3], 2, Rules::breaking(Some(Rule::Members)));
+        p.prepare(1, 0, &mut out);
+        let bal = p.ballot();
+        p.on_promise(7, bal, whole(vec![]), &mut out);
+        assert!(p.on_promise(8, bal, whole(vec![]), &mut out).is_some());
     }
 
     #[test]
     fn broken_p2c_ignores_reported_values() {
         let mut p = Proposer::new(9, vec![1, 2, 3], 2, Rules::breaking(Some(Rule::P2c)));
-        p.prepare(1, 0, &mut Outbox::new());
+        let out = &mut Outbox::new();
+        p.prepare(1, 0, out);
         let bal = p.ballot();
-        p.on_promise(1, bal, vec![pv(0, b(1, 1), "chosen")]);
-        assert_eq!(p.on_promise(2, bal, vec![]), Some(BTreeMap::new()));
+        p.on_promise(1, bal, whole(vec![pv(0, b(1, 1), "chosen")]), out);
+        assert_eq!(
+            p.on_promise(2, bal, whole(vec![]), out),
+            Some(BTreeMap::new())
+        );
     }
 
     #[test]
@@ -365,22 +521,18 @@ mod tests {
         }
         assert_eq!(d.ballot(), b(6, 1));
         let mut out = Outbox::new();
-        d.handle(
-            2,
-            Message::Promise {
-                ballot: b(6, 1),
-                accepted: vec![],
-            },
-            &mut out,
-        );
-        d.handle(
-            3,
-            Message::Promise {
-                ballot: b(6, 1),
-                accepted: vec![],
-            },
-            &mut out,
-        );
+        for from in [2, 3] {
+            d.handle(
+                from,
+                Message::Promise {
+                    ballot: b(6, 1),
+                    from_slot: 0,
+                    accepted: vec![],
+                    next: None,
+                },
+                &mut out,
+            );
+        }
         let accepts: Vec<&Message> = out
             .send
             .iter()

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
 use super::ballot::Slot;
-use super::message::{Command, Message, Outbox, Outcome, Reply, Value};
+use super::message::{Command, Notice, Outbox, Outcome, Reply, Value};
 use crate::kv::{Kv, OpResult};
 
 /// One replica's state.
@@ -82,10 +82,10 @@ impl Replica {
         self.audit.as_deref()
     }
 
-    /// Handle a message for the replica role.
-    pub fn handle(&mut self, msg: Message, out: &mut Outbox) {
-        match msg {
-            Message::Chosen { slot, value } => {
+    /// Handle a notice for the replica role.
+    pub fn notice(&mut self, notice: Notice, out: &mut Outbox) {
+        match notice {
+            Notice::Chosen { slot, value } => {
                 if slot >= self.next {
                     self.pending.insert(slot, value);
                 }
@@ -94,7 +94,7 @@ impl Replica {
                     self.next += 1;
                 }
             }
-            Message::Read { cmd, index } => self.reads.entry(index).or_default().push(cmd),
+            Notice::Read { cmd, index } => self.reads.entry(index).or_default().push(cmd),
             _ => {}
         }
         // Reads whose index is applied: answer from the map as it stands.
@@ -167,23 +167,23 @@ mod tests {
     fn applies_in_slot_order_once_per_command() {
         let mut r = Replica::with_audit();
         let mut out = Outbox::new();
-        r.handle(
-            Message::Chosen {
+        r.notice(
+            Notice::Chosen {
                 slot: 1,
                 value: Value::Batch(vec![put(1, 2, "b")]),
             },
             &mut out,
         );
         assert!(out.replies.is_empty(), "slot 0 is still a hole");
-        r.handle(
-            Message::Chosen {
+        r.notice(
+            Notice::Chosen {
                 slot: 0,
                 value: Value::Batch(vec![put(1, 1, "a")]),
             },
             &mut out,
         );
-        r.handle(
-            Message::Chosen {
+        r.notice(
+            Notice::Chosen {
                 slot: 2,
                 value: Value::Batch(vec![put(1, 2, "b"), put(1, 1, "a")]),
             },
@@ -203,8 +203,8 @@ mod tests {
         let mut a = Replica::new();
         let mut b = Replica::new();
         for r in [&mut a, &mut b] {
-            r.handle(
-                Message::Chosen {
+            r.notice(
+                Notice::Chosen {
                     slot: 0,
                     value: Value::Noop,
                 },
@@ -212,15 +212,15 @@ mod tests {
             );
         }
         assert_eq!(a.digest(), b.digest());
-        a.handle(
-            Message::Chosen {
+        a.notice(
+            Notice::Chosen {
                 slot: 1,
                 value: Value::Noop,
             },
             &mut Outbox::new(),
         );
-        b.handle(
-            Message::Chosen {
+        b.notice(
+            Notice::Chosen {
                 slot: 1,
                 value: Value::Text("x".into()),
             },

@@ -9,7 +9,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A Paxos rule that can be switched off.
+/// A Paxos rule, or a guard synod adds around the rules, that can be switched
+/// off. The first three are the explainer's; the others close holes a careful
+/// reader found in real implementations, each with a scripted scenario
+/// (`synod sim --scenarios`) that fails without it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Rule {
     /// An acceptor makes its promise or accept durable before it answers.
@@ -22,11 +25,43 @@ pub enum Rule {
     /// A proposer proposes the value of the highest-ballot proposal reported in the
     /// promises (P2c). Broken: it ignores them and proposes its own value.
     P2c,
+    /// A proposer never uses a ballot twice: its highest round is durable
+    /// before a Prepare leaves, and a restarted node starts above everything its
+    /// acceptor recovered (Paxos Made Simple §2.5). Broken: rounds live in
+    /// memory and start again from zero.
+    Round,
+    /// Only the cluster's members count towards a quorum. Broken: a vote from
+    /// any node id counts.
+    Members,
+    /// A leader answers a read only once a majority confirmed a heartbeat round
+    /// sent after the read arrived (read-index). Broken: it answers at once.
+    Confirm,
+    /// Acknowledgements count only for the leader's current ballot, and frames
+    /// queued for a process that has since died are dropped, not replayed to
+    /// its next incarnation. Broken: acks count by sequence number alone and
+    /// old frames are replayed.
+    Fresh,
+    /// A promise carries at most a frame's worth of accepted values, and the
+    /// proposer fetches the rest in chunks. Broken: everything in one message.
+    Chunks,
+    /// A node asks for a pre-vote before it raises its round. Broken: it raises
+    /// its round whenever its election timeout runs out.
+    Prevote,
 }
 
 impl Rule {
-    /// Every rule, in the order the explainer introduces them.
-    pub const ALL: [Rule; 3] = [Rule::Persist, Rule::Promise, Rule::P2c];
+    /// Every rule: the explainer's three, then synod's guards.
+    pub const ALL: [Rule; 9] = [
+        Rule::Persist,
+        Rule::Promise,
+        Rule::P2c,
+        Rule::Round,
+        Rule::Members,
+        Rule::Confirm,
+        Rule::Fresh,
+        Rule::Chunks,
+        Rule::Prevote,
+    ];
 
     /// The rule's name on the command line.
     pub fn name(self) -> &'static str {
@@ -34,6 +69,12 @@ impl Rule {
             Rule::Persist => "persist",
             Rule::Promise => "promise",
             Rule::P2c => "p2c",
+            Rule::Round => "round",
+            Rule::Members => "members",
+            Rule::Confirm => "confirm",
+            Rule::Fresh => "fresh",
+            Rule::Chunks => "chunks",
+            Rule::Prevote => "prevote",
         }
     }
 
@@ -45,6 +86,12 @@ impl Rule {
             }
             Rule::Promise => "an acceptor that accepts below its promise lets an old proposal win after a newer one was chosen",
             Rule::P2c => "a proposer that ignores earlier accepted values can overwrite a chosen one",
+            Rule::Round => "a proposer that forgets its round after a restart can issue one ballot with two values, and a later leader cannot tell which was chosen",
+            Rule::Members => "votes from nodes outside the cluster can make a value look chosen that no majority accepted",
+            Rule::Confirm => "a leader cut off in a minority answers reads from a state a new leader has already moved past",
+            Rule::Fresh => "acknowledgements replayed from a dead process or an old term can confirm a leader that no longer leads",
+            Rule::Chunks => "a promise that carries everything at once outgrows the frame limit, so a lagging candidate's promises never arrive",
+            Rule::Prevote => "a node that cannot win keeps raising its round and deposes a healthy leader again and again",
         }
     }
 }
@@ -59,14 +106,13 @@ impl FromStr for Rule {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "persist" => Ok(Rule::Persist),
-            "promise" => Ok(Rule::Promise),
-            "p2c" => Ok(Rule::P2c),
-            other => Err(format!(
-                "unknown rule `{other}`; expected one of: persist, promise, p2c"
-            )),
-        }
+        Rule::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+                format!("unknown rule `{s}`; expected one of: {}", names.join(", "))
+            })
     }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::paxos::{Ballot, Command, NodeId, Slot, Value};
+use crate::paxos::{Ballot, Command, Digest, NodeId, Slot, Value};
 
 /// A broken safety property, with what is needed to explain it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +23,30 @@ pub enum Violation {
     },
     /// A chosen value nobody proposed.
     Validity { slot: Slot, value: Value },
+    /// Two different values accepted in one slot under one ballot (a ballot
+    /// used twice).
+    BallotReuse {
+        slot: Slot,
+        ballot: Ballot,
+        first: Value,
+        second: Value,
+        node: NodeId,
+    },
+    /// An acceptor said something (a promise, an accept, a refusal) about a
+    /// ballot its durable log does not back yet: persist-before-send broken.
+    Unpersisted {
+        node: NodeId,
+        said: String,
+        durable: Ballot,
+    },
+    /// A message larger than the frame limit was sent.
+    FrameLimit {
+        from: NodeId,
+        to: NodeId,
+        kind: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
     /// A learner changed its mind about a slot.
     Stability {
         node: NodeId,
@@ -50,6 +74,9 @@ pub enum Violation {
     NotLinearizable { key: String, detail: String },
     /// Nothing was chosen within the bound after faults stopped.
     Liveness { what: String },
+    /// A scenario's own expectation did not hold (for example: a healthy
+    /// leader was deposed).
+    Expectation { what: String },
 }
 
 impl Violation {
@@ -58,6 +85,10 @@ impl Violation {
         match self {
             Violation::Agreement { .. } => "agreement",
             Violation::Validity { .. } => "validity",
+            Violation::BallotReuse { .. } => "ballot-reuse",
+            Violation::Unpersisted { .. } => "unpersisted",
+            Violation::FrameLimit { .. } => "frame-limit",
+            Violation::Expectation { .. } => "expectation",
             Violation::Stability { .. } => "stability",
             Violation::PromiseWentDown { .. } => "promise-went-down",
             Violation::Divergence { .. } => "divergence",
@@ -132,6 +163,37 @@ impl fmt::Display for Violation {
                 write!(f, "linearizability: key {key:?}: {detail}")
             }
             Violation::Liveness { what } => write!(f, "liveness: {what}"),
+            Violation::Expectation { what } => write!(f, "expectation: {what}"),
+            Violation::BallotReuse {
+                slot,
+                ballot,
+                first,
+                second,
+                node,
+            } => write!(
+                f,
+                "ballot reuse: slot {slot} at ballot {ballot} was accepted with {} and, by node {node}, with {}",
+                first.brief(),
+                second.brief()
+            ),
+            Violation::Unpersisted {
+                node,
+                said,
+                durable,
+            } => write!(
+                f,
+                "persist-before-send: node {node}'s acceptor sent {said} while its log backs only {durable}"
+            ),
+            Violation::FrameLimit {
+                from,
+                to,
+                kind,
+                bytes,
+                limit,
+            } => write!(
+                f,
+                "frame limit: node {from} sent node {to} a {kind} of {bytes} bytes (the limit is {limit})"
+            ),
         }
     }
 }
@@ -140,7 +202,10 @@ impl fmt::Display for Violation {
 #[derive(Debug, Default)]
 pub struct Ghost {
     quorum: usize,
-    accepts: BTreeMap<(Slot, Ballot), (Value, BTreeSet<NodeId>)>,
+    /// Who accepted which value at which ballot, per slot.
+    accepts: BTreeMap<(Slot, Ballot, Digest), (Value, BTreeSet<NodeId>)>,
+    /// The value each (slot, ballot) was first accepted with.
+    ballots: BTreeMap<(Slot, Ballot), Value>,
     chosen: BTreeMap<Slot, Value>,
 }
 
@@ -158,8 +223,9 @@ impl Ghost {
         &self.chosen
     }
 
-    /// Acceptor `node` accepted `value` in `slot` at `ballot`. Returns the value
-    /// if this accept made a majority (the moment it became chosen).
+    /// Acceptor `node` accepted (durably, and said so) `value` in `slot` at
+    /// `ballot`. Returns the value if this accept made a majority for the same
+    /// value at the same ballot (the moment it became chosen).
     pub fn accepted(
         &mut self,
         node: NodeId,
@@ -169,13 +235,73 @@ impl Ghost {
     ) -> Option<Value> {
         let entry = self
             .accepts
-            .entry((slot, ballot))
+            .entry((slot, ballot, value.digest()))
             .or_insert_with(|| (value.clone(), BTreeSet::new()));
         if entry.1.insert(node) && entry.1.len() == self.quorum {
             return Some(entry.0.clone());
         }
         None
     }
+}
+
+/// Ballot uniqueness: no two different values are ever accepted in one slot
+/// under one ballot, by any acceptors, across restarts (a ballot is issued once,
+/// with one value: Paxos Made Simple §2.2, "different proposals have different
+/// numbers").
+pub fn ballot_unique(
+    ghost: &mut Ghost,
+    node: NodeId,
+    slot: Slot,
+    ballot: Ballot,
+    value: &Value,
+) -> Option<Violation> {
+    match ghost.ballots.get(&(slot, ballot)) {
+        Some(first) if first != value => Some(Violation::BallotReuse {
+            slot,
+            ballot,
+            first: first.clone(),
+            second: value.clone(),
+            node,
+        }),
+        Some(_) => None,
+        None => {
+            ghost.ballots.insert((slot, ballot), value.clone());
+            None
+        }
+    }
+}
+
+/// Persist-before-send: whatever an acceptor's message reveals (`said`, the
+/// ballot it promised, accepted at, or refused with) is backed by its durable
+/// log (`durable`, the highest ballot its synced records hold).
+pub fn revealed_durable(
+    node: NodeId,
+    said: Ballot,
+    what: impl FnOnce() -> String,
+    durable: Ballot,
+) -> Option<Violation> {
+    (said > durable).then(|| Violation::Unpersisted {
+        node,
+        said: what(),
+        durable,
+    })
+}
+
+/// Every message fits in one frame (`bytes`, its size on the wire).
+pub fn frame_limit(
+    from: NodeId,
+    to: NodeId,
+    kind: &'static str,
+    bytes: usize,
+    limit: usize,
+) -> Option<Violation> {
+    (bytes > limit).then_some(Violation::FrameLimit {
+        from,
+        to,
+        kind,
+        bytes,
+        limit,
+    })
 }
 
 /// Agreement (P2): a slot that becomes chosen again must be chosen with the value
@@ -344,6 +470,31 @@ mod tests {
         );
         assert!(learned_agrees(&g, 3, 0, &t("b")).is_some());
         assert!(learned_agrees(&g, 3, 0, &t("a")).is_none());
+    }
+
+    #[test]
+    fn a_ballot_with_two_values_is_caught_and_votes_for_them_never_add_up() {
+        let mut g = Ghost::new(2);
+        let b = Ballot::new(1, 1);
+        assert_eq!(ballot_unique(&mut g, 1, 0, b, &t("a")), None);
+        assert_eq!(ballot_unique(&mut g, 2, 0, b, &t("a")), None);
+        assert_eq!(
+            ballot_unique(&mut g, 3, 0, b, &t("b")).map(|v| v.name()),
+            Some("ballot-reuse")
+        );
+        // Two acceptors at one ballot, but for different values: not chosen.
+        assert_eq!(g.accepted(1, 0, b, &t("a")), None);
+        assert_eq!(g.accepted(3, 0, b, &t("b")), None);
+        assert!(g.chosen().is_empty());
+    }
+
+    #[test]
+    fn unpersisted_words_and_oversized_frames_are_caught() {
+        let b = |r| Ballot::new(r, 1);
+        assert!(revealed_durable(1, b(2), || "Promise".into(), b(2)).is_none());
+        assert!(revealed_durable(1, b(3), || "Promise".into(), b(2)).is_some());
+        assert!(frame_limit(1, 2, "Promise", 10, 10).is_none());
+        assert!(frame_limit(1, 2, "Promise", 11, 10).is_some());
     }
 
     #[test]

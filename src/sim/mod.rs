@@ -13,6 +13,7 @@
 //!   clients issuing key-value operations, checked for linearizability at the end.
 
 pub mod invariants;
+pub mod scenario;
 mod world;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::check::history::History;
-use crate::paxos::{LeaderConfig, NodeId, Rules, Slot, Value};
+use crate::kv::Op;
+use crate::paxos::{
+    Ballot, Envelope, LeaderConfig, NodeId, PromiseLimit, Role, Rules, Slot, Value,
+};
 pub use invariants::Violation;
 pub use world::run;
 
@@ -41,6 +45,12 @@ pub struct Faults {
     /// Pause nodes (they keep their state but handle nothing, like SIGSTOP) and
     /// resume them with everything that queued up meanwhile.
     pub pause: bool,
+    /// Bias the node faults toward the hardest case for a proposer's memory:
+    /// crash the leader and restart it at once while other nodes are paused.
+    pub swarm: bool,
+    /// How long a log's sync takes, in virtual ms (a crash in between loses
+    /// what it was writing, and the messages that waited for it never leave).
+    pub disk_ms: (u64, u64),
 }
 
 impl Faults {
@@ -53,6 +63,8 @@ impl Faults {
             crash: false,
             partition: false,
             pause: false,
+            swarm: false,
+            disk_ms: (0, 1),
         }
     }
 
@@ -65,6 +77,8 @@ impl Faults {
             crash: true,
             partition: true,
             pause: true,
+            swarm: false,
+            disk_ms: (0, 5),
         }
     }
 
@@ -79,6 +93,9 @@ impl Faults {
         }
         if self.pause {
             kinds.push("pause");
+        }
+        if self.swarm {
+            kinds.push("swarm");
         }
         if self.loss > 0.0 {
             kinds.push("loss");
@@ -97,7 +114,8 @@ impl Faults {
     }
 
     /// The fault mix named by a comma-separated list of kinds
-    /// (`crash,partition,pause,loss,dup,delay`, `all` or `none`).
+    /// (`crash,partition,pause,loss,dup,delay,swarm`, `all` or `none`). Any node
+    /// fault makes syncs take up to 5 virtual ms.
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut f = Faults::none();
         for kind in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
@@ -107,15 +125,28 @@ impl Faults {
                 "crash" | "kill" => f.crash = true,
                 "partition" => f.partition = true,
                 "pause" => f.pause = true,
+                "swarm" => {
+                    f.swarm = true;
+                    f.crash = true;
+                    f.pause = true;
+                }
                 "loss" => f.loss = Faults::all().loss,
                 "dup" => f.dup = Faults::all().dup,
                 "delay" => f.delay_ms = Faults::all().delay_ms,
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}`; expected crash, partition, pause, loss, dup, delay, all or none"
+                        "unknown fault `{other}`; expected crash, partition, pause, loss, dup, delay, swarm, all or none"
                     ))
                 }
             }
+        }
+        if f.crash || f.pause || f.partition {
+            f.disk_ms = Faults::all().disk_ms;
+        }
+        if f.swarm {
+            // Slow syncs widen the window in which a leader's own acceptor
+            // has not made its promise and accepts durable.
+            f.disk_ms = (0, 20);
         }
         Ok(f)
     }
@@ -136,9 +167,13 @@ pub enum Workload {
     /// Multi-Paxos replicas and a probe write every `every_ms`, each by a client of
     /// its own that gives up after `client_deadline_ms` (the quorum experiment).
     Probe { every_ms: u64 },
+    /// Multi-Paxos replicas and only the client operations the plan schedules
+    /// (the named scenarios).
+    Scripted,
 }
 
-/// A fault the quorum experiment schedules itself.
+/// A fault or an action scheduled at a fixed virtual time (the quorum
+/// experiment's timelines, and the named scenarios' scripts).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlanAction {
     /// Crash this node.
@@ -147,8 +182,23 @@ pub enum PlanAction {
     Restart(NodeId),
     /// Split the cluster: `sides[i]` is node i+1's side.
     Split(Vec<u8>),
-    /// Join the sides again.
+    /// Join the sides again (and mend every cut link).
     Heal,
+    /// Cut the link between two nodes, both ways (an asymmetric partition).
+    Cut(NodeId, NodeId),
+    /// Pause this node (like SIGSTOP) until resumed.
+    Pause(NodeId),
+    /// Resume it.
+    Resume(NodeId),
+    /// This node starts phase 1 now, without waiting for its timeout or a
+    /// pre-vote (as an operator's leadership transfer would).
+    Campaign(NodeId),
+    /// This role's log on this node takes `ms` for every sync from now on.
+    SlowDisk { node: NodeId, role: Role, ms: u64 },
+    /// A client sends `op` to this node alone (no redirects, no retries).
+    Client { node: NodeId, op: Op },
+    /// Put a message on the wire as if `from` had sent it (a stranger).
+    Inject(Envelope),
 }
 
 /// Everything one simulated run depends on.
@@ -180,6 +230,12 @@ pub struct SimConfig {
     pub client_timeout_ms: u64,
     /// Virtual ms a client keeps retrying one operation.
     pub client_deadline_ms: u64,
+    /// The largest message a node may send or receive, in bytes.
+    pub max_frame: usize,
+    /// How much one promise may carry.
+    pub promise_limit: PromiseLimit,
+    /// The scenario this run plays, if any (for the replay command).
+    pub scenario: Option<String>,
 }
 
 impl SimConfig {
@@ -199,6 +255,9 @@ impl SimConfig {
             plan: Vec::new(),
             client_timeout_ms: 300,
             client_deadline_ms: 2_500,
+            max_frame: crate::net::MAX_FRAME,
+            promise_limit: PromiseLimit::default(),
+            scenario: None,
         }
     }
 
@@ -222,11 +281,21 @@ impl SimConfig {
             plan: Vec::new(),
             client_timeout_ms: 300,
             client_deadline_ms: 2_500,
+            max_frame: crate::net::MAX_FRAME,
+            promise_limit: PromiseLimit::default(),
+            scenario: None,
         }
     }
 
     /// The `synod sim` command line that replays this run.
     pub fn replay_command(&self) -> String {
+        if let Some(name) = &self.scenario {
+            let mut cmd = format!("synod sim --scenario {name}");
+            if let Some(rule) = self.rules.broken() {
+                let _ = write!(cmd, " --break {rule}");
+            }
+            return cmd;
+        }
         let mut cmd = format!("synod sim --seed {}", self.seed);
         match &self.workload {
             Workload::Decree { proposers } => {
@@ -239,8 +308,8 @@ impl SimConfig {
                     self.nodes
                 );
             }
-            Workload::Probe { .. } => {
-                let _ = write!(cmd, " --nodes {} (quorum experiment plan)", self.nodes);
+            Workload::Probe { .. } | Workload::Scripted => {
+                let _ = write!(cmd, " --nodes {} (a planned run)", self.nodes);
             }
         }
         let _ = write!(cmd, " --faults {}", self.faults.flags());
@@ -279,6 +348,8 @@ pub struct Stats {
     pub slots_chosen: u64,
     /// Client commands applied at the most advanced replica.
     pub commands_committed: u64,
+    /// Times a node became leader.
+    pub elections: u64,
 }
 
 /// The verdict of one simulated run.
@@ -296,6 +367,8 @@ pub struct Report {
     pub history: Option<History>,
     /// One line per event, when tracing.
     pub trace: Vec<String>,
+    /// Every time a node became leader: (virtual ms, node, ballot).
+    pub leaders: Vec<(u64, NodeId, Ballot)>,
 }
 
 impl Report {
@@ -334,7 +407,7 @@ impl Report {
                     let _ = writeln!(s, "chosen: nothing");
                 }
             },
-            Workload::Cluster { .. } | Workload::Probe { .. } => {
+            Workload::Cluster { .. } | Workload::Probe { .. } | Workload::Scripted => {
                 let _ = writeln!(
                     s,
                     "chosen: {} slots, {} commands committed",

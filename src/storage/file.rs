@@ -1,4 +1,4 @@
-//! The real node's log: a file of checksummed frames.
+//! The real node's log: a file of checksummed frames, numbered by sync.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -9,18 +9,24 @@ use crate::paxos::Record;
 
 const MAGIC: &[u8; 8] = b"SYNODLOG";
 const HEADER: usize = 16;
-const FRAME_HEAD: usize = 8;
+/// len u32 | crc u32 | batch u64 | left u32.
+const FRAME_HEAD: usize = 20;
 
 /// A log file. Appends are buffered; [`Storage::sync`] writes them with one
 /// `write` and, if the log syncs, one `fdatasync`: group commit comes free when a
-/// caller appends many records before it syncs.
+/// caller appends many records before it syncs. The frames of one sync form a
+/// batch; each frame carries its batch's number and how many frames of the
+/// batch follow it, which is how recovery tells a torn tail from corruption.
 #[derive(Debug)]
 pub struct FileLog {
     path: PathBuf,
     file: File,
     fsync: bool,
     buf: Vec<u8>,
-    pending: usize,
+    /// Where each buffered frame starts in `buf`.
+    frames: Vec<usize>,
+    /// The last batch number used.
+    batch: u64,
     size: u64,
     syncs: u64,
 }
@@ -33,47 +39,47 @@ impl FileLog {
             path: path.to_path_buf(),
             source,
         };
+        if !path.exists() {
+            create(path)?;
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
             .open(path)
             .map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let mut recovered = Recovered::default();
-        let size = if bytes.is_empty() {
-            let mut header = Vec::with_capacity(HEADER);
-            header.extend_from_slice(MAGIC);
-            header.extend_from_slice(&VERSION.to_le_bytes());
-            header.extend_from_slice(&0u32.to_le_bytes());
-            file.write_all(&header).map_err(io)?;
+        if bytes.len() < HEADER && header_prefix(&bytes) {
+            // A crash while an older synod created the file: it never held a
+            // record. Start it again.
+            file.set_len(0).map_err(io)?;
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            file.write_all(&header()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            if !bytes.is_empty() {
+                recovered.cut = Some((0, bytes.len() as u64));
+            }
+            bytes = header();
+        }
+        let (end, batch) = parse(path, &bytes, &mut recovered)?;
+        if end < bytes.len() as u64 {
+            // A torn tail: never synced, so nothing was said about it.
+            file.set_len(end).map_err(io)?;
             if fsync {
                 file.sync_all().map_err(io)?;
-                sync_dir(path);
             }
-            HEADER as u64
-        } else {
-            let end = parse(path, &bytes, &mut recovered)?;
-            if end < bytes.len() as u64 {
-                // A torn tail: never synced, so nothing was said about it.
-                file.set_len(end).map_err(io)?;
-                if fsync {
-                    file.sync_all().map_err(io)?;
-                }
-                recovered.cut = Some((end, bytes.len() as u64 - end));
-            }
-            end
-        };
-        file.seek(SeekFrom::Start(size)).map_err(io)?;
+            recovered.cut = Some((end, bytes.len() as u64 - end));
+        }
+        file.seek(SeekFrom::Start(end)).map_err(io)?;
         let log = FileLog {
             path: path.to_path_buf(),
             file,
             fsync,
             buf: Vec::new(),
-            pending: 0,
-            size,
+            frames: Vec::new(),
+            batch,
+            size: end,
             syncs: 0,
         };
         Ok((log, recovered))
@@ -95,8 +101,78 @@ impl FileLog {
     }
 }
 
-/// Parse the header and frames of `bytes`; return where the good frames end.
-fn parse(path: &Path, bytes: &[u8], out: &mut Recovered) -> Result<u64, StorageError> {
+fn header() -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&VERSION.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h
+}
+
+/// True if `bytes` (shorter than a header) could be the start of one, or is
+/// zeros: what a crash during creation leaves.
+fn header_prefix(bytes: &[u8]) -> bool {
+    let h = header();
+    bytes.iter().zip(&h).all(|(a, b)| a == b) || bytes.iter().all(|&b| b == 0)
+}
+
+/// Create the log at `path` whole or not at all: the header goes to a
+/// temporary file, which is synced and renamed into place.
+fn create(path: &Path) -> Result<(), StorageError> {
+    let io = |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("new");
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(&header()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    sync_dir(path);
+    Ok(())
+}
+
+/// A frame's fields, if a whole frame with a good checksum starts at `at`.
+struct Frame<'a> {
+    len: usize,
+    batch: u64,
+    left: u32,
+    payload: &'a [u8],
+}
+
+fn frame_at(bytes: &[u8], at: usize) -> Option<Frame<'_>> {
+    let rest = bytes.get(at..)?;
+    if rest.len() < FRAME_HEAD {
+        return None;
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(rest[i..i + 4].try_into().expect("4 bytes"));
+    let len = u32_at(0) as usize;
+    if len > MAX_FRAME || rest.len() < FRAME_HEAD + len {
+        return None;
+    }
+    if crc32fast::hash(&rest[8..FRAME_HEAD + len]) != u32_at(4) {
+        return None;
+    }
+    Some(Frame {
+        len,
+        batch: u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes")),
+        left: u32_at(16),
+        payload: &rest[FRAME_HEAD..FRAME_HEAD + len],
+    })
+}
+
+/// Parse the header and frames of `bytes`; return where the good frames end
+/// and the last batch number they hold.
+///
+/// At the first frame that does not check out, recovery decides between a
+/// torn tail and corruption. The writer syncs one batch before it writes the
+/// next, so if any good frame of a *later* batch follows the bad one, the bad
+/// frame's batch was synced: that is corruption, and the node must not start
+/// on a log that forgot what its acceptor said. Otherwise the bad frame lies in
+/// the last batch written, which may never have been synced (a crash mid-write
+/// leaves zeros, garbage, or some blocks of the batch but not others): it is
+/// cut off, with everything after it.
+fn parse(path: &Path, bytes: &[u8], out: &mut Recovered) -> Result<(u64, u64), StorageError> {
     let bad = |reason: String| StorageError::BadHeader {
         path: path.to_path_buf(),
         reason,
@@ -106,59 +182,45 @@ fn parse(path: &Path, bytes: &[u8], out: &mut Recovered) -> Result<u64, StorageE
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        return Err(bad(format!("it is version {version}")));
+        return Err(bad(format!(
+            "it is version {version}; move it aside (or `synod down --wipe`) to start afresh"
+        )));
     }
     let mut at = HEADER;
+    let (mut batch, mut left) = (0u64, 0u32);
     while at < bytes.len() {
-        let rest = &bytes[at..];
-        if rest.iter().all(|&b| b == 0) {
-            break; // torn: the file grew but the data never landed
-        }
-        if rest.len() < FRAME_HEAD {
-            break; // torn: not even a whole frame header
-        }
-        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        if len > MAX_FRAME || rest.len() < FRAME_HEAD + len {
-            // The frame runs past the end: a write cut short, unless good frames
-            // follow, in which case its length is garbage.
-            if let Some(next) = valid_frame_after(bytes, at + 1) {
+        let Some(f) = frame_at(bytes, at) else {
+            // The batch the bad frame belongs to: the last good frame's, if
+            // that batch had frames to come; else the next.
+            let torn_batch = if left > 0 { batch } else { batch + 1 };
+            if let Some((next, later)) = later_batch_after(bytes, at + 1, torn_batch) {
                 return Err(corrupt(
                     path,
                     at,
-                    format!("frame length {len} runs past the end, yet a valid frame starts at byte {next}"),
+                    format!(
+                        "a frame that does not check out (checksum or length), yet a good frame of a later batch ({later}) starts at byte {next}"
+                    ),
                 ));
             }
             break;
-        }
-        let payload = &rest[FRAME_HEAD..FRAME_HEAD + len];
-        let last = at + FRAME_HEAD + len == bytes.len();
-        if crc32fast::hash(payload) != crc {
-            if last {
-                break; // the last frame, half written when the process died
-            }
-            return Err(corrupt(path, at, "checksum mismatch".into()));
-        }
-        match postcard::from_bytes::<Entry>(payload) {
+        };
+        match postcard::from_bytes::<Entry>(f.payload) {
             Ok(Entry::Record(r)) => out.records.push(r),
             Err(e) => return Err(corrupt(path, at, format!("undecodable frame: {e}"))),
         }
-        at += FRAME_HEAD + len;
+        (batch, left) = (f.batch, f.left);
+        at += FRAME_HEAD + f.len;
     }
-    Ok(at as u64)
+    Ok((at as u64, batch))
 }
 
-/// The first offset at or after `from` where a whole frame with a good checksum
-/// starts, if any.
-fn valid_frame_after(bytes: &[u8], from: usize) -> Option<usize> {
-    (from..bytes.len().saturating_sub(FRAME_HEAD)).find(|&at| {
-        let rest = &bytes[at..];
-        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        len > 0
-            && rest.len() >= FRAME_HEAD + len
-            && crc32fast::hash(&rest[FRAME_HEAD..FRAME_HEAD + len]) == crc
-            && postcard::from_bytes::<Entry>(&rest[FRAME_HEAD..FRAME_HEAD + len]).is_ok()
+/// The first good frame at or after `from` whose batch is above `batch`, if
+/// any: `(offset, its batch)`.
+fn later_batch_after(bytes: &[u8], from: usize, batch: u64) -> Option<(usize, u64)> {
+    (from..bytes.len().saturating_sub(FRAME_HEAD)).find_map(|at| {
+        let f = frame_at(bytes, at)?;
+        (f.batch > batch && postcard::from_bytes::<Entry>(f.payload).is_ok())
+            .then_some((at, f.batch))
     })
 }
 
@@ -182,21 +244,31 @@ fn sync_dir(path: &Path) {
 impl Storage for FileLog {
     fn append(&mut self, record: &Record) -> Result<(), StorageError> {
         let start = self.buf.len();
+        self.frames.push(start);
         self.buf.extend_from_slice(&[0; FRAME_HEAD]);
         let entry = Entry::Record(record.clone());
         self.buf = postcard::to_extend(&entry, std::mem::take(&mut self.buf))
             .expect("records always serialise");
         let len = (self.buf.len() - start - FRAME_HEAD) as u32;
-        let crc = crc32fast::hash(&self.buf[start + FRAME_HEAD..]);
         self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-        self.pending += 1;
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
         if self.buf.is_empty() {
             return Ok(());
+        }
+        // Number the batch and seal each frame: batch, frames left, checksum.
+        self.batch += 1;
+        let n = self.frames.len();
+        for (i, &start) in self.frames.iter().enumerate() {
+            let len = u32::from_le_bytes(self.buf[start..start + 4].try_into().expect("4"));
+            let end = start + FRAME_HEAD + len as usize;
+            self.buf[start + 8..start + 16].copy_from_slice(&self.batch.to_le_bytes());
+            let left = (n - 1 - i) as u32;
+            self.buf[start + 16..start + 20].copy_from_slice(&left.to_le_bytes());
+            let crc = crc32fast::hash(&self.buf[start + 8..end]);
+            self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
         }
         let io = |source| StorageError::Io {
             path: self.path.clone(),
@@ -209,11 +281,11 @@ impl Storage for FileLog {
         }
         self.size += self.buf.len() as u64;
         self.buf.clear();
-        self.pending = 0;
+        self.frames.clear();
         Ok(())
     }
 
     fn pending(&self) -> usize {
-        self.pending
+        self.frames.len()
     }
 }

@@ -26,6 +26,13 @@ impl MemLog {
     pub fn crash(&mut self) {
         self.pending.clear();
     }
+
+    /// Make the oldest `n` records appended and not yet synced durable (a
+    /// sync that covered only the batches written before it started).
+    pub fn sync_first(&mut self, n: usize) {
+        let n = n.min(self.pending.len());
+        self.durable.extend(self.pending.drain(..n));
+    }
 }
 
 impl Storage for MemLog {

@@ -9,10 +9,14 @@
 //! # File format
 //!
 //! ```text
-//! header  "SYNODLOG" (8 bytes) | version: u32 LE | flags: u32 LE (0)
-//! frame   len: u32 LE | crc32(payload): u32 LE | payload: postcard(Entry)
+//! header  "SYNODLOG" (8 bytes) | version: u32 LE (2) | flags: u32 LE (0)
+//! frame   len: u32 LE | crc32(batch..payload): u32 LE | batch: u64 LE | left: u32 LE | payload: postcard(Entry)
 //! frame   ...
 //! ```
+//!
+//! The frames written by one sync form a batch: `batch` numbers it, `left`
+//! says how many frames of the batch follow. A new file is created whole (its
+//! header written to a temporary file, synced, then renamed into place).
 //!
 //! Every frame holds an [`Entry`]. Today an entry is a single record; compaction
 //! will add a snapshot entry (everything accepted below a slot, folded) written to
@@ -21,11 +25,15 @@
 //!
 //! # Recovery
 //!
-//! A torn tail (a last frame cut short, or a last frame whose checksum fails
-//! because the crash came mid-write) is cut off with a warning: it was never
-//! synced, so nothing depended on it. A bad checksum *before* the last frame is
-//! corruption: the node refuses to start, naming the file and byte offset, rather
-//! than silently forget what its acceptor said.
+//! A torn tail is cut off with a warning: zeros, garbage, a frame cut short, or
+//! a batch only some of whose blocks reached the disk before the crash. It was
+//! never synced, so nothing depended on it. A bad frame followed by a good
+//! frame of a *later* batch is corruption (the writer syncs a batch before it
+//! writes the next, so the bad one had been synced): the node refuses to start,
+//! naming the file and byte offset, rather than silently forget what its
+//! acceptor said. The one case no format can tell apart from a torn write is
+//! damage inside the very last batch; it is treated as torn. A file shorter
+//! than a header (a crash while creating it) is started afresh.
 
 mod file;
 mod mem;
@@ -42,7 +50,7 @@ pub use file::FileLog;
 pub use mem::MemLog;
 
 /// The log format's version in the header.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The largest frame a log accepts (a bound on one record's size).
 pub const MAX_FRAME: usize = 64 << 20;
 
@@ -75,7 +83,7 @@ pub enum StorageError {
         reason: String,
     },
     /// The file is not a synod log of a version this build reads.
-    #[error("{path}: not a synod log (version {VERSION}): {reason}")]
+    #[error("{path}: not a synod log of version {VERSION}: {reason}")]
     BadHeader {
         /// The log file.
         path: PathBuf,

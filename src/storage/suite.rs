@@ -243,6 +243,72 @@ mod file_only {
     }
 
     #[test]
+    fn garbage_after_the_last_sync_is_cut_not_refused() {
+        let (_d, path, ends) = written(3);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        // Bytes that look like a frame head with a plausible length, then junk.
+        let mut junk = 40u32.to_le_bytes().to_vec();
+        junk.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
+        f.write_all(&junk).unwrap();
+        let (_, rec) = FileLog::open(&path, false).unwrap();
+        assert_eq!(rec.records.len(), 3);
+        assert_eq!(rec.cut, Some((ends[2], junk.len() as u64)));
+    }
+
+    #[test]
+    fn a_batch_torn_in_the_middle_is_cut_whole_from_the_tear() {
+        // One batch of three frames whose middle frame never reached the disk
+        // while the third did (blocks land in any order before a sync).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let (mut log, _) = FileLog::open(&path, false).unwrap();
+        log.append(&record(0)).unwrap();
+        log.sync().unwrap();
+        let first = log.size();
+        for i in 1..4 {
+            log.append(&record(i)).unwrap();
+        }
+        log.sync().unwrap();
+        drop(log);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second = first as usize + (first as usize - 16) + 3;
+        for b in &mut bytes[second..second + 10] {
+            *b = 0;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, rec) = FileLog::open(&path, false).unwrap();
+        assert_eq!(rec.records, vec![record(0), record(1)]);
+        assert!(rec.cut.is_some());
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_header_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        std::fs::write(&path, b"SYNOD").unwrap();
+        let (mut log, rec) = FileLog::open(&path, true).unwrap();
+        assert!(rec.records.is_empty());
+        assert_eq!(rec.cut, Some((0, 5)));
+        log.append(&record(0)).unwrap();
+        log.sync().unwrap();
+        let (_, rec) = FileLog::open(&path, true).unwrap();
+        assert_eq!(rec.records, vec![record(0)]);
+    }
+
+    #[test]
+    fn another_version_is_refused_with_what_to_do() {
+        let (_d, path, _) = written(1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = FileLog::open(&path, false).unwrap_err().to_string();
+        assert!(
+            err.contains("version 1") && err.contains("move it aside"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn not_a_log_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.log");

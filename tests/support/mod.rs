@@ -86,6 +86,13 @@ impl Env {
         self.dir.path().join(".synod").join(&self.name)
     }
 
+    /// The cluster as the running nodes have it, with its secret.
+    pub fn cluster(&self) -> synod::cluster::Cluster {
+        synod::cluster::rundir::RunDir::new(&self.dir.path().join(".synod"), &self.name)
+            .cluster()
+            .expect("the cluster is up")
+    }
+
     /// Every pid recorded in the state file.
     pub fn pids(&self) -> Vec<u32> {
         let Ok(text) = std::fs::read_to_string(self.run_dir().join("state.json")) else {

@@ -1,0 +1,116 @@
+//! Confirmation by a majority: heartbeats, check-quorum and read-index.
+//!
+//! Every heartbeat round has a sequence number. An acceptor confirms a round
+//! (HeartbeatAck) only if it has promised no ballot above the leader's, and an
+//! ack counts only for the leader's current ballot, so no ack from an earlier
+//! term (or an earlier process of this node, whose ballots were all lower) can
+//! confirm this one.
+//!
+//! Read-index, safe without clocks: a read waits for a round sent after it
+//! arrived to be confirmed by a majority. Any later leader needs promises from a
+//! majority, which intersects that one, so nothing can have been chosen by a
+//! newer leader before the read arrived; the replica then answers once it has
+//! applied every slot proposed before the read arrived.
+
+use super::{Leader, Mode};
+use crate::paxos::ballot::{Ballot, NodeId, Slot};
+use crate::paxos::message::{Command, Message, Notice, Outbox};
+use crate::paxos::rules::Rule;
+
+/// A read waiting for leadership to be confirmed.
+#[derive(Clone, Debug)]
+pub(super) struct PendingRead {
+    pub(super) cmd: Command,
+    /// Every slot below this was proposed (or known chosen) when it arrived.
+    index: Slot,
+    /// The heartbeat round that must be confirmed by a majority.
+    round: u64,
+}
+
+impl Leader {
+    /// A read arrived at the leader.
+    pub(super) fn read(&mut self, cmd: Command, out: &mut Outbox) {
+        let index = self.next_slot;
+        if !self.rules.holds(Rule::Confirm) {
+            // Broken: answer from the local state at once, as if still leading.
+            out.notify(Notice::Read { cmd, index });
+            return;
+        }
+        // It may be served at `next_slot` once a round sent after now is
+        // confirmed by a majority.
+        let round = self.hb_seq + 1;
+        self.reads.push(PendingRead { cmd, index, round });
+        if self.confirmed() == self.hb_seq {
+            // No round in flight: start one now rather than at the next tick.
+            self.heartbeat(out);
+        }
+    }
+
+    /// An acceptor confirmed heartbeat round `seq` of `ballot`.
+    pub(super) fn on_ack(&mut self, from: NodeId, ballot: Ballot, seq: u64, out: &mut Outbox) {
+        let current = ballot == self.proposer.ballot() || !self.rules.holds(Rule::Fresh);
+        if self.mode != Mode::Leader || !current || !self.member(from) {
+            // An ack for an earlier term, a stranger's, or one we no longer need.
+            return;
+        }
+        let a = self.acked.entry(from).or_insert(0);
+        *a = (*a).max(seq);
+        let confirmed = self.confirmed();
+        while self.rounds.front().is_some_and(|&(r, _)| r <= confirmed) {
+            let (_, sent) = self.rounds.pop_front().expect("checked");
+            self.confirmed_at = sent;
+        }
+        self.serve_reads(out);
+    }
+
+    /// True if no round sent in a whole election timeout was confirmed by a
+    /// majority (check-quorum).
+    pub(super) fn cut_off(&self) -> bool {
+        self.ticks - self.confirmed_at >= u64::from(self.cfg.election_ticks.1)
+    }
+
+    /// The highest heartbeat round a majority of acceptors confirmed.
+    pub(super) fn confirmed(&self) -> u64 {
+        let mut seqs: Vec<u64> = self.acked.values().copied().collect();
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        seqs.get(self.quorum - 1).copied().unwrap_or(0)
+    }
+
+    /// Hand every read whose round a majority confirmed to the local replica,
+    /// which answers it once it has applied everything below its index. Reads
+    /// still waiting get a fresh round as soon as the current one is confirmed.
+    fn serve_reads(&mut self, out: &mut Outbox) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let confirmed = self.confirmed();
+        let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) =
+            self.reads.drain(..).partition(|r| r.round <= confirmed);
+        self.reads = waiting;
+        for r in ready {
+            out.notify(Notice::Read {
+                cmd: r.cmd,
+                index: r.index,
+            });
+        }
+        if !self.reads.is_empty() && confirmed == self.hb_seq {
+            self.heartbeat(out);
+        }
+    }
+
+    pub(super) fn heartbeat(&mut self, out: &mut Outbox) {
+        self.hb_seq += 1;
+        self.rounds.push_back((self.hb_seq, self.ticks));
+        for &n in &self.nodes {
+            out.send(
+                self.id,
+                n,
+                Message::Heartbeat {
+                    ballot: self.proposer.ballot(),
+                    commit: self.first_unchosen,
+                    seq: self.hb_seq,
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Elections: pre-vote, phase 1 for the whole log, taking over, stepping down.
+//!
+//! A node whose election timeout ran out first asks every node for a pre-vote
+//! at the ballot it would use. A node grants it only if it has not heard a live
+//! leader's heartbeat for the shortest election timeout itself; the candidate
+//! raises its round (durably, see `Proposer::prepare`) only with a majority's
+//! grant. So a node that cannot reach the leader, but can reach followers who
+//! still hear it, never deposes a healthy leader: its round stays where it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{draw, Leader, Mode};
+use crate::paxos::ballot::{Ballot, NodeId, Slot};
+use crate::paxos::message::{Message, Outbox, Outcome, Reply, Value};
+use crate::paxos::rules::Rule;
+
+impl Leader {
+    /// The election timeout ran out.
+    pub(super) fn timed_out(&mut self, out: &mut Outbox) {
+        self.elapsed = 0;
+        self.timeout = draw(&mut self.rng, self.cfg.election_ticks);
+        self.leader_hint = None;
+        if !self.rules.holds(Rule::Prevote) {
+            self.start_election(out);
+            return;
+        }
+        self.mode = Mode::PreCandidate;
+        let ballot = Ballot::new(self.proposer.next_round(), self.id);
+        self.prevote = Some((ballot, BTreeSet::from([self.id])));
+        for &n in &self.nodes {
+            if n != self.id {
+                out.send(self.id, n, Message::PreVote { ballot });
+            }
+        }
+        self.count_prevotes(out);
+    }
+
+    /// Start phase 1 now, without a pre-vote: an operator's explicit request
+    /// (raft-rs calls it `campaign`), used by scripted scenarios.
+    pub fn campaign(&mut self, out: &mut Outbox) {
+        self.elapsed = 0;
+        self.timeout = draw(&mut self.rng, self.cfg.election_ticks);
+        self.leader_hint = None;
+        self.start_election(out);
+    }
+
+    /// Someone asks for a pre-vote at `ballot`.
+    pub(super) fn on_prevote(&mut self, from: NodeId, ballot: Ballot, out: &mut Outbox) {
+        // A live leader never grants; a follower grants only once it has not
+        // heard a leader for the shortest election timeout. A pre-vote changes
+        // nothing here: no promise, no round.
+        let quiet = self
+            .heard_leader
+            .is_none_or(|t| self.ticks.saturating_sub(t) >= u64::from(self.cfg.election_ticks.0));
+        let granted = self.mode != Mode::Leader && quiet;
+        out.send(self.id, from, Message::PreVoteReply { ballot, granted });
+    }
+
+    pub(super) fn on_prevote_reply(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        granted: bool,
+        out: &mut Outbox,
+    ) {
+        if !granted || self.mode != Mode::PreCandidate || !self.member(from) {
+            return;
+        }
+        if let Some((asked, grants)) = &mut self.prevote {
+            if *asked == ballot {
+                grants.insert(from);
+            }
+        }
+        self.count_prevotes(out);
+    }
+
+    fn count_prevotes(&mut self, out: &mut Outbox) {
+        let enough = self
+            .prevote
+            .as_ref()
+            .is_some_and(|(_, g)| g.len() >= self.quorum);
+        if enough {
+            self.start_election(out);
+        }
+    }
+
+    fn start_election(&mut self, out: &mut Outbox) {
+        self.mode = Mode::Candidate;
+        self.prevote = None;
+        let round = self.proposer.next_round();
+        self.proposer.prepare(round, self.first_unchosen, out);
+    }
+
+    pub(super) fn become_leader(&mut self, mut must: BTreeMap<Slot, Value>, out: &mut Outbox) {
+        self.mode = Mode::Leader;
+        self.leader_hint = Some(self.id);
+        self.in_flight.clear();
+        let reported = must.keys().next_back().map_or(0, |s| s + 1);
+        let known = self.chosen_ahead.iter().next_back().map_or(0, |s| s + 1);
+        self.next_slot = self.first_unchosen.max(reported).max(known);
+        // P2c per slot: the highest-ballot value reported, or a no-op for a hole.
+        for slot in self.first_unchosen..self.next_slot {
+            if !self.chosen_ahead.contains(&slot) {
+                let value = must.remove(&slot).unwrap_or(Value::Noop);
+                self.propose(slot, value, out);
+            }
+        }
+        self.hb_elapsed = 0;
+        self.acked.clear();
+        self.rounds.clear();
+        self.confirmed_at = self.ticks;
+        self.heartbeat(out);
+        self.propose_waiting(out);
+    }
+
+    pub(super) fn step_down(&mut self, hint: Option<NodeId>, out: &mut Outbox) {
+        self.mode = Mode::Follower;
+        self.prevote = None;
+        self.elapsed = 0;
+        self.timeout = draw(&mut self.rng, self.cfg.election_ticks);
+        self.leader_hint = hint;
+        self.in_flight.clear();
+        // Commands never proposed can safely be sent elsewhere. Those in flight
+        // may still be chosen: their clients will retry with the same seq.
+        let reads = self.reads.drain(..).map(|r| r.cmd);
+        for cmd in self.queue.drain(..).chain(reads) {
+            out.replies.push(Reply {
+                client: cmd.client,
+                seq: cmd.seq,
+                outcome: Outcome::NotLeader { leader: hint },
+            });
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Multi-Paxos: one leader proposes for a whole log.
+//!
+//! A node becomes leader by running phase 1 once, for every slot from its first
+//! unchosen slot on (Paxos Made Simple §3). The promises report what a majority
+//! accepted in those slots; the new leader re-proposes, slot by slot, the value of
+//! the highest ballot reported (P2c per slot) and fills holes with no-ops. While it
+//! leads, a command needs phase 2 only.
+//!
+//! Time is counted in ticks; the shell decides how long a tick is. The jobs of
+//! the proposer role, one file each:
+//! - [`election`]: a follower that hears no leader for a randomized election
+//!   timeout asks for a pre-vote, and only with a majority's grant raises its
+//!   round and runs phase 1; a leader or candidate that sees a higher ballot
+//!   steps down.
+//! - [`confirm`]: heartbeats, which acceptors confirm only if they promised
+//!   nothing higher. A leader that goes a full election timeout without a
+//!   majority's confirmation steps down (check-quorum), and a read is answered
+//!   only after a majority confirmed a round sent after it arrived (read-index).
+//! - [`window`]: commands that wait are packed into one slot (bounded by count
+//!   and bytes), up to `window` slots are in flight at once, and accepts that
+//!   stay unanswered are sent again, so lost messages delay a slot but never
+//!   stall it.
+
+mod confirm;
+mod election;
+mod window;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::ballot::{Ballot, NodeId, Slot};
+use super::message::{Command, Message, Notice, Outbox, Outcome, Record, Reply};
+use super::proposer::Proposer;
+use super::quorum::majority;
+use super::rules::{Rule, Rules};
+use crate::rng::Rng;
+use confirm::PendingRead;
+use window::Flight;
+
+/// Timing and batching of a leader, in ticks and counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderConfig {
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: u32,
+    /// Election timeout, drawn uniformly from this range (ticks) each time.
+    pub election_ticks: (u32, u32),
+    /// Slots in flight at once.
+    pub window: usize,
+    /// Commands in one slot at most.
+    pub max_batch: usize,
+    /// Bytes of commands in one slot at most.
+    pub max_batch_bytes: usize,
+    /// Serve reads without a log write (read-index): confirm leadership with one
+    /// heartbeat round to a majority, then read at the commit point.
+    pub read_index: bool,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        LeaderConfig {
+            heartbeat_ticks: 5,
+            election_ticks: (15, 30),
+            window: 2,
+            max_batch: 512,
+            max_batch_bytes: 256 * 1024,
+            read_index: true,
+        }
+    }
+}
+
+/// What a node's proposer is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// Following whoever leads; counting ticks towards an election.
+    Follower,
+    /// Asking for pre-votes: may it run phase 1 without deposing a live leader?
+    PreCandidate,
+    /// Phase 1 under way for its own ballot.
+    Candidate,
+    /// Phase 1 done for every slot: proposing with phase 2 alone.
+    Leader,
+}
+
+impl Mode {
+    /// The word `synod status` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Follower => "follower",
+            Mode::PreCandidate => "pre-candidate",
+            Mode::Candidate => "candidate",
+            Mode::Leader => "leader",
+        }
+    }
+}
+
+/// The proposer role of a Multi-Paxos node.
+#[derive(Clone, Debug)]
+pub struct Leader {
+    id: NodeId,
+    nodes: Vec<NodeId>,
+    quorum: usize,
+    rules: Rules,
+    cfg: LeaderConfig,
+    rng: Rng,
+    proposer: Proposer,
+    mode: Mode,
+    /// Ticks counted since this proposer was made.
+    ticks: u64,
+    /// Ticks since the last sign of a leader (or a rival's promise).
+    elapsed: u32,
+    timeout: u32,
+    /// When this node last heard a live leader's heartbeat (through its acceptor).
+    heard_leader: Option<u64>,
+    leader_hint: Option<NodeId>,
+    /// The ballot a pre-vote is asked for, and who granted it.
+    prevote: Option<(Ballot, BTreeSet<NodeId>)>,
+    first_unchosen: Slot,
+    chosen_ahead: BTreeSet<Slot>,
+    next_slot: Slot,
+    in_flight: BTreeMap<Slot, Flight>,
+    queue: VecDeque<Command>,
+    hb_elapsed: u32,
+    hb_seq: u64,
+    /// The highest heartbeat round each acceptor confirmed at our ballot.
+    acked: BTreeMap<NodeId, u64>,
+    /// Heartbeat rounds sent and not yet confirmed: (round, tick sent).
+    rounds: VecDeque<(u64, u64)>,
+    /// When the latest round a majority confirmed was sent.
+    confirmed_at: u64,
+    /// Reads waiting for a heartbeat round sent after they arrived.
+    reads: Vec<PendingRead>,
+}
+
+impl Leader {
+    /// The proposer of node `id` in the cluster `nodes`; `seed` drives its election
+    /// jitter (the shell picks it; the same seed gives the same timeouts).
+    pub fn new(id: NodeId, nodes: Vec<NodeId>, rules: Rules, cfg: LeaderConfig, seed: u64) -> Self {
+        let quorum = majority(nodes.len());
+        let proposer = Proposer::new(id, nodes.clone(), quorum, rules);
+        Leader::with_proposer(id, nodes, rules, cfg, seed, proposer)
+    }
+
+    /// The proposer of a restarted node: above every round it recorded
+    /// (`records`, its own log) and every ballot its acceptor recovered
+    /// (`acceptor`, the acceptor's promise, which is at least every ballot it
+    /// accepted), so it never uses a ballot twice. With the `round` rule
+    /// broken, it starts from zero as [`Leader::new`] does.
+    pub fn recover<'a>(
+        id: NodeId,
+        nodes: Vec<NodeId>,
+        rules: Rules,
+        cfg: LeaderConfig,
+        seed: u64,
+        records: impl IntoIterator<Item = &'a Record>,
+        acceptor: Ballot,
+    ) -> Self {
+        let quorum = majority(nodes.len());
+        let mut proposer = Proposer::recover(id, nodes.clone(), quorum, rules, records);
+        if rules.holds(Rule::Round) {
+            proposer.observe(acceptor);
+        }
+        Leader::with_proposer(id, nodes, rules, cfg, seed, proposer)
+    }
+
+    fn with_proposer(
+        id: NodeId,
+        nodes: Vec<NodeId>,
+        rules: Rules,
+        cfg: LeaderConfig,
+        seed: u64,
+        proposer: Proposer,
+    ) -> Self {
+        let mut rng = Rng::new(seed);
+        let timeout = draw(&mut rng, cfg.election_ticks);
+        Leader {
+            id,
+            quorum: majority(nodes.len()),
+            nodes,
+            rules,
+            cfg,
+            rng,
+            proposer,
+            mode: Mode::Follower,
+            ticks: 0,
+            elapsed: 0,
+            timeout,
+            heard_leader: None,
+            leader_hint: None,
+            prevote: None,
+            first_unchosen: 0,
+            chosen_ahead: BTreeSet::new(),
+            next_slot: 0,
+            in_flight: BTreeMap::new(),
+            queue: VecDeque::new(),
+            hb_elapsed: 0,
+            hb_seq: 0,
+            acked: BTreeMap::new(),
+            rounds: VecDeque::new(),
+            confirmed_at: 0,
+            reads: Vec::new(),
+        }
+    }
+
+    /// Follower, pre-candidate, candidate or leader.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The ballot of this node's latest attempt to lead.
+    pub fn ballot(&self) -> Ballot {
+        self.proposer.ballot()
+    }
+
+    /// The round this node would use next (above every ballot it saw).
+    pub fn next_round(&self) -> u64 {
+        self.proposer.next_round()
+    }
+
+    /// Who this node believes leads (itself included).
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader_hint
+    }
+
+    /// The first slot this node does not know chosen.
+    pub fn first_unchosen(&self) -> Slot {
+        self.first_unchosen
+    }
+
+    /// Slots proposed and not yet known chosen.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Commands waiting for room in the window.
+    pub fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True if `node` may count towards a quorum.
+    fn member(&self, node: NodeId) -> bool {
+        self.nodes.contains(&node) || !self.rules.holds(Rule::Members)
+    }
+
+    /// Handle one message from node `from` for the proposer role.
+    pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
+        match msg {
+            Message::Promise {
+                ballot,
+                from_slot,
+                accepted,
+                next,
+            } if self.mode == Mode::Candidate => {
+                let chunk = (from_slot, accepted, next);
+                if let Some(must) = self.proposer.on_promise(from, ballot, chunk, out) {
+                    self.become_leader(must, out);
+                }
+            }
+            Message::Nack { ballot, promised } => {
+                // Someone promised a higher ballot: this attempt (or reign) is over.
+                let preempted = self.proposer.on_nack(ballot, promised);
+                if preempted && self.mode != Mode::Follower {
+                    self.step_down(None, out);
+                }
+            }
+            Message::HeartbeatAck { ballot, seq } => self.on_ack(from, ballot, seq, out),
+            Message::PreVote { ballot } => self.on_prevote(from, ballot, out),
+            Message::PreVoteReply { ballot, granted } => {
+                self.on_prevote_reply(from, ballot, granted, out)
+            }
+            // Stale promises, or not for a proposer: nothing to do.
+            _ => {}
+        }
+    }
+
+    /// Handle a notice from this node's other roles (or a client's command).
+    pub fn notice(&mut self, notice: Notice, out: &mut Outbox) {
+        match notice {
+            Notice::Request(cmd) => self.request(cmd, out),
+            Notice::LeaderSeen { ballot, .. } if ballot.node != self.id => {
+                // Our acceptor confirmed another leader's heartbeat.
+                self.proposer.observe(ballot);
+                self.heard_leader = Some(self.ticks);
+                if self.mode != Mode::Follower && ballot > self.proposer.ballot() {
+                    self.step_down(Some(ballot.node), out);
+                }
+                if self.mode == Mode::Follower {
+                    self.leader_hint = Some(ballot.node);
+                    self.elapsed = 0;
+                }
+            }
+            Notice::Promised { ballot } if ballot.node != self.id => {
+                // Our acceptor promised a rival: give the rival time to win.
+                self.proposer.observe(ballot);
+                if self.mode != Mode::Follower && ballot > self.proposer.ballot() {
+                    self.step_down(None, out);
+                }
+                self.elapsed = 0;
+            }
+            Notice::Committed { slot } => self.committed(slot, out),
+            // Our own notices: nothing to do.
+            _ => {}
+        }
+    }
+
+    fn request(&mut self, cmd: Command, out: &mut Outbox) {
+        if self.mode != Mode::Leader {
+            out.replies.push(Reply {
+                client: cmd.client,
+                seq: cmd.seq,
+                outcome: Outcome::NotLeader {
+                    leader: self.leader_hint.filter(|&l| l != self.id),
+                },
+            });
+        } else if self.cfg.read_index && cmd.op.is_read() {
+            self.read(cmd, out);
+        } else {
+            self.queue.push_back(cmd);
+            self.propose_waiting(out);
+        }
+    }
+
+    /// One tick of logical time.
+    pub fn tick(&mut self, out: &mut Outbox) {
+        self.ticks += 1;
+        match self.mode {
+            Mode::Follower | Mode::PreCandidate | Mode::Candidate => {
+                self.elapsed += 1;
+                if self.elapsed >= self.timeout {
+                    self.timed_out(out);
+                }
+            }
+            Mode::Leader => {
+                self.hb_elapsed += 1;
+                for f in self.in_flight.values_mut() {
+                    f.age += 1;
+                }
+                if self.hb_elapsed < self.cfg.heartbeat_ticks {
+                    return;
+                }
+                self.hb_elapsed = 0;
+                if self.cut_off() {
+                    // No round sent in a whole election timeout was confirmed
+                    // by a majority: we may be cut off, so stop taking commands.
+                    self.step_down(None, out);
+                    return;
+                }
+                self.heartbeat(out);
+                self.resend(out);
+            }
+        }
+    }
+}
+
+fn draw(rng: &mut Rng, (lo, hi): (u32, u32)) -> u32 {
+    rng.range(lo as u64, hi as u64) as u32
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,449 @@
+use super::*;
+use crate::kv::Op;
+use crate::paxos::message::PValue;
+use crate::paxos::{Rule, Value};
+
+fn cfg() -> LeaderConfig {
+    LeaderConfig {
+        heartbeat_ticks: 2,
+        election_ticks: (4, 4),
+        window: 2,
+        max_batch: 2,
+        max_batch_bytes: 1 << 20,
+        read_index: true,
+    }
+}
+
+fn cmd(seq: u64) -> Command {
+    Command {
+        client: 7,
+        seq,
+        op: Op::Put {
+            key: "k".into(),
+            value: seq.to_string(),
+        },
+    }
+}
+
+fn read(seq: u64) -> Command {
+    Command {
+        client: 8,
+        seq,
+        op: Op::Get { key: "k".into() },
+    }
+}
+
+#[test]
+fn a_read_waits_for_a_majority_to_confirm_a_round_sent_after_it() {
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(cmd(1)), &mut out);
+    // The election's round is confirmed: no round is in flight.
+    let sent = l.hb_seq;
+    for n in [2, 3] {
+        ack(&mut l, n, sent, &mut out);
+    }
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(read(1)), &mut out);
+    assert!(
+        out.send
+            .iter()
+            .any(|e| matches!(e.msg, Message::Heartbeat { seq, .. } if seq == sent + 1)),
+        "a round starts at once"
+    );
+    assert!(
+        !out.notices.iter().any(|n| n.kind() == "Read"),
+        "the older round does not count"
+    );
+    let mut out = Outbox::new();
+    ack(&mut l, 1, sent + 1, &mut out);
+    assert!(
+        !out.notices.iter().any(|n| n.kind() == "Read"),
+        "one ack is not a majority"
+    );
+    ack(&mut l, 3, sent + 1, &mut out);
+    // Served at the slot after everything proposed so far (the write in slot 0).
+    assert!(
+        out.notices.contains(&Notice::Read {
+            cmd: read(1),
+            index: 1
+        }),
+        "{:?}",
+        out.notices
+    );
+    // The read never enters the log.
+    assert_eq!(l.in_flight(), 1);
+}
+
+#[test]
+fn a_leader_serving_many_reads_does_not_think_itself_cut_off() {
+    // Rounds started on demand for reads, each confirmed at once, must count
+    // as contact with a majority (check-quorum), however many there are.
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    for i in 0..100 {
+        let mut out = Outbox::new();
+        l.notice(Notice::Request(read(i)), &mut out);
+        l.tick(&mut out);
+        let seq = l.hb_seq;
+        for n in [2, 3] {
+            ack(&mut l, n, seq, &mut out);
+        }
+        assert_eq!(l.mode(), Mode::Leader, "stepped down after {i} ticks");
+    }
+}
+
+#[test]
+fn pending_reads_are_refused_when_the_leader_steps_down() {
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(read(1)), &mut out);
+    let mut out = Outbox::new();
+    l.notice(
+        Notice::Promised {
+            ballot: Ballot::new(9, 2),
+        },
+        &mut out,
+    );
+    assert_eq!(out.replies.len(), 1);
+    assert!(matches!(out.replies[0].outcome, Outcome::NotLeader { .. }));
+}
+
+/// Acceptor `from` confirms heartbeat round `seq` of `l`'s ballot.
+fn ack(l: &mut Leader, from: NodeId, seq: u64, out: &mut Outbox) {
+    let ballot = l.ballot();
+    l.handle(from, Message::HeartbeatAck { ballot, seq }, out);
+}
+
+fn elect(l: &mut Leader, accepted: Vec<PValue>) -> Outbox {
+    let mut out = Outbox::new();
+    for _ in 0..4 {
+        l.tick(&mut out);
+    }
+    assert_eq!(l.mode(), Mode::PreCandidate);
+    let prevote = out
+        .send
+        .iter()
+        .find_map(|e| match e.msg {
+            Message::PreVote { ballot } => Some(ballot),
+            _ => None,
+        })
+        .expect("a pre-vote is asked");
+    let mut out = Outbox::new();
+    l.handle(
+        2,
+        Message::PreVoteReply {
+            ballot: prevote,
+            granted: true,
+        },
+        &mut out,
+    );
+    assert_eq!(l.mode(), Mode::Candidate);
+    let ballot = l.ballot();
+    assert_eq!(ballot, prevote);
+    let mut out = Outbox::new();
+    for (from, accepted) in [(2, accepted), (3, vec![])] {
+        l.handle(
+            from,
+            Message::Promise {
+                ballot,
+                from_slot: 0,
+                accepted,
+                next: None,
+            },
+            &mut out,
+        );
+    }
+    assert_eq!(l.mode(), Mode::Leader);
+    out
+}
+
+fn accepts(out: &Outbox) -> Vec<(Slot, Value)> {
+    let mut v: Vec<(Slot, Value)> = out
+        .send
+        .iter()
+        .filter(|e| e.to == 2)
+        .filter_map(|e| match &e.msg {
+            Message::Accept { slot, value, .. } => Some((*slot, value.clone())),
+            _ => None,
+        })
+        .collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn a_new_leader_reproposes_reported_values_and_fills_holes() {
+    // Paxos Made Simple §3: the new leader runs phase 2 for reported slots and
+    // proposes no-ops for the gaps.
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let reported = vec![PValue {
+        slot: 2,
+        ballot: Ballot::new(1, 2),
+        value: Value::Text("x".into()),
+    }];
+    let out = elect(&mut l, reported);
+    assert_eq!(
+        accepts(&out),
+        vec![
+            (0, Value::Noop),
+            (1, Value::Noop),
+            (2, Value::Text("x".into()))
+        ]
+    );
+}
+
+#[test]
+fn commands_are_batched_within_the_window() {
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    for seq in 1..=7 {
+        l.notice(Notice::Request(cmd(seq)), &mut out);
+    }
+    // Window 2: slots 0 and 1 each take one command at once; the rest wait.
+    assert_eq!(l.in_flight(), 2);
+    assert_eq!(l.waiting(), 5);
+    let mut out = Outbox::new();
+    l.notice(Notice::Committed { slot: 0 }, &mut out);
+    // One slot freed: the next batch carries max_batch = 2 commands.
+    assert_eq!(accepts(&out), vec![(2, Value::Batch(vec![cmd(3), cmd(4)]))]);
+}
+
+#[test]
+fn a_follower_redirects_clients_to_the_leader_it_heard() {
+    let mut l = Leader::new(3, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut out = Outbox::new();
+    l.notice(
+        Notice::LeaderSeen {
+            ballot: Ballot::new(4, 2),
+            commit: 0,
+        },
+        &mut out,
+    );
+    l.notice(Notice::Request(cmd(1)), &mut out);
+    assert_eq!(
+        out.replies[0].outcome,
+        Outcome::NotLeader { leader: Some(2) }
+    );
+}
+
+#[test]
+fn a_leader_steps_down_on_a_higher_ballot_and_without_a_majority() {
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    l.notice(
+        Notice::Promised {
+            ballot: Ballot::new(9, 2),
+        },
+        &mut out,
+    );
+    assert_eq!(l.mode(), Mode::Follower);
+
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    // No acks ever arrive: after the election timeout (4 ticks) it gives up.
+    let mut out = Outbox::new();
+    for _ in 0..6 {
+        l.tick(&mut out);
+    }
+    assert_eq!(l.mode(), Mode::Follower);
+}
+
+#[test]
+fn unanswered_accepts_are_sent_again() {
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(cmd(1)), &mut out);
+    let mut later = Outbox::new();
+    for _ in 0..4 {
+        let seq = l.hb_seq;
+        ack(&mut l, 2, seq, &mut later);
+        ack(&mut l, 3, seq, &mut later);
+        l.tick(&mut later);
+    }
+    assert!(accepts(&later).contains(&(0, Value::Batch(vec![cmd(1)]))));
+}
+
+#[test]
+fn a_follower_that_hears_a_leader_refuses_a_pre_vote_and_the_asker_keeps_its_round() {
+    // A node cut off from the leader alone asks the followers: they still hear
+    // the leader, so they refuse, and it never raises its round.
+    let mut follower = Leader::new(2, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut out = Outbox::new();
+    follower.notice(
+        Notice::LeaderSeen {
+            ballot: Ballot::new(1, 1),
+            commit: 0,
+        },
+        &mut out,
+    );
+    let asked = Ballot::new(2, 3);
+    follower.handle(3, Message::PreVote { ballot: asked }, &mut out);
+    assert_eq!(
+        out.send.last().map(|e| e.msg.clone()),
+        Some(Message::PreVoteReply {
+            ballot: asked,
+            granted: false
+        })
+    );
+    // Once the follower has not heard a leader for an election timeout, it grants.
+    for _ in 0..4 {
+        follower.tick(&mut Outbox::new());
+    }
+    let mut out = Outbox::new();
+    follower.handle(3, Message::PreVote { ballot: asked }, &mut out);
+    assert!(out.send.iter().any(|e| e.msg
+        == Message::PreVoteReply {
+            ballot: asked,
+            granted: true
+        }));
+
+    let mut asker = Leader::new(3, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut out = Outbox::new();
+    for _ in 0..4 {
+        asker.tick(&mut out);
+    }
+    let mut out = Outbox::new();
+    asker.handle(
+        2,
+        Message::PreVoteReply {
+            ballot: Ballot::new(1, 3),
+            granted: false,
+        },
+        &mut out,
+    );
+    assert!(
+        out.persist.is_empty() && out.send_durable.is_empty(),
+        "no round raised"
+    );
+    assert_eq!(asker.mode(), Mode::PreCandidate);
+    assert_eq!(asker.next_round(), 1);
+    // With the `prevote` guard broken, a timeout raises the round at once.
+    let mut rash = Leader::new(
+        3,
+        vec![1, 2, 3],
+        Rules::breaking(Some(Rule::Prevote)),
+        cfg(),
+        1,
+    );
+    let mut out = Outbox::new();
+    for _ in 0..4 {
+        rash.tick(&mut out);
+    }
+    assert_eq!(rash.mode(), Mode::Candidate);
+    assert_eq!(out.persist, vec![Record::Round { round: 1 }]);
+}
+
+#[test]
+fn a_restarted_leader_starts_above_its_rounds_and_its_acceptors_promise() {
+    let rounds = [Record::Round { round: 4 }];
+    let l = Leader::recover(
+        1,
+        vec![1, 2, 3],
+        Rules::ALL,
+        cfg(),
+        1,
+        &rounds,
+        Ballot::new(6, 2),
+    );
+    assert_eq!(l.next_round(), 7);
+    let l = Leader::recover(
+        1,
+        vec![1, 2, 3],
+        Rules::ALL,
+        cfg(),
+        1,
+        &rounds,
+        Ballot::new(2, 2),
+    );
+    assert_eq!(l.next_round(), 5);
+    let broken = Rules::breaking(Some(Rule::Round));
+    let l = Leader::recover(
+        1,
+        vec![1, 2, 3],
+        broken,
+        cfg(),
+        1,
+        &rounds,
+        Ballot::new(6, 2),
+    );
+    assert_eq!(l.next_round(), 1, "the broken rule forgets both");
+}
+
+#[test]
+fn acks_count_only_for_the_current_ballot_and_from_members() {
+    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    let election_round = l.hb_seq;
+    for n in [2, 3] {
+        ack(&mut l, n, election_round, &mut out);
+    }
+    l.notice(Notice::Request(read(1)), &mut out);
+    let seq = l.hb_seq;
+    assert_eq!(seq, election_round + 1, "the read started a round");
+    let mut out = Outbox::new();
+    // An ack of an earlier term with a high sequence number, and a stranger's.
+    l.handle(
+        2,
+        Message::HeartbeatAck {
+            ballot: Ballot::new(0, 1),
+            seq: 1 << 40,
+        },
+        &mut out,
+    );
+    l.handle(
+        9,
+        Message::HeartbeatAck {
+            ballot: l.ballot(),
+            seq,
+        },
+        &mut out,
+    );
+    ack(&mut l, 3, seq, &mut out);
+    assert!(!out.notices.iter().any(|n| n.kind() == "Read"));
+    ack(&mut l, 2, seq, &mut out);
+    assert!(out.notices.iter().any(|n| n.kind() == "Read"));
+    // With `fresh` broken, the old term's acks confirm.
+    let mut l = Leader::new(
+        1,
+        vec![1, 2, 3],
+        Rules::breaking(Some(Rule::Fresh)),
+        cfg(),
+        1,
+    );
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(read(1)), &mut out);
+    for from in [2, 3] {
+        l.handle(
+            from,
+            Message::HeartbeatAck {
+                ballot: Ballot::new(0, 1),
+                seq: 1 << 40,
+            },
+            &mut out,
+        );
+    }
+    assert!(out.notices.iter().any(|n| n.kind() == "Read"));
+}
+
+#[test]
+fn without_confirm_a_read_is_answered_at_once() {
+    let mut l = Leader::new(
+        1,
+        vec![1, 2, 3],
+        Rules::breaking(Some(Rule::Confirm)),
+        cfg(),
+        1,
+    );
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(read(1)), &mut out);
+    assert!(out.notices.iter().any(|n| n.kind() == "Read"));
+}

@@ -1,0 +1,395 @@
+//! Named adversarial scenarios: scripted, deterministic schedules that drive
+//! the protocol to the edge one of its rules or guards protects.
+//!
+//! Random seeds rarely line up the several coincidences a subtle bug needs
+//! (a crash between two particular writes, a pause of exactly the right
+//! nodes, a read at the wrong moment). Each scenario lines them up on
+//! purpose, on a perfect network, and is run twice by the tests: with every
+//! rule on it must be clean, and with its guard switched off
+//! (`synod sim --scenario NAME --break RULE`) the simulator's invariants must
+//! catch the violation.
+
+use super::invariants::Violation;
+use super::world::SCRIPT_CLIENT;
+use super::{run as simulate, Faults, PlanAction, Report, SimConfig, Workload};
+use crate::kv::Op;
+use crate::paxos::{
+    Ballot, Command, Envelope, LeaderConfig, Message, PromiseLimit, Role, Rule, Rules, Value,
+};
+
+/// One named scenario.
+pub struct Scenario {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// What it does, in one line.
+    pub about: &'static str,
+    /// The rule or guard it shows the need for.
+    pub guard: Rule,
+    build: fn(&mut SimConfig),
+    expect: Option<fn(&Report) -> Option<String>>,
+}
+
+/// Every scenario, in the order `synod sim --scenarios` lists them.
+pub const ALL: [Scenario; 6] = [
+    Scenario {
+        name: "ballot-reuse",
+        about: "a leader dies before its own acceptor syncs, restarts cut off from the two acceptors that accepted its value, and campaigns again",
+        guard: Rule::Round,
+        build: ballot_reuse,
+        expect: None,
+    },
+    Scenario {
+        name: "stale-read",
+        about: "a leader is cut off in a minority, a new leader commits a write, and a client reads at the old leader",
+        guard: Rule::Confirm,
+        build: stale_read,
+        expect: None,
+    },
+    Scenario {
+        name: "lagging-promise",
+        about: "a node that missed 200 writes of 1 KB campaigns; the promises it needs are larger than a frame",
+        guard: Rule::Chunks,
+        build: lagging_promise,
+        expect: None,
+    },
+    Scenario {
+        name: "non-member",
+        about: "nodes 9 and 10, not in the cluster, vote for a value only the isolated leader accepted",
+        guard: Rule::Members,
+        build: non_member,
+        expect: None,
+    },
+    Scenario {
+        name: "dead-incarnation",
+        about: "heartbeat acks queued for a leader that died are replayed to its next process, which leads again and is then cut off",
+        guard: Rule::Fresh,
+        build: dead_incarnation,
+        expect: None,
+    },
+    Scenario {
+        name: "disruptive-node",
+        about: "a node cut off from the leader alone, but not from the followers, keeps timing out",
+        guard: Rule::Prevote,
+        build: disruptive_node,
+        expect: Some(leader_kept),
+    },
+];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    ALL.iter().find(|s| s.name == name)
+}
+
+impl Scenario {
+    /// The scenario's configuration with `rules`.
+    pub fn config(&self, rules: Rules) -> SimConfig {
+        let mut c = SimConfig::cluster(1, 5, 0, 0);
+        c.workload = Workload::Scripted;
+        c.faults = Faults::none();
+        c.rules = rules;
+        c.scenario = Some(self.name.to_string());
+        (self.build)(&mut c);
+        c
+    }
+
+    /// Play it with `rules`; its own expectation is checked beside the
+    /// invariants.
+    pub fn run(&self, rules: Rules) -> Report {
+        run_config(self, &self.config(rules))
+    }
+}
+
+/// Play scenario `s` with a configuration made by [`Scenario::config`] (and
+/// perhaps changed, say to trace).
+pub fn run_config(s: &Scenario, cfg: &SimConfig) -> Report {
+    let mut report = simulate(cfg);
+    if let Some(what) = s.expect.and_then(|f| f(&report)) {
+        report.violations.push(Violation::Expectation { what });
+    }
+    report
+}
+
+fn put(key: &str, value: &str) -> Op {
+    Op::Put {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+fn get(key: &str) -> Op {
+    Op::Get { key: key.into() }
+}
+
+/// Five nodes. Node 1 leads at ballot 1.1 with a disk too slow to sync, so
+/// its own acceptor's promise and accepts never become durable. It proposes v
+/// for slot 0; only acceptors 2 and 3 (durably) accept it. Node 1 dies and
+/// comes back cut off from 2 and 3, and campaigns: without a durable round it
+/// picks 1.1 again, 4 and 5 promise it again, and it proposes v' for slot 0
+/// under the same ballot, chosen by 1, 4 and 5. Then node 2 leads: the
+/// promises report ballot 1.1 with v (from 2 and 3) and with v' (from 4), and
+/// nothing says which was chosen.
+fn ballot_reuse(c: &mut SimConfig) {
+    c.nodes = 5;
+    c.plan = vec![
+        (
+            0,
+            PlanAction::SlowDisk {
+                node: 1,
+                role: Role::Acceptor,
+                ms: 1_000_000,
+            },
+        ),
+        (1, PlanAction::Campaign(1)),
+        (100, PlanAction::Split(vec![0, 0, 0, 1, 1])),
+        (
+            110,
+            PlanAction::Client {
+                node: 1,
+                op: put("k", "v"),
+            },
+        ),
+        (150, PlanAction::Crash(1)),
+        (152, PlanAction::Split(vec![0, 1, 1, 0, 0])),
+        (160, PlanAction::Restart(1)),
+        (170, PlanAction::Campaign(1)),
+        (
+            190,
+            PlanAction::Client {
+                node: 1,
+                op: put("k", "v-prime"),
+            },
+        ),
+        (300, PlanAction::Crash(1)),
+        (301, PlanAction::Heal),
+        (310, PlanAction::Campaign(2)),
+        (400, PlanAction::Restart(1)),
+        (
+            500,
+            PlanAction::Client {
+                node: 2,
+                op: get("k"),
+            },
+        ),
+    ];
+    c.fault_ms = 800;
+}
+
+/// Five nodes, check-quorum after 600 ms. Node 1 leads and writes k = a; the
+/// cluster splits {1,2} | {3,4,5}; node 3 leads the majority and writes
+/// k = b; then a client asks node 1, still leading in its own eyes, for k.
+fn stale_read(c: &mut SimConfig) {
+    c.nodes = 5;
+    c.leader.election_ticks = (15, 60);
+    c.plan = vec![
+        (1, PlanAction::Campaign(1)),
+        (
+            50,
+            PlanAction::Client {
+                node: 1,
+                op: put("k", "a"),
+            },
+        ),
+        (100, PlanAction::Split(vec![0, 0, 1, 1, 1])),
+        (300, PlanAction::Campaign(3)),
+        (
+            350,
+            PlanAction::Client {
+                node: 3,
+                op: put("k", "b"),
+            },
+        ),
+        (
+            400,
+            PlanAction::Client {
+                node: 1,
+                op: get("k"),
+            },
+        ),
+    ];
+    c.fault_ms = 1_200;
+}
+
+/// Three nodes, frames of at most 64 KiB. Node 3 is cut off while node 1
+/// writes 200 values of 1 KB; then node 1 dies and node 3 campaigns from
+/// slot 0: acceptor 2's promise would carry all 200 KB at once.
+fn lagging_promise(c: &mut SimConfig) {
+    c.nodes = 3;
+    c.max_frame = 64 << 10;
+    c.promise_limit = PromiseLimit {
+        entries: 64,
+        bytes: 16 << 10,
+    };
+    c.leader = LeaderConfig {
+        max_batch: 4,
+        ..LeaderConfig::default()
+    };
+    let big = "x".repeat(1000);
+    let mut plan = vec![
+        (1, PlanAction::Campaign(1)),
+        (50, PlanAction::Split(vec![0, 0, 1])),
+    ];
+    for i in 0..200u64 {
+        plan.push((
+            60 + 2 * i,
+            PlanAction::Client {
+                node: 1,
+                op: put(&format!("k{i}"), &big),
+            },
+        ));
+    }
+    plan.extend([
+        (600, PlanAction::Crash(1)),
+        (600, PlanAction::Heal),
+        (601, PlanAction::Campaign(3)),
+        (900, PlanAction::Restart(1)),
+        (
+            1_000,
+            PlanAction::Client {
+                node: 3,
+                op: get("k7"),
+            },
+        ),
+    ]);
+    c.plan = plan;
+    c.fault_ms = 1_500;
+}
+
+/// Five nodes. Node 1 leads, is cut off alone, and proposes v for slot 0;
+/// only its own acceptor accepts. Strangers 9 and 10 send it votes for v and
+/// heartbeat acks.
+fn non_member(c: &mut SimConfig) {
+    c.nodes = 5;
+    let op = put("k", "v");
+    // The first scripted client's one command, alone in the first slot of
+    // node 1's first ballot: the value the strangers vote for.
+    let value = Value::Batch(vec![Command {
+        client: SCRIPT_CLIENT + 1,
+        seq: 1,
+        op: op.clone(),
+    }]);
+    let ballot = Ballot::new(1, 1);
+    let mut plan = vec![
+        (1, PlanAction::Campaign(1)),
+        (50, PlanAction::Split(vec![0, 1, 1, 1, 1])),
+        (60, PlanAction::Client { node: 1, op }),
+    ];
+    for stranger in [9, 10] {
+        plan.push((
+            80,
+            PlanAction::Inject(Envelope {
+                from: stranger,
+                to: 1,
+                msg: Message::Accepted {
+                    ballot,
+                    slot: 0,
+                    digest: value.digest(),
+                },
+            }),
+        ));
+        plan.push((
+            95,
+            PlanAction::Inject(Envelope {
+                from: stranger,
+                to: 1,
+                msg: Message::HeartbeatAck {
+                    ballot,
+                    seq: 1 << 40,
+                },
+            }),
+        ));
+    }
+    plan.push((
+        90,
+        PlanAction::Client {
+            node: 1,
+            op: get("k"),
+        },
+    ));
+    c.plan = plan;
+    c.fault_ms = 1_000;
+}
+
+/// Three nodes. Node 1 leads and serves 60 reads (each starts a heartbeat
+/// round), then dies with acks of its last rounds in flight; 2 and 3 queue
+/// them. Node 1 restarts and leads again at a new ballot, is cut off, node 2
+/// leads and writes k = b, and then the old acks reach node 1.
+fn dead_incarnation(c: &mut SimConfig) {
+    c.nodes = 3;
+    let mut plan = vec![
+        (1, PlanAction::Campaign(1)),
+        (
+            10,
+            PlanAction::Client {
+                node: 1,
+                op: put("k", "a"),
+            },
+        ),
+    ];
+    for i in 0..60 {
+        plan.push((
+            20 + 3 * i,
+            PlanAction::Client {
+                node: 1,
+                op: get("k"),
+            },
+        ));
+    }
+    plan.extend([
+        (201, PlanAction::Crash(1)),
+        (210, PlanAction::Restart(1)),
+        (212, PlanAction::Campaign(1)),
+        (240, PlanAction::Split(vec![0, 1, 1])),
+        (250, PlanAction::Campaign(2)),
+        (
+            270,
+            PlanAction::Client {
+                node: 2,
+                op: put("k", "b"),
+            },
+        ),
+        (
+            320,
+            PlanAction::Client {
+                node: 1,
+                op: get("k"),
+            },
+        ),
+    ]);
+    c.plan = plan;
+    c.fault_ms = 1_000;
+}
+
+/// Five nodes. Node 1 leads and keeps writing; from 100 ms on node 5 cannot
+/// reach node 1, but still reaches 2, 3 and 4, which hear node 1 fine.
+fn disruptive_node(c: &mut SimConfig) {
+    c.nodes = 5;
+    let mut plan = vec![(1, PlanAction::Campaign(1)), (100, PlanAction::Cut(1, 5))];
+    for i in 0..40 {
+        plan.push((
+            50 + 50 * i,
+            PlanAction::Client {
+                node: 1,
+                op: put("k", &format!("v{i}")),
+            },
+        ));
+    }
+    c.plan = plan;
+    c.fault_ms = 2_500;
+}
+
+/// Node 1 stays the only leader from its first election to the end of the
+/// faults: node 5's timeouts must not depose it.
+fn leader_kept(r: &Report) -> Option<String> {
+    let deposing: Vec<String> = r
+        .leaders
+        .iter()
+        .filter(|(at, node, _)| *at < r.config.fault_ms && (*node != 1 || *at > 50))
+        .map(|(at, node, b)| format!("node {node} at {at} ms (ballot {b})"))
+        .collect();
+    (!deposing.is_empty()).then(|| {
+        format!(
+            "the healthy leader (node 1) was deposed: new leaders {}",
+            deposing.join(", ")
+        )
+    })
+}

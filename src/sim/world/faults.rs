@@ -1,0 +1,271 @@
+//! Node faults: random crashes, restarts, pauses and partitions while faults
+//! are on (with the swarm's bias toward the leader), and the fixed plans of
+//! the quorum experiment and the named scenarios.
+
+use super::node::{Driver, Logs};
+use super::{Ev, World, PROBE_CLIENT, SCRIPT_CLIENT};
+use crate::paxos::{Mode, NodeId, Outbox, Role};
+use crate::rng::Rng;
+use crate::sim::invariants as inv;
+use crate::sim::{PlanAction, Workload};
+
+/// Mean virtual ms between two injected node faults.
+pub(super) const FAULT_GAP_MS: f64 = 250.0;
+/// Virtual ms after a restart before frames queued for the dead process are
+/// replayed (a link's reconnect backoff), with the `fresh` guard broken.
+const REPLAY_AFTER_MS: u64 = 100;
+
+impl World {
+    pub(super) fn inject_fault(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let f = self.cfg.faults.clone();
+        if f.swarm && self.rng.chance(0.7) && self.swarm() {
+            let next = self.now + 1 + self.rng.exp(FAULT_GAP_MS) as u64;
+            self.push(next, Ev::Fault);
+            return;
+        }
+        let mut kinds = Vec::new();
+        if f.crash {
+            kinds.push("crash");
+        }
+        if f.partition {
+            kinds.push("partition");
+        }
+        if f.pause {
+            kinds.push("pause");
+        }
+        let kind = kinds[self.rng.below(kinds.len())];
+        if kind == "pause" {
+            let up: Vec<NodeId> = self
+                .nodes
+                .iter()
+                .filter(|n| n.up && !n.paused)
+                .map(|n| n.id)
+                .collect();
+            if !up.is_empty() {
+                let id = up[self.rng.below(up.len())];
+                let until = self.now + 50 + self.rng.exp(400.0) as u64;
+                self.pause(id, Some(until));
+            }
+        } else if kind == "partition" {
+            if self.sides.is_none() {
+                let sides: Vec<u8> = (0..self.cfg.nodes)
+                    .map(|_| self.rng.below(2) as u8)
+                    .collect();
+                let show = sides_text(&sides);
+                self.note(|| format!("partition: {show}"));
+                self.sides = Some(sides);
+                self.stats.partitions += 1;
+                let heal = self.now + 50 + self.rng.exp(400.0) as u64;
+                self.push(heal, Ev::Heal);
+            }
+        } else {
+            let up: Vec<NodeId> = self.nodes.iter().filter(|n| n.up).map(|n| n.id).collect();
+            if !up.is_empty() {
+                let id = up[self.rng.below(up.len())];
+                self.crash(id);
+                let back = self.now + 20 + self.rng.exp(400.0) as u64;
+                self.push(back, Ev::Restart(id));
+            }
+        }
+        let next = self.now + 1 + self.rng.exp(FAULT_GAP_MS) as u64;
+        self.push(next, Ev::Fault);
+    }
+
+    /// The swarm's fault: crash the leader (whatever its disk had not synced
+    /// is lost) and restart it almost at once, while up to a minority less one
+    /// of the others is paused, so the restarted proposer must find its way
+    /// back to a ballot above everything it used. False if no node leads.
+    fn swarm(&mut self) -> bool {
+        let leader = self.nodes.iter().find(|n| {
+            n.up && !n.paused && matches!(&n.driver, Driver::Leader(l) if l.mode() == Mode::Leader)
+        });
+        let Some(id) = leader.map(|n| n.id) else {
+            return false;
+        };
+        self.crash(id);
+        let back = self.now + 1 + self.rng.range(0, 30);
+        self.push(back, Ev::Restart(id));
+        let others: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.id != id && n.up && !n.paused)
+            .map(|n| n.id)
+            .collect();
+        // Up to a minority of the others: with the leader back, a majority
+        // can still be formed without them.
+        let most = (self.cfg.nodes - 1) / 2;
+        let pauses = self.rng.range(1, most as u64) as usize;
+        let mut others = others;
+        self.rng.shuffle(&mut others);
+        for &p in others.iter().take(pauses) {
+            let until = self.now + 20 + self.rng.exp(200.0) as u64;
+            self.pause(p, Some(until));
+        }
+        true
+    }
+
+    fn pause(&mut self, id: NodeId, until: Option<u64>) {
+        if !self.node(id).up || self.node(id).paused {
+            return;
+        }
+        self.note(|| match until {
+            Some(t) => format!("PAUSE node {id} until {t}ms"),
+            None => format!("PAUSE node {id}"),
+        });
+        self.stats.pauses += 1;
+        self.node(id).paused = true;
+        if let Some(t) = until {
+            self.push(t, Ev::Resume(id));
+        }
+    }
+
+    pub(super) fn resume(&mut self, id: NodeId) {
+        if !self.node(id).paused {
+            return;
+        }
+        self.note(|| format!("RESUME node {id}"));
+        let n = self.node(id);
+        n.paused = false;
+        let parked = std::mem::take(&mut n.parked);
+        let now = self.now;
+        for ev in parked {
+            self.push(now, ev);
+        }
+    }
+
+    pub(super) fn crash(&mut self, id: NodeId) {
+        if !self.node(id).up {
+            return;
+        }
+        self.note(|| format!("CRASH node {id}"));
+        self.stats.crashes += 1;
+        let n = self.node(id);
+        n.up = false;
+        n.paused = false;
+        n.parked.clear();
+        n.incarnation += 1;
+        n.waiting.clear();
+    }
+
+    pub(super) fn restart(&mut self, id: NodeId) {
+        if self.node(id).up {
+            return;
+        }
+        let old = self.node(id);
+        let inc = old.incarnation;
+        let replays = std::mem::take(&mut old.replays);
+        // The logs survive the crash, less what was not synced; everything
+        // else is rebuilt from them.
+        let logs: Logs = old.crash_logs();
+        let fresh = self.fresh_node(id, logs, inc);
+        let promised = fresh.acceptor.promised();
+        let round = match &fresh.driver {
+            Driver::Leader(l) => l.next_round(),
+            _ => 0,
+        };
+        self.note(|| {
+            format!("RESTART node {id} (promised {promised} from its log; next round {round})")
+        });
+        *self.node(id) = fresh;
+        // The new replica starts empty and applies the log again from slot 0.
+        self.applied.remove(&id);
+        let v = inv::promise_monotonic(&mut self.promised, id, promised);
+        self.violation(v);
+        let mut out = Outbox::new();
+        self.node(id).learner.replay(&mut out);
+        self.effects(id, Role::Learner, out);
+        let first = self.now + 1;
+        self.push(first, Ev::Tick { node: id, inc });
+        let at = self.now + REPLAY_AFTER_MS;
+        for env in replays {
+            self.push(at, Ev::Replay { inc, env });
+        }
+    }
+
+    pub(super) fn end_faults(&mut self) {
+        self.note(|| "faults stop: heal, resume and restart every node, perfect network".into());
+        self.faults_on = false;
+        self.sides = None;
+        self.cuts.clear();
+        let paused: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.paused)
+            .map(|n| n.id)
+            .collect();
+        for id in paused {
+            self.resume(id);
+        }
+        let down: Vec<NodeId> = self.nodes.iter().filter(|n| !n.up).map(|n| n.id).collect();
+        for id in down {
+            self.restart(id);
+        }
+        if !matches!(self.cfg.workload, Workload::Decree { .. }) {
+            // The liveness probe: one write that must commit within settle_ms.
+            let probe = super::Client::new(PROBE_CLIENT, Rng::derive(self.cfg.seed, 7), 1, 1);
+            self.clients.insert(PROBE_CLIENT, probe);
+            self.client_next(PROBE_CLIENT);
+        }
+    }
+
+    pub(super) fn plan(&mut self, action: PlanAction) {
+        match action {
+            PlanAction::Crash(id) => self.crash(id),
+            PlanAction::Restart(id) => self.restart(id),
+            PlanAction::Split(sides) => {
+                let show = sides_text(&sides);
+                self.note(|| format!("partition: {show}"));
+                self.stats.partitions += 1;
+                self.sides = Some(sides);
+            }
+            PlanAction::Heal => {
+                self.note(|| "heal".into());
+                self.sides = None;
+                self.cuts.clear();
+            }
+            PlanAction::Cut(a, b) => {
+                self.note(|| format!("cut the link {a} — {b}"));
+                self.cuts.insert((a.min(b), a.max(b)));
+            }
+            PlanAction::Pause(id) => self.pause(id, None),
+            PlanAction::Resume(id) => self.resume(id),
+            PlanAction::Campaign(id) => {
+                if self.node(id).up {
+                    self.note(|| format!("node {id} campaigns"));
+                    self.campaign(id);
+                }
+            }
+            PlanAction::SlowDisk { node, role, ms } => {
+                self.note(|| format!("node {node}'s {role:?} log now takes {ms} ms a sync"));
+                self.node(node).disk(role).set_slow(ms);
+            }
+            PlanAction::Client { node, op } => {
+                self.scripted += 1;
+                let id = SCRIPT_CLIENT + self.scripted;
+                let c = super::Client::pinned(id, node, op);
+                self.clients.insert(id, c);
+                self.client_next(id);
+            }
+            PlanAction::Inject(env) => {
+                self.note(|| format!("INJECT {} → {}  {}", env.from, env.to, env.msg.brief()));
+                self.route(env);
+            }
+        }
+    }
+}
+
+pub(super) fn sides_text(sides: &[u8]) -> String {
+    let side = |s: u8| {
+        sides
+            .iter()
+            .enumerate()
+            .filter(|(_, &x)| x == s)
+            .map(|(i, _)| (i + 1).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!("{{{}}} | {{{}}}", side(0), side(1))
+}

@@ -1,0 +1,494 @@
+//! Simulated nodes: the protocol's roles, each role's log behind a
+//! [`Gate`] (the same ordering code the real node runs), syncs that take
+//! virtual time, and the invariant checks on what the roles say.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use super::{Ev, World};
+use crate::paxos::quorum::majority;
+use crate::paxos::{
+    Acceptor, Ballot, DecreeProposer, Envelope, Gate, Leader, Learner, Message, Mode, NodeId,
+    Notice, Outbox, Proposer, Record, Replica, Role, Rule, Value,
+};
+use crate::sim::invariants as inv;
+use crate::sim::Workload;
+use crate::storage::{MemLog, Storage};
+
+/// What a proposer role is in this run.
+pub(super) enum Driver {
+    /// A node that only accepts and learns (single-decree runs).
+    Idle,
+    Decree(DecreeProposer),
+    Leader(Box<Leader>),
+}
+
+impl Driver {
+    fn mode(&self) -> Option<(Mode, Ballot)> {
+        match self {
+            Driver::Leader(l) => Some((l.mode(), l.ballot())),
+            _ => None,
+        }
+    }
+}
+
+/// One role's log: records written, a sync under way, the gate.
+#[derive(Default)]
+pub(super) struct Disk {
+    pub(super) log: MemLog,
+    gate: Gate,
+    /// Batches written and not yet synced: (batch, records in it).
+    unsynced: VecDeque<(u64, usize)>,
+    /// When the last sync scheduled completes (syncs complete in order).
+    last_sync_at: u64,
+    /// Every sync takes this long (a scenario's slow disk), until a crash.
+    slow_ms: Option<u64>,
+}
+
+impl Disk {
+    /// Every sync takes `ms` from now on (until the process dies).
+    pub(super) fn set_slow(&mut self, ms: u64) {
+        self.slow_ms = Some(ms);
+    }
+}
+
+/// The logs that survive a crash.
+#[derive(Default)]
+pub(super) struct Logs {
+    pub(super) acceptor: MemLog,
+    pub(super) proposer: MemLog,
+    pub(super) learner: MemLog,
+}
+
+pub(super) struct Node {
+    pub(super) id: NodeId,
+    pub(super) up: bool,
+    pub(super) incarnation: u64,
+    pub(super) acceptor: Acceptor,
+    pub(super) driver: Driver,
+    pub(super) learner: Learner,
+    pub(super) replica: Replica,
+    /// One disk per role, in the order of [`Role`] (the replica never writes).
+    disks: [Disk; 4],
+    /// Client commands this node received and has not answered.
+    pub(super) waiting: BTreeSet<(u64, u64)>,
+    pub(super) audited: usize,
+    /// Stopped (like SIGSTOP): its events wait here until it resumes.
+    pub(super) paused: bool,
+    pub(super) parked: Vec<Ev>,
+    /// Frames queued for it while it was down (kept only with `fresh` broken).
+    pub(super) replays: Vec<Envelope>,
+    was_leader: bool,
+}
+
+fn slot_of(role: Role) -> usize {
+    match role {
+        Role::Acceptor => 0,
+        Role::Proposer => 1,
+        Role::Learner => 2,
+        Role::Replica => 3,
+    }
+}
+
+impl Node {
+    pub(super) fn disk(&mut self, role: Role) -> &mut Disk {
+        &mut self.disks[slot_of(role)]
+    }
+
+    /// The logs a crash leaves behind (what was synced).
+    pub(super) fn crash_logs(&mut self) -> Logs {
+        let mut take = |role| {
+            let mut log = std::mem::take(&mut self.disks[slot_of(role)].log);
+            log.crash();
+            log
+        };
+        Logs {
+            acceptor: take(Role::Acceptor),
+            proposer: take(Role::Proposer),
+            learner: take(Role::Learner),
+        }
+    }
+}
+
+/// The value single-decree proposer `id` would like chosen.
+pub(super) fn own_value(id: NodeId) -> String {
+    format!("value-of-{id}")
+}
+
+/// The highest ballot a set of acceptor records backs.
+fn backed(records: &[Record]) -> Ballot {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Promise { ballot } | Record::Accept { ballot, .. } => Some(*ballot),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(Ballot::ZERO)
+}
+
+impl World {
+    /// Node `id` rebuilt from `logs` (its incarnation `inc`).
+    pub(super) fn fresh_node(&self, id: NodeId, logs: Logs, inc: u64) -> Node {
+        let n = self.cfg.nodes;
+        let ids: Vec<NodeId> = (1..=n as NodeId).collect();
+        let rules = self.cfg.rules;
+        let seed = self.cfg.seed ^ (id << 32) ^ (inc << 48);
+        let acceptor = Acceptor::recover(id, rules, logs.acceptor.durable())
+            .with_limit(self.cfg.promise_limit);
+        let driver = match self.cfg.workload {
+            Workload::Decree { proposers } if id as usize > proposers => Driver::Idle,
+            Workload::Decree { .. } => {
+                let mut p =
+                    Proposer::recover(id, ids.clone(), majority(n), rules, logs.proposer.durable());
+                if rules.holds(Rule::Round) {
+                    p.observe(acceptor.promised());
+                }
+                Driver::Decree(DecreeProposer::new(p, Value::Text(own_value(id)), 8, seed))
+            }
+            _ => Driver::Leader(Box::new(Leader::recover(
+                id,
+                ids.clone(),
+                rules,
+                self.cfg.leader.clone(),
+                seed,
+                logs.proposer.durable(),
+                acceptor.promised(),
+            ))),
+        };
+        let learner = Learner::recover(id, ids, majority(n), rules, logs.learner.durable())
+            .with_max_bytes(self.cfg.max_frame / 4);
+        let disk = |log| Disk {
+            log,
+            ..Disk::default()
+        };
+        Node {
+            id,
+            up: true,
+            incarnation: inc,
+            acceptor,
+            driver,
+            learner,
+            replica: Replica::with_audit(),
+            disks: [
+                disk(logs.acceptor),
+                disk(logs.proposer),
+                disk(logs.learner),
+                Disk::default(),
+            ],
+            waiting: BTreeSet::new(),
+            audited: 0,
+            paused: false,
+            parked: Vec::new(),
+            replays: Vec::new(),
+            was_leader: false,
+        }
+    }
+
+    /// A message from the wire reached its node.
+    pub(super) fn deliver(&mut self, env: Envelope) {
+        let role = env.msg.role();
+        let id = env.to;
+        let accept = match &env.msg {
+            Message::Accept {
+                ballot,
+                slot,
+                value,
+            } => Some((*ballot, *slot, value.clone())),
+            _ => None,
+        };
+        let mut out = Outbox::new();
+        let n = self.node(id);
+        match role {
+            Role::Acceptor => n.acceptor.handle(env.from, env.msg, &mut out),
+            Role::Proposer => match &mut n.driver {
+                Driver::Idle => {}
+                Driver::Decree(d) => d.handle(env.from, env.msg, &mut out),
+                Driver::Leader(l) => l.handle(env.from, env.msg, &mut out),
+            },
+            Role::Learner => n.learner.handle(env.from, env.msg, &mut out),
+            Role::Replica => {}
+        }
+        if let Some((ballot, slot, value)) = accept {
+            // Ballot uniqueness, from the ground truth: what this acceptor now
+            // holds for the slot, against what any acceptor ever held there.
+            let holds = self.node(id).acceptor.accepted(slot) == Some(&(ballot, value.clone()));
+            if holds {
+                let bad = inv::ballot_unique(&mut self.ghost, id, slot, ballot, &value);
+                self.violation(bad);
+                self.values.entry(value.digest()).or_insert(value);
+            }
+        }
+        self.effects(id, role, out);
+    }
+
+    /// A notice from one of a node's roles to the others.
+    pub(super) fn local(&mut self, id: NodeId, notice: Notice) {
+        for &role in notice.roles() {
+            let mut out = Outbox::new();
+            let n = self.node(id);
+            let notice = notice.clone();
+            match role {
+                Role::Proposer => match &mut n.driver {
+                    Driver::Idle => {}
+                    Driver::Decree(d) => d.notice(notice),
+                    Driver::Leader(l) => l.notice(notice, &mut out),
+                },
+                Role::Learner => n.learner.notice(notice, &mut out),
+                Role::Replica => n.replica.notice(notice, &mut out),
+                Role::Acceptor => {}
+            }
+            self.effects(id, role, out);
+        }
+    }
+
+    pub(super) fn tick(&mut self, id: NodeId) {
+        // The learner's records need no sync before anything is said: its log
+        // is synced once a tick.
+        let n = self.node(id);
+        n.disk(Role::Learner)
+            .log
+            .sync()
+            .expect("in-memory logs do not fail");
+        let mut out = Outbox::new();
+        match &mut n.driver {
+            Driver::Idle => {}
+            Driver::Decree(d) => d.tick(&mut out),
+            Driver::Leader(l) => l.tick(&mut out),
+        }
+        self.effects(id, Role::Proposer, out);
+        let mut out = Outbox::new();
+        self.node(id).learner.tick(&mut out);
+        self.effects(id, Role::Learner, out);
+    }
+
+    /// Start phase 1 on node `id` at once (a scenario's script).
+    pub(super) fn campaign(&mut self, id: NodeId) {
+        let mut out = Outbox::new();
+        if let Driver::Leader(l) = &mut self.node(id).driver {
+            l.campaign(&mut out);
+        }
+        self.effects(id, Role::Proposer, out);
+    }
+
+    /// Carry out a role's effects through its gate, as the real node does.
+    pub(super) fn effects(&mut self, id: NodeId, role: Role, out: Outbox) {
+        let persist_rule = self.cfg.rules.holds(Rule::Persist);
+        let ready = self.node(id).disk(role).gate.ready(out);
+        if let Some((batch, records)) = ready.persist {
+            // With `persist` broken, nothing is durable: the learner forgets too.
+            let keep = persist_rule || role != Role::Learner;
+            let disk = self.node(id).disk(role);
+            if keep {
+                for r in &records {
+                    disk.log.append(r).expect("in-memory logs do not fail");
+                }
+            }
+            disk.unsynced
+                .push_back((batch, if keep { records.len() } else { 0 }));
+            if role == Role::Learner {
+                // Nothing waits for the learner's records.
+                disk.gate.synced(batch);
+            } else {
+                let latency = match disk.slow_ms {
+                    Some(ms) => ms,
+                    None => {
+                        let (lo, hi) = self.cfg.faults.disk_ms;
+                        self.rng.range(lo, hi)
+                    }
+                };
+                let now = self.now;
+                let disk = self.node(id).disk(role);
+                let at = disk.last_sync_at.max(now + latency);
+                disk.last_sync_at = at;
+                let inc = self.node(id).incarnation;
+                self.push(
+                    at,
+                    Ev::Synced {
+                        node: id,
+                        inc,
+                        role,
+                        batch,
+                    },
+                );
+            }
+        }
+        for env in ready.send {
+            self.observe(id, role, &env);
+            self.route(env);
+        }
+        for notice in ready.notices {
+            if let (Role::Learner, Notice::Chosen { slot, value }) = (role, &notice) {
+                self.learned(id, *slot, value);
+            }
+            let inc = self.node(id).incarnation;
+            let now = self.now;
+            self.note(|| format!("{id}: {}", notice.brief()));
+            self.push(
+                now,
+                Ev::Notice {
+                    node: id,
+                    inc,
+                    notice,
+                },
+            );
+        }
+        for r in ready.replies {
+            self.node_reply(id, r);
+        }
+        match role {
+            Role::Proposer => self.watch_leader(id),
+            Role::Replica => self.audit(id),
+            _ => {}
+        }
+    }
+
+    /// A sync of `role`'s log on node `id` completed through `batch`.
+    pub(super) fn synced(&mut self, id: NodeId, role: Role, batch: u64) {
+        let disk = self.node(id).disk(role);
+        let mut records = 0;
+        while disk.unsynced.front().is_some_and(|(b, _)| *b <= batch) {
+            records += disk.unsynced.pop_front().expect("checked").1;
+        }
+        disk.log.sync_first(records);
+        let released = disk.gate.synced(batch);
+        if role == Role::Acceptor {
+            // What the acceptor's log now backs never goes down, across
+            // restarts too.
+            let backed = backed(self.node(id).disk(Role::Acceptor).log.durable());
+            let v = inv::promise_monotonic(&mut self.promised, id, backed);
+            self.violation(v);
+        }
+        for env in released {
+            self.observe(id, role, &env);
+            self.route(env);
+        }
+    }
+
+    /// Record who became leader when (scenarios check that a healthy leader
+    /// is not deposed).
+    fn watch_leader(&mut self, id: NodeId) {
+        let now = self.now;
+        let n = self.node(id);
+        let Some((mode, ballot)) = n.driver.mode() else {
+            return;
+        };
+        let leads = mode == Mode::Leader;
+        if leads && !n.was_leader {
+            self.leaders.push((now, id, ballot));
+            self.stats.elections += 1;
+            self.note(|| format!("node {id} LEADS at {ballot}"));
+        }
+        self.node(id).was_leader = leads;
+    }
+
+    /// Watch what the roles say, for the ground truth and the invariants.
+    fn observe(&mut self, id: NodeId, role: Role, env: &Envelope) {
+        if role != Role::Acceptor {
+            return;
+        }
+        let durable = backed(self.node(id).disk(Role::Acceptor).log.durable());
+        let said = match &env.msg {
+            Message::Promise { ballot, .. } | Message::Accepted { ballot, .. } => Some(*ballot),
+            Message::Nack { promised, .. } => Some(*promised),
+            _ => None,
+        };
+        if let Some(said) = said {
+            let v = inv::revealed_durable(id, said, || env.msg.brief(), durable);
+            self.violation(v);
+        }
+        if let Message::Accepted {
+            ballot,
+            slot,
+            digest,
+        } = &env.msg
+        {
+            let Some(value) = self.values.get(digest).cloned() else {
+                return;
+            };
+            let (slot, ballot) = (*slot, *ballot);
+            self.note(|| format!("node {id} accepted #{slot} = {} at {ballot}", value.brief()));
+            if let Some(v) = self.ghost.accepted(id, slot, ballot, &value) {
+                self.note(|| {
+                    format!(
+                        "CHOSEN #{slot} = {} (a majority accepted {ballot})",
+                        v.brief()
+                    )
+                });
+                let bad = inv::validity(&self.texts, &self.commands, slot, &v);
+                self.violation(bad);
+                let bad = inv::agreement(&mut self.ghost, slot, ballot, v);
+                self.violation(bad);
+            }
+        }
+    }
+
+    /// Check what a node's learner tells its replica (learned values agree
+    /// with the ground truth and never change), and what the replica applied.
+    pub(super) fn audit(&mut self, id: NodeId) {
+        let n = &self.nodes[id as usize - 1];
+        let (next, digest) = (n.replica.next_slot(), n.replica.digest());
+        let fresh: Vec<(u64, u64, u64)> = n.replica.audit().unwrap_or(&[])[n.audited..].to_vec();
+        self.node(id).audited += fresh.len();
+        let v = inv::log_prefix(&mut self.digests, id, next, digest);
+        self.violation(v);
+        for (_, client, seq) in fresh {
+            let v = inv::applied_once(&mut self.applied, id, client, seq);
+            self.violation(v);
+        }
+    }
+
+    /// A learner of node `id` learned `slot`: check it against the truth.
+    pub(super) fn learned(&mut self, id: NodeId, slot: u64, value: &Value) {
+        let bad = inv::learned_agrees(&self.ghost, id, slot, value);
+        self.violation(bad);
+        let bad = inv::stability(&mut self.learned, id, slot, value);
+        self.violation(bad);
+    }
+
+    pub(super) fn route(&mut self, env: Envelope) {
+        if env.from == env.to {
+            // Between the roles of one node: no wire, no faults.
+            self.push(self.now, Ev::Deliver(env));
+            return;
+        }
+        self.stats.messages += 1;
+        // Sending enforces the frame limit as receiving does.
+        let limit = self.cfg.max_frame;
+        if env.msg.payload_size() > limit / 2 {
+            let bytes = postcard::to_allocvec(&env).map_or(usize::MAX, |b| b.len());
+            let bad = inv::frame_limit(env.from, env.to, env.msg.kind(), bytes, limit);
+            if bad.is_some() {
+                self.violation(bad);
+                self.stats.dropped += 1;
+                return;
+            }
+        }
+        let f = &self.cfg.faults;
+        let (loss, dup, delay) = if self.faults_on {
+            (f.loss, f.dup, f.delay_ms)
+        } else {
+            (0.0, 0.0, (1, 5))
+        };
+        if !self.connected(env.from, env.to) || self.rng.chance(loss) {
+            self.stats.dropped += 1;
+            self.note(|| format!("{} → {}  {} LOST", env.from, env.to, env.msg.brief()));
+            return;
+        }
+        let copies = if self.rng.chance(dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            let at = self.now + self.rng.range(delay.0, delay.1);
+            self.push(at, Ev::Deliver(env.clone()));
+        }
+    }
+
+    /// A message reached a node that is down. A real node's link to it queues
+    /// the frame and sends it when the peer is back; with the `fresh` guard it
+    /// drops frames meant for a process that has since died, so here the
+    /// message is simply gone. With the guard broken, it is replayed to the
+    /// next incarnation once the link reconnects (100 ms after the restart).
+    pub(super) fn queued_for_the_dead(&mut self, env: Envelope) {
+        if !self.cfg.rules.holds(Rule::Fresh) && self.is_member(env.from) {
+            self.node(env.to).replays.push(env);
+        }
+    }
+}
