@@ -92,7 +92,7 @@ struct UpArgs {
     /// Return once a leader is elected, leaving the nodes running
     #[arg(long, short)]
     detach: bool,
-    /// Run the nodes with one Paxos rule off (teaching only): persist, promise or p2c
+    /// Run the nodes with one Paxos rule or guard off (teaching only): persist, promise, p2c, round, members, confirm, fresh, chunks, prevote
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
     /// Seconds to wait for a leader
@@ -238,7 +238,7 @@ struct ChaosArgs {
     /// Keys the clients work on
     #[arg(long, default_value_t = 5, value_name = "K")]
     keys: usize,
-    /// Run the nodes with one Paxos rule off: persist, promise or p2c
+    /// Run the nodes with one Paxos rule or guard off: persist, promise, p2c, round, members, confirm, fresh, chunks, prevote
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
     /// Write history.jsonl, faults.jsonl, verdict.json and report.html here

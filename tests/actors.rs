@@ -105,3 +105,98 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
     let new_leader = (0..3).any(|i| i != leader && nodes[i].status.borrow().role == "leader");
     assert!(new_leader, "a new leader on the majority side");
 }
+
+/// Records what the router hands a peer's link.
+struct Wire(std::sync::Arc<std::sync::Mutex<Vec<synod::paxos::Message>>>);
+
+impl actix::Actor for Wire {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<synod::node::router::Outbound> for Wire {
+    type Result = ();
+    fn handle(&mut self, o: synod::node::router::Outbound, _: &mut Self::Context) {
+        self.0.lock().unwrap().push(o.0.msg);
+    }
+}
+
+/// Takes inputs meant for a role and does nothing with them.
+struct Sink;
+
+impl actix::Actor for Sink {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<synod::node::router::Deliver> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: synod::node::router::Deliver, _: &mut Self::Context) {}
+}
+
+#[actix_rt::test]
+async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
+    // Persist before send, in the real actor: the Promise to node 2 leaves
+    // only once its record is durable, and `status` shows the promise only then.
+    use actix::prelude::*;
+    use synod::node::disk::{self, Synced};
+    use synod::node::roles::AcceptorActor;
+    use synod::node::router::{Deliver, Input, Roles, Router};
+    use synod::paxos::{Acceptor, Ballot, Message, Record};
+
+    let wire = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let status = std::rc::Rc::new(std::cell::RefCell::new(synod::net::NodeStatus::default()));
+    let (tx, queue) = disk::queue();
+    let router_ctx: Context<Router> = Context::new();
+    let acceptor = AcceptorActor::new(
+        Acceptor::new(1, Rules::ALL),
+        router_ctx.address(),
+        tx,
+        status.clone(),
+    )
+    .start();
+    let sink = Sink.start();
+    let roles = Roles {
+        acceptor: acceptor.clone().recipient(),
+        proposer: sink.clone().recipient(),
+        learner: sink.clone().recipient(),
+        replica: sink.recipient(),
+    };
+    let peers = [(2, Wire(wire.clone()).start().recipient())].into();
+    router_ctx.run(Router::new(1, roles, peers, status.clone()));
+
+    let ballot = Ballot::new(3, 2);
+    let prepare = Message::Prepare {
+        ballot,
+        from_slot: 0,
+    };
+    acceptor
+        .send(Deliver(Input::Message {
+            from: 2,
+            msg: prepare,
+        }))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(wire.lock().unwrap().is_empty(), "nothing leaves before the sync");
+    assert_eq!(status.borrow().promised, Ballot::ZERO, "nor shows in status");
+    let appends = queue.take();
+    assert_eq!(appends.len(), 1);
+    assert_eq!(appends[0].records, vec![Record::Promise { ballot }]);
+    acceptor
+        .send(Synced {
+            batch: appends[0].batch,
+            records: 1,
+            syncs: 1,
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while wire.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let sent = wire.lock().unwrap().clone();
+    assert!(
+        matches!(sent.as_slice(), [Message::Promise { ballot: b, .. }] if *b == ballot),
+        "{sent:?}"
+    );
+    assert_eq!(status.borrow().promised, ballot);
+}

@@ -72,6 +72,29 @@ impl Drop for DiskTx {
     }
 }
 
+/// The other end of a [`DiskTx`] with no thread behind it: whoever holds it
+/// decides when appends become durable (tests of the actors' ordering).
+pub struct DiskQueue(Arc<Shared>);
+
+impl DiskQueue {
+    /// Every append waiting, oldest first.
+    pub fn take(&self) -> Vec<Append> {
+        self.0
+            .queue
+            .lock()
+            .expect("not poisoned")
+            .items
+            .drain(..)
+            .collect()
+    }
+}
+
+/// A [`DiskTx`] whose appends wait in a [`DiskQueue`] until taken.
+pub fn queue() -> (DiskTx, DiskQueue) {
+    let shared = Arc::new(Shared::default());
+    (DiskTx(shared.clone()), DiskQueue(shared))
+}
+
 /// A log thread.
 pub struct Disk {
     /// Where appends go.

@@ -62,6 +62,35 @@ impl Env {
             .expect("run synod")
     }
 
+    /// Run `synod ARGS` with extra environment variables.
+    pub fn synod_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_synod"))
+            .args(args)
+            .envs(vars.iter().copied())
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run synod")
+    }
+
+    /// The output node `id` wrote so far.
+    pub fn node_log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.run_dir().join(format!("node-{id}.log"))).unwrap_or_default()
+    }
+
+    /// Wait up to `secs` for `cond`; false if it never held.
+    pub fn wait_for(&self, secs: f64, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
+        loop {
+            if cond() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Run `synod ARGS` and expect exit 0; return stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.synod(args);

@@ -1,0 +1,216 @@
+//! The door: only a process that knows the cluster's secret, and only a member
+//! for peer traffic, gets a word in; numbers from the wire are range-checked;
+//! and a node that cannot keep its word (a failing disk) stops rather than lie.
+//! Real processes, each test in its own directory and ports.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::Env;
+use synod::cluster::Cluster;
+use synod::net::{self, Caller, Challenge, Hello, NetFaults, Request, Response, Secret};
+
+/// Open a connection to `addr` and answer its challenge as `caller` of
+/// `cluster` with `secret`; the stream, and whether the node welcomed us.
+fn knock(addr: &str, cluster: &str, caller: Caller, secret: &Secret) -> (TcpStream, bool) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let challenge: Challenge = net::decode(&synod::client::read_frame(&mut s).unwrap()).unwrap();
+    let hello = Hello::new(cluster, caller, secret, &challenge);
+    synod::client::write_frame(&mut s, &net::encode(&hello)).unwrap();
+    let welcomed = synod::client::read_frame(&mut s).is_ok();
+    (s, welcomed)
+}
+
+fn first_addr(c: &Cluster) -> String {
+    c.nodes[0].addr.to_string()
+}
+
+#[test]
+fn a_stranger_who_knows_only_the_name_and_ports_changes_nothing() {
+    let env = Env::new("door", 3);
+    env.up();
+    let cluster = env.cluster();
+    let addr = first_addr(&cluster);
+    let wrong = Secret::from_bytes([0x5a; 32]);
+
+    // As a client: no welcome, so no SetFaults, no writes.
+    let (_, welcomed) = knock(&addr, &cluster.name, Caller::Client, &wrong);
+    assert!(!welcomed, "a wrong secret must not be welcomed");
+    let mut stranger = cluster.clone();
+    stranger.secret = Some(wrong.clone());
+    let blocked = NetFaults {
+        blocked: [2, 3].into(),
+        ..NetFaults::none()
+    };
+    let r = synod::client::query(
+        cluster.nodes[0].addr,
+        &stranger,
+        &Request::SetFaults(blocked),
+        Duration::from_secs(1),
+    );
+    assert!(r.is_err(), "{r:?}");
+    // As a peer (voting, feeding chosen values): dropped at the hello.
+    let (_, welcomed) = knock(&addr, &cluster.name, Caller::Node(2), &wrong);
+    assert!(!welcomed);
+    // Raw bytes that claim to be a frame of envelopes, before any hello.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let _ = s.write_all(&[0, 0, 0, 8, 1, 0, 0, 0, 0, 0, 0, 0]);
+
+    // The cluster serves through it all, with no faults set.
+    env.ok(&["put", "k", "v"]);
+    assert_eq!(env.ok(&["get", "k"]), "v\n");
+    let st = env.status();
+    assert!(Env::all_nodes(&st, "up"), "{st}");
+    let log = env.node_log(1);
+    assert!(log.contains("wrong proof of the cluster secret"), "{log}");
+    assert!(!log.contains("message faults now"), "{log}");
+}
+
+#[test]
+fn a_node_not_in_the_cluster_file_is_refused_even_with_the_secret() {
+    let env = Env::new("members", 3);
+    env.up();
+    let cluster = env.cluster();
+    let secret = cluster.secret().unwrap().clone();
+    let (_, welcomed) = knock(&first_addr(&cluster), &cluster.name, Caller::Node(9), &secret);
+    assert!(!welcomed);
+    let (_, welcomed) = knock(&first_addr(&cluster), &cluster.name, Caller::Node(1), &secret);
+    assert!(!welcomed, "a node cannot be its own peer");
+    assert!(env.node_log(1).contains("node 9 is not a peer"), "{}", env.node_log(1));
+    env.ok(&["put", "still", "serving"]);
+}
+
+#[test]
+fn a_peer_cannot_send_what_is_not_a_protocol_message() {
+    // Notices (Chosen, Read, Request...) have no wire form at all: a frame
+    // whose envelope names a variant past the protocol's messages does not
+    // decode, and the connection is dropped.
+    let env = Env::new("notices", 3);
+    env.up();
+    let cluster = env.cluster();
+    let secret = cluster.secret().unwrap().clone();
+    let (mut s, welcomed) = knock(&first_addr(&cluster), &cluster.name, Caller::Node(2), &secret);
+    assert!(welcomed);
+    // PeerFrame([Envelope { from: 2, to: 1, msg: variant 11 }]) in postcard.
+    let payload = [1u8, 2, 1, 11, 0, 0];
+    synod::client::write_frame(&mut s, &payload).unwrap();
+    let mut buf = [0u8; 1];
+    let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the node must close a connection that sends a non-message");
+    assert!(env.wait_for(2.0, || env.node_log(1).contains("undecodable frame")));
+    env.ok(&["put", "still", "serving"]);
+}
+
+#[test]
+fn faults_out_of_range_are_refused_by_the_cli_and_by_the_node() {
+    let env = Env::new("ranges", 3);
+    env.up();
+    let o = env.synod(&["net", "--delay", "0..18446744073709551615"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.synod(&["net", "--loss", "1.5"]);
+    assert_eq!(o.status.code(), Some(2));
+    // The same numbers sent to a node directly, past the CLI, with the secret.
+    let cluster = env.cluster();
+    for bad in [
+        NetFaults {
+            delay_ms: (0, u64::MAX),
+            ..NetFaults::none()
+        },
+        NetFaults {
+            loss_ppm: u32::MAX,
+            ..NetFaults::none()
+        },
+        NetFaults {
+            blocked: [42].into(),
+            ..NetFaults::none()
+        },
+    ] {
+        let r = synod::client::query(
+            cluster.nodes[0].addr,
+            &cluster,
+            &Request::SetFaults(bad),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        assert!(matches!(r, Response::Error(_)), "{r:?}");
+    }
+    env.ok(&["put", "k", "still-committing"]);
+    assert_eq!(env.ok(&["get", "k"]), "still-committing\n");
+}
+
+#[test]
+fn a_restarted_leader_starts_above_the_round_it_used() {
+    let env = Env::new("rounds", 3);
+    env.up();
+    env.ok(&["put", "k", "1"]);
+    let leader = env.leader(5.0);
+    let before = env.status()["nodes"][(leader - 1) as usize]["ballot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let round: u64 = before.split('.').next().unwrap().parse().unwrap();
+    env.ok(&["kill", &leader.to_string()]);
+    env.ok(&["restart", &leader.to_string()]);
+    let log = env.node_log(leader);
+    let next: u64 = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split("next round ").nth(1))
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no recovery line in {log}"));
+    assert!(next > round, "used round {round}, restarts at {next}");
+}
+
+#[test]
+fn a_node_whose_disk_fails_stops_and_comes_back_with_what_it_synced() {
+    let env = Env::new("disk", 3);
+    let file = env.file.to_string_lossy().into_owned();
+    let o = env.synod_with(&["up", &file, "--detach"], &[("SYNOD_FAIL_SYNC_AFTER", "40")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut acked = Vec::new();
+    for i in 0..200 {
+        let o = env.synod(&["put", &format!("k{i}"), "v", "--timeout", "1"]);
+        if !o.status.success() {
+            break;
+        }
+        acked.push(i);
+    }
+    assert!(!acked.is_empty());
+    assert!(env.wait_for(10.0, || {
+        env.status()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["state"] == "down")
+    }));
+    let logs: String = (1..=3).map(|i| env.node_log(i)).collect();
+    assert!(logs.contains("cannot write the log, stopping"), "{logs}");
+    // Restarted without the fault, every node serves again and every
+    // acknowledged write is there.
+    for id in 1..=3 {
+        env.ok(&["restart", &id.to_string()]);
+    }
+    for i in acked {
+        assert_eq!(env.ok(&["get", &format!("k{i}")]), "v\n", "k{i}");
+    }
+}
+
+#[test]
+fn garbage_in_the_unsynced_tail_does_not_stop_a_restart() {
+    let env = Env::new("tail", 3);
+    env.up();
+    env.ok(&["put", "k", "v"]);
+    env.ok(&["kill", "2"]);
+    let log = env.run_dir().join("node-2").join("acceptor.log");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(&[7u8; 100]).unwrap();
+    f.write_all(&[0u8; 4096]).unwrap();
+    drop(f);
+    env.ok(&["restart", "2"]);
+    assert!(env.node_log(2).contains("cut off a torn tail"), "{}", env.node_log(2));
+    assert_eq!(env.ok(&["get", "k", "--node", &env.leader(5.0).to_string()]), "v\n");
+}
