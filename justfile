@@ -10,11 +10,14 @@ demo:
     cargo run --release -q -- demo three-users
     cargo run --release -q -- demo late-joiner
 
-# Many more simulated seeds than CI runs: single decree and whole clusters.
+# Many more simulated seeds than CI runs: single decree, whole clusters, the
+# swarm (leader crashes with quick restarts while others pause), the scenarios.
 sim-long seeds="20000":
     cargo run --release -q -- sim --acceptors 5 --proposers 3 --seeds {{seeds}}
     cargo run --release -q -- sim --acceptors 3 --proposers 3 --seeds {{seeds}}
     for n in 3 4 5 6 7; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 40 --seeds {{seeds}} --seed $((n * 1000000)); done
+    for n in 3 4 5 6 7; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 40 --faults swarm,loss,dup,delay,partition --seeds $(({{seeds}} / 5)) --seed $((n * 1000000 + 500000)); done
+    for s in $(cargo run --release -q -- sim --scenarios | cut -d' ' -f1); do cargo run --release -q -- sim --scenario $s; done
 
 # Lint as CI expects before a commit.
 lint:

@@ -1177,6 +1177,18 @@ fn quorum(a: QuorumArgs) -> Result<(), Exit> {
 }
 
 fn demo(a: DemoArgs) -> Result<(), Exit> {
+    if let Some(rule) = a.broken {
+        if !matches!(rule, Rule::Persist | Rule::Promise | Rule::P2c) {
+            let scenario = sim::scenario::ALL.iter().find(|s| s.guard == rule);
+            return Err(Exit::usage(format!(
+                "the worked examples break the explainer's rules (persist, promise, p2c); `{rule}` is shown by {}",
+                scenario.map_or("`synod sim --break`".to_string(), |s| format!(
+                    "`synod sim --scenario {} --break {rule}`",
+                    s.name
+                ))
+            )));
+        }
+    }
     let story = crate::demo::run(&a.name, Rules::breaking(a.broken), a.lang)
         .ok_or_else(|| Exit::usage(format!("no demo named `{}`", a.name)))?;
     print!("{}", story.text);

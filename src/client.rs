@@ -314,6 +314,15 @@ pub fn connect(
     if let Some(why) = challenge.refusal() {
         return Err(std::io::Error::other(why));
     }
+    // The challenge must come from the node that listens there, or a stranger
+    // could relay another node's challenge and use our answer there.
+    let dialled = cluster.nodes.iter().find(|n| n.addr == addr).map(|n| n.id);
+    if dialled != Some(challenge.node) {
+        return Err(std::io::Error::other(format!(
+            "{addr} answered as node {}, which does not listen there",
+            challenge.node
+        )));
+    }
     let hello = Hello::new(&cluster.name, Caller::Client, secret, &challenge);
     write_frame(&mut stream, &net::encode(&hello))?;
     let welcome: Welcome = net::decode(&read_frame(&mut stream)?).map_err(std::io::Error::other)?;

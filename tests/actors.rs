@@ -176,8 +176,15 @@ async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(wire.lock().unwrap().is_empty(), "nothing leaves before the sync");
-    assert_eq!(status.borrow().promised, Ballot::ZERO, "nor shows in status");
+    assert!(
+        wire.lock().unwrap().is_empty(),
+        "nothing leaves before the sync"
+    );
+    assert_eq!(
+        status.borrow().promised,
+        Ballot::ZERO,
+        "nor shows in status"
+    );
     let appends = queue.take();
     assert_eq!(appends.len(), 1);
     assert_eq!(appends[0].records, vec![Record::Promise { ballot }]);

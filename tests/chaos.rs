@@ -123,11 +123,6 @@ fn without_p2c_a_new_leader_overwrites_chosen_values() {
 }
 
 #[test]
-fn without_the_promise_two_leaders_choose_twice() {
-    caught("promise", 40, 4);
-}
-
-#[test]
 fn the_same_seed_gives_the_same_schedule() {
     let env = Env::new("plan", 5);
     let (_, a) = chaos(&env, &["--plan", "--seed", "9", "--duration", "60s"]);

@@ -76,11 +76,25 @@ fn a_node_not_in_the_cluster_file_is_refused_even_with_the_secret() {
     env.up();
     let cluster = env.cluster();
     let secret = cluster.secret().unwrap().clone();
-    let (_, welcomed) = knock(&first_addr(&cluster), &cluster.name, Caller::Node(9), &secret);
+    let (_, welcomed) = knock(
+        &first_addr(&cluster),
+        &cluster.name,
+        Caller::Node(9),
+        &secret,
+    );
     assert!(!welcomed);
-    let (_, welcomed) = knock(&first_addr(&cluster), &cluster.name, Caller::Node(1), &secret);
+    let (_, welcomed) = knock(
+        &first_addr(&cluster),
+        &cluster.name,
+        Caller::Node(1),
+        &secret,
+    );
     assert!(!welcomed, "a node cannot be its own peer");
-    assert!(env.node_log(1).contains("node 9 is not a peer"), "{}", env.node_log(1));
+    assert!(
+        env.node_log(1).contains("node 9 is not a peer"),
+        "{}",
+        env.node_log(1)
+    );
     env.ok(&["put", "still", "serving"]);
 }
 
@@ -93,14 +107,22 @@ fn a_peer_cannot_send_what_is_not_a_protocol_message() {
     env.up();
     let cluster = env.cluster();
     let secret = cluster.secret().unwrap().clone();
-    let (mut s, welcomed) = knock(&first_addr(&cluster), &cluster.name, Caller::Node(2), &secret);
+    let (mut s, welcomed) = knock(
+        &first_addr(&cluster),
+        &cluster.name,
+        Caller::Node(2),
+        &secret,
+    );
     assert!(welcomed);
     // PeerFrame([Envelope { from: 2, to: 1, msg: variant 11 }]) in postcard.
     let payload = [1u8, 2, 1, 11, 0, 0];
     synod::client::write_frame(&mut s, &payload).unwrap();
     let mut buf = [0u8; 1];
     let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
-    assert!(closed, "the node must close a connection that sends a non-message");
+    assert!(
+        closed,
+        "the node must close a connection that sends a non-message"
+    );
     assert!(env.wait_for(2.0, || env.node_log(1).contains("undecodable frame")));
     env.ok(&["put", "still", "serving"]);
 }
@@ -110,7 +132,12 @@ fn faults_out_of_range_are_refused_by_the_cli_and_by_the_node() {
     let env = Env::new("ranges", 3);
     env.up();
     let o = env.synod(&["net", "--delay", "0..18446744073709551615"]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = env.synod(&["net", "--loss", "1.5"]);
     assert_eq!(o.status.code(), Some(2));
     // The same numbers sent to a node directly, past the CLI, with the secret.
@@ -169,7 +196,10 @@ fn a_restarted_leader_starts_above_the_round_it_used() {
 fn a_node_whose_disk_fails_stops_and_comes_back_with_what_it_synced() {
     let env = Env::new("disk", 3);
     let file = env.file.to_string_lossy().into_owned();
-    let o = env.synod_with(&["up", &file, "--detach"], &[("SYNOD_FAIL_SYNC_AFTER", "40")]);
+    let o = env.synod_with(
+        &["up", &file, "--detach"],
+        &[("SYNOD_FAIL_SYNC_AFTER", "40")],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut acked = Vec::new();
     for i in 0..200 {
@@ -211,6 +241,13 @@ fn garbage_in_the_unsynced_tail_does_not_stop_a_restart() {
     f.write_all(&[0u8; 4096]).unwrap();
     drop(f);
     env.ok(&["restart", "2"]);
-    assert!(env.node_log(2).contains("cut off a torn tail"), "{}", env.node_log(2));
-    assert_eq!(env.ok(&["get", "k", "--node", &env.leader(5.0).to_string()]), "v\n");
+    assert!(
+        env.node_log(2).contains("cut off a torn tail"),
+        "{}",
+        env.node_log(2)
+    );
+    assert_eq!(
+        env.ok(&["get", "k", "--node", &env.leader(5.0).to_string()]),
+        "v\n"
+    );
 }

@@ -7,13 +7,16 @@
 //!
 //! ```text
 //! node   → caller   Challenge { node, incarnation, nonce_n }
-//! caller → node     Hello { cluster, caller, nonce_c, proof = MAC("hello" | cluster | caller | nonce_n | nonce_c) }
+//! caller → node     Hello { cluster, caller, nonce_c, proof = MAC("hello" | cluster | caller | node | nonce_n | nonce_c) }
 //! node   → caller   Welcome { node, incarnation, proof = MAC("welcome" | cluster | node | incarnation | nonce_c | nonce_n) }
 //! ```
 //!
 //! The node answers only a caller that proved the secret; the caller believes
 //! only a node that proved it back (so a stranger on a node's port cannot pose
-//! as the node either). What it does not do: encrypt. Traffic on loopback is
+//! as the node either). The caller's proof names the node it answers, and the
+//! caller checks that the challenge comes from the node it dialled, so a
+//! stranger who sits on a stopped node's port cannot relay one node's
+//! challenge to another and use the answer there. What it does not do: encrypt. Traffic on loopback is
 //! readable by anyone who can read loopback; TLS is out of scope.
 
 use std::fmt;

@@ -97,7 +97,9 @@ pub struct Hello {
     pub caller: Caller,
     /// Fresh for this connection.
     pub nonce: Nonce,
-    /// MAC("hello", cluster, caller, the challenge's nonce, this nonce).
+    /// MAC("hello", cluster, caller, the node called, the challenge's nonce,
+    /// this nonce): bound to the one node that issued the challenge, so a
+    /// hello cannot be relayed to another.
     pub proof: Proof,
 }
 
@@ -105,13 +107,8 @@ impl Hello {
     /// The hello of this build, answering `challenge`, proving `secret`.
     pub fn new(cluster: &str, caller: Caller, secret: &Secret, challenge: &Challenge) -> Self {
         let nonce = auth::nonce();
-        let proof = secret.mac(&[
-            b"hello",
-            cluster.as_bytes(),
-            &caller.tag(),
-            &challenge.nonce,
-            &nonce,
-        ]);
+        let parts = hello_parts(cluster, &caller, challenge, &nonce);
+        let proof = secret.mac(&parts.each_ref().map(Vec::as_slice));
         Hello {
             magic: MAGIC,
             version: PROTOCOL,
@@ -145,14 +142,8 @@ impl Hello {
                 return Some(format!("node {id} is not a peer in this cluster's file"));
             }
         }
-        let parts: [&[u8]; 5] = [
-            b"hello",
-            self.cluster.as_bytes(),
-            &self.caller.tag(),
-            &challenge.nonce,
-            &self.nonce,
-        ];
-        if !secret.verify(&parts, &self.proof) {
+        let parts = hello_parts(&self.cluster, &self.caller, challenge, &self.nonce);
+        if !secret.verify(&parts.each_ref().map(Vec::as_slice), &self.proof) {
             return Some("wrong proof of the cluster secret".into());
         }
         None
@@ -210,6 +201,22 @@ impl Welcome {
         self.node == challenge.node
             && secret.verify(&parts.each_ref().map(Vec::as_slice), &self.proof)
     }
+}
+
+fn hello_parts(
+    cluster: &str,
+    caller: &Caller,
+    challenge: &Challenge,
+    hello_nonce: &Nonce,
+) -> [Vec<u8>; 6] {
+    [
+        b"hello".to_vec(),
+        cluster.as_bytes().to_vec(),
+        caller.tag(),
+        challenge.node.to_le_bytes().to_vec(),
+        challenge.nonce.to_vec(),
+        hello_nonce.to_vec(),
+    ]
 }
 
 fn welcome_parts(
@@ -324,9 +331,14 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
 
 /// The codec that splits a byte stream into frames.
 pub fn codec() -> tokio_util::codec::LengthDelimitedCodec {
+    codec_limited(MAX_FRAME)
+}
+
+/// The same codec with a smaller frame limit (before a handshake).
+pub fn codec_limited(max: usize) -> tokio_util::codec::LengthDelimitedCodec {
     tokio_util::codec::LengthDelimitedCodec::builder()
         .length_field_length(4)
-        .max_frame_length(MAX_FRAME)
+        .max_frame_length(max)
         .new_codec()
 }
 
@@ -334,4 +346,43 @@ pub fn codec() -> tokio_util::codec::LengthDelimitedCodec {
 pub fn put_frame(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     buf.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paxos::Message;
+
+    #[test]
+    fn a_hello_answers_one_node_and_cannot_be_relayed_to_another() {
+        let secret = Secret::from_bytes([3; 32]);
+        let members = [1, 2, 3];
+        // Node 2 challenges a stranger, who relays the nonce to node 1 as if
+        // it came from node 3 (whose port the stranger holds).
+        let at_two = Challenge::new(2);
+        let relayed = Challenge {
+            node: 3,
+            ..at_two.clone()
+        };
+        let hello = Hello::new("c", Caller::Node(1), &secret, &relayed);
+        assert!(hello.refusal("c", &members, &secret, &at_two).is_some());
+        // Answered to node 2's own challenge, it passes.
+        let hello = Hello::new("c", Caller::Node(1), &secret, &at_two);
+        assert_eq!(hello.refusal("c", &members, &secret, &at_two), None);
+        // And a welcome checks out only for the handshake it answers.
+        let w = Welcome::new("c", 99, &secret, &at_two, &hello);
+        assert!(w.genuine("c", &secret, &at_two, &hello));
+        assert!(!w.genuine("c", &Secret::from_bytes([4; 32]), &at_two, &hello));
+        assert!(!w.genuine("c", &secret, &relayed, &hello));
+    }
+
+    #[test]
+    fn a_slice_of_envelopes_encodes_as_their_peer_frame() {
+        let envs = vec![Envelope {
+            from: 1,
+            to: 2,
+            msg: Message::CatchUp { from_slot: 7 },
+        }];
+        assert_eq!(encode(&envs.as_slice()), encode(&PeerFrame(envs.clone())));
+    }
 }

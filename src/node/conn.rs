@@ -9,10 +9,11 @@
 //!   when the link reaches its next one, never replayed to it.
 //! - [`Conn`]: a connection someone opened *to* this node: a peer's link (frames
 //!   of envelopes) or a client (requests and responses). It sends a challenge
-//!   at once; the first frame back must be a [`Hello`] with a good proof, from a
-//!   member of this cluster. Anything else (garbage, another cluster, a
-//!   stranger, a wrong proof, an oversized frame) closes just that connection,
-//!   with one log line naming the remote address.
+//!   at once; the first frame back must be a [`Hello`] of at most 4 KiB with a
+//!   good proof, from a member of this cluster, within 5 s. Anything else
+//!   (garbage, another cluster, a stranger, a wrong proof, an oversized frame)
+//!   closes just that connection, with one log line naming the remote address.
+//!   Only then is the actor made, reading frames up to the full limit.
 //!
 //! Reading is a stream attached to the actor; writing goes through a channel to
 //! a small task that coalesces frames into one `write`.
@@ -252,7 +253,8 @@ impl PeerLink {
 
     /// `envs` as frames of at most the frame limit each.
     fn frames(&mut self, envs: Vec<Envelope>) -> Vec<Bytes> {
-        let frame = net::encode(&PeerFrame(envs.clone()));
+        // A slice encodes as the PeerFrame of its envelopes would.
+        let frame = net::encode(&envs.as_slice());
         if frame.len() <= net::MAX_FRAME {
             return vec![frame];
         }
@@ -390,35 +392,60 @@ pub struct ConnContext {
     pub log: Recipient<GetLog>,
     /// The node's status.
     pub status: SharedStatus,
+    /// Handshakes under way.
+    pub handshakes: std::cell::Cell<usize>,
 }
 
-/// A connection someone opened to this node.
+/// The largest frame read before the caller proved the secret: a hello fits
+/// in far less, and a stranger cannot make the node reserve more.
+const HELLO_FRAME: usize = 4096;
+/// Handshakes under way at once, at most; more connections wait their turn
+/// by being closed at once.
+const MAX_HANDSHAKES: usize = 64;
+
+/// A connection someone opened to this node, once it proved the secret.
 pub struct Conn {
     ctx: Rc<ConnContext>,
     peer_addr: SocketAddr,
-    challenge: Challenge,
-    caller: Option<Caller>,
+    caller: Caller,
     writer: Writer,
     session: u64,
 }
 
+type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
+
 impl Conn {
-    /// Serve `stream`, accepted from `peer_addr`: challenge it at once.
+    /// Serve `stream`, accepted from `peer_addr`: challenge it at once, and
+    /// serve it only once its hello proves the cluster's secret.
     pub fn serve(stream: TcpStream, peer_addr: SocketAddr, ctx: Rc<ConnContext>, session: u64) {
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        let writer = Writer::spawn(write);
-        let challenge = Challenge::new(ctx.me);
-        writer.send(net::encode(&challenge));
-        Conn::create(move |c| {
-            c.add_stream(FramedRead::new(read, net::codec()));
-            Conn {
-                ctx,
-                peer_addr,
-                challenge,
-                caller: None,
-                writer,
-                session,
+        if ctx.handshakes.get() >= MAX_HANDSHAKES {
+            tracing::warn!(
+                "dropping connection from {peer_addr}: {MAX_HANDSHAKES} handshakes already under way"
+            );
+            return;
+        }
+        ctx.handshakes.set(ctx.handshakes.get() + 1);
+        actix_rt::spawn(async move {
+            let shake = tokio::time::timeout(HELLO_TIMEOUT, welcome(stream, &ctx)).await;
+            ctx.handshakes.set(ctx.handshakes.get() - 1);
+            match shake {
+                Ok(Ok((reader, writer, caller))) => {
+                    Conn::create(move |c| {
+                        c.add_stream(reader);
+                        Conn {
+                            ctx,
+                            peer_addr,
+                            caller,
+                            writer,
+                            session,
+                        }
+                    });
+                }
+                Ok(Err(why)) => tracing::warn!("dropping connection from {peer_addr}: {why}"),
+                Err(_) => tracing::warn!(
+                    "dropping connection from {peer_addr}: no hello within {} s",
+                    HELLO_TIMEOUT.as_secs()
+                ),
             }
         });
     }
@@ -430,22 +457,6 @@ impl Conn {
 
     fn respond(&self, r: &Response) {
         self.writer.send(net::encode(r));
-    }
-
-    fn hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
-        let c = &self.ctx;
-        if let Some(why) = hello.refusal(&c.cluster, &c.members, &c.secret, &self.challenge) {
-            return self.drop_conn(&format!("refused hello: {why}"), ctx);
-        }
-        let welcome = Welcome::new(
-            &c.cluster,
-            c.incarnation,
-            &c.secret,
-            &self.challenge,
-            &hello,
-        );
-        self.writer.send(net::encode(&welcome));
-        self.caller = Some(hello.caller);
     }
 
     fn request(&mut self, req: Request, ctx: &mut Context<Self>) {
@@ -495,19 +506,43 @@ impl Conn {
     }
 }
 
+/// The node's side of the handshake: challenge, a hello that proves the
+/// secret (read with a small frame limit), welcome. Then the connection reads
+/// frames up to the full limit.
+async fn welcome(stream: TcpStream, ctx: &ConnContext) -> Result<(Reader, Writer, Caller), String> {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let writer = Writer::spawn(write);
+    let challenge = Challenge::new(ctx.me);
+    writer.send(net::encode(&challenge));
+    let mut frames = FramedRead::new(read, net::codec_limited(HELLO_FRAME));
+    let frame = match frames.next().await {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => return Err(format!("bad hello: {e}")),
+        None => return Err("closed before its hello".into()),
+    };
+    let hello: Hello = net::decode(&frame).map_err(|e| format!("bad hello: {e}"))?;
+    if let Some(why) = hello.refusal(&ctx.cluster, &ctx.members, &ctx.secret, &challenge) {
+        return Err(format!("refused hello: {why}"));
+    }
+    let welcome = Welcome::new(
+        &ctx.cluster,
+        ctx.incarnation,
+        &ctx.secret,
+        &challenge,
+        &hello,
+    );
+    writer.send(net::encode(&welcome));
+    // From now on, frames up to the full limit.
+    frames.decoder_mut().set_max_frame_length(net::MAX_FRAME);
+    Ok((frames, writer, hello.caller))
+}
+
 impl Actor for Conn {
     type Context = Context<Self>;
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_later(HELLO_TIMEOUT, |act, ctx| {
-            if act.caller.is_none() {
-                act.drop_conn("no hello within 5 s", ctx);
-            }
-        });
-    }
-
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if self.caller == Some(Caller::Client) {
+        if self.caller == Caller::Client {
             self.ctx.router.do_send(Forget(self.session));
         }
     }
@@ -519,19 +554,12 @@ impl StreamHandler<Result<BytesMut, std::io::Error>> for Conn {
             Ok(f) => f,
             Err(e) => return self.drop_conn(&e.to_string(), ctx),
         };
-        match &self.caller {
-            None => match net::decode::<Hello>(&frame) {
-                Ok(hello) => self.hello(hello, ctx),
-                Err(e) => self.drop_conn(&format!("bad hello: {e}"), ctx),
+        match self.caller {
+            Caller::Node(peer) => match net::decode::<PeerFrame>(&frame) {
+                Ok(PeerFrame(envs)) => self.ctx.router.do_send(Inbound(peer, envs)),
+                Err(e) => self.drop_conn(&e, ctx),
             },
-            Some(Caller::Node(peer)) => {
-                let peer = *peer;
-                match net::decode::<PeerFrame>(&frame) {
-                    Ok(PeerFrame(envs)) => self.ctx.router.do_send(Inbound(peer, envs)),
-                    Err(e) => self.drop_conn(&e, ctx),
-                }
-            }
-            Some(Caller::Client) => match net::decode::<Request>(&frame) {
+            Caller::Client => match net::decode::<Request>(&frame) {
                 Ok(req) => self.request(req, ctx),
                 Err(e) => self.drop_conn(&e, ctx),
             },

@@ -297,6 +297,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         router: router.clone(),
         log: learner.recipient(),
         status: status.clone(),
+        handshakes: std::cell::Cell::new(0),
     });
     actix_rt::spawn(async move {
         let mut session = 0u64;

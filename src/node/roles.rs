@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::disk::{Append, DiskTx, Synced};
-use super::router::{Deliver, GetLog, Input, Notify, Replies, Route, Router, SharedStatus};
+use super::router::{Deliver, Effects, GetLog, Input, Router, SharedStatus};
 use crate::paxos::{Acceptor, Ballot, Gate, Leader, Learner, Mode, Outbox, Ready, Replica};
 
 /// Send a role's ready effects on: messages and notices to the router,
@@ -18,14 +18,12 @@ fn carry(router: &Addr<Router>, disk: Option<&DiskTx>, ready: Ready) {
     if let (Some((batch, records)), Some(disk)) = (ready.persist, disk) {
         disk.send(Append { batch, records });
     }
-    if !ready.send.is_empty() {
-        router.do_send(Route(ready.send));
-    }
-    if !ready.notices.is_empty() {
-        router.do_send(Notify(ready.notices));
-    }
-    if !ready.replies.is_empty() {
-        router.do_send(Replies(ready.replies));
+    if !(ready.send.is_empty() && ready.notices.is_empty() && ready.replies.is_empty()) {
+        router.do_send(Effects {
+            send: ready.send,
+            notices: ready.notices,
+            replies: ready.replies,
+        });
     }
 }
 
@@ -95,7 +93,10 @@ impl Handler<Synced> for AcceptorActor {
     fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
         let released = self.gate.synced(s.batch);
         if !released.is_empty() {
-            self.router.do_send(Route(released));
+            self.router.do_send(Effects {
+                send: released,
+                ..Effects::default()
+            });
         }
         let mut st = self.status.borrow_mut();
         while self.promised_at.front().is_some_and(|(b, _)| *b <= s.batch) {
@@ -196,7 +197,10 @@ impl Handler<Synced> for LeaderActor {
     fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
         let released = self.gate.synced(s.batch);
         if !released.is_empty() {
-            self.router.do_send(Route(released));
+            self.router.do_send(Effects {
+                send: released,
+                ..Effects::default()
+            });
         }
     }
 }

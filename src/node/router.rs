@@ -40,15 +40,18 @@ pub enum Input {
 #[rtype(result = "()")]
 pub struct Deliver(pub Input);
 
-/// Envelopes a local role wants sent.
-#[derive(Message)]
+/// What a local role wants done, in one mailbox message: envelopes to send,
+/// notices for the node's other roles, answers for clients.
+#[derive(Message, Default)]
 #[rtype(result = "()")]
-pub struct Route(pub Vec<Envelope>);
-
-/// Notices a local role gives the others.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Notify(pub Vec<Notice>);
+pub struct Effects {
+    /// Messages to other nodes (or to a role of this one).
+    pub send: Vec<Envelope>,
+    /// Notices to this node's roles.
+    pub notices: Vec<Notice>,
+    /// Answers to clients.
+    pub replies: Vec<Reply>,
+}
 
 /// Envelopes that arrived from a peer.
 #[derive(Message)]
@@ -59,11 +62,6 @@ pub struct Inbound(pub NodeId, pub Vec<Envelope>);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Outbound(pub Envelope);
-
-/// Answers to clients.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Replies(pub Vec<Reply>);
 
 /// An answer for one client connection.
 #[derive(Message)]
@@ -211,26 +209,24 @@ impl Actor for Router {
     }
 }
 
-impl Handler<Route> for Router {
+impl Handler<Effects> for Router {
     type Result = ();
 
-    fn handle(&mut self, Route(envs): Route, ctx: &mut Context<Self>) {
-        for env in envs {
+    fn handle(&mut self, e: Effects, ctx: &mut Context<Self>) {
+        for env in e.send {
             if env.to == self.id {
                 self.deliver(env.from, env.msg);
             } else {
                 self.remote(env, ctx);
             }
         }
-    }
-}
-
-impl Handler<Notify> for Router {
-    type Result = ();
-
-    fn handle(&mut self, Notify(notices): Notify, _: &mut Context<Self>) {
-        for n in notices {
+        for n in e.notices {
             self.notify(n);
+        }
+        for r in e.replies {
+            if let Some((_, to)) = self.waiting.remove(&(r.client, r.seq)) {
+                to.do_send(ToClient(r));
+            }
         }
     }
 }
@@ -259,18 +255,6 @@ impl Handler<ClientCommand> for Router {
         self.waiting
             .insert((c.cmd.client, c.cmd.seq), (c.session, c.reply_to));
         self.notify(Notice::Request(c.cmd));
-    }
-}
-
-impl Handler<Replies> for Router {
-    type Result = ();
-
-    fn handle(&mut self, Replies(replies): Replies, _: &mut Context<Self>) {
-        for r in replies {
-            if let Some((_, to)) = self.waiting.remove(&(r.client, r.seq)) {
-                to.do_send(ToClient(r));
-            }
-        }
     }
 }
 

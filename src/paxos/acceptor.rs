@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ballot::{Ballot, NodeId, Slot};
+use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT};
 use super::message::{Message, Notice, Outbox, PValue, Record, Value};
 use super::rules::{Rule, Rules};
 
@@ -25,7 +25,8 @@ use super::rules::{Rule, Rules};
 pub struct PromiseLimit {
     /// Accepted values at most.
     pub entries: usize,
-    /// Bytes of values at most (one value always fits, whatever its size).
+    /// Bytes of values at most (one value always fits, whatever its size, as
+    /// does one entry whatever `entries` says).
     pub bytes: usize,
 }
 
@@ -108,6 +109,16 @@ impl Acceptor {
 
     /// Handle one message from node `from`.
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
+        let sane = match &msg {
+            Message::Prepare { ballot, from_slot } => ballot.in_range() && *from_slot <= MAX_SLOT,
+            Message::Accept { ballot, slot, .. } => ballot.in_range() && *slot <= MAX_SLOT,
+            Message::Heartbeat { ballot, .. } => ballot.in_range(),
+            _ => true,
+        };
+        if !sane {
+            // Rounds and slots no real cluster reaches: garbage, ignored.
+            return;
+        }
         match msg {
             // Phase 1b. Equal ballots are answered again: a retransmitted Prepare
             // from the same proposer must get the same promise, and a proposer
@@ -197,8 +208,8 @@ impl Acceptor {
         let mut accepted = Vec::new();
         let mut bytes = 0;
         for (&slot, (b, v)) in self.accepted.range(from_slot..) {
-            let full = accepted.len() >= self.limit.entries
-                || (!accepted.is_empty() && bytes + v.size() > self.limit.bytes);
+            let full = !accepted.is_empty()
+                && (accepted.len() >= self.limit.entries || bytes + v.size() > self.limit.bytes);
             if bounded && full {
                 return (accepted, Some(slot));
             }

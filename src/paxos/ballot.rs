@@ -14,6 +14,13 @@ pub type NodeId = u64;
 /// A position in the replicated log. Single-decree Paxos uses slot 0 only.
 pub type Slot = u64;
 
+/// The highest round a role takes from a message: far above any a real
+/// cluster reaches (a round per election), far below where arithmetic on it
+/// could overflow. Anything above is ignored as garbage.
+pub const MAX_ROUND: u64 = 1 << 48;
+/// The highest slot a role takes from a message, for the same reason.
+pub const MAX_SLOT: Slot = 1 << 48;
+
 /// A proposal number: totally ordered, unique per proposer.
 ///
 /// `Ballot::ZERO` is below every real ballot and stands for "nothing promised yet".
@@ -34,6 +41,11 @@ impl Ballot {
     /// The ballot `round` of proposer `node`.
     pub fn new(round: u64, node: NodeId) -> Self {
         Ballot { round, node }
+    }
+
+    /// True if this ballot's round is one a role may take from a message.
+    pub fn in_range(&self) -> bool {
+        self.round <= MAX_ROUND
     }
 
     /// True for [`Ballot::ZERO`].

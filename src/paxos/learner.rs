@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ballot::{Ballot, NodeId, Slot};
+use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT};
 use super::message::{Digest, Message, Notice, Outbox, Record, Value};
 use super::rules::{Rule, Rules};
 
@@ -140,6 +140,7 @@ impl Learner {
             return;
         }
         match msg {
+            Message::Accepted { slot, .. } if slot > MAX_SLOT => {}
             Message::Accepted {
                 ballot,
                 slot,
@@ -152,7 +153,7 @@ impl Learner {
                 }
             }
             Message::Learn { entries } => {
-                for (slot, value) in entries {
+                for (slot, value) in entries.into_iter().filter(|(s, _)| *s <= MAX_SLOT) {
                     self.learn(slot, value, false, out);
                 }
             }

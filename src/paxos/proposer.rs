@@ -92,7 +92,7 @@ impl Proposer {
 
     /// The smallest round above every ballot seen.
     pub fn next_round(&self) -> u64 {
-        self.max_round + 1
+        self.max_round.saturating_add(1)
     }
 
     /// Phase 1a: pick ballot `(round, id)`, record the round, and send
@@ -158,7 +158,11 @@ impl Proposer {
             }
         }
         match next {
-            Some(n) if n > from_slot => {
+            Some(n) if n <= from_slot => {
+                // A chunk that does not move on cannot complete a promise.
+                return None;
+            }
+            Some(n) => {
                 // More was accepted than one message may carry: fetch the rest
                 // under the same ballot (its round is durable already).
                 *expected = Some(n);
@@ -453,8 +457,10 @@ mod tests {
         );
         // A stranger's complete promise does not count.
         assert_eq!(p.on_promise(7, bal, whole(vec![]), &mut out), None);
-        // A chunk out of order is ignored.
+        // A chunk out of order is ignored, and one that does not move on
+        // never completes a promise.
         assert_eq!(p.on_promise(1, bal, (9, vec![], None), &mut out), None);
+        assert_eq!(p.on_promise(3, bal, (0, vec![], Some(0)), &mut out), None);
         assert_eq!(
             p.on_promise(2, bal, whole(vec![]), &mut out),
             None,

@@ -287,6 +287,23 @@ pub fn revealed_durable(
     })
 }
 
+/// Persist before send, for a vote: an `Accepted` for `(slot, ballot,
+/// digest)` is backed by that very accept in the acceptor's synced log
+/// (`accepts`), not merely by a durable promise of the ballot.
+pub fn accept_backed(
+    node: NodeId,
+    vote: (Slot, Ballot, Digest),
+    accepts: &BTreeSet<(Slot, Ballot, Digest)>,
+    what: impl FnOnce() -> String,
+    durable: Ballot,
+) -> Option<Violation> {
+    (!accepts.contains(&vote)).then(|| Violation::Unpersisted {
+        node,
+        said: what(),
+        durable,
+    })
+}
+
 /// Every message fits in one frame (`bytes`, its size on the wire).
 pub fn frame_limit(
     from: NodeId,
@@ -493,6 +510,11 @@ mod tests {
         let b = |r| Ballot::new(r, 1);
         assert!(revealed_durable(1, b(2), || "Promise".into(), b(2)).is_none());
         assert!(revealed_durable(1, b(3), || "Promise".into(), b(2)).is_some());
+        // A durable promise of the ballot does not back a vote for a value.
+        let d = t("v").digest();
+        let accepts = BTreeSet::from([(0, b(2), d)]);
+        assert!(accept_backed(1, (0, b(2), d), &accepts, || "Accepted".into(), b(2)).is_none());
+        assert!(accept_backed(1, (1, b(2), d), &accepts, || "Accepted".into(), b(2)).is_some());
         assert!(frame_limit(1, 2, "Promise", 10, 10).is_none());
         assert!(frame_limit(1, 2, "Promise", 11, 10).is_some());
     }

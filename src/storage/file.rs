@@ -9,6 +9,8 @@ use crate::paxos::Record;
 
 const MAGIC: &[u8; 8] = b"SYNODLOG";
 const HEADER: usize = 16;
+/// How many batches past a bad frame recovery looks for proof of corruption.
+const LOOKAHEAD_BATCHES: u64 = 16;
 /// len u32 | crc u32 | batch u64 | left u32.
 const FRAME_HEAD: usize = 20;
 
@@ -27,6 +29,8 @@ pub struct FileLog {
     frames: Vec<usize>,
     /// The last batch number used.
     batch: u64,
+    /// This file's random salt, in every frame's checksum.
+    salt: u32,
     size: u64,
     syncs: u64,
 }
@@ -53,16 +57,19 @@ impl FileLog {
         if bytes.len() < HEADER && header_prefix(&bytes) {
             // A crash while an older synod created the file: it never held a
             // record. Start it again.
+            let fresh = header(new_salt());
             file.set_len(0).map_err(io)?;
             file.seek(SeekFrom::Start(0)).map_err(io)?;
-            file.write_all(&header()).map_err(io)?;
+            file.write_all(&fresh).map_err(io)?;
             file.sync_all().map_err(io)?;
             if !bytes.is_empty() {
                 recovered.cut = Some((0, bytes.len() as u64));
             }
-            bytes = header();
+            bytes = fresh;
         }
-        let (end, batch) = parse(path, &bytes, &mut recovered)?;
+        // Without fsync nothing was promised about what reached the disk, so
+        // a bad frame anywhere is a tail to cut, never corruption to refuse.
+        let (end, batch, salt) = parse(path, &bytes, fsync, &mut recovered)?;
         if end < bytes.len() as u64 {
             // A torn tail: never synced, so nothing was said about it.
             file.set_len(end).map_err(io)?;
@@ -79,6 +86,7 @@ impl FileLog {
             buf: Vec::new(),
             frames: Vec::new(),
             batch,
+            salt,
             size: end,
             syncs: 0,
         };
@@ -101,19 +109,37 @@ impl FileLog {
     }
 }
 
-fn header() -> Vec<u8> {
+fn header(salt: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(HEADER);
     h.extend_from_slice(MAGIC);
     h.extend_from_slice(&VERSION.to_le_bytes());
-    h.extend_from_slice(&0u32.to_le_bytes());
+    h.extend_from_slice(&salt.to_le_bytes());
     h
+}
+
+/// A random salt for a new file: a frame's checksum covers it, so bytes that
+/// merely look like a frame (say, inside a value a client wrote) never check
+/// out as one.
+fn new_salt() -> u32 {
+    let mut b = [0u8; 4];
+    crate::net::auth::fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+/// The checksum of a frame's sealed part (batch, left, payload) in a file
+/// salted with `salt`.
+fn checksum(salt: u32, sealed: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&salt.to_le_bytes());
+    h.update(sealed);
+    h.finalize()
 }
 
 /// True if `bytes` (shorter than a header) could be the start of one, or is
 /// zeros: what a crash during creation leaves.
 fn header_prefix(bytes: &[u8]) -> bool {
-    let h = header();
-    bytes.iter().zip(&h).all(|(a, b)| a == b) || bytes.iter().all(|&b| b == 0)
+    let h = header(0);
+    bytes.iter().zip(&h[..12]).all(|(a, b)| a == b) || bytes.iter().all(|&b| b == 0)
 }
 
 /// Create the log at `path` whole or not at all: the header goes to a
@@ -125,7 +151,7 @@ fn create(path: &Path) -> Result<(), StorageError> {
     };
     let tmp = path.with_extension("new");
     let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(&header()).map_err(io)?;
+    f.write_all(&header(new_salt())).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     sync_dir(path);
@@ -140,7 +166,14 @@ struct Frame<'a> {
     payload: &'a [u8],
 }
 
-fn frame_at(bytes: &[u8], at: usize) -> Option<Frame<'_>> {
+/// `batches`: only frames whose batch number lies in it are worth a
+/// checksum (a cheap filter before the expensive check).
+fn frame_at(
+    bytes: &[u8],
+    at: usize,
+    salt: u32,
+    batches: impl Fn(u64) -> bool,
+) -> Option<Frame<'_>> {
     let rest = bytes.get(at..)?;
     if rest.len() < FRAME_HEAD {
         return None;
@@ -150,12 +183,13 @@ fn frame_at(bytes: &[u8], at: usize) -> Option<Frame<'_>> {
     if len > MAX_FRAME || rest.len() < FRAME_HEAD + len {
         return None;
     }
-    if crc32fast::hash(&rest[8..FRAME_HEAD + len]) != u32_at(4) {
+    let batch = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
+    if !batches(batch) || checksum(salt, &rest[8..FRAME_HEAD + len]) != u32_at(4) {
         return None;
     }
     Some(Frame {
         len,
-        batch: u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes")),
+        batch,
         left: u32_at(16),
         payload: &rest[FRAME_HEAD..FRAME_HEAD + len],
     })
@@ -172,7 +206,12 @@ fn frame_at(bytes: &[u8], at: usize) -> Option<Frame<'_>> {
 /// the last batch written, which may never have been synced (a crash mid-write
 /// leaves zeros, garbage, or some blocks of the batch but not others): it is
 /// cut off, with everything after it.
-fn parse(path: &Path, bytes: &[u8], out: &mut Recovered) -> Result<(u64, u64), StorageError> {
+fn parse(
+    path: &Path,
+    bytes: &[u8],
+    strict: bool,
+    out: &mut Recovered,
+) -> Result<(u64, u64, u32), StorageError> {
     let bad = |reason: String| StorageError::BadHeader {
         path: path.to_path_buf(),
         reason,
@@ -186,14 +225,16 @@ fn parse(path: &Path, bytes: &[u8], out: &mut Recovered) -> Result<(u64, u64), S
             "it is version {version}; move it aside (or `synod down --wipe`) to start afresh"
         )));
     }
+    let salt = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
     let mut at = HEADER;
     let (mut batch, mut left) = (0u64, 0u32);
     while at < bytes.len() {
-        let Some(f) = frame_at(bytes, at) else {
+        let Some(f) = frame_at(bytes, at, salt, |_| true) else {
             // The batch the bad frame belongs to: the last good frame's, if
             // that batch had frames to come; else the next.
             let torn_batch = if left > 0 { batch } else { batch + 1 };
-            if let Some((next, later)) = later_batch_after(bytes, at + 1, torn_batch) {
+            let later = later_batch_after(bytes, at + 1, salt, torn_batch);
+            if let (true, Some((next, later))) = (strict, later) {
                 return Err(corrupt(
                     path,
                     at,
@@ -211,15 +252,19 @@ fn parse(path: &Path, bytes: &[u8], out: &mut Recovered) -> Result<(u64, u64), S
         (batch, left) = (f.batch, f.left);
         at += FRAME_HEAD + f.len;
     }
-    Ok((at as u64, batch))
+    Ok((at as u64, batch, salt))
 }
 
-/// The first good frame at or after `from` whose batch is above `batch`, if
-/// any: `(offset, its batch)`.
-fn later_batch_after(bytes: &[u8], from: usize, batch: u64) -> Option<(usize, u64)> {
+/// The first good frame at or after `from` of one of the few batches after
+/// `batch`, if any: `(offset, its batch)`. Batches follow each other in the
+/// file, so a later batch that survived starts soon after; the window keeps
+/// the scan linear in the file's size.
+fn later_batch_after(bytes: &[u8], from: usize, salt: u32, batch: u64) -> Option<(usize, u64)> {
+    let window = |b: u64| b > batch && b <= batch.saturating_add(LOOKAHEAD_BATCHES);
     (from..bytes.len().saturating_sub(FRAME_HEAD)).find_map(|at| {
-        let f = frame_at(bytes, at)?;
-        (f.batch > batch && postcard::from_bytes::<Entry>(f.payload).is_ok())
+        let f = frame_at(bytes, at, salt, window)?;
+        postcard::from_bytes::<Entry>(f.payload)
+            .is_ok()
             .then_some((at, f.batch))
     })
 }
@@ -267,7 +312,7 @@ impl Storage for FileLog {
             self.buf[start + 8..start + 16].copy_from_slice(&self.batch.to_le_bytes());
             let left = (n - 1 - i) as u32;
             self.buf[start + 16..start + 20].copy_from_slice(&left.to_le_bytes());
-            let crc = crc32fast::hash(&self.buf[start + 8..end]);
+            let crc = checksum(self.salt, &self.buf[start + 8..end]);
             self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
         }
         let io = |source| StorageError::Io {

@@ -27,6 +27,14 @@ impl MemLog {
         self.pending.clear();
     }
 
+    /// A crash that kept the oldest `n` unsynced records (a process killed
+    /// after its `write` reached the page cache, before its sync): they
+    /// survive, the rest is gone.
+    pub fn crash_keeping(&mut self, n: usize) {
+        self.sync_first(n);
+        self.pending.clear();
+    }
+
     /// Make the oldest `n` records appended and not yet synced durable (a
     /// sync that covered only the batches written before it started).
     pub fn sync_first(&mut self, n: usize) {

@@ -9,8 +9,8 @@
 //! # File format
 //!
 //! ```text
-//! header  "SYNODLOG" (8 bytes) | version: u32 LE (2) | flags: u32 LE (0)
-//! frame   len: u32 LE | crc32(batch..payload): u32 LE | batch: u64 LE | left: u32 LE | payload: postcard(Entry)
+//! header  "SYNODLOG" (8 bytes) | version: u32 LE (2) | salt: u32 LE (random per file)
+//! frame   len: u32 LE | crc32(salt, batch..payload): u32 LE | batch: u64 LE | left: u32 LE | payload: postcard(Entry)
 //! frame   ...
 //! ```
 //!
@@ -32,8 +32,11 @@
 //! writes the next, so the bad one had been synced): the node refuses to start,
 //! naming the file and byte offset, rather than silently forget what its
 //! acceptor said. The one case no format can tell apart from a torn write is
-//! damage inside the very last batch; it is treated as torn. A file shorter
-//! than a header (a crash while creating it) is started afresh.
+//! damage inside the very last batch; it is treated as torn. The file's salt
+//! is in every checksum, so bytes inside a record that happen to look like a
+//! frame never pass for one. A log opened without fsync promised nothing about
+//! what reached the disk: a bad frame there is always cut, never refused. A
+//! file shorter than a header (a crash while creating it) is started afresh.
 
 mod file;
 mod mem;
@@ -73,7 +76,7 @@ pub enum StorageError {
         source: std::io::Error,
     },
     /// A frame before the tail does not check out: the log is corrupt.
-    #[error("{path}: corrupt log at byte {offset}: {reason}; refusing to start rather than forget what this acceptor promised (move the file aside to start empty)")]
+    #[error("{path}: corrupt log at byte {offset}: {reason}; refusing to start rather than forget what this node promised (do not delete the file: an acceptor that forgets its promises can let two values be chosen; to start over, `synod down --wipe` the whole cluster)")]
     Corrupt {
         /// The log file.
         path: PathBuf,

@@ -166,7 +166,7 @@ mod file_only {
     fn written(n: u64) -> (tempfile::TempDir, std::path::PathBuf, Vec<u64>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        let (mut log, _) = FileLog::open(&path, false).unwrap();
+        let (mut log, _) = FileLog::open(&path, true).unwrap();
         let mut ends = Vec::new();
         for i in 0..n {
             log.append(&record(i)).unwrap();
@@ -182,11 +182,11 @@ mod file_only {
         // Cut the last frame in half.
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(ends[1] + 5).unwrap();
-        let (_, rec) = FileLog::open(&path, false).unwrap();
+        let (_, rec) = FileLog::open(&path, true).unwrap();
         assert_eq!(rec.records, vec![record(0), record(1)]);
         assert_eq!(rec.cut, Some((ends[1], 5)));
         // The file was truncated: a second open finds nothing to cut.
-        let (_, rec) = FileLog::open(&path, false).unwrap();
+        let (_, rec) = FileLog::open(&path, true).unwrap();
         assert_eq!(rec.cut, None);
     }
 
@@ -195,7 +195,7 @@ mod file_only {
         let (_d, path, _) = written(2);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[0; 300]).unwrap();
-        let (_, rec) = FileLog::open(&path, false).unwrap();
+        let (_, rec) = FileLog::open(&path, true).unwrap();
         assert_eq!(rec.records.len(), 2);
         assert_eq!(rec.cut.map(|c| c.1), Some(300));
 
@@ -205,7 +205,7 @@ mod file_only {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, rec) = FileLog::open(&path, false).unwrap();
+        let (_, rec) = FileLog::open(&path, true).unwrap();
         assert_eq!(rec.records, vec![record(0)]);
         assert_eq!(rec.cut, Some((ends[0], ends[1] - ends[0])));
     }
@@ -217,7 +217,7 @@ mod file_only {
         let inside_second = ends[0] as usize + 12;
         bytes[inside_second] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
-        match FileLog::open(&path, false) {
+        match FileLog::open(&path, true) {
             Err(StorageError::Corrupt { offset, reason, .. }) => {
                 assert_eq!(offset, ends[0]);
                 assert!(reason.contains("checksum"), "{reason}");
@@ -229,13 +229,53 @@ mod file_only {
     }
 
     #[test]
+    fn a_log_without_fsync_cuts_a_bad_frame_instead_of_refusing() {
+        // Nothing was promised about what reached the disk (the learner's log,
+        // or `fsync: false`): the same damage is a tail to cut.
+        let (_d, path, ends) = written(3);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[ends[0] as usize + 12] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, rec) = FileLog::open(&path, false).unwrap();
+        assert_eq!(rec.records, vec![record(0)]);
+    }
+
+    #[test]
+    fn bytes_that_look_like_a_later_frame_are_not_taken_for_one() {
+        // A torn tail whose garbage holds a frame of the next batch, forged as
+        // one would forge it without the file's salt (say, bytes of a value a
+        // client wrote): it must not pass for proof of corruption.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.log");
+        let (mut log, _) = FileLog::open(&path, true).unwrap();
+        log.append(&record(0)).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let bytes = std::fs::read(&path).unwrap();
+        let payload = bytes[16 + 20..].to_vec();
+        let mut sealed = 3u64.to_le_bytes().to_vec();
+        sealed.extend_from_slice(&0u32.to_le_bytes());
+        sealed.extend_from_slice(&payload);
+        let mut fake = (payload.len() as u32).to_le_bytes().to_vec();
+        fake.extend_from_slice(&crc32fast::hash(&sealed).to_le_bytes());
+        fake.extend_from_slice(&sealed);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[0xEE; 30]).unwrap();
+        f.write_all(&fake).unwrap();
+        drop(f);
+        let (_, rec) = FileLog::open(&path, true).unwrap();
+        assert_eq!(rec.records, vec![record(0)]);
+        assert_eq!(rec.cut.map(|c| c.1), Some(30 + fake.len() as u64));
+    }
+
+    #[test]
     fn a_garbage_length_before_good_frames_is_corruption() {
         let (_d, path, ends) = written(3);
         let mut bytes = std::fs::read(&path).unwrap();
         let at = ends[0] as usize;
         bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        let err = FileLog::open(&path, false).unwrap_err();
+        let err = FileLog::open(&path, true).unwrap_err();
         assert!(
             err.to_string().contains(&format!("byte {}", ends[0])),
             "{err}"
@@ -250,7 +290,7 @@ mod file_only {
         let mut junk = 40u32.to_le_bytes().to_vec();
         junk.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
         f.write_all(&junk).unwrap();
-        let (_, rec) = FileLog::open(&path, false).unwrap();
+        let (_, rec) = FileLog::open(&path, true).unwrap();
         assert_eq!(rec.records.len(), 3);
         assert_eq!(rec.cut, Some((ends[2], junk.len() as u64)));
     }
@@ -261,7 +301,7 @@ mod file_only {
         // while the third did (blocks land in any order before a sync).
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.log");
-        let (mut log, _) = FileLog::open(&path, false).unwrap();
+        let (mut log, _) = FileLog::open(&path, true).unwrap();
         log.append(&record(0)).unwrap();
         log.sync().unwrap();
         let first = log.size();
@@ -276,7 +316,7 @@ mod file_only {
             *b = 0;
         }
         std::fs::write(&path, &bytes).unwrap();
-        let (_, rec) = FileLog::open(&path, false).unwrap();
+        let (_, rec) = FileLog::open(&path, true).unwrap();
         assert_eq!(rec.records, vec![record(0), record(1)]);
         assert!(rec.cut.is_some());
     }
@@ -301,7 +341,7 @@ mod file_only {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        let err = FileLog::open(&path, false).unwrap_err().to_string();
+        let err = FileLog::open(&path, true).unwrap_err().to_string();
         assert!(
             err.contains("version 1") && err.contains("move it aside"),
             "{err}"
@@ -313,7 +353,7 @@ mod file_only {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.log");
         std::fs::write(&path, b"hello, I am a text file").unwrap();
-        let err = FileLog::open(&path, false).unwrap_err();
+        let err = FileLog::open(&path, true).unwrap_err();
         assert!(matches!(err, StorageError::BadHeader { .. }), "{err}");
     }
 

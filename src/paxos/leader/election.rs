@@ -95,8 +95,12 @@ impl Leader {
         self.mode = Mode::Leader;
         self.leader_hint = Some(self.id);
         self.in_flight.clear();
-        let reported = must.keys().next_back().map_or(0, |s| s + 1);
-        let known = self.chosen_ahead.iter().next_back().map_or(0, |s| s + 1);
+        let reported = must.keys().next_back().map_or(0, |s| s.saturating_add(1));
+        let known = self
+            .chosen_ahead
+            .iter()
+            .next_back()
+            .map_or(0, |s| s.saturating_add(1));
         self.next_slot = self.first_unchosen.max(reported).max(known);
         // P2c per slot: the highest-ballot value reported, or a no-op for a hole.
         for slot in self.first_unchosen..self.next_slot {

@@ -60,7 +60,7 @@ impl Leader {
         while self.chosen_ahead.remove(&self.first_unchosen) {
             self.first_unchosen += 1;
         }
-        self.next_slot = self.next_slot.max(slot + 1);
+        self.next_slot = self.next_slot.max(slot.saturating_add(1));
         if self.mode == Mode::Leader {
             self.propose_waiting(out);
         }

@@ -154,12 +154,11 @@ impl World {
         if self.node(id).up {
             return;
         }
-        let old = self.node(id);
-        let inc = old.incarnation;
-        let replays = std::mem::take(&mut old.replays);
+        let inc = self.node(id).incarnation;
+        let replays = std::mem::take(&mut self.node(id).replays);
         // The logs survive the crash, less what was not synced; everything
         // else is rebuilt from them.
-        let logs: Logs = old.crash_logs();
+        let logs: Logs = self.crash_logs(id);
         let fresh = self.fresh_node(id, logs, inc);
         let promised = fresh.acceptor.promised();
         let round = match &fresh.driver {

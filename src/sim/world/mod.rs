@@ -139,6 +139,8 @@ struct World {
     learned: BTreeMap<(NodeId, u64), Value>,
     /// The highest promise each acceptor's durable log backed, across restarts.
     promised: BTreeMap<NodeId, Ballot>,
+    /// What each acceptor's durable log backs.
+    backing: BTreeMap<NodeId, node::Backing>,
     digests: BTreeMap<u64, (u64, NodeId)>,
     applied: BTreeMap<NodeId, BTreeSet<(u64, u64)>>,
     violations: Vec<Violation>,
@@ -171,6 +173,7 @@ impl World {
             commands: BTreeSet::new(),
             learned: BTreeMap::new(),
             promised: BTreeMap::new(),
+            backing: BTreeMap::new(),
             digests: BTreeMap::new(),
             applied: BTreeMap::new(),
             violations: Vec::new(),

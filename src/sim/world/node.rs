@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, VecDeque};
 use super::{Ev, World};
 use crate::paxos::quorum::majority;
 use crate::paxos::{
-    Acceptor, Ballot, DecreeProposer, Envelope, Gate, Leader, Learner, Message, Mode, NodeId,
-    Notice, Outbox, Proposer, Record, Replica, Role, Rule, Value,
+    Acceptor, Ballot, DecreeProposer, Digest, Envelope, Gate, Leader, Learner, Message, Mode,
+    NodeId, Notice, Outbox, Proposer, Record, Replica, Role, Rule, Slot, Value,
 };
 use crate::sim::invariants as inv;
 use crate::sim::Workload;
@@ -93,18 +93,32 @@ impl Node {
     pub(super) fn disk(&mut self, role: Role) -> &mut Disk {
         &mut self.disks[slot_of(role)]
     }
+}
 
-    /// The logs a crash leaves behind (what was synced).
-    pub(super) fn crash_logs(&mut self) -> Logs {
-        let mut take = |role| {
-            let mut log = std::mem::take(&mut self.disks[slot_of(role)].log);
-            log.crash();
-            log
-        };
-        Logs {
-            acceptor: take(Role::Acceptor),
-            proposer: take(Role::Proposer),
-            learner: take(Role::Learner),
+/// What an acceptor's durable records back: the highest ballot among them,
+/// and every (slot, ballot, value) accepted.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Backing {
+    pub(super) ballot: Ballot,
+    pub(super) accepts: BTreeSet<(Slot, Ballot, Digest)>,
+}
+
+impl Backing {
+    /// Count `records`, newly durable.
+    fn add(&mut self, records: &[Record]) {
+        for r in records {
+            match r {
+                Record::Promise { ballot } => self.ballot = self.ballot.max(*ballot),
+                Record::Accept {
+                    slot,
+                    ballot,
+                    value,
+                } => {
+                    self.ballot = self.ballot.max(*ballot);
+                    self.accepts.insert((*slot, *ballot, value.digest()));
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -112,18 +126,6 @@ impl Node {
 /// The value single-decree proposer `id` would like chosen.
 pub(super) fn own_value(id: NodeId) -> String {
     format!("value-of-{id}")
-}
-
-/// The highest ballot a set of acceptor records backs.
-fn backed(records: &[Record]) -> Ballot {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Promise { ballot } | Record::Accept { ballot, .. } => Some(*ballot),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(Ballot::ZERO)
 }
 
 impl World {
@@ -181,6 +183,28 @@ impl World {
             parked: Vec::new(),
             replays: Vec::new(),
             was_leader: false,
+        }
+    }
+
+    /// The logs node `id` leaves behind when it crashes: what was synced,
+    /// and of what was written but not synced a random oldest part (a write
+    /// may reach the page cache before the process dies).
+    pub(super) fn crash_logs(&mut self, id: NodeId) -> Logs {
+        let take = |w: &mut World, role: Role| {
+            let mut log = std::mem::take(&mut w.node(id).disk(role).log);
+            let keep = w.rng.range(0, log.pending() as u64) as usize;
+            let before = log.durable().len();
+            log.crash_keeping(keep);
+            if role == Role::Acceptor {
+                let kept = log.durable()[before..].to_vec();
+                w.backing.entry(id).or_default().add(&kept);
+            }
+            log
+        };
+        Logs {
+            acceptor: take(self, Role::Acceptor),
+            proposer: take(self, Role::Proposer),
+            learner: take(self, Role::Learner),
         }
     }
 
@@ -349,13 +373,17 @@ impl World {
         while disk.unsynced.front().is_some_and(|(b, _)| *b <= batch) {
             records += disk.unsynced.pop_front().expect("checked").1;
         }
+        let before = disk.log.durable().len();
         disk.log.sync_first(records);
         let released = disk.gate.synced(batch);
         if role == Role::Acceptor {
             // What the acceptor's log now backs never goes down, across
             // restarts too.
-            let backed = backed(self.node(id).disk(Role::Acceptor).log.durable());
-            let v = inv::promise_monotonic(&mut self.promised, id, backed);
+            let fresh = disk.log.durable()[before..].to_vec();
+            let backing = self.backing.entry(id).or_default();
+            backing.add(&fresh);
+            let ballot = backing.ballot;
+            let v = inv::promise_monotonic(&mut self.promised, id, ballot);
             self.violation(v);
         }
         for env in released {
@@ -386,14 +414,40 @@ impl World {
         if role != Role::Acceptor {
             return;
         }
-        let durable = backed(self.node(id).disk(Role::Acceptor).log.durable());
+        let empty = Backing::default();
+        let backing = self.backing.get(&id).unwrap_or(&empty);
         let said = match &env.msg {
             Message::Promise { ballot, .. } | Message::Accepted { ballot, .. } => Some(*ballot),
             Message::Nack { promised, .. } => Some(*promised),
             _ => None,
         };
+        let mut bad = Vec::new();
         if let Some(said) = said {
-            let v = inv::revealed_durable(id, said, || env.msg.brief(), durable);
+            bad.push(inv::revealed_durable(
+                id,
+                said,
+                || env.msg.brief(),
+                backing.ballot,
+            ));
+        }
+        if let Message::Accepted {
+            ballot,
+            slot,
+            digest,
+        } = &env.msg
+        {
+            // An Accepted is backed by that very accept, not just its ballot.
+            let vote = (*slot, *ballot, *digest);
+            let what = || env.msg.brief();
+            bad.push(inv::accept_backed(
+                id,
+                vote,
+                &backing.accepts,
+                what,
+                backing.ballot,
+            ));
+        }
+        for v in bad {
             self.violation(v);
         }
         if let Message::Accepted {
