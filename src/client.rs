@@ -6,7 +6,6 @@
 //! It is blocking (one thread per client) and keeps one connection per node.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -14,9 +13,9 @@ use thiserror::Error;
 
 use crate::cluster::Cluster;
 use crate::kv::{Op, OpResult};
-use crate::net::{self, Caller, Challenge, Hello, Request, Response, Welcome};
+use crate::net::{self, Caller, Challenge, FrameStream, Hello, Request, Response, Welcome};
 use crate::paxos::quorum::majority;
-use crate::paxos::{NodeId, Outcome};
+use crate::paxos::{NodeId, Outcome, Slot, Value};
 
 /// Why an operation did not complete.
 #[derive(Clone, Debug, Error, PartialEq)]
@@ -57,10 +56,9 @@ impl ClientError {
     }
 }
 
-/// One connection to one node, read through a buffer (a frame's length and
-/// payload usually arrive in one `read`).
+/// One connection to one node.
 struct Link {
-    reader: BufReader<TcpStream>,
+    reader: Connection,
     /// The read timeout last set on the socket (set again only when it changes
     /// by more than 10 ms, to save a system call per operation).
     timeout: Option<Duration>,
@@ -219,17 +217,17 @@ impl Client {
         let deadline = Instant::now() + wait;
         if !self.links.contains_key(&id) {
             let addr = self.cluster.node(id).ok_or(Silence::Refused)?.addr;
-            let stream = connect(addr, &self.cluster, wait).map_err(|_| Silence::Refused)?;
+            let reader = connect(addr, &self.cluster, wait).map_err(|_| Silence::Refused)?;
             self.links.insert(
                 id,
                 Link {
-                    reader: BufReader::new(stream),
+                    reader,
                     timeout: None,
                 },
             );
         }
         let link = self.links.get_mut(&id).expect("inserted");
-        if write_frame(link.reader.get_mut(), &net::encode(req)).is_err() {
+        if link.reader.send(&net::encode(req)).is_err() {
             // A frame cut short is dropped whole by the node: nothing was asked.
             self.links.remove(&id);
             return Err(Silence::Refused);
@@ -248,7 +246,7 @@ impl Client {
                 let _ = link.reader.get_ref().set_read_timeout(Some(left));
                 link.timeout = Some(left);
             }
-            match read_frame(&mut link.reader) {
+            match link.reader.recv() {
                 Ok(frame) => match net::decode::<Response>(&frame) {
                     Ok(r) if wanted(&r) => return Ok(r),
                     Ok(_) => continue,
@@ -296,6 +294,9 @@ pub fn fresh_id() -> u64 {
     crate::net::auth::random_u64() >> 1
 }
 
+/// A connection to a node, framed.
+pub type Connection = FrameStream<TcpStream>;
+
 /// Connect to a node and shake hands as a client: answer its challenge with a
 /// proof of the cluster's secret, and check its proof back. Returns once it
 /// welcomed us.
@@ -303,14 +304,14 @@ pub fn connect(
     addr: SocketAddr,
     cluster: &Cluster,
     timeout: Duration,
-) -> std::io::Result<TcpStream> {
+) -> std::io::Result<Connection> {
     let secret = cluster.secret()?;
     let timeout = timeout.max(Duration::from_millis(1));
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(timeout))?;
-    let challenge: Challenge =
-        net::decode(&read_frame(&mut stream)?).map_err(std::io::Error::other)?;
+    let mut conn = FrameStream::new(stream);
+    let challenge: Challenge = net::decode(&conn.recv()?).map_err(std::io::Error::other)?;
     if let Some(why) = challenge.refusal() {
         return Err(std::io::Error::other(why));
     }
@@ -324,15 +325,15 @@ pub fn connect(
         )));
     }
     let hello = Hello::new(&cluster.name, Caller::Client, secret, &challenge);
-    write_frame(&mut stream, &net::encode(&hello))?;
-    let welcome: Welcome = net::decode(&read_frame(&mut stream)?).map_err(std::io::Error::other)?;
+    conn.send(&net::encode(&hello))?;
+    let welcome: Welcome = net::decode(&conn.recv()?).map_err(std::io::Error::other)?;
     if !welcome.genuine(&cluster.name, secret, &challenge, &hello) {
         return Err(std::io::Error::other(format!(
             "{addr} did not prove the secret of cluster {:?}",
             cluster.name
         )));
     }
-    Ok(stream)
+    Ok(conn)
 }
 
 /// Ask node `addr` one question (status, log, faults) on a fresh connection.
@@ -342,28 +343,50 @@ pub fn query(
     req: &Request,
     timeout: Duration,
 ) -> std::io::Result<Response> {
-    let mut stream = connect(addr, cluster, timeout)?;
-    write_frame(&mut stream, &net::encode(req))?;
-    let frame = read_frame(&mut stream)?;
-    net::decode(&frame).map_err(std::io::Error::other)
+    let mut conn = connect(addr, cluster, timeout)?;
+    conn.send(&net::encode(req))?;
+    net::decode(&conn.recv()?).map_err(std::io::Error::other)
 }
 
-/// Write one frame.
-pub fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(payload.len() + 4);
-    net::put_frame(&mut buf, payload);
-    stream.write_all(&buf)
-}
-
-/// Read one frame.
-pub fn read_frame(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > net::MAX_FRAME {
-        return Err(std::io::Error::other("frame too large"));
-    }
-    let mut payload = vec![0; len];
-    stream.read_exact(&mut payload)?;
-    Ok(payload)
+/// Every node's chosen log from slot `from` on, asked in parallel: one page of
+/// at most `limit` entries per node, or with `all`, page after page to the
+/// end. Nodes that do not answer are left out.
+pub fn fetch_logs(
+    cluster: &Cluster,
+    from: Slot,
+    limit: usize,
+    all: bool,
+    timeout: Duration,
+) -> BTreeMap<NodeId, BTreeMap<Slot, Value>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                s.spawn(move || {
+                    let mut log = BTreeMap::new();
+                    let mut next = from;
+                    loop {
+                        let req = Request::Log { from: next, limit };
+                        match query(n.addr, cluster, &req, timeout) {
+                            Ok(Response::Log { entries, .. }) => {
+                                let more = all && !entries.is_empty();
+                                next = entries.last().map_or(next, |e| e.0 + 1);
+                                log.extend(entries);
+                                if !more {
+                                    return Some((n.id, log));
+                                }
+                            }
+                            _ if log.is_empty() => return None,
+                            _ => return Some((n.id, log)),
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
+    })
 }

@@ -1,7 +1,7 @@
 //! The explainer's two worked examples, replayed message by message.
 //!
 //! Nothing here is scripted about outcomes: every promise, refusal, accept and
-//! choice is what the real [`Acceptor`], [`Proposer`] and [`Learner`] return. The
+//! choice is what the real [`Acceptor`], [`Campaign`] and [`Learner`] return. The
 //! demo only decides the order in which messages are delivered (the story's order)
 //! and says, for each outcome, which rule decided it. [`Story`] carries the
 //! computed outcomes as data, so tests assert them rather than the printed text.
@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use crate::paxos::quorum::majority;
 use crate::paxos::{
-    Acceptor, Learner, Message, NodeId, Outbox, Proposer, Rule, Rules, Slot, Value,
+    Acceptor, Campaign, Learner, Message, NodeId, Outbox, Rule, Rules, Slot, Value,
 };
 use crate::sim::invariants::{self, Ghost};
 
@@ -92,7 +92,7 @@ pub fn hint(name: &str, lang: Lang) -> Option<String> {
 struct Person {
     name: String,
     acceptor: Acceptor,
-    proposer: Proposer,
+    proposer: Campaign,
     learner: Learner,
 }
 
@@ -122,7 +122,7 @@ impl Table {
                 let person = Person {
                     name: names[id as usize - 1].to_string(),
                     acceptor: Acceptor::new(id, rules),
-                    proposer: Proposer::new(id, targets, q, rules),
+                    proposer: Campaign::new(id, targets, q, rules),
                     learner: Learner::new(id, ids.clone(), q, rules),
                 };
                 (id, person)

@@ -6,6 +6,8 @@
 //! - [`demo`]: the explainer's two worked examples, computed by the real code.
 //! - [`rng`]: the seeded generator behind every random choice.
 //! - [`cli`]: the command line.
+//! - [`harness`]: what chaos, the experiment and bench share.
+//! - [`stats`]: quantiles and confidence intervals.
 
 pub mod bench;
 pub mod chaos;
@@ -15,6 +17,7 @@ pub mod client;
 pub mod cluster;
 pub mod demo;
 pub mod experiment;
+pub mod harness;
 pub mod kv;
 pub mod launcher;
 pub mod net;
@@ -23,4 +26,5 @@ pub mod paxos;
 pub mod rng;
 pub mod signals;
 pub mod sim;
+pub mod stats;
 pub mod storage;

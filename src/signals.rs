@@ -1,26 +1,34 @@
-//! Ctrl-C and SIGTERM for the long-running commands: the handler only raises a
-//! flag; `up`, `chaos`, `experiment` and `bench` poll it, stop what they
-//! started, and exit cleanly.
+//! Ctrl-C and SIGTERM for the long-running commands: `signal-hook` raises a
+//! flag; `up`, `chaos`, `experiment`, `bench` and `logs --follow` poll it, stop
+//! what they started, and exit cleanly.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+fn flag() -> &'static Arc<AtomicBool> {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    STOP.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
 
-/// Catch SIGINT and SIGTERM from now on.
+/// Catch SIGINT and SIGTERM from now on (raising the flag [`stopped`] reads).
 pub fn catch() {
-    let handler = on_signal as extern "C" fn(libc::c_int);
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registering can only fail for a signal that cannot be caught; these can.
+        let _ = signal_hook::flag::register(sig, flag().clone());
     }
 }
 
 /// True once SIGINT or SIGTERM arrived (after [`catch`]).
 pub fn stopped() -> bool {
-    STOP.load(Ordering::SeqCst)
+    flag().load(Ordering::SeqCst)
+}
+
+/// Die quietly on a closed pipe (`synod sim --seeds 100 | head`), as Unix
+/// tools do: give SIGPIPE back its default action (Rust ignores it).
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default, before any thread
+    // exists; no handler runs our code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -28,17 +28,29 @@ fn bench_reports_rows_as_json() {
         assert_eq!(row["system"], "synod");
         assert_eq!(row["clients"], clients);
         assert_eq!(row["value_size"], 100);
-        assert!(row["ops_per_s"].as_f64().unwrap() > 0.0, "{row}");
-        assert!(row["p50_ms"].as_f64().unwrap() > 0.0, "{row}");
+        let f = |k: &str| row[k].as_f64().unwrap();
+        // Throughput is the operations counted over the 1 s measured.
+        let ops = row["ops"].as_u64().unwrap() as f64;
         assert!(
-            row["p99_ms"].as_f64().unwrap() >= row["p50_ms"].as_f64().unwrap(),
+            ops > 0.0 && (f("ops_per_s") - ops).abs() <= 0.05 * ops,
             "{row}"
         );
+        // Quantiles in order, and errors counted (none on a healthy cluster).
         assert!(
-            row.get("errors").is_some() && row.get("cpu_s").is_some(),
+            f("p50_ms") <= f("p95_ms") && f("p95_ms") <= f("p99_ms"),
             "{row}"
         );
+        assert!(f("p99_ms") <= f("p999_ms"), "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+        assert!(f("cpu_s") >= 0.0, "{row}");
     }
+    // The writes happened, with values of the size asked, where the bench
+    // said: bench0..bench999 in the replicated map.
+    let value = (0..1000)
+        .map(|k| env.ok(&["get", &format!("bench{k}")]))
+        .find(|v| !v.is_empty())
+        .expect("some bench key was written");
+    assert_eq!(value, format!("{}\n", "v".repeat(100)));
     let text = env.ok(&[
         "bench",
         "--clients",

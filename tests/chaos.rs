@@ -59,11 +59,15 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     assert_eq!(verdict["lost_writes"], 0);
     assert_eq!(verdict["seed"], 3);
     assert!(
-        verdict["acknowledged_writes"].as_u64().unwrap() > 100,
+        verdict["acknowledged_writes"].as_u64().unwrap() > 0,
         "{verdict}"
     );
+    // The history file holds exactly the operations the verdict counted.
     let history = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
-    assert!(history.lines().count() > 100);
+    assert_eq!(
+        history.lines().count() as u64,
+        verdict["ops"]["total"].as_u64().unwrap()
+    );
     for line in history.lines() {
         let _: serde_json::Value = serde_json::from_str(line).unwrap();
     }

@@ -5,23 +5,31 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
 use support::Env;
 use synod::cluster::Cluster;
-use synod::net::{self, Caller, Challenge, Hello, NetFaults, Request, Response, Secret};
+use synod::net::{
+    self, Caller, Challenge, FrameStream, Hello, NetFaults, Request, Response, Secret,
+};
 
 /// Open a connection to `addr` and answer its challenge as `caller` of
 /// `cluster` with `secret`; the stream, and whether the node welcomed us.
-fn knock(addr: &str, cluster: &str, caller: Caller, secret: &Secret) -> (TcpStream, bool) {
-    let mut s = TcpStream::connect(addr).unwrap();
+fn knock(
+    addr: &str,
+    cluster: &str,
+    caller: Caller,
+    secret: &Secret,
+) -> (FrameStream<TcpStream>, bool) {
+    let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let challenge: Challenge = net::decode(&synod::client::read_frame(&mut s).unwrap()).unwrap();
+    let mut s = FrameStream::new(s);
+    let challenge: Challenge = net::decode(&s.recv().unwrap()).unwrap();
     let hello = Hello::new(cluster, caller, secret, &challenge);
-    synod::client::write_frame(&mut s, &net::encode(&hello)).unwrap();
-    let welcomed = synod::client::read_frame(&mut s).is_ok();
+    s.send(&net::encode(&hello)).unwrap();
+    let welcomed = s.recv().is_ok();
     (s, welcomed)
 }
 
@@ -116,9 +124,8 @@ fn a_peer_cannot_send_what_is_not_a_protocol_message() {
     assert!(welcomed);
     // PeerFrame([Envelope { from: 2, to: 1, msg: variant 11 }]) in postcard.
     let payload = [1u8, 2, 1, 11, 0, 0];
-    synod::client::write_frame(&mut s, &payload).unwrap();
-    let mut buf = [0u8; 1];
-    let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+    s.send(&payload).unwrap();
+    let closed = s.recv().is_err();
     assert!(
         closed,
         "the node must close a connection that sends a non-message"

@@ -72,9 +72,32 @@ fn a_quick_real_run_writes_outputs_that_parse() {
         results.sizes.iter().map(|s| s.n).collect::<Vec<_>>(),
         vec![3, 4]
     );
+    // One probe every probe_every_ms through the crash phase, on schedule
+    // however slow the machine (late probes are still issued).
+    let t = Timing::real(true);
+    let scheduled = (t.crash_s * 1000.0 / t.probe_every_ms as f64) as u64;
     for s in &results.sizes {
-        assert!(s.probes > 100, "{s:?}");
-        assert!(s.ci95[0] <= s.measured && s.measured <= s.ci95[1], "{s:?}");
+        assert!(
+            s.probes >= scheduled * 95 / 100 && s.probes <= scheduled + 1,
+            "{} probes, {scheduled} scheduled: {s:?}",
+            s.probes
+        );
+        // The theory column is A(N, p), computed here by hand.
+        let by_hand = match s.n {
+            3 => 0.8f64.powi(3) + 3.0 * 0.2 * 0.8f64.powi(2),
+            4 => 0.8f64.powi(4) + 4.0 * 0.2 * 0.8f64.powi(3),
+            _ => unreachable!(),
+        };
+        assert!((s.theory - by_hand).abs() < 1e-12, "{s:?}");
+        // Probes commit when a majority is up (from the fault timeline, which
+        // the probes do not see), give or take the failovers.
+        assert!(
+            (s.measured - s.majority_up).abs() < 0.15,
+            "measured {:.3}, majority up {:.3}",
+            s.measured,
+            s.majority_up
+        );
+        assert!(s.ci95[0] < s.ci95[1], "an interval of some width: {s:?}");
         assert!(s.msgs_per_commit > 0.0 && s.p50_ms > 0.0, "{s:?}");
     }
     assert_eq!(results.partition.len(), 2);

@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::Client;
 use crate::cluster::Cluster;
+use crate::harness::{self, Running, Workers};
 use crate::kv::Op;
 use crate::rng::Rng;
+use crate::stats::Latencies;
 
 /// A key-value client the benchmark can drive.
 pub trait KvClient: Send {
@@ -111,39 +112,42 @@ pub fn run(
     tick: impl Fn(f64),
 ) -> Row {
     let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let value: String = "v".repeat(w.value_size.max(1));
-    let threads: Vec<_> = (0..w.clients.max(1))
-        .map(|i| {
-            let mut c = make(i);
-            let (measuring, stop, errors) = (measuring.clone(), stop.clone(), errors.clone());
-            let (value, keys, reads) = (value.clone(), w.keys.max(1), w.reads);
-            std::thread::spawn(move || {
-                let mut h =
-                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-                let mut rng = Rng::derive(0xBE7C, i as u64);
-                while !stop.load(Ordering::Relaxed) {
-                    let key = format!("bench{}", rng.below(keys));
-                    let started = Instant::now();
-                    let ok = if rng.chance(reads) {
-                        c.get(&key)
+    let clients: Vec<std::sync::Mutex<Option<Box<dyn KvClient>>>> = (0..w.clients.max(1))
+        .map(|i| std::sync::Mutex::new(Some(make(i))))
+        .collect();
+    let clients = Arc::new(clients);
+    let threads = {
+        let (measuring, errors) = (measuring.clone(), errors.clone());
+        let (keys, reads) = (w.keys.max(1), w.reads);
+        Workers::spawn(w.clients.max(1), move |i, stop| {
+            let mut c = clients[i]
+                .lock()
+                .expect("not poisoned")
+                .take()
+                .expect("one client per thread");
+            let mut h = Latencies::new();
+            let mut rng = Rng::derive(0xBE7C, i as u64);
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("bench{}", rng.below(keys));
+                let started = Instant::now();
+                let ok = if rng.chance(reads) {
+                    c.get(&key)
+                } else {
+                    c.put(&key, &value)
+                };
+                if measuring.load(Ordering::Relaxed) {
+                    if ok {
+                        h.record_us(started.elapsed().as_micros() as u64);
                     } else {
-                        c.put(&key, &value)
-                    };
-                    if measuring.load(Ordering::Relaxed) {
-                        if ok {
-                            let us = started.elapsed().as_micros().max(1) as u64;
-                            let _ = h.record(us.min(60_000_000));
-                        } else {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                        errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                h
-            })
+            }
+            h
         })
-        .collect();
+    };
     let total = w.warmup + w.duration;
     let t0 = Instant::now();
     while t0.elapsed() < w.warmup && !crate::signals::stopped() {
@@ -160,14 +164,11 @@ pub fn run(
     measuring.store(false, Ordering::SeqCst);
     let elapsed = m0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pids) - cpu0;
-    stop.store(true, Ordering::SeqCst);
-    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-    for t in threads {
-        if let Ok(h) = t.join() {
-            let _ = all.add(h);
-        }
+    let mut all = Latencies::new();
+    for h in threads.finish() {
+        all.add(&h);
     }
-    let ms = |q: f64| all.value_at_quantile(q) as f64 / 1e3;
+    let ms = |q: f64| all.ms(q);
     Row {
         system: system.to_string(),
         clients: w.clients,
@@ -248,15 +249,7 @@ pub fn table(rows: &[Row]) -> String {
 }
 
 fn bar(progress: bool, label: String) -> indicatif::ProgressBar {
-    if !progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(1000);
-    b.set_style(
-        indicatif::ProgressStyle::with_template("{msg:<28} [{bar:30}] {percent}%")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
+    let b = harness::bar(progress, 1000, "{msg:<28} [{bar:30}] {percent}%");
     b.set_message(label);
     b
 }
@@ -330,8 +323,8 @@ pub fn against_etcd(
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let result = (|| {
         let etcd = etcd::start(&tmp)?;
-        let (dir, cluster) = fresh_cluster(&tmp, 3, "bench3")?;
-        let pids: Vec<u32> = dir.state().nodes.values().filter_map(|n| n.pid).collect();
+        let synod = fresh_cluster(&tmp, 3, "bench3")?;
+        let (pids, cluster) = (synod.pids(), &synod.cluster);
         let mut raw: Vec<Row> = Vec::new();
         for _ in 0..reps {
             for &c in clients {
@@ -343,7 +336,7 @@ pub fn against_etcd(
                     "synod",
                     &wc,
                     &pids,
-                    synod_clients(&cluster),
+                    synod_clients(cluster),
                     progress,
                 ));
                 let addrs = etcd.clients.clone();
@@ -353,7 +346,7 @@ pub fn against_etcd(
                 raw.push(one_row("etcd", &wc, &etcd.pids(), make, progress));
             }
         }
-        let _ = crate::launcher::down(&dir, true, Duration::from_secs(5));
+        drop(synod);
         etcd.stop();
         let mut rows = Vec::new();
         for &c in clients {
@@ -373,33 +366,12 @@ pub fn against_etcd(
 }
 
 /// Bring up an `n`-node cluster with the default timings on free ports under
-/// `tmp`; returns its run directory once a leader serves.
-fn fresh_cluster(
-    tmp: &std::path::Path,
-    n: usize,
-    name: &str,
-) -> Result<(crate::cluster::rundir::RunDir, Cluster), String> {
-    let mut text = format!("Cluster(name: \"{name}\", nodes: [");
-    for i in 1..=n {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        text.push_str(&format!("(id: {i}, addr: \"127.0.0.1:{port}\"),"));
-    }
-    text.push_str("])");
-    let cluster = Cluster::parse(&text, name).map_err(|e| e.to_string())?;
-    let up = crate::launcher::up(
-        &tmp.join(".synod"),
-        cluster,
-        &crate::launcher::UpOptions {
-            broken: None,
-            wait: Duration::from_secs(10),
-        },
-    )
-    .map_err(|e| e.message)?;
-    crate::launcher::reap(up.children);
-    Ok((up.dir, up.cluster))
+/// `tmp`; returns once a leader serves. It is stopped (and wiped) when dropped.
+fn fresh_cluster(tmp: &std::path::Path, n: usize, name: &str) -> Result<Running, String> {
+    let cluster = harness::loopback_cluster(name, n, 50, (150, 300));
+    Running::up(&tmp.join(".synod"), cluster, None)
+        .map(Running::wiped)
+        .map_err(|e| e.message)
 }
 
 /// Failover and bring-up times, seconds.
@@ -446,15 +418,16 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
         let mut bringup_s = Vec::new();
         for i in 0..kills {
             let started = Instant::now();
-            let (dir, _) = fresh_cluster(&tmp, 5, &format!("up{i}"))?;
+            let fresh = fresh_cluster(&tmp, 5, &format!("up{i}"))?;
             bringup_s.push(started.elapsed().as_secs_f64());
-            let _ = crate::launcher::down(&dir, true, Duration::from_secs(5));
+            drop(fresh);
             b.set_position((i as u64 + 1) * 500 / kills as u64);
         }
-        let (dir, cluster) = fresh_cluster(&tmp, 5, "failover")?;
+        let running = fresh_cluster(&tmp, 5, "failover")?;
+        let (dir, cluster) = (&running.dir, &running.cluster);
         let mut failover_s = Vec::new();
         for i in 0..kills {
-            let leader = crate::launcher::wait_for_leader(&cluster, Duration::from_secs(10))?;
+            let leader = crate::launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
             // A writer that never stops; the first write invoked after the kill
             // and acknowledged counts (not one the old leader answered as it died).
             let stop = Arc::new(AtomicBool::new(false));
@@ -478,7 +451,7 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
             };
             std::thread::sleep(Duration::from_millis(300));
             let killed = Instant::now();
-            crate::launcher::kill(&dir, leader).map_err(|e| e.message)?;
+            crate::launcher::kill(dir, leader).map_err(|e| e.message)?;
             let deadline = Instant::now() + Duration::from_secs(10);
             let next = loop {
                 let acked = acks.lock().expect("not poisoned");
@@ -495,13 +468,13 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
             let _ = writer.join();
             let next = next.ok_or("no write was acknowledged within 10 s of the leader's death")?;
             failover_s.push(next.duration_since(killed).as_secs_f64());
-            crate::launcher::restart(&dir, leader, Duration::from_secs(10))
+            crate::launcher::restart(dir, leader, Duration::from_secs(10))
                 .map_err(|e| e.message)?;
             std::thread::sleep(Duration::from_millis(500));
             b.set_position(500 + (i as u64 + 1) * 500 / kills as u64);
         }
         b.finish_and_clear();
-        let _ = crate::launcher::down(&dir, true, Duration::from_secs(5));
+        drop(running);
         Ok(Failover {
             bringup_s,
             failover_s,

@@ -27,9 +27,10 @@ use crate::check::{linear, logs};
 use crate::client::{self, Client};
 use crate::cluster::rundir::RunDir;
 use crate::cluster::Cluster;
+use crate::harness::{self, Poller, Running, Workers};
 use crate::kv::{Op, OpResult};
-use crate::launcher::{self, LaunchError, UpOptions};
-use crate::net::{NetFaults, Request, Response};
+use crate::launcher::{self, LaunchError};
+use crate::net::NetFaults;
 use crate::paxos::{Ballot, NodeId, Rule, Slot, Value};
 use crate::rng::Rng;
 use schedule::{Episode, Fault, Kind, Target};
@@ -160,9 +161,9 @@ fn fail(m: impl Into<String>) -> ChaosError {
     }
 }
 
-/// Pick or bring up the cluster. Returns its run directory and whether this run
-/// owns it (and must stop it at the end).
-fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<(RunDir, Cluster, bool), ChaosError> {
+/// Pick or bring up the cluster: a running one is used and left running; one
+/// this run brings up is stopped when the run ends.
+fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<Running, ChaosError> {
     let wanted = match &o.file {
         Some(f) => Some(Cluster::load(f).map_err(|e| LaunchError {
             code: 2,
@@ -193,35 +194,20 @@ fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<(RunDir, Cluster, bool),
                     ),
                 });
             }
-            return Ok((dir, cluster, false));
+            return Ok(Running::adopt(dir, cluster));
         }
     }
-    let cluster = wanted.unwrap_or_else(Cluster::builtin);
-    let up = launcher::up(
-        base,
-        cluster,
-        &UpOptions {
-            broken: o.broken,
-            wait: Duration::from_secs(10),
-        },
-    )?;
-    launcher::reap(up.children);
-    Ok((up.dir, up.cluster, true))
+    Running::up(base, wanted.unwrap_or_else(Cluster::builtin), o.broken)
 }
 
 /// Run chaos against a cluster under `base` (the `.synod` folder).
 pub fn run(base: &Path, o: &ChaosOptions) -> Result<ChaosRun, ChaosError> {
-    let (dir, cluster, owned) = cluster_for(base, o)?;
-    let result = run_on(&dir, &cluster, o);
-    if owned {
-        let _ = launcher::down(&dir, false, Duration::from_secs(5));
-    }
-    result
+    let running = cluster_for(base, o)?;
+    run_on(&running.dir, &running.cluster, o)
 }
 
 struct Shared {
     started: Instant,
-    stop: AtomicBool,
     ops: AtomicU64,
     promise_violations: Mutex<Vec<String>>,
     last_promised: Mutex<BTreeMap<NodeId, Ballot>>,
@@ -241,7 +227,6 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
     let shared = Arc::new(Shared {
         started: Instant::now(),
-        stop: AtomicBool::new(false),
         ops: AtomicU64::new(0),
         promise_violations: Mutex::new(Vec::new()),
         last_promised: Mutex::new(BTreeMap::new()),
@@ -249,27 +234,27 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
 
     // The clients.
     let keys: Vec<String> = (0..o.keys.max(1)).map(|k| format!("k{k}")).collect();
-    let workers: Vec<_> = (0..o.clients.max(1))
-        .map(|i| {
-            let (cluster, keys, shared) = (cluster.clone(), keys.clone(), shared.clone());
-            let seed = o.seed;
-            std::thread::spawn(move || client_loop(i, cluster, keys, shared, seed))
+    let workers = {
+        let (cluster, keys, shared, seed) = (cluster.clone(), keys.clone(), shared.clone(), o.seed);
+        Workers::spawn(o.clients.max(1), move |i, stop| {
+            client_loop(i, &cluster, &keys, &shared, seed, stop)
         })
-        .collect();
+    };
 
     // The status poller: promises must never go down.
     let poller = {
         let (cluster, shared) = (cluster.clone(), shared.clone());
-        std::thread::spawn(move || {
-            while !shared.stop.load(Ordering::SeqCst) {
-                poll_promises(&cluster, &shared);
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        Poller::every(Duration::from_millis(100), move || {
+            poll_promises(&cluster, &shared)
         })
     };
 
     // The controller: apply the schedule.
-    let bar = progress_bar(o);
+    let bar = harness::bar(
+        o.progress,
+        o.duration.as_secs().max(1),
+        "chaos [{bar:40}] {pos}/{len} s  {msg}",
+    );
     let mut events: Vec<(u64, bool, usize)> = Vec::new();
     for (i, e) in schedule.iter().enumerate() {
         events.push((e.start_ms, true, i));
@@ -280,14 +265,9 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     let mut resolved: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
     let mut busy: BTreeSet<NodeId> = BTreeSet::new();
     for (at, start, i) in events {
-        if crate::signals::stopped() {
+        let due = shared.started + Duration::from_millis(at);
+        if !harness::sleep_until(due, || tick(&bar, &shared, applied.len())) {
             break;
-        }
-        while (shared.started.elapsed().as_millis() as u64) < at && !crate::signals::stopped() {
-            tick(&bar, &shared, applied.len());
-            std::thread::sleep(Duration::from_millis(20).min(Duration::from_millis(
-                at.saturating_sub(shared.started.elapsed().as_millis() as u64),
-            )));
         }
         let ep = &schedule[i];
         let nodes = if start {
@@ -311,16 +291,11 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
             episode: i,
         });
     }
-    while shared.started.elapsed() < o.duration && !crate::signals::stopped() {
-        tick(&bar, &shared, applied.len());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    shared.stop.store(true, Ordering::SeqCst);
-    let mut ops: Vec<Operation> = Vec::new();
-    for w in workers {
-        ops.extend(w.join().unwrap_or_default());
-    }
-    let _ = poller.join();
+    harness::sleep_until(shared.started + o.duration, || {
+        tick(&bar, &shared, applied.len())
+    });
+    let mut ops: Vec<Operation> = workers.finish().into_iter().flatten().collect();
+    poller.finish();
     bar.finish_and_clear();
     if crate::signals::stopped() {
         let _ = launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none());
@@ -477,19 +452,6 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     })
 }
 
-fn progress_bar(o: &ChaosOptions) -> indicatif::ProgressBar {
-    if !o.progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(o.duration.as_secs().max(1));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("chaos [{bar:40}] {pos}/{len} s  {msg}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    bar
-}
-
 fn tick(bar: &indicatif::ProgressBar, shared: &Shared, faults: usize) {
     bar.set_position(shared.started.elapsed().as_secs());
     bar.set_message(format!(
@@ -501,18 +463,19 @@ fn tick(bar: &indicatif::ProgressBar, shared: &Shared, faults: usize) {
 /// One client: operations until told to stop; returns what it did.
 fn client_loop(
     i: usize,
-    cluster: Cluster,
-    keys: Vec<String>,
-    shared: Arc<Shared>,
+    cluster: &Cluster,
+    keys: &[String],
+    shared: &Shared,
     seed: u64,
+    stop: &AtomicBool,
 ) -> Vec<Operation> {
-    let mut c = Client::new(cluster);
+    let mut c = Client::new(cluster.clone());
     c.timeout = Duration::from_millis(1_000);
     c.attempt_timeout = Duration::from_millis(250);
     let mut rng = Rng::derive(seed, 10_000 + i as u64);
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut ops = Vec::new();
-    while !shared.stop.load(Ordering::SeqCst) {
+    while !stop.load(Ordering::SeqCst) {
         let key = keys[rng.below(keys.len())].clone();
         let unique = format!("c{i}.{}", c.seq() + 1);
         let op = match rng.below(10) {
@@ -697,21 +660,5 @@ fn fetch_logs(cluster: &Cluster) -> BTreeMap<NodeId, BTreeMap<Slot, Value>> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut out = BTreeMap::new();
-    for n in &cluster.nodes {
-        let mut log = BTreeMap::new();
-        let mut from = 0;
-        loop {
-            let req = Request::Log { from, limit: 4096 };
-            match client::query(n.addr, cluster, &req, Duration::from_secs(5)) {
-                Ok(Response::Log { entries, .. }) if !entries.is_empty() => {
-                    from = entries.last().map_or(from, |e| e.0 + 1);
-                    log.extend(entries);
-                }
-                _ => break,
-            }
-        }
-        out.insert(n.id, log);
-    }
-    out
+    client::fetch_logs(cluster, 0, 4096, true, Duration::from_secs(5))
 }

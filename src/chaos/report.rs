@@ -7,6 +7,9 @@ use std::path::Path;
 use super::{ChaosRun, FaultEvent};
 use crate::check::history::{History, Status};
 use crate::check::linear::describe;
+use crate::stats::Latencies;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
 
 /// One second of a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -34,25 +37,18 @@ pub fn per_second(history: &History, seconds: usize) -> Vec<Second> {
     buckets
         .into_iter()
         .map(|b| {
-            let mut lat: Vec<u64> = b.iter().filter(|(ok, _)| *ok).map(|(_, l)| *l).collect();
-            lat.sort_unstable();
+            let mut lat = Latencies::new();
+            for (_, us) in b.iter().filter(|(ok, _)| *ok) {
+                lat.record_us(*us);
+            }
             Second {
                 done: b.len(),
-                ok: lat.len(),
-                p50: quantile(&lat, 0.5) / 1e3,
-                p99: quantile(&lat, 0.99) / 1e3,
+                ok: lat.len() as usize,
+                p50: lat.ms(0.5),
+                p99: lat.ms(0.99),
             }
         })
         .collect()
-}
-
-/// The `q` quantile of sorted values (0 if empty).
-pub fn quantile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i] as f64
 }
 
 /// Values in 0..=1 as a sparkline.
@@ -109,14 +105,12 @@ pub fn text(run: &ChaosRun) -> String {
             }
         })
         .collect();
-    let mut lat: Vec<u64> = run
-        .history
-        .ops
-        .iter()
-        .filter(|o| matches!(o.status, Status::Ok(_)))
-        .filter_map(|o| o.complete.map(|c| c - o.invoke))
-        .collect();
-    lat.sort_unstable();
+    let mut lat = Latencies::new();
+    for o in &run.history.ops {
+        if let (Status::Ok(_), Some(c)) = (&o.status, o.complete) {
+            lat.record_us(c - o.invoke);
+        }
+    }
     let _ = writeln!(
         s,
         "\noperations: {} ok, {} failed, {} unknown ({} in all; {} acknowledged writes)",
@@ -126,8 +120,8 @@ pub fn text(run: &ChaosRun) -> String {
     let _ = writeln!(
         s,
         "latency of acknowledged operations: p50 {:.1} ms, p99 {:.1} ms",
-        quantile(&lat, 0.5) / 1e3,
-        quantile(&lat, 0.99) / 1e3
+        lat.ms(0.5),
+        lat.ms(0.99)
     );
     let _ = writeln!(
         s,
@@ -190,19 +184,10 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// One self-contained page: fault timeline, throughput and latency over time,
-/// and the operations involved in a violation.
-pub fn html(run: &ChaosRun) -> String {
-    let v = &run.verdict;
-    let secs = v.duration_s.ceil().max(1.0) as usize;
-    let series = per_second(&run.history, secs);
-    let (w, left) = (900.0, 40.0);
-    let x = |t_s: f64| left + (w - left - 10.0) * t_s / secs as f64;
-
-    // Fault timeline: one lane per episode kind.
-    let lanes = ["kill", "pause", "partition", "messages"];
-    let mut timeline = String::new();
+/// A fault's span, for the charts: (lane, start s, end s, what).
+fn fault_spans(v: &super::Verdict) -> Vec<(usize, f64, f64, String)> {
     let mut open: std::collections::BTreeMap<usize, &FaultEvent> = Default::default();
+    let mut spans = Vec::new();
     for e in &v.faults {
         if e.phase == "start" {
             open.insert(e.episode, e);
@@ -211,63 +196,179 @@ pub fn html(run: &ChaosRun) -> String {
         let Some(st) = open.remove(&e.episode) else {
             continue;
         };
-        let lane = lanes
+        let lane = LANES
             .iter()
             .position(|l| st.fault.starts_with(l))
             .unwrap_or(3);
-        let (x0, x1) = (x(st.at_ms as f64 / 1e3), x(e.at_ms as f64 / 1e3));
-        let _ = write!(
-            timeline,
-            r#"<rect x="{x0:.1}" y="{}" width="{:.1}" height="14" fill="{}" opacity="0.75"><title>{}</title></rect>"#,
-            8 + lane * 20,
-            (x1 - x0).max(1.5),
-            ["#d9534f", "#f0ad4e", "#5bc0de", "#9b59b6"][lane],
-            esc(&format!(
-                "{:.1}–{:.1} s: {} {:?}",
-                st.at_ms as f64 / 1e3,
-                e.at_ms as f64 / 1e3,
-                st.fault,
-                st.nodes
-            ))
-        );
+        let what = format!("{} {:?}", st.fault, st.nodes);
+        spans.push((lane, st.at_ms as f64 / 1e3, e.at_ms as f64 / 1e3, what));
     }
-    for (i, l) in lanes.iter().enumerate() {
-        let _ = write!(
-            timeline,
-            r#"<text x="2" y="{}" font-size="10">{l}</text>"#,
-            19 + i * 20
-        );
-    }
+    spans
+}
 
-    let max_ops = series.iter().map(|s| s.done).max().unwrap_or(1).max(1) as f64;
-    let max_lat = series.iter().map(|s| s.p99).fold(1.0f64, f64::max);
-    let path = |f: &dyn Fn(&Second) -> f64, scale: f64, h: f64| -> String {
-        series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                format!(
-                    "{:.1},{:.1}",
-                    x(i as f64 + 0.5),
-                    h - 5.0 - (h - 15.0) * f(s) / scale
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let thr = format!(
-        r##"<polyline fill="none" stroke="#2c7" stroke-width="1.5" points="{}"/><polyline fill="none" stroke="#c33" stroke-width="1" points="{}"/>"##,
-        path(&|s| s.ok as f64, max_ops, 120.0),
-        path(&|s| (s.done - s.ok) as f64, max_ops, 120.0)
-    );
-    let lat = format!(
-        r##"<polyline fill="none" stroke="#37c" stroke-width="1.5" points="{}"/><polyline fill="none" stroke="#c73" stroke-width="1" points="{}"/>"##,
-        path(&|s| s.p50, max_lat, 120.0),
-        path(&|s| s.p99, max_lat, 120.0)
-    );
+/// The fault lanes of the timeline, and their colours.
+const LANES: [&str; 4] = ["kill", "pause", "partition", "messages"];
+const LANE_COLOURS: [RGBColor; 4] = [
+    RGBColor(217, 83, 79),
+    RGBColor(240, 173, 78),
+    RGBColor(91, 192, 222),
+    RGBColor(155, 89, 182),
+];
+
+/// An SVG chart (as text) of `secs` seconds with a time axis; `draw` adds the
+/// content to a chart whose y range is `0..y_max`, and says whether its series
+/// have labels for a legend.
+fn chart(
+    secs: f64,
+    y_max: f64,
+    y_desc: &str,
+    height: u32,
+    draw: impl FnOnce(
+        &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    ) -> Result<bool, String>,
+) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut c = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(34)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..secs, 0.0..y_max)
+            .map_err(|e| e.to_string())?;
+        c.configure_mesh()
+            .x_desc("time since the run began (s)")
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        if draw(&mut c)? {
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// Shade every fault's span behind a chart's data, in its lane's colour.
+fn shade(
+    c: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    spans: &[(usize, f64, f64, String)],
+    y_max: f64,
+) -> Result<(), String> {
+    c.draw_series(spans.iter().map(|(lane, a, b, _)| {
+        Rectangle::new(
+            [(*a, 0.0), (*b, y_max)],
+            LANE_COLOURS[*lane].mix(0.12).filled(),
+        )
+    }))
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The three charts of the report: the fault timeline, throughput and
+/// latency per second (faults shaded behind both).
+fn charts(run: &ChaosRun) -> Result<[String; 3], String> {
+    let v = &run.verdict;
+    let secs = v.duration_s.ceil().max(1.0);
+    let series = per_second(&run.history, secs as usize);
+    let spans = fault_spans(v);
+    let timeline = chart(secs, LANES.len() as f64, "fault", 170, |c| {
+        c.draw_series(spans.iter().map(|(lane, a, b, _)| {
+            let y = (LANES.len() - 1 - lane) as f64;
+            Rectangle::new(
+                [(*a, y + 0.15), ((*b).max(a + 0.05), y + 0.85)],
+                LANE_COLOURS[*lane].mix(0.8).filled(),
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+        for (i, l) in LANES.iter().enumerate() {
+            let y = (LANES.len() - 1 - i) as f64 + 0.5;
+            c.draw_series(std::iter::once(Text::new(
+                l.to_string(),
+                (0.2, y),
+                ("sans-serif", 12),
+            )))
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(false)
+    })?;
+    let max_ops = series.iter().map(|s| s.done).max().unwrap_or(1).max(1) as f64 * 1.1;
+    let throughput = chart(secs, max_ops, "operations per second", 220, |c| {
+        shade(c, &spans, max_ops)?;
+        let at = |i: usize| i as f64 + 0.5;
+        c.draw_series(LineSeries::new(
+            series.iter().enumerate().map(|(i, s)| (at(i), s.ok as f64)),
+            RGBColor(34, 170, 85).stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?
+        .label("acknowledged")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(34, 170, 85)));
+        c.draw_series(LineSeries::new(
+            series
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (at(i), (s.done - s.ok) as f64)),
+            RGBColor(204, 51, 51).stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?
+        .label("failed or unknown")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(204, 51, 51)));
+        Ok(true)
+    })?;
+    let max_lat = series.iter().map(|s| s.p99).fold(1.0f64, f64::max) * 1.1;
+    let latency = chart(secs, max_lat, "latency (ms)", 220, |c| {
+        shade(c, &spans, max_lat)?;
+        let at = |i: usize| i as f64 + 0.5;
+        for (name, colour, f) in [
+            (
+                "p50",
+                RGBColor(51, 119, 204),
+                (|s: &Second| s.p50) as fn(&Second) -> f64,
+            ),
+            ("p99", RGBColor(204, 119, 51), |s: &Second| s.p99),
+        ] {
+            c.draw_series(LineSeries::new(
+                series.iter().enumerate().map(|(i, s)| (at(i), f(s))),
+                colour.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
+        }
+        Ok(true)
+    })?;
+    Ok([timeline, throughput, latency])
+}
+
+/// One self-contained page: fault timeline, throughput and latency over time
+/// (charts drawn with plotters, faults shaded behind), the violations (or
+/// "none") and the operations involved in one.
+pub fn html(run: &ChaosRun) -> String {
+    let v = &run.verdict;
+    let [timeline, thr, lat] = charts(run).unwrap_or_else(|e| {
+        let msg = format!("<p>(chart not drawn: {})</p>", esc(&e));
+        [msg.clone(), msg.clone(), msg]
+    });
+    let mut legend = String::new();
+    for (l, c) in LANES.iter().zip(LANE_COLOURS) {
+        let _ = write!(
+            legend,
+            r#"<span style="background:rgb({},{},{});padding:0 6px;margin-right:8px;opacity:.8">{l}</span>"#,
+            c.0, c.1, c.2
+        );
+    }
     let mut violations = String::new();
     for line in &v.violations {
         let _ = write!(violations, "<li>{}</li>", esc(line));
+    }
+    if violations.is_empty() {
+        violations.push_str("<li>none: every check passed</li>");
     }
     let mut involved = String::new();
     for &id in &run.involved {
@@ -279,14 +380,14 @@ pub fn html(run: &ChaosRun) -> String {
     }
     format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>synod chaos, seed {seed}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}}svg{{background:#fafafa;border:1px solid #ddd}}code{{font-size:12px}}.ok{{color:#2a2}}.bad{{color:#c22}}</style></head><body>
+<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}}svg{{border:1px solid #ddd}}code{{font-size:12px}}.ok{{color:#2a2}}.bad{{color:#c22}}</style></head><body>
 <h1>synod chaos: <span class="{cls}">{word}</span></h1>
 <p>Cluster <b>{cluster}</b> ({nodes} nodes), {dur:.0} s, seed {seed}, {clients} clients{broken}.
 Operations: {ok} ok, {failed} failed, {unknown} unknown; {acked} acknowledged writes, {lost} lost.
 Linearizable: {lin}. Logs agree on {slots} slots: {agree}. Promises monotonic: {mono}. Checker: {ms:.0} ms.</p>
-<h2>Fault timeline</h2><svg width="{w}" height="92">{timeline}</svg>
-<h2>Throughput per second</h2><p><span style="color:#2c7">ok</span> / <span style="color:#c33">failed or unknown</span> (max {max_ops:.0} ops/s)</p><svg width="{w}" height="120">{thr}</svg>
-<h2>Latency per second</h2><p><span style="color:#37c">p50</span> / <span style="color:#c73">p99</span> of acknowledged operations (max {max_lat:.1} ms)</p><svg width="{w}" height="120">{lat}</svg>
+<h2>Fault timeline</h2><p>{legend}</p>{timeline}
+<h2>Throughput per second</h2><p>Operations completed each second; fault periods shaded behind.</p>{thr}
+<h2>Latency per second</h2><p>p50 and p99 of the operations acknowledged each second; fault periods shaded behind.</p>{lat}
 <h2>Violations</h2><ul>{violations}</ul>{inv}
 </body></html>
 "#,

@@ -31,9 +31,15 @@ impl std::fmt::Display for Disagreement {
     }
 }
 
-/// Every slot on which the nodes' logs disagree, in slot order.
-pub fn agreement(logs: &BTreeMap<NodeId, BTreeMap<Slot, Value>>) -> Vec<Disagreement> {
-    let mut by_slot: BTreeMap<Slot, Vec<(Value, Vec<NodeId>)>> = BTreeMap::new();
+/// Every node's chosen log, by node.
+pub type Logs = BTreeMap<NodeId, BTreeMap<Slot, Value>>;
+
+/// Per slot, each value the nodes learned for it and the nodes that learned it.
+pub type Slots = BTreeMap<Slot, Vec<(Value, Vec<NodeId>)>>;
+
+/// The nodes' logs side by side, slot by slot.
+pub fn by_slot(logs: &Logs) -> Slots {
+    let mut by_slot: Slots = BTreeMap::new();
     for (&node, log) in logs {
         for (&slot, value) in log {
             let variants = by_slot.entry(slot).or_default();
@@ -44,6 +50,11 @@ pub fn agreement(logs: &BTreeMap<NodeId, BTreeMap<Slot, Value>>) -> Vec<Disagree
         }
     }
     by_slot
+}
+
+/// Every slot on which the nodes' logs disagree, in slot order.
+pub fn agreement(logs: &Logs) -> Vec<Disagreement> {
+    by_slot(logs)
         .into_iter()
         .filter(|(_, v)| v.len() > 1)
         .map(|(slot, variants)| Disagreement { slot, variants })

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::net::Secret;
-use crate::paxos::{LeaderConfig, NodeId};
+use crate::paxos::{NodeId, ProposerConfig};
 
 /// The built-in default cluster (`synod up` with no file): five nodes.
 pub const DEFAULT_CLUSTER: &str = include_str!("../../clusters/five.ron");
@@ -290,16 +290,16 @@ impl Cluster {
     }
 
     /// The leader's timing in ticks, from the file's milliseconds.
-    pub fn leader_config(&self) -> LeaderConfig {
+    pub fn proposer_config(&self) -> ProposerConfig {
         let t = self.tick_ms();
         let ticks = |ms: u64| ((ms / t).max(1)).min(u32::MAX as u64) as u32;
-        LeaderConfig {
+        ProposerConfig {
             heartbeat_ticks: ticks(self.heartbeat_ms),
             election_ticks: (
                 ticks(self.election_timeout_ms.0),
                 ticks(self.election_timeout_ms.1),
             ),
-            ..LeaderConfig::default()
+            ..ProposerConfig::default()
         }
     }
 }
@@ -378,8 +378,8 @@ mod tests {
         assert_eq!(c.heartbeat_ms, 50);
         assert_eq!(c.election_timeout_ms, (150, 300));
         assert!(c.fsync);
-        assert_eq!(c.leader_config().heartbeat_ticks, 5);
-        assert_eq!(c.leader_config().election_ticks, (15, 30));
+        assert_eq!(c.proposer_config().heartbeat_ticks, 5);
+        assert_eq!(c.proposer_config().election_ticks, (15, 30));
         let again = Cluster::parse(&c.to_ron(), "x").unwrap();
         assert_eq!(again, c);
     }

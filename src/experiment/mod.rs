@@ -159,7 +159,7 @@ impl SizeResult {
         p99_ms: f64,
         failover_ms: Vec<f64>,
     ) -> Self {
-        let (measured, ci95) = batch_means(oks, 20);
+        let (measured, ci95) = crate::stats::fraction_batch_means(oks, 20);
         SizeResult {
             n,
             tolerates: crate::paxos::quorum::tolerates(n),
@@ -245,38 +245,13 @@ impl Results {
     }
 }
 
-/// Mean and 95% confidence interval of a 0/1 series by batch means (the probes
-/// are correlated in time, so single probes are not independent samples).
-pub fn batch_means(samples: &[bool], batches: usize) -> (f64, [f64; 2]) {
-    if samples.is_empty() {
-        return (0.0, [0.0, 0.0]);
+/// The `q` quantile of latencies in ms.
+pub fn latency(ms: &[f64], q: f64) -> f64 {
+    let mut l = crate::stats::Latencies::new();
+    for &x in ms {
+        l.record_ms(x);
     }
-    let mean = samples.iter().filter(|&&b| b).count() as f64 / samples.len() as f64;
-    let b = batches.clamp(2, samples.len().max(2));
-    let size = samples.len() / b;
-    if size == 0 {
-        return (mean, [0.0, 1.0]);
-    }
-    let means: Vec<f64> = (0..b)
-        .map(|i| {
-            let chunk = &samples[i * size..(i + 1) * size];
-            chunk.iter().filter(|&&x| x).count() as f64 / chunk.len() as f64
-        })
-        .collect();
-    let m = means.iter().sum::<f64>() / b as f64;
-    let var = means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (b - 1) as f64;
-    let half = t975(b - 1) * (var / b as f64).sqrt();
-    (mean, [(mean - half).max(0.0), (mean + half).min(1.0)])
-}
-
-/// The 97.5% quantile of Student's t with `df` degrees of freedom.
-fn t975(df: usize) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    T.get(df.saturating_sub(1)).copied().unwrap_or(1.96)
+    l.ms(q)
 }
 
 /// True if most probes issued in the second half of a split held from `start`
@@ -291,15 +266,6 @@ pub fn split_available(probes: impl Iterator<Item = (f64, bool)>, start: f64, ho
         }
     }
     n > 0 && ok * 2 >= n
-}
-
-/// The `q` quantile of `values` (sorted here), 0 if empty.
-pub fn quantile(values: &mut [f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[((values.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Run the experiment; returns one [`Results`] per mode run (real first), and
@@ -381,21 +347,4 @@ fn size_bar(o: &Options, n: usize, secs: f64) -> indicatif::ProgressBar {
     bar.set_message(format!("N={n} ({secs:.0} s)"));
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_means_cover_the_mean() {
-        let s: Vec<bool> = (0..1000).map(|i| i % 10 != 0).collect();
-        let (m, [lo, hi]) = batch_means(&s, 20);
-        assert!((m - 0.9).abs() < 1e-9);
-        assert!(lo <= 0.9 && 0.9 <= hi);
-        // Correlated outages widen the interval.
-        let bursty: Vec<bool> = (0..1000).map(|i| (i / 50) % 10 != 0).collect();
-        let (_, [blo, bhi]) = batch_means(&bursty, 20);
-        assert!(bhi - blo > hi - lo);
-    }
 }

@@ -2,20 +2,18 @@
 //! loopback ports, a probe stream, the crash model, then the partition model.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::plan::{has_majority_side, majority_up, node_downs, split_sides};
-use super::{quantile, split_available, Options, SizeResult, SplitResult, Timing};
+use super::{latency, split_available, Options, SizeResult, SplitResult, Timing};
 use crate::client::{self, Client};
 use crate::cluster::rundir::RunDir;
-use crate::cluster::{Cluster, NodeSpec};
+use crate::cluster::Cluster;
+use crate::harness::{self, Running, Workers};
 use crate::kv::Op;
-use crate::launcher::{self, LaunchError, UpOptions};
+use crate::launcher::{self, LaunchError};
 use crate::net::{NetFaults, Request, Response};
 use crate::paxos::quorum::majority;
 use crate::paxos::NodeId;
@@ -32,82 +30,62 @@ struct Probe {
 }
 
 struct Prober {
-    stop: Arc<AtomicBool>,
-    results: Arc<Mutex<Vec<Probe>>>,
-    threads: Vec<JoinHandle<()>>,
+    /// The clock: one probe due every `probe_every_ms`.
+    clock: Workers<()>,
+    /// The workers that carry the probes out.
+    workers: Workers<Vec<Probe>>,
 }
 
 impl Prober {
     /// Issue a probe write every `every_ms` from `t0` on.
     fn start(cluster: &Cluster, t: &Timing, t0: Instant) -> Prober {
-        let stop = Arc::new(AtomicBool::new(false));
-        let results = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = crossbeam_channel::unbounded::<(u64, f64)>();
-        let mut threads = Vec::new();
-        {
-            let (stop, every) = (stop.clone(), t.probe_every_ms);
-            threads.push(std::thread::spawn(move || {
-                let mut i = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    let due = t0 + Duration::from_millis(i * every);
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    if tx.send((i, due.duration_since(t0).as_secs_f64())).is_err() {
-                        break;
-                    }
-                    i += 1;
+        let every = t.probe_every_ms;
+        let clock = Workers::spawn(1, move |_, stop| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let due = t0 + Duration::from_millis(i * every);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
                 }
-            }));
-        }
-        for w in 0..PROBE_WORKERS {
-            let (rx, results, cluster) = (rx.clone(), results.clone(), cluster.clone());
-            let timeout = Duration::from_millis(t.probe_timeout_ms);
-            threads.push(std::thread::spawn(move || {
-                let mut c = Client::new(cluster);
-                c.timeout = timeout;
-                c.attempt_timeout = timeout / 3;
-                while let Ok((i, at)) = rx.recv() {
-                    let op = Op::Put {
-                        key: format!("probe{w}"),
-                        value: i.to_string(),
-                    };
-                    let ok = c.execute(op).is_ok();
-                    let done = t0.elapsed().as_secs_f64();
-                    results
-                        .lock()
-                        .expect("not poisoned")
-                        .push(Probe { at, ok, done });
+                if tx.send((i, due.duration_since(t0).as_secs_f64())).is_err() {
+                    break;
                 }
-            }));
-        }
-        Prober {
-            stop,
-            results,
-            threads,
-        }
+                i += 1;
+            }
+        });
+        let timeout = Duration::from_millis(t.probe_timeout_ms);
+        let cluster = cluster.clone();
+        let workers = Workers::spawn(PROBE_WORKERS, move |w, _| {
+            let mut c = Client::new(cluster.clone());
+            c.timeout = timeout;
+            c.attempt_timeout = timeout / 3;
+            let mut done = Vec::new();
+            // Until the clock stops and its queue is drained.
+            while let Ok((i, at)) = rx.recv() {
+                let op = Op::Put {
+                    key: format!("probe{w}"),
+                    value: i.to_string(),
+                };
+                let ok = c.execute(op).is_ok();
+                let finished = t0.elapsed().as_secs_f64();
+                done.push(Probe {
+                    at,
+                    ok,
+                    done: finished,
+                });
+            }
+            done
+        });
+        Prober { clock, workers }
     }
 
     fn finish(self) -> Vec<Probe> {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads {
-            let _ = t.join();
-        }
-        let mut probes = self.results.lock().expect("not poisoned").clone();
+        self.clock.finish();
+        let mut probes: Vec<Probe> = self.workers.finish().into_iter().flatten().collect();
         probes.sort_by(|a, b| a.at.total_cmp(&b.at));
         probes
     }
-}
-
-/// `n` free loopback ports.
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .filter_map(|_| TcpListener::bind("127.0.0.1:0").ok())
-        .collect();
-    ls.iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.port())
-        .collect()
 }
 
 /// Run one size on real processes under `base`.
@@ -118,35 +96,11 @@ pub fn run_size(
     base: &Path,
     bar: &indicatif::ProgressBar,
 ) -> Result<(SizeResult, SplitResult), LaunchError> {
-    let ports = free_ports(n);
-    let cluster = Cluster {
-        name: format!("quorum{n}"),
-        nodes: ports
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| NodeSpec {
-                id: i as NodeId + 1,
-                addr: ([127, 0, 0, 1], p).into(),
-            })
-            .collect(),
-        // Fast failure detection, so failover is short next to the holding times.
-        heartbeat_ms: 10,
-        election_timeout_ms: (40, 80),
-        fsync: true,
-        secret: None,
-    };
-    let up = launcher::up(
-        base,
-        cluster,
-        &UpOptions {
-            broken: None,
-            wait: Duration::from_secs(10),
-        },
-    )?;
-    launcher::reap(up.children);
-    let (dir, cluster) = (up.dir, up.cluster);
-    let result = measure(n, o, t, &dir, &cluster, bar);
-    let _ = launcher::down(&dir, true, Duration::from_secs(5));
+    // Fast failure detection, so failover is short next to the holding times.
+    let cluster = harness::loopback_cluster(&format!("quorum{n}"), n, 10, (40, 80));
+    let running = Running::up(base, cluster, None)?.wiped();
+    let result = measure(n, o, t, &running.dir, &running.cluster, bar);
+    drop(running);
     if crate::signals::stopped() {
         return Err(LaunchError {
             code: 1,
@@ -190,7 +144,7 @@ fn measure(
     let mut down_since: Vec<Option<f64>> = vec![None; n];
     let mut leader_kills: Vec<f64> = Vec::new();
     for (at, kill, k) in events {
-        sleep_until(t0, at, bar, t.crash_s);
+        sleep_until(t0, at, bar);
         let i = k as usize - 1;
         if kill {
             let was_leader = matches!(
@@ -211,7 +165,7 @@ fn measure(
             applied[i].push((since, t0.elapsed().as_secs_f64()));
         }
     }
-    sleep_until(t0, t.crash_s, bar, t.crash_s);
+    sleep_until(t0, t.crash_s, bar);
     let probes = prober.finish();
     for (i, since) in down_since.iter_mut().enumerate() {
         if let Some(s) = since.take() {
@@ -253,7 +207,6 @@ fn measure(
     let prober = Prober::start(cluster, t, t0);
     let mut splits: Vec<(f64, bool)> = Vec::new();
     let mut at = 0.0;
-    let total = t.splits as f64 * (t.split_hold_s + t.split_gap_s);
     for i in 0..t.splits {
         let sides = split_sides(o.seed, i, n);
         let blocked: Vec<BTreeSet<NodeId>> = (0..n)
@@ -264,17 +217,17 @@ fn measure(
                     .collect()
             })
             .collect();
-        sleep_until(t0, at, bar, total);
+        sleep_until(t0, at, bar);
         launcher::change_faults(dir, &ids, |id, f| {
             f.blocked = blocked[id as usize - 1].clone()
         })?;
         splits.push((t0.elapsed().as_secs_f64(), has_majority_side(&sides)));
         at += t.split_hold_s;
-        sleep_until(t0, at, bar, total);
+        sleep_until(t0, at, bar);
         launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
         at += t.split_gap_s;
     }
-    sleep_until(t0, at, bar, total);
+    sleep_until(t0, at, bar);
     let probes = prober.finish();
     let available = splits
         .iter()
@@ -291,15 +244,9 @@ fn measure(
     Ok((size, split))
 }
 
-fn sleep_until(t0: Instant, at: f64, bar: &indicatif::ProgressBar, _total: f64) {
-    loop {
-        let now = t0.elapsed().as_secs_f64();
-        if now >= at || crate::signals::stopped() {
-            return;
-        }
-        bar.tick();
-        std::thread::sleep(Duration::from_secs_f64((at - now).min(0.05)));
-    }
+/// Wait until `at` seconds after `t0`, keeping the bar alive.
+fn sleep_until(t0: Instant, at: f64, bar: &indicatif::ProgressBar) {
+    harness::sleep_until(t0 + Duration::from_secs_f64(at.max(0.0)), || bar.tick());
 }
 
 /// All nodes up: closed-loop writers for `secs`; peer messages per commit and
@@ -314,38 +261,29 @@ fn steady(cluster: &Cluster, secs: f64) -> (f64, f64, f64) {
     // The router publishes its counter every 200 ms: wait for a fresh value.
     std::thread::sleep(Duration::from_millis(250));
     let before = sent(cluster);
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let (cluster, stop) = (cluster.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut c = Client::new(cluster);
-                let mut lat = Vec::new();
-                let mut i = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let started = Instant::now();
-                    let op = Op::Put {
-                        key: format!("steady{w}"),
-                        value: i.to_string(),
-                    };
-                    if c.execute(op).is_ok() {
-                        lat.push(started.elapsed().as_secs_f64() * 1e3);
-                    }
-                    i += 1;
-                }
-                lat
-            })
-        })
-        .collect();
+    let cluster_c = cluster.clone();
+    let workers = Workers::spawn(4, move |w, stop| {
+        let mut c = Client::new(cluster_c.clone());
+        let mut lat = Vec::new();
+        let mut i = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let started = Instant::now();
+            let op = Op::Put {
+                key: format!("steady{w}"),
+                value: i.to_string(),
+            };
+            if c.execute(op).is_ok() {
+                lat.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+            i += 1;
+        }
+        lat
+    });
     std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::SeqCst);
-    let mut lat: Vec<f64> = workers
-        .into_iter()
-        .flat_map(|w| w.join().unwrap_or_default())
-        .collect();
+    let lat: Vec<f64> = workers.finish().into_iter().flatten().collect();
     std::thread::sleep(Duration::from_millis(250));
     let after = sent(cluster);
     let commits = lat.len().max(1) as f64;
     let msgs = after.saturating_sub(before) as f64 / commits;
-    (msgs, quantile(&mut lat, 0.5), quantile(&mut lat, 0.99))
+    (msgs, latency(&lat, 0.5), latency(&lat, 0.99))
 }

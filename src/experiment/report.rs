@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{quantile, Results};
+use super::Results;
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
@@ -24,13 +24,12 @@ pub fn table(r: &Results) -> String {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (c, p) in r.sizes.iter().zip(&r.partition) {
-        let mut f = c.failover_ms.clone();
-        let failover = if f.is_empty() {
+        let failover = if c.failover_ms.is_empty() {
             "-".to_string()
         } else {
             format!(
                 "{:.0} ({} kills)",
-                quantile(&mut f, 0.5),
+                crate::stats::median(&c.failover_ms),
                 c.failover_ms.len()
             )
         };

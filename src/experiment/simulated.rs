@@ -2,9 +2,9 @@
 //! time, long enough for tight intervals, in seconds of wall time.
 
 use super::plan::{has_majority_side, majority_up, node_downs, split_sides};
-use super::{quantile, split_available, Options, SizeResult, SplitResult, Timing};
+use super::{latency, split_available, Options, SizeResult, SplitResult, Timing};
 use crate::check::history::Status;
-use crate::paxos::{LeaderConfig, NodeId};
+use crate::paxos::{NodeId, ProposerConfig};
 use crate::sim::{self, Faults, PlanAction, SimConfig, Workload};
 
 fn config(
@@ -23,10 +23,10 @@ fn config(
     c.settle_ms = 10_000;
     // Failure detection a few ticks long, so failover is short next to the
     // holding times (as the real run's 10 ms heartbeats do).
-    c.leader = LeaderConfig {
+    c.proposer = ProposerConfig {
         heartbeat_ticks: 2,
         election_ticks: (5, 10),
-        ..LeaderConfig::default()
+        ..ProposerConfig::default()
     };
     c.client_timeout_ms = t.probe_timeout_ms / 3;
     c.client_deadline_ms = t.probe_timeout_ms;
@@ -73,7 +73,7 @@ pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) 
                 .collect()
         })
         .unwrap_or_default();
-    let mut lat = ok_ops.clone();
+    let lat = ok_ops.clone();
     let msgs_per_commit = quiet.stats.messages as f64 / ok_ops.len().max(1) as f64;
 
     // Crash model.
@@ -102,8 +102,8 @@ pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) 
         &oks,
         majority_up(&downs, t.crash_s),
         msgs_per_commit,
-        quantile(&mut lat, 0.5),
-        quantile(&mut lat, 0.99),
+        latency(&lat, 0.5),
+        latency(&lat, 0.99),
         Vec::new(),
     );
 

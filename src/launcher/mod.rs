@@ -5,6 +5,7 @@
 //! `synod node` it started (a recycled pid is left alone).
 
 pub mod process;
+mod supervise;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -20,6 +21,7 @@ use crate::cluster::Cluster;
 use crate::net::{NetFaults, NodeStatus, Request, Response, Secret};
 use crate::paxos::{NodeId, Rule};
 use process::{alive_node, signal};
+pub use supervise::{print_log, supervise};
 
 /// How long a status query may take per node.
 pub const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
@@ -66,9 +68,12 @@ pub struct NodeRow {
     pub pid: Option<u32>,
     /// "up", "down" or "paused".
     pub state: &'static str,
-    /// "leader", "follower", "candidate", or null if it did not answer.
+    /// "leader", "follower", "pre-candidate", "candidate", or null if it did
+    /// not answer.
     pub role: Option<String>,
-    /// Highest ballot promised, as "round.node".
+    /// The highest ballot its acceptor promised (durably), as "round.node".
+    pub promised: Option<String>,
+    /// The ballot of its own latest attempt to lead, as "round.node".
     pub ballot: Option<String>,
     /// First slot not known chosen.
     pub chosen: Option<u64>,
@@ -294,7 +299,8 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
                 pid,
                 state,
                 role: st.map(|s| s.role.clone()),
-                ballot: st.map(|s| s.promised.to_string()),
+                promised: st.map(|s| s.promised.to_string()),
+                ballot: st.map(|s| s.ballot.to_string()),
                 chosen: st.map(|s| s.chosen),
                 applied: st.map(|s| s.applied),
                 faults: st.map_or(String::new(), |s| s.faults.to_string()),
@@ -308,7 +314,7 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
 pub fn table(rows: &[NodeRow]) -> String {
     let mut s = format!(
         "{:>3}  {:<21} {:>8}  {:<7} {:<10} {:>8} {:>8} {:>8}  {}\n",
-        "id", "addr", "pid", "state", "role", "ballot", "chosen", "applied", "faults"
+        "id", "addr", "pid", "state", "role", "promised", "chosen", "applied", "faults"
     );
     for r in rows {
         let dash = || "-".to_string();
@@ -319,7 +325,7 @@ pub fn table(rows: &[NodeRow]) -> String {
             r.pid.map_or_else(dash, |p| p.to_string()),
             r.state,
             r.role.clone().unwrap_or_else(dash),
-            r.ballot.clone().unwrap_or_else(dash),
+            r.promised.clone().unwrap_or_else(dash),
             r.chosen.map_or_else(dash, |c| c.to_string()),
             r.applied.map_or_else(dash, |c| c.to_string()),
             if r.faults == "none" { "" } else { &r.faults },

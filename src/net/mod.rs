@@ -15,7 +15,7 @@
 pub mod auth;
 pub mod faults;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::kv::Op;
@@ -342,10 +342,58 @@ pub fn codec_limited(max: usize) -> tokio_util::codec::LengthDelimitedCodec {
         .new_codec()
 }
 
-/// Append one frame (length prefix and payload) to `buf`.
-pub fn put_frame(buf: &mut Vec<u8>, payload: &[u8]) {
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(payload);
+/// Append one frame (length prefix and payload) to `buf`, with the same codec
+/// that reads frames: a payload above [`MAX_FRAME`] is refused, not sent.
+pub fn put_frame(buf: &mut BytesMut, payload: Bytes) -> std::io::Result<()> {
+    use tokio_util::codec::Encoder;
+    codec().encode(payload, buf)
+}
+
+/// A blocking stream of frames (the CLI's and the benchmark's side of a
+/// connection), split and joined by the same codec the nodes use.
+pub struct FrameStream<S> {
+    inner: S,
+    codec: tokio_util::codec::LengthDelimitedCodec,
+    buf: BytesMut,
+}
+
+impl<S: std::io::Read + std::io::Write> FrameStream<S> {
+    /// Frames over `inner`.
+    pub fn new(inner: S) -> Self {
+        FrameStream {
+            inner,
+            codec: codec(),
+            buf: BytesMut::with_capacity(8 * 1024),
+        }
+    }
+
+    /// The stream underneath.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Write one frame.
+    pub fn send(&mut self, payload: &[u8]) -> std::io::Result<()> {
+        let mut out = BytesMut::with_capacity(payload.len() + 4);
+        put_frame(&mut out, Bytes::copy_from_slice(payload))?;
+        self.inner.write_all(&out)
+    }
+
+    /// Read one frame (blocking, within the stream's read timeout).
+    pub fn recv(&mut self) -> std::io::Result<BytesMut> {
+        use tokio_util::codec::Decoder;
+        loop {
+            if let Some(frame) = self.codec.decode(&mut self.buf)? {
+                return Ok(frame);
+            }
+            let mut chunk = [0u8; 8 * 1024];
+            let n = self.inner.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
 }
 
 #[cfg(test)]

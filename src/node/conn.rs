@@ -62,15 +62,19 @@ impl Writer {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let counter = in_flight.clone();
         actix_rt::spawn(async move {
-            let mut buf = Vec::with_capacity(64 * 1024);
+            let mut buf = BytesMut::with_capacity(64 * 1024);
             while let Some(first) = rx.recv().await {
                 let mut taken = first.len();
-                net::put_frame(&mut buf, &first);
+                if net::put_frame(&mut buf, first).is_err() {
+                    tracing::error!("not sending a frame above the frame limit");
+                }
                 while buf.len() < (1 << 20) {
                     match rx.try_recv() {
                         Ok(more) => {
                             taken += more.len();
-                            net::put_frame(&mut buf, &more);
+                            if net::put_frame(&mut buf, more).is_err() {
+                                tracing::error!("not sending a frame above the frame limit");
+                            }
                         }
                         Err(_) => break,
                     }
@@ -303,8 +307,8 @@ async fn handshake(cfg: Rc<LinkConfig>) -> Result<Handshaken, Option<String>> {
         )));
     }
     let hello = Hello::new(&cfg.cluster, Caller::Node(cfg.me), &cfg.secret, &challenge);
-    let mut buf = Vec::new();
-    net::put_frame(&mut buf, &net::encode(&hello));
+    let mut buf = BytesMut::new();
+    net::put_frame(&mut buf, net::encode(&hello)).map_err(|e| Some(e.to_string()))?;
     write.write_all(&buf).await.map_err(|_| None)?;
     let welcome: Welcome = net::decode(&next().await?).map_err(Some)?;
     if !welcome.genuine(&cfg.cluster, &cfg.secret, &challenge, &hello) {

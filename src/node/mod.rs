@@ -24,11 +24,11 @@ use thiserror::Error;
 use crate::cluster::Cluster;
 use crate::net::{NodeStatus, Secret};
 use crate::paxos::quorum::majority;
-use crate::paxos::{Acceptor, Leader, Learner, NodeId, Replica, Rule, Rules};
+use crate::paxos::{Acceptor, Learner, NodeId, Proposer, Replica, Rule, Rules};
 use crate::storage::{FileLog, StorageError};
 use conn::{Conn, ConnContext, LinkConfig, PeerLink};
 use disk::DiskOptions;
-use roles::{AcceptorActor, LeaderActor, LearnerActor, ReplicaActor};
+use roles::{AcceptorActor, LearnerActor, ProposerActor, ReplicaActor};
 use router::{Roles, Router, SharedStatus};
 
 /// What one node needs to run.
@@ -69,7 +69,7 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        let l = crate::paxos::LeaderConfig::default();
+        let l = crate::paxos::ProposerConfig::default();
         Tuning {
             group_commit: true,
             read_index: l.read_index,
@@ -208,7 +208,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         Some(acceptor_ctx.address().recipient()),
         opts,
     );
-    let leader_ctx: Context<LeaderActor> = Context::new();
+    let leader_ctx: Context<ProposerActor> = Context::new();
     let pdisk = disk::spawn(
         &format!("node{id}-proposer-log"),
         plog,
@@ -216,16 +216,16 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         opts,
     );
     let ldisk = disk::spawn(&format!("node{id}-learner-log"), llog, None, opts);
-    let mut leader_cfg = cluster.leader_config();
-    leader_cfg.window = cfg.tuning.window;
-    leader_cfg.max_batch = cfg.tuning.max_batch;
-    leader_cfg.read_index = cfg.tuning.read_index;
+    let mut proposer_cfg = cluster.proposer_config();
+    proposer_cfg.window = cfg.tuning.window;
+    proposer_cfg.max_batch = cfg.tuning.max_batch;
+    proposer_cfg.read_index = cfg.tuning.read_index;
     let acceptor_core = Acceptor::recover(id, cfg.rules, &arec.records);
-    let leader_core = Leader::recover(
+    let leader_core = Proposer::recover(
         id,
         ids.clone(),
         cfg.rules,
-        leader_cfg,
+        proposer_cfg,
         incarnation ^ id,
         &prec.records,
         acceptor_core.promised(),
@@ -241,7 +241,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         adisk.tx,
         status.clone(),
     ));
-    let leader = leader_ctx.run(LeaderActor::new(
+    let leader = leader_ctx.run(ProposerActor::new(
         leader_core,
         router.clone(),
         pdisk.tx,

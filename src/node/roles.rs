@@ -10,7 +10,7 @@ use actix::prelude::*;
 
 use super::disk::{Append, DiskTx, Synced};
 use super::router::{Deliver, Effects, GetLog, Input, Router, SharedStatus};
-use crate::paxos::{Acceptor, Ballot, Gate, Leader, Learner, Mode, Outbox, Ready, Replica};
+use crate::paxos::{Acceptor, Ballot, Gate, Learner, Mode, Outbox, Proposer, Ready, Replica};
 
 /// Send a role's ready effects on: messages and notices to the router,
 /// answers to the clients waiting; records to `disk` (if the role has one).
@@ -111,8 +111,8 @@ impl Handler<Synced> for AcceptorActor {
 
 /// The proposer role: elections, heartbeats, batching. Its log holds the
 /// rounds it used, durable before a Prepare leaves.
-pub struct LeaderActor {
-    core: Leader,
+pub struct ProposerActor {
+    core: Proposer,
     router: Addr<Router>,
     disk: DiskTx,
     gate: Gate,
@@ -121,16 +121,16 @@ pub struct LeaderActor {
     mode: Mode,
 }
 
-impl LeaderActor {
+impl ProposerActor {
     /// Wrap `core`, ticking every `tick`; its records go to `disk`.
     pub fn new(
-        core: Leader,
+        core: Proposer,
         router: Addr<Router>,
         disk: DiskTx,
         tick: Duration,
         status: SharedStatus,
     ) -> Self {
-        LeaderActor {
+        ProposerActor {
             core,
             router,
             disk,
@@ -166,7 +166,7 @@ impl LeaderActor {
     }
 }
 
-impl Actor for LeaderActor {
+impl Actor for ProposerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -178,7 +178,7 @@ impl Actor for LeaderActor {
     }
 }
 
-impl Handler<Deliver> for LeaderActor {
+impl Handler<Deliver> for ProposerActor {
     type Result = ();
 
     fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
@@ -191,7 +191,7 @@ impl Handler<Deliver> for LeaderActor {
     }
 }
 
-impl Handler<Synced> for LeaderActor {
+impl Handler<Synced> for ProposerActor {
     type Result = ();
 
     fn handle(&mut self, s: Synced, _: &mut Context<Self>) {

@@ -142,7 +142,7 @@ impl Acceptor {
                         next,
                     },
                 );
-                out.notify(Notice::Promised { ballot });
+                out.notify(Notice::PromiseMade { ballot });
             }
             Message::Prepare { ballot, .. } => self.nack(out, from, ballot),
 
@@ -188,11 +188,14 @@ impl Acceptor {
             // (with the `promise` rule broken, always).
             Message::Heartbeat {
                 ballot,
-                commit,
+                first_unchosen,
                 seq,
             } if ballot >= self.promised || !self.rules.holds(Rule::Promise) => {
                 self.reply(out, from, Message::HeartbeatAck { ballot, seq });
-                out.notify(Notice::LeaderSeen { ballot, commit });
+                out.notify(Notice::LeaderSeen {
+                    ballot,
+                    first_unchosen,
+                });
             }
             Message::Heartbeat { ballot, .. } => self.nack(out, from, ballot),
 
@@ -283,7 +286,7 @@ mod tests {
         assert_eq!(out.send_durable[0].to, 2);
         // Only the local notice may go at once.
         assert!(out.send.is_empty());
-        assert_eq!(out.notices, vec![Notice::Promised { ballot: b(1, 2) }]);
+        assert_eq!(out.notices, vec![Notice::PromiseMade { ballot: b(1, 2) }]);
     }
 
     #[test]
@@ -492,7 +495,7 @@ mod tests {
             3,
             Message::Heartbeat {
                 ballot: b(3, 3),
-                commit: 7,
+                first_unchosen: 7,
                 seq: 1,
             },
             &mut out,
@@ -501,7 +504,7 @@ mod tests {
             2,
             Message::Heartbeat {
                 ballot: b(2, 2),
-                commit: 9,
+                first_unchosen: 9,
                 seq: 1,
             },
             &mut out,
@@ -524,7 +527,7 @@ mod tests {
             out.notices,
             vec![Notice::LeaderSeen {
                 ballot: b(3, 3),
-                commit: 7
+                first_unchosen: 7
             }]
         );
     }

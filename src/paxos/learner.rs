@@ -50,7 +50,7 @@ pub struct Learner {
     first_unchosen: Slot,
     tallies: BTreeMap<Slot, Tally>,
     leader: Option<NodeId>,
-    leader_commit: Slot,
+    leader_chosen: Slot,
     behind: u32,
     ask_next: usize,
     conflicts: Vec<(Slot, Value, Value)>,
@@ -71,7 +71,7 @@ impl Learner {
             first_unchosen: 0,
             tallies: BTreeMap::new(),
             leader: None,
-            leader_commit: 0,
+            leader_chosen: 0,
             behind: 0,
             ask_next: 0,
             conflicts: Vec::new(),
@@ -192,9 +192,12 @@ impl Learner {
                     self.check(slot, out);
                 }
             }
-            Notice::LeaderSeen { ballot, commit } => {
+            Notice::LeaderSeen {
+                ballot,
+                first_unchosen,
+            } => {
                 self.leader = Some(ballot.node);
-                self.leader_commit = self.leader_commit.max(commit);
+                self.leader_chosen = self.leader_chosen.max(first_unchosen);
             }
             _ => {}
         }
@@ -237,7 +240,7 @@ impl Learner {
             .keys()
             .next_back()
             .is_some_and(|&s| s >= self.first_unchosen);
-        if self.leader_commit <= self.first_unchosen && !hole {
+        if self.leader_chosen <= self.first_unchosen && !hole {
             self.behind = 0;
             return;
         }
@@ -330,7 +333,7 @@ impl Learner {
 }
 
 fn notify(slot: Slot, value: Value, out: &mut Outbox) {
-    out.notify(Notice::Committed { slot });
+    out.notify(Notice::SlotChosen { slot });
     out.notify(Notice::Chosen { slot, value });
 }
 
@@ -405,7 +408,7 @@ mod tests {
         assert_eq!(
             out.notices,
             vec![
-                Notice::Committed { slot: 0 },
+                Notice::SlotChosen { slot: 0 },
                 Notice::Chosen {
                     slot: 0,
                     value: v("x")
@@ -488,7 +491,7 @@ mod tests {
         l.notice(
             Notice::LeaderSeen {
                 ballot: Ballot::new(1, 1),
-                commit: 5,
+                first_unchosen: 5,
             },
             &mut out,
         );

@@ -198,11 +198,12 @@ pub enum Message {
         slot: Slot,
         digest: Digest,
     },
-    /// A leader's "I am still here" (and how far the log is chosen), which an
-    /// acceptor confirms only if it has not promised a higher ballot.
+    /// A leader's "I am still here" (and how far the log is chosen: every slot
+    /// below `first_unchosen`), which an acceptor confirms only if it has not
+    /// promised a higher ballot.
     Heartbeat {
         ballot: Ballot,
-        commit: Slot,
+        first_unchosen: Slot,
         seq: u64,
     },
     /// The acceptor still has not promised anything above `ballot`.
@@ -230,14 +231,18 @@ pub enum Notice {
         slot: Slot,
         value: Value,
     },
-    /// The acceptor heard from a live leader (to the proposer and the learner).
-    LeaderSeen { ballot: Ballot, commit: Slot },
+    /// The acceptor heard from a live leader (to the proposer and the learner),
+    /// whose log is chosen below `first_unchosen`.
+    LeaderSeen {
+        ballot: Ballot,
+        first_unchosen: Slot,
+    },
     /// The acceptor promised `ballot` to someone (maybe a rival).
-    Promised { ballot: Ballot },
+    PromiseMade { ballot: Ballot },
     /// The learner tells its replica that `slot` holds `value`.
     Chosen { slot: Slot, value: Value },
     /// The learner tells its proposer that `slot` is chosen.
-    Committed { slot: Slot },
+    SlotChosen { slot: Slot },
     /// The leader confirmed it still leads; the replica answers this read
     /// once it has applied every slot below `index`.
     Read { cmd: Command, index: Slot },
@@ -251,7 +256,7 @@ impl Notice {
         match self {
             Notice::Proposed { .. } => &[Role::Learner],
             Notice::LeaderSeen { .. } => &[Role::Proposer, Role::Learner],
-            Notice::Promised { .. } | Notice::Committed { .. } | Notice::Request(_) => {
+            Notice::PromiseMade { .. } | Notice::SlotChosen { .. } | Notice::Request(_) => {
                 &[Role::Proposer]
             }
             Notice::Chosen { .. } | Notice::Read { .. } => &[Role::Replica],
@@ -263,9 +268,9 @@ impl Notice {
         match self {
             Notice::Proposed { .. } => "Proposed",
             Notice::LeaderSeen { .. } => "LeaderSeen",
-            Notice::Promised { .. } => "Promised",
+            Notice::PromiseMade { .. } => "PromiseMade",
             Notice::Chosen { .. } => "Chosen",
-            Notice::Committed { .. } => "Committed",
+            Notice::SlotChosen { .. } => "SlotChosen",
             Notice::Read { .. } => "Read",
             Notice::Request(_) => "Request",
         }
@@ -279,12 +284,13 @@ impl Notice {
                 slot,
                 value,
             } => format!("Proposed({ballot}, #{slot}, {})", value.brief()),
-            Notice::LeaderSeen { ballot, commit } => {
-                format!("LeaderSeen({ballot}, commit {commit})")
-            }
-            Notice::Promised { ballot } => format!("Promised({ballot})"),
+            Notice::LeaderSeen {
+                ballot,
+                first_unchosen,
+            } => format!("LeaderSeen({ballot}, chosen below #{first_unchosen})"),
+            Notice::PromiseMade { ballot } => format!("PromiseMade({ballot})"),
             Notice::Chosen { slot, value } => format!("Chosen(#{slot}, {})", value.brief()),
-            Notice::Committed { slot } => format!("Committed(#{slot})"),
+            Notice::SlotChosen { slot } => format!("SlotChosen(#{slot})"),
             Notice::Read { cmd, index } => {
                 format!("Read({}:{} {}, at #{index})", cmd.client, cmd.seq, cmd.op)
             }
@@ -350,9 +356,11 @@ impl Message {
                 slot,
                 value,
             } => format!("Accept({ballot}, #{slot}, {})", value.brief()),
-            Message::Heartbeat { ballot, commit, .. } => {
-                format!("Heartbeat({ballot}, commit {commit})")
-            }
+            Message::Heartbeat {
+                ballot,
+                first_unchosen,
+                ..
+            } => format!("Heartbeat({ballot}, chosen below #{first_unchosen})"),
             Message::Promise {
                 ballot,
                 accepted,

@@ -27,12 +27,13 @@
 //!    `n` and reports the highest proposal it accepted ([`acceptor`]).
 //! 2. **accept/accepted**: with promises from a majority, the proposer sends
 //!    `Accept(n, v)` where `v` is the value of the highest-ballot proposal reported,
-//!    or its own if none was ([`proposer`]). An acceptor accepts unless it promised
+//!    or its own if none was ([`campaign`]). An acceptor accepts unless it promised
 //!    a higher ballot. A value is chosen when a majority accepted the same ballot
 //!    ([`learner`]).
 //!
 //! Multi-Paxos runs one instance per log slot and lets a leader that completed
-//! phase 1 for every slot at once propose with phase 2 alone ([`leader`]);
+//! phase 1 for every slot at once propose with phase 2 alone ([`proposer`]; the
+//! single-decree proposer of the explainer's examples is [`decree`]);
 //! replicas apply the chosen slots in order to a key-value map ([`replica`]).
 //!
 //! # How the code is shaped
@@ -51,8 +52,9 @@
 
 pub mod acceptor;
 pub mod ballot;
+pub mod campaign;
+pub mod decree;
 pub mod gate;
-pub mod leader;
 pub mod learner;
 pub mod message;
 pub mod proposer;
@@ -62,12 +64,13 @@ pub mod rules;
 
 pub use acceptor::{Acceptor, PromiseLimit};
 pub use ballot::{Ballot, NodeId, Slot};
+pub use campaign::Campaign;
+pub use decree::{DecreeProposer, DecreeState};
 pub use gate::{Gate, Ready};
-pub use leader::{Leader, LeaderConfig, Mode};
 pub use learner::Learner;
 pub use message::{
     Command, Digest, Envelope, Message, Notice, Outbox, Outcome, PValue, Record, Reply, Role, Value,
 };
-pub use proposer::{DecreeProposer, DecreeState, Proposer};
+pub use proposer::{Mode, Proposer, ProposerConfig};
 pub use replica::Replica;
 pub use rules::{Rule, Rules};

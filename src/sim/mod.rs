@@ -9,7 +9,7 @@
 //! Two workloads:
 //! - **decree**: single-decree Paxos, `proposers` nodes each proposing their own
 //!   value for slot 0 ([`crate::paxos::DecreeProposer`]);
-//! - **cluster**: Multi-Paxos replicas ([`crate::paxos::Leader`]) with concurrent
+//! - **cluster**: Multi-Paxos replicas ([`crate::paxos::Proposer`]) with concurrent
 //!   clients issuing key-value operations, checked for linearizability at the end.
 
 pub mod invariants;
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::history::History;
 use crate::kv::Op;
 use crate::paxos::{
-    Ballot, Envelope, LeaderConfig, NodeId, PromiseLimit, Role, Rules, Slot, Value,
+    Ballot, Envelope, NodeId, PromiseLimit, ProposerConfig, Role, Rules, Slot, Value,
 };
 pub use invariants::Violation;
 pub use world::run;
@@ -222,8 +222,8 @@ pub struct SimConfig {
     pub settle_ms: u64,
     /// Virtual ms per protocol tick.
     pub tick_ms: u64,
-    /// Leader timing and batching (cluster workload).
-    pub leader: LeaderConfig,
+    /// The proposers' timing and batching (cluster workload).
+    pub proposer: ProposerConfig,
     /// Faults at fixed virtual times, instead of random ones (quorum experiment).
     pub plan: Vec<(u64, PlanAction)>,
     /// Virtual ms a client waits for one node's answer.
@@ -251,7 +251,7 @@ impl SimConfig {
             fault_ms: 1_500,
             settle_ms: 10_000,
             tick_ms: 10,
-            leader: LeaderConfig::default(),
+            proposer: ProposerConfig::default(),
             plan: Vec::new(),
             client_timeout_ms: 300,
             client_deadline_ms: 2_500,
@@ -277,7 +277,7 @@ impl SimConfig {
             fault_ms: 3_000,
             settle_ms: 10_000,
             tick_ms: 10,
-            leader: LeaderConfig::default(),
+            proposer: ProposerConfig::default(),
             plan: Vec::new(),
             client_timeout_ms: 300,
             client_deadline_ms: 2_500,
@@ -436,6 +436,63 @@ impl Report {
         }
         s
     }
+}
+
+/// What a run of many seeds found.
+#[derive(Clone, Debug, Default)]
+pub struct Sweep {
+    /// The first seed.
+    pub first: u64,
+    /// How many seeds ran.
+    pub seeds: u64,
+    /// The seeds that violated an invariant.
+    pub failing: Vec<u64>,
+    /// Client commands committed over all seeds.
+    pub committed: u64,
+    /// Wall time, seconds.
+    pub wall_s: f64,
+}
+
+impl Sweep {
+    /// One line: seeds, clean, failing, commands, wall time.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} seeds ({}..{}), {} clean, {} with violations; {} commands committed; wall time {:.2} s",
+            self.seeds,
+            self.first,
+            self.first + self.seeds - 1,
+            self.seeds as usize - self.failing.len(),
+            self.failing.len(),
+            self.committed,
+            self.wall_s
+        )
+    }
+}
+
+/// Run seeds `first..first + count` of `make(seed)`, telling `each` about
+/// every report.
+pub fn sweep(
+    first: u64,
+    count: u64,
+    make: impl Fn(u64) -> SimConfig,
+    mut each: impl FnMut(u64, &Report),
+) -> Sweep {
+    let started = std::time::Instant::now();
+    let mut s = Sweep {
+        first,
+        seeds: count,
+        ..Sweep::default()
+    };
+    for seed in first..first.saturating_add(count) {
+        let report = run(&make(seed));
+        s.committed += report.stats.commands_committed;
+        if !report.is_clean() {
+            s.failing.push(seed);
+        }
+        each(seed, &report);
+    }
+    s.wall_s = started.elapsed().as_secs_f64();
+    s
 }
 
 /// Run seeds `first..first + count` of `make(seed)` and return the first whose

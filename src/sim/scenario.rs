@@ -14,7 +14,7 @@ use super::world::SCRIPT_CLIENT;
 use super::{run as simulate, Faults, PlanAction, Report, SimConfig, Workload};
 use crate::kv::Op;
 use crate::paxos::{
-    Ballot, Command, Envelope, LeaderConfig, Message, PromiseLimit, Role, Rule, Rules, Value,
+    Ballot, Command, Envelope, Message, PromiseLimit, ProposerConfig, Role, Rule, Rules, Value,
 };
 
 /// One named scenario.
@@ -179,7 +179,7 @@ fn ballot_reuse(c: &mut SimConfig) {
 /// k = b; then a client asks node 1, still leading in its own eyes, for k.
 fn stale_read(c: &mut SimConfig) {
     c.nodes = 5;
-    c.leader.election_ticks = (15, 60);
+    c.proposer.election_ticks = (15, 60);
     c.plan = vec![
         (1, PlanAction::Campaign(1)),
         (
@@ -219,9 +219,9 @@ fn lagging_promise(c: &mut SimConfig) {
         entries: 64,
         bytes: 16 << 10,
     };
-    c.leader = LeaderConfig {
+    c.proposer = ProposerConfig {
         max_batch: 4,
-        ..LeaderConfig::default()
+        ..ProposerConfig::default()
     };
     let big = "x".repeat(1000);
     let mut plan = vec![

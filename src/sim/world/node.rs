@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, VecDeque};
 use super::{Ev, World};
 use crate::paxos::quorum::majority;
 use crate::paxos::{
-    Acceptor, Ballot, DecreeProposer, Digest, Envelope, Gate, Leader, Learner, Message, Mode,
+    Acceptor, Ballot, Campaign, DecreeProposer, Digest, Envelope, Gate, Learner, Message, Mode,
     NodeId, Notice, Outbox, Proposer, Record, Replica, Role, Rule, Slot, Value,
 };
 use crate::sim::invariants as inv;
@@ -19,13 +19,13 @@ pub(super) enum Driver {
     /// A node that only accepts and learns (single-decree runs).
     Idle,
     Decree(DecreeProposer),
-    Leader(Box<Leader>),
+    Multi(Box<Proposer>),
 }
 
 impl Driver {
     fn mode(&self) -> Option<(Mode, Ballot)> {
         match self {
-            Driver::Leader(l) => Some((l.mode(), l.ballot())),
+            Driver::Multi(l) => Some((l.mode(), l.ballot())),
             _ => None,
         }
     }
@@ -141,17 +141,17 @@ impl World {
             Workload::Decree { proposers } if id as usize > proposers => Driver::Idle,
             Workload::Decree { .. } => {
                 let mut p =
-                    Proposer::recover(id, ids.clone(), majority(n), rules, logs.proposer.durable());
+                    Campaign::recover(id, ids.clone(), majority(n), rules, logs.proposer.durable());
                 if rules.holds(Rule::Round) {
                     p.observe(acceptor.promised());
                 }
                 Driver::Decree(DecreeProposer::new(p, Value::Text(own_value(id)), 8, seed))
             }
-            _ => Driver::Leader(Box::new(Leader::recover(
+            _ => Driver::Multi(Box::new(Proposer::recover(
                 id,
                 ids.clone(),
                 rules,
-                self.cfg.leader.clone(),
+                self.cfg.proposer.clone(),
                 seed,
                 logs.proposer.durable(),
                 acceptor.promised(),
@@ -227,7 +227,7 @@ impl World {
             Role::Proposer => match &mut n.driver {
                 Driver::Idle => {}
                 Driver::Decree(d) => d.handle(env.from, env.msg, &mut out),
-                Driver::Leader(l) => l.handle(env.from, env.msg, &mut out),
+                Driver::Multi(l) => l.handle(env.from, env.msg, &mut out),
             },
             Role::Learner => n.learner.handle(env.from, env.msg, &mut out),
             Role::Replica => {}
@@ -255,7 +255,7 @@ impl World {
                 Role::Proposer => match &mut n.driver {
                     Driver::Idle => {}
                     Driver::Decree(d) => d.notice(notice),
-                    Driver::Leader(l) => l.notice(notice, &mut out),
+                    Driver::Multi(l) => l.notice(notice, &mut out),
                 },
                 Role::Learner => n.learner.notice(notice, &mut out),
                 Role::Replica => n.replica.notice(notice, &mut out),
@@ -277,7 +277,7 @@ impl World {
         match &mut n.driver {
             Driver::Idle => {}
             Driver::Decree(d) => d.tick(&mut out),
-            Driver::Leader(l) => l.tick(&mut out),
+            Driver::Multi(l) => l.tick(&mut out),
         }
         self.effects(id, Role::Proposer, out);
         let mut out = Outbox::new();
@@ -288,7 +288,7 @@ impl World {
     /// Start phase 1 on node `id` at once (a scenario's script).
     pub(super) fn campaign(&mut self, id: NodeId) {
         let mut out = Outbox::new();
-        if let Driver::Leader(l) = &mut self.node(id).driver {
+        if let Driver::Multi(l) = &mut self.node(id).driver {
             l.campaign(&mut out);
         }
         self.effects(id, Role::Proposer, out);

@@ -1,11 +1,12 @@
-//! The proposer: phase 1 (prepare/promise) and phase 2 (accept/accepted).
+//! A campaign: phase 1 (prepare/promise) and phase 2 (accept/accepted) under
+//! one ballot.
 //!
-//! [`Proposer`] does the bookkeeping of one ballot across any number of slots and
+//! [`Campaign`] does the bookkeeping of one ballot across any number of slots and
 //! applies P2c: after promises from a majority, each slot must carry the value of
 //! the highest-ballot proposal reported for it, and only a slot with no reported
-//! value is free. [`DecreeProposer`] drives it for single-decree Paxos, retrying
-//! with a higher round after a refusal; the Multi-Paxos leader (`leader/`)
-//! drives it for a whole log.
+//! value is free. The single-decree proposer (`decree.rs`) runs one campaign
+//! after another for slot 0; the Multi-Paxos proposer (`proposer/`) runs one
+//! for a whole log.
 //!
 //! A ballot is used once, ever: the round is persisted ([`Record::Round`])
 //! before the Prepare that carries it may leave, and a restarted proposer
@@ -17,11 +18,10 @@ use std::collections::BTreeMap;
 use super::ballot::{Ballot, NodeId, Slot};
 use super::message::{Message, Notice, Outbox, PValue, Record, Value};
 use super::rules::{Rule, Rules};
-use crate::rng::Rng;
 
 /// One proposer's phase 1 and phase 2 bookkeeping.
 #[derive(Clone, Debug)]
-pub struct Proposer {
+pub struct Campaign {
     id: NodeId,
     acceptors: Vec<NodeId>,
     quorum: usize,
@@ -37,11 +37,11 @@ pub struct Proposer {
     prepared: bool,
 }
 
-impl Proposer {
+impl Campaign {
     /// A proposer at node `id` that prepares to `acceptors` and needs `quorum`
     /// complete promises.
     pub fn new(id: NodeId, acceptors: Vec<NodeId>, quorum: usize, rules: Rules) -> Self {
-        Proposer {
+        Campaign {
             id,
             acceptors,
             quorum,
@@ -64,7 +64,7 @@ impl Proposer {
         rules: Rules,
         records: impl IntoIterator<Item = &'a Record>,
     ) -> Self {
-        let mut p = Proposer::new(id, acceptors, quorum, rules);
+        let mut p = Campaign::new(id, acceptors, quorum, rules);
         if rules.holds(Rule::Round) {
             for r in records {
                 if let Record::Round { round } = r {
@@ -219,133 +219,6 @@ impl Proposer {
     }
 }
 
-/// Where a single-decree proposer stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecreeState {
-    /// Waiting `timeout` ticks (a random backoff) before the next prepare.
-    Waiting { elapsed: u32, timeout: u32 },
-    /// Phase 1 under way.
-    Preparing { elapsed: u32 },
-    /// Phase 2 under way.
-    Accepting { elapsed: u32 },
-    /// Its learner knows a value is chosen.
-    Done,
-}
-
-/// Ticks a single-decree proposer waits for a phase to finish before retrying.
-const DECREE_PHASE_TICKS: u32 = 20;
-
-/// Single-decree Paxos: propose one value for slot 0 until something is chosen.
-#[derive(Clone, Debug)]
-pub struct DecreeProposer {
-    proposer: Proposer,
-    own: Value,
-    state: DecreeState,
-    backoff: u32,
-    rng: Rng,
-}
-
-impl DecreeProposer {
-    /// A proposer for `own` that waits a random number of ticks in `0..=backoff`
-    /// (drawn from `seed`) before each attempt. Build `proposer` with
-    /// [`Proposer::recover`] after a restart.
-    pub fn new(proposer: Proposer, own: Value, backoff: u32, seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
-        let timeout = rng.range(0, backoff as u64) as u32;
-        DecreeProposer {
-            proposer,
-            own,
-            state: DecreeState::Waiting {
-                elapsed: 0,
-                timeout,
-            },
-            backoff,
-            rng,
-        }
-    }
-
-    /// The value this proposer would like chosen.
-    pub fn own(&self) -> &Value {
-        &self.own
-    }
-
-    /// Where it stands.
-    pub fn state(&self) -> DecreeState {
-        self.state
-    }
-
-    /// The ballot of its current attempt.
-    pub fn ballot(&self) -> Ballot {
-        self.proposer.ballot()
-    }
-
-    /// Handle a message for the proposer role.
-    pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
-        match msg {
-            Message::Promise {
-                ballot,
-                from_slot,
-                accepted,
-                next,
-            } if matches!(self.state, DecreeState::Preparing { .. }) => {
-                let chunk = (from_slot, accepted, next);
-                if let Some(mut must) = self.proposer.on_promise(from, ballot, chunk, out) {
-                    // P2c: a reported value wins over our own.
-                    let value = must.remove(&0).unwrap_or_else(|| self.own.clone());
-                    self.proposer.accept(0, value, out);
-                    self.state = DecreeState::Accepting { elapsed: 0 };
-                }
-            }
-            Message::Nack { ballot, promised } => {
-                let preempted = self.proposer.on_nack(ballot, promised);
-                if preempted && self.state != DecreeState::Done {
-                    self.wait();
-                }
-            }
-            // Stale promises, acks and anything else: nothing to do.
-            _ => {}
-        }
-    }
-
-    /// Handle a notice from this node's other roles.
-    pub fn notice(&mut self, notice: Notice) {
-        match notice {
-            Notice::Promised { ballot } => self.proposer.observe(ballot),
-            Notice::Committed { slot: 0 } => self.state = DecreeState::Done,
-            _ => {}
-        }
-    }
-
-    /// One tick of logical time: retry when a phase or a backoff ran out.
-    pub fn tick(&mut self, out: &mut Outbox) {
-        match &mut self.state {
-            DecreeState::Waiting { elapsed, timeout } => {
-                *elapsed += 1;
-                if *elapsed > *timeout {
-                    let round = self.proposer.next_round();
-                    self.proposer.prepare(round, 0, out);
-                    self.state = DecreeState::Preparing { elapsed: 0 };
-                }
-            }
-            DecreeState::Preparing { elapsed } | DecreeState::Accepting { elapsed } => {
-                *elapsed += 1;
-                if *elapsed >= DECREE_PHASE_TICKS {
-                    self.wait();
-                }
-            }
-            DecreeState::Done => {}
-        }
-    }
-
-    fn wait(&mut self) {
-        let timeout = self.rng.range(1, self.backoff.max(1) as u64) as u32;
-        self.state = DecreeState::Waiting {
-            elapsed: 0,
-            timeout,
-        };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,7 +244,7 @@ mod tests {
     fn prepare_records_its_round_before_it_goes_to_every_acceptor() {
         // Paxos Made Simple §2.5: the round is on stable storage before the
         // Prepare that carries it may leave.
-        let mut p = Proposer::new(2, vec![1, 2, 3], 2, Rules::ALL);
+        let mut p = Campaign::new(2, vec![1, 2, 3], 2, Rules::ALL);
         p.observe(b(4, 3));
         let mut out = Outbox::new();
         p.prepare(p.next_round(), 0, &mut out);
@@ -390,10 +263,10 @@ mod tests {
     #[test]
     fn a_recovered_proposer_starts_above_every_round_it_recorded() {
         let records = [Record::Round { round: 3 }, Record::Round { round: 7 }];
-        let p = Proposer::recover(2, vec![1, 2, 3], 2, Rules::ALL, &records);
+        let p = Campaign::recover(2, vec![1, 2, 3], 2, Rules::ALL, &records);
         assert_eq!(p.next_round(), 8);
         // With the `round` rule broken, it forgets.
-        let p = Proposer::recover(
+        let p = Campaign::recover(
             2,
             vec![1, 2, 3],
             2,
@@ -406,7 +279,7 @@ mod tests {
     #[test]
     fn p2c_adopts_the_highest_ballot_value_per_slot() {
         // P2c: "the value of the highest-numbered proposal among those accepted by the majority".
-        let mut p = Proposer::new(9, vec![1, 2, 3, 4, 5], 3, Rules::ALL);
+        let mut p = Campaign::new(9, vec![1, 2, 3, 4, 5], 3, Rules::ALL);
         let out = &mut Outbox::new();
         p.prepare(7, 0, out);
         let bal = p.ballot();
@@ -433,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_promise_in_chunks_counts_once_complete_and_strangers_never() {
-        let mut p = Proposer::new(9, vec![1, 2, 3], 2, Rules::ALL);
+        let mut p = Campaign::new(9, vec![1, 2, 3], 2, Rules::ALL);
         p.prepare(1, 0, &mut Outbox::new());
         let bal = p.ballot();
         let mut out = Outbox::new();
@@ -471,7 +344,7 @@ mod tests {
             .expect("two complete promises");
         assert_eq!(must.len(), 2);
         // With the `members` guard broken, a stranger's promise counts.
-        let mut p = Proposer::new(9, vec![1, 2, 3], 2, Rules::breaking(Some(Rule::Members)));
+        let mut p = Campaign::new(9, vec![1, 2, 3], 2, Rules::breaking(Some(Rule::Members)));
         p.prepare(1, 0, &mut out);
         let bal = p.ballot();
         p.on_promise(7, bal, whole(vec![]), &mut out);
@@ -480,7 +353,7 @@ mod tests {
 
     #[test]
     fn broken_p2c_ignores_reported_values() {
-        let mut p = Proposer::new(9, vec![1, 2, 3], 2, Rules::breaking(Some(Rule::P2c)));
+        let mut p = Campaign::new(9, vec![1, 2, 3], 2, Rules::breaking(Some(Rule::P2c)));
         let out = &mut Outbox::new();
         p.prepare(1, 0, out);
         let bal = p.ballot();
@@ -493,61 +366,10 @@ mod tests {
 
     #[test]
     fn a_nack_preempts_only_the_current_ballot() {
-        let mut p = Proposer::new(1, vec![1, 2, 3], 2, Rules::ALL);
+        let mut p = Campaign::new(1, vec![1, 2, 3], 2, Rules::ALL);
         p.prepare(1, 0, &mut Outbox::new());
         assert!(!p.on_nack(b(0, 1), b(3, 3)), "stale");
         assert!(p.on_nack(b(1, 1), b(3, 3)));
         assert_eq!(p.next_round(), 4);
-    }
-
-    #[test]
-    fn decree_proposer_retries_higher_after_a_nack_and_proposes_its_own_when_free() {
-        let mut d = DecreeProposer::new(
-            Proposer::new(1, vec![1, 2, 3], 2, Rules::ALL),
-            Value::Text("mine".into()),
-            0,
-            1,
-        );
-        let mut out = Outbox::new();
-        d.tick(&mut out);
-        assert_eq!(d.state(), DecreeState::Preparing { elapsed: 0 });
-        let first = d.ballot();
-        d.handle(
-            2,
-            Message::Nack {
-                ballot: first,
-                promised: b(5, 2),
-            },
-            &mut out,
-        );
-        assert!(matches!(d.state(), DecreeState::Waiting { .. }));
-        let mut out = Outbox::new();
-        for _ in 0..3 {
-            d.tick(&mut out);
-        }
-        assert_eq!(d.ballot(), b(6, 1));
-        let mut out = Outbox::new();
-        for from in [2, 3] {
-            d.handle(
-                from,
-                Message::Promise {
-                    ballot: b(6, 1),
-                    from_slot: 0,
-                    accepted: vec![],
-                    next: None,
-                },
-                &mut out,
-            );
-        }
-        let accepts: Vec<&Message> = out
-            .send
-            .iter()
-            .map(|e| &e.msg)
-            .filter(|m| m.kind() == "Accept")
-            .collect();
-        assert_eq!(accepts.len(), 3);
-        assert!(accepts
-            .iter()
-            .all(|m| matches!(m, Message::Accept { value: Value::Text(t), .. } if t == "mine")));
     }
 }

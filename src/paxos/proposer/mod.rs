@@ -1,4 +1,5 @@
-//! Multi-Paxos: one leader proposes for a whole log.
+//! The proposer of Multi-Paxos: a follower most of the time, a candidate
+//! during an election, and the leader, who alone proposes for a whole log.
 //!
 //! A node becomes leader by running phase 1 once, for every slot from its first
 //! unchosen slot on (Paxos Made Simple §3). The promises report what a majority
@@ -30,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::ballot::{Ballot, NodeId, Slot};
+use super::campaign::Campaign;
 use super::message::{Command, Message, Notice, Outbox, Outcome, Record, Reply};
-use super::proposer::Proposer;
 use super::quorum::majority;
 use super::rules::{Rule, Rules};
 use crate::rng::Rng;
@@ -40,7 +41,7 @@ use window::Flight;
 
 /// Timing and batching of a leader, in ticks and counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaderConfig {
+pub struct ProposerConfig {
     /// Ticks between heartbeats.
     pub heartbeat_ticks: u32,
     /// Election timeout, drawn uniformly from this range (ticks) each time.
@@ -56,9 +57,9 @@ pub struct LeaderConfig {
     pub read_index: bool,
 }
 
-impl Default for LeaderConfig {
+impl Default for ProposerConfig {
     fn default() -> Self {
-        LeaderConfig {
+        ProposerConfig {
             heartbeat_ticks: 5,
             election_ticks: (15, 30),
             window: 2,
@@ -96,14 +97,14 @@ impl Mode {
 
 /// The proposer role of a Multi-Paxos node.
 #[derive(Clone, Debug)]
-pub struct Leader {
+pub struct Proposer {
     id: NodeId,
     nodes: Vec<NodeId>,
     quorum: usize,
     rules: Rules,
-    cfg: LeaderConfig,
+    cfg: ProposerConfig,
     rng: Rng,
-    proposer: Proposer,
+    campaign: Campaign,
     mode: Mode,
     /// Ticks counted since this proposer was made.
     ticks: u64,
@@ -132,55 +133,61 @@ pub struct Leader {
     reads: Vec<PendingRead>,
 }
 
-impl Leader {
+impl Proposer {
     /// The proposer of node `id` in the cluster `nodes`; `seed` drives its election
     /// jitter (the shell picks it; the same seed gives the same timeouts).
-    pub fn new(id: NodeId, nodes: Vec<NodeId>, rules: Rules, cfg: LeaderConfig, seed: u64) -> Self {
+    pub fn new(
+        id: NodeId,
+        nodes: Vec<NodeId>,
+        rules: Rules,
+        cfg: ProposerConfig,
+        seed: u64,
+    ) -> Self {
         let quorum = majority(nodes.len());
-        let proposer = Proposer::new(id, nodes.clone(), quorum, rules);
-        Leader::with_proposer(id, nodes, rules, cfg, seed, proposer)
+        let proposer = Campaign::new(id, nodes.clone(), quorum, rules);
+        Proposer::with_proposer(id, nodes, rules, cfg, seed, proposer)
     }
 
     /// The proposer of a restarted node: above every round it recorded
     /// (`records`, its own log) and every ballot its acceptor recovered
     /// (`acceptor`, the acceptor's promise, which is at least every ballot it
     /// accepted), so it never uses a ballot twice. With the `round` rule
-    /// broken, it starts from zero as [`Leader::new`] does.
+    /// broken, it starts from zero as [`Proposer::new`] does.
     pub fn recover<'a>(
         id: NodeId,
         nodes: Vec<NodeId>,
         rules: Rules,
-        cfg: LeaderConfig,
+        cfg: ProposerConfig,
         seed: u64,
         records: impl IntoIterator<Item = &'a Record>,
         acceptor: Ballot,
     ) -> Self {
         let quorum = majority(nodes.len());
-        let mut proposer = Proposer::recover(id, nodes.clone(), quorum, rules, records);
+        let mut proposer = Campaign::recover(id, nodes.clone(), quorum, rules, records);
         if rules.holds(Rule::Round) {
             proposer.observe(acceptor);
         }
-        Leader::with_proposer(id, nodes, rules, cfg, seed, proposer)
+        Proposer::with_proposer(id, nodes, rules, cfg, seed, proposer)
     }
 
     fn with_proposer(
         id: NodeId,
         nodes: Vec<NodeId>,
         rules: Rules,
-        cfg: LeaderConfig,
+        cfg: ProposerConfig,
         seed: u64,
-        proposer: Proposer,
+        campaign: Campaign,
     ) -> Self {
         let mut rng = Rng::new(seed);
         let timeout = draw(&mut rng, cfg.election_ticks);
-        Leader {
+        Proposer {
             id,
             quorum: majority(nodes.len()),
             nodes,
             rules,
             cfg,
             rng,
-            proposer,
+            campaign,
             mode: Mode::Follower,
             ticks: 0,
             elapsed: 0,
@@ -209,12 +216,12 @@ impl Leader {
 
     /// The ballot of this node's latest attempt to lead.
     pub fn ballot(&self) -> Ballot {
-        self.proposer.ballot()
+        self.campaign.ballot()
     }
 
     /// The round this node would use next (above every ballot it saw).
     pub fn next_round(&self) -> u64 {
-        self.proposer.next_round()
+        self.campaign.next_round()
     }
 
     /// Who this node believes leads (itself included).
@@ -252,13 +259,13 @@ impl Leader {
                 next,
             } if self.mode == Mode::Candidate => {
                 let chunk = (from_slot, accepted, next);
-                if let Some(must) = self.proposer.on_promise(from, ballot, chunk, out) {
+                if let Some(must) = self.campaign.on_promise(from, ballot, chunk, out) {
                     self.become_leader(must, out);
                 }
             }
             Message::Nack { ballot, promised } => {
                 // Someone promised a higher ballot: this attempt (or reign) is over.
-                let preempted = self.proposer.on_nack(ballot, promised);
+                let preempted = self.campaign.on_nack(ballot, promised);
                 if preempted && self.mode != Mode::Follower {
                     self.step_down(None, out);
                 }
@@ -279,9 +286,9 @@ impl Leader {
             Notice::Request(cmd) => self.request(cmd, out),
             Notice::LeaderSeen { ballot, .. } if ballot.node != self.id => {
                 // Our acceptor confirmed another leader's heartbeat.
-                self.proposer.observe(ballot);
+                self.campaign.observe(ballot);
                 self.heard_leader = Some(self.ticks);
-                if self.mode != Mode::Follower && ballot > self.proposer.ballot() {
+                if self.mode != Mode::Follower && ballot > self.campaign.ballot() {
                     self.step_down(Some(ballot.node), out);
                 }
                 if self.mode == Mode::Follower {
@@ -289,15 +296,15 @@ impl Leader {
                     self.elapsed = 0;
                 }
             }
-            Notice::Promised { ballot } if ballot.node != self.id => {
+            Notice::PromiseMade { ballot } if ballot.node != self.id => {
                 // Our acceptor promised a rival: give the rival time to win.
-                self.proposer.observe(ballot);
-                if self.mode != Mode::Follower && ballot > self.proposer.ballot() {
+                self.campaign.observe(ballot);
+                if self.mode != Mode::Follower && ballot > self.campaign.ballot() {
                     self.step_down(None, out);
                 }
                 self.elapsed = 0;
             }
-            Notice::Committed { slot } => self.committed(slot, out),
+            Notice::SlotChosen { slot } => self.committed(slot, out),
             // Our own notices: nothing to do.
             _ => {}
         }

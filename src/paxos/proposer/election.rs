@@ -3,18 +3,18 @@
 //! A node whose election timeout ran out first asks every node for a pre-vote
 //! at the ballot it would use. A node grants it only if it has not heard a live
 //! leader's heartbeat for the shortest election timeout itself; the candidate
-//! raises its round (durably, see `Proposer::prepare`) only with a majority's
+//! raises its round (durably, see `Campaign::prepare`) only with a majority's
 //! grant. So a node that cannot reach the leader, but can reach followers who
 //! still hear it, never deposes a healthy leader: its round stays where it was.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{draw, Leader, Mode};
+use super::{draw, Mode, Proposer};
 use crate::paxos::ballot::{Ballot, NodeId, Slot};
 use crate::paxos::message::{Message, Outbox, Outcome, Reply, Value};
 use crate::paxos::rules::Rule;
 
-impl Leader {
+impl Proposer {
     /// The election timeout ran out.
     pub(super) fn timed_out(&mut self, out: &mut Outbox) {
         self.elapsed = 0;
@@ -25,7 +25,7 @@ impl Leader {
             return;
         }
         self.mode = Mode::PreCandidate;
-        let ballot = Ballot::new(self.proposer.next_round(), self.id);
+        let ballot = Ballot::new(self.campaign.next_round(), self.id);
         self.prevote = Some((ballot, BTreeSet::from([self.id])));
         for &n in &self.nodes {
             if n != self.id {
@@ -87,8 +87,8 @@ impl Leader {
     fn start_election(&mut self, out: &mut Outbox) {
         self.mode = Mode::Candidate;
         self.prevote = None;
-        let round = self.proposer.next_round();
-        self.proposer.prepare(round, self.first_unchosen, out);
+        let round = self.campaign.next_round();
+        self.campaign.prepare(round, self.first_unchosen, out);
     }
 
     pub(super) fn become_leader(&mut self, mut must: BTreeMap<Slot, Value>, out: &mut Outbox) {

@@ -12,7 +12,7 @@
 //! newer leader before the read arrived; the replica then answers once it has
 //! applied every slot proposed before the read arrived.
 
-use super::{Leader, Mode};
+use super::{Mode, Proposer};
 use crate::paxos::ballot::{Ballot, NodeId, Slot};
 use crate::paxos::message::{Command, Message, Notice, Outbox};
 use crate::paxos::rules::Rule;
@@ -27,7 +27,7 @@ pub(super) struct PendingRead {
     round: u64,
 }
 
-impl Leader {
+impl Proposer {
     /// A read arrived at the leader.
     pub(super) fn read(&mut self, cmd: Command, out: &mut Outbox) {
         let index = self.next_slot;
@@ -48,7 +48,7 @@ impl Leader {
 
     /// An acceptor confirmed heartbeat round `seq` of `ballot`.
     pub(super) fn on_ack(&mut self, from: NodeId, ballot: Ballot, seq: u64, out: &mut Outbox) {
-        let current = ballot == self.proposer.ballot() || !self.rules.holds(Rule::Fresh);
+        let current = ballot == self.campaign.ballot() || !self.rules.holds(Rule::Fresh);
         if self.mode != Mode::Leader || !current || !self.member(from) {
             // An ack for an earlier term, a stranger's, or one we no longer need.
             return;
@@ -106,8 +106,8 @@ impl Leader {
                 self.id,
                 n,
                 Message::Heartbeat {
-                    ballot: self.proposer.ballot(),
-                    commit: self.first_unchosen,
+                    ballot: self.campaign.ballot(),
+                    first_unchosen: self.first_unchosen,
                     seq: self.hb_seq,
                 },
             );

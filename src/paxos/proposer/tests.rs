@@ -3,8 +3,8 @@ use crate::kv::Op;
 use crate::paxos::message::PValue;
 use crate::paxos::{Rule, Value};
 
-fn cfg() -> LeaderConfig {
-    LeaderConfig {
+fn cfg() -> ProposerConfig {
+    ProposerConfig {
         heartbeat_ticks: 2,
         election_ticks: (4, 4),
         window: 2,
@@ -35,7 +35,7 @@ fn read(seq: u64) -> Command {
 
 #[test]
 fn a_read_waits_for_a_majority_to_confirm_a_round_sent_after_it() {
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     elect(&mut l, vec![]);
     let mut out = Outbox::new();
     l.notice(Notice::Request(cmd(1)), &mut out);
@@ -80,7 +80,7 @@ fn a_read_waits_for_a_majority_to_confirm_a_round_sent_after_it() {
 fn a_leader_serving_many_reads_does_not_think_itself_cut_off() {
     // Rounds started on demand for reads, each confirmed at once, must count
     // as contact with a majority (check-quorum), however many there are.
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     elect(&mut l, vec![]);
     for i in 0..100 {
         let mut out = Outbox::new();
@@ -96,13 +96,13 @@ fn a_leader_serving_many_reads_does_not_think_itself_cut_off() {
 
 #[test]
 fn pending_reads_are_refused_when_the_leader_steps_down() {
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     elect(&mut l, vec![]);
     let mut out = Outbox::new();
     l.notice(Notice::Request(read(1)), &mut out);
     let mut out = Outbox::new();
     l.notice(
-        Notice::Promised {
+        Notice::PromiseMade {
             ballot: Ballot::new(9, 2),
         },
         &mut out,
@@ -112,12 +112,12 @@ fn pending_reads_are_refused_when_the_leader_steps_down() {
 }
 
 /// Acceptor `from` confirms heartbeat round `seq` of `l`'s ballot.
-fn ack(l: &mut Leader, from: NodeId, seq: u64, out: &mut Outbox) {
+fn ack(l: &mut Proposer, from: NodeId, seq: u64, out: &mut Outbox) {
     let ballot = l.ballot();
     l.handle(from, Message::HeartbeatAck { ballot, seq }, out);
 }
 
-fn elect(l: &mut Leader, accepted: Vec<PValue>) -> Outbox {
+fn elect(l: &mut Proposer, accepted: Vec<PValue>) -> Outbox {
     let mut out = Outbox::new();
     for _ in 0..4 {
         l.tick(&mut out);
@@ -178,7 +178,7 @@ fn accepts(out: &Outbox) -> Vec<(Slot, Value)> {
 fn a_new_leader_reproposes_reported_values_and_fills_holes() {
     // Paxos Made Simple §3: the new leader runs phase 2 for reported slots and
     // proposes no-ops for the gaps.
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     let reported = vec![PValue {
         slot: 2,
         ballot: Ballot::new(1, 2),
@@ -197,7 +197,7 @@ fn a_new_leader_reproposes_reported_values_and_fills_holes() {
 
 #[test]
 fn commands_are_batched_within_the_window() {
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     elect(&mut l, vec![]);
     let mut out = Outbox::new();
     for seq in 1..=7 {
@@ -207,19 +207,19 @@ fn commands_are_batched_within_the_window() {
     assert_eq!(l.in_flight(), 2);
     assert_eq!(l.waiting(), 5);
     let mut out = Outbox::new();
-    l.notice(Notice::Committed { slot: 0 }, &mut out);
+    l.notice(Notice::SlotChosen { slot: 0 }, &mut out);
     // One slot freed: the next batch carries max_batch = 2 commands.
     assert_eq!(accepts(&out), vec![(2, Value::Batch(vec![cmd(3), cmd(4)]))]);
 }
 
 #[test]
 fn a_follower_redirects_clients_to_the_leader_it_heard() {
-    let mut l = Leader::new(3, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(3, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     let mut out = Outbox::new();
     l.notice(
         Notice::LeaderSeen {
             ballot: Ballot::new(4, 2),
-            commit: 0,
+            first_unchosen: 0,
         },
         &mut out,
     );
@@ -232,18 +232,18 @@ fn a_follower_redirects_clients_to_the_leader_it_heard() {
 
 #[test]
 fn a_leader_steps_down_on_a_higher_ballot_and_without_a_majority() {
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     elect(&mut l, vec![]);
     let mut out = Outbox::new();
     l.notice(
-        Notice::Promised {
+        Notice::PromiseMade {
             ballot: Ballot::new(9, 2),
         },
         &mut out,
     );
     assert_eq!(l.mode(), Mode::Follower);
 
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     elect(&mut l, vec![]);
     // No acks ever arrive: after the election timeout (4 ticks) it gives up.
     let mut out = Outbox::new();
@@ -255,7 +255,7 @@ fn a_leader_steps_down_on_a_higher_ballot_and_without_a_majority() {
 
 #[test]
 fn unanswered_accepts_are_sent_again() {
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     elect(&mut l, vec![]);
     let mut out = Outbox::new();
     l.notice(Notice::Request(cmd(1)), &mut out);
@@ -273,12 +273,12 @@ fn unanswered_accepts_are_sent_again() {
 fn a_follower_that_hears_a_leader_refuses_a_pre_vote_and_the_asker_keeps_its_round() {
     // A node cut off from the leader alone asks the followers: they still hear
     // the leader, so they refuse, and it never raises its round.
-    let mut follower = Leader::new(2, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut follower = Proposer::new(2, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     let mut out = Outbox::new();
     follower.notice(
         Notice::LeaderSeen {
             ballot: Ballot::new(1, 1),
-            commit: 0,
+            first_unchosen: 0,
         },
         &mut out,
     );
@@ -303,7 +303,7 @@ fn a_follower_that_hears_a_leader_refuses_a_pre_vote_and_the_asker_keeps_its_rou
             granted: true
         }));
 
-    let mut asker = Leader::new(3, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut asker = Proposer::new(3, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     let mut out = Outbox::new();
     for _ in 0..4 {
         asker.tick(&mut out);
@@ -324,7 +324,7 @@ fn a_follower_that_hears_a_leader_refuses_a_pre_vote_and_the_asker_keeps_its_rou
     assert_eq!(asker.mode(), Mode::PreCandidate);
     assert_eq!(asker.next_round(), 1);
     // With the `prevote` guard broken, a timeout raises the round at once.
-    let mut rash = Leader::new(
+    let mut rash = Proposer::new(
         3,
         vec![1, 2, 3],
         Rules::breaking(Some(Rule::Prevote)),
@@ -342,7 +342,7 @@ fn a_follower_that_hears_a_leader_refuses_a_pre_vote_and_the_asker_keeps_its_rou
 #[test]
 fn a_restarted_leader_starts_above_its_rounds_and_its_acceptors_promise() {
     let rounds = [Record::Round { round: 4 }];
-    let l = Leader::recover(
+    let l = Proposer::recover(
         1,
         vec![1, 2, 3],
         Rules::ALL,
@@ -352,7 +352,7 @@ fn a_restarted_leader_starts_above_its_rounds_and_its_acceptors_promise() {
         Ballot::new(6, 2),
     );
     assert_eq!(l.next_round(), 7);
-    let l = Leader::recover(
+    let l = Proposer::recover(
         1,
         vec![1, 2, 3],
         Rules::ALL,
@@ -363,7 +363,7 @@ fn a_restarted_leader_starts_above_its_rounds_and_its_acceptors_promise() {
     );
     assert_eq!(l.next_round(), 5);
     let broken = Rules::breaking(Some(Rule::Round));
-    let l = Leader::recover(
+    let l = Proposer::recover(
         1,
         vec![1, 2, 3],
         broken,
@@ -377,7 +377,7 @@ fn a_restarted_leader_starts_above_its_rounds_and_its_acceptors_promise() {
 
 #[test]
 fn acks_count_only_for_the_current_ballot_and_from_members() {
-    let mut l = Leader::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
     elect(&mut l, vec![]);
     let mut out = Outbox::new();
     let election_round = l.hb_seq;
@@ -410,7 +410,7 @@ fn acks_count_only_for_the_current_ballot_and_from_members() {
     ack(&mut l, 2, seq, &mut out);
     assert!(out.notices.iter().any(|n| n.kind() == "Read"));
     // With `fresh` broken, the old term's acks confirm.
-    let mut l = Leader::new(
+    let mut l = Proposer::new(
         1,
         vec![1, 2, 3],
         Rules::breaking(Some(Rule::Fresh)),
@@ -435,7 +435,7 @@ fn acks_count_only_for_the_current_ballot_and_from_members() {
 
 #[test]
 fn without_confirm_a_read_is_answered_at_once() {
-    let mut l = Leader::new(
+    let mut l = Proposer::new(
         1,
         vec![1, 2, 3],
         Rules::breaking(Some(Rule::Confirm)),

@@ -1,7 +1,7 @@
 //! Batching and the window: commands that wait share a slot, a bounded number
 //! of slots is in flight, and unanswered accepts are sent again.
 
-use super::{Leader, Mode};
+use super::{Mode, Proposer};
 use crate::paxos::ballot::Slot;
 use crate::paxos::message::{Outbox, Value};
 
@@ -13,9 +13,9 @@ pub(super) struct Flight {
     pub(super) age: u32,
 }
 
-impl Leader {
+impl Proposer {
     pub(super) fn propose(&mut self, slot: Slot, value: Value, out: &mut Outbox) {
-        self.proposer.accept(slot, value.clone(), out);
+        self.campaign.accept(slot, value.clone(), out);
         self.in_flight.insert(slot, Flight { value, age: 0 });
     }
 
@@ -46,7 +46,7 @@ impl Leader {
         for (&slot, f) in self.in_flight.iter_mut() {
             if f.age >= stale {
                 f.age = 0;
-                self.proposer.accept(slot, f.value.clone(), out);
+                self.campaign.accept(slot, f.value.clone(), out);
             }
         }
     }

@@ -1,0 +1,86 @@
+//! `bench`: throughput and latency, beside etcd on request, and failover.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{find, ClusterArg, Exit};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Closed-loop clients; a list runs each in turn: 1,16
+    #[arg(long, default_value = "1,16", value_name = "LIST", value_delimiter = ',',
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    clients: Vec<u64>,
+    /// Measured time per row: 10s, 1m
+    #[arg(long, default_value = "10s", value_name = "D", value_parser = super::duration)]
+    duration: Duration,
+    /// Warm-up before each row (0 for none)
+    #[arg(long, default_value = "2s", value_name = "D", value_parser = super::duration_or_zero)]
+    warmup: Duration,
+    /// Bytes per value
+    #[arg(long, default_value_t = 100, value_name = "B",
+          value_parser = clap::value_parser!(u64).range(1..=crate::net::MAX_OP_BYTES as u64 / 2))]
+    value_size: u64,
+    /// Keys written and read
+    #[arg(long, default_value_t = 1000, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    keys: u64,
+    /// Fraction of operations that are reads (0..1)
+    #[arg(long, default_value_t = 0.0, value_name = "R", value_parser = super::probability)]
+    reads: f64,
+    /// Print JSON: {"rows": [...]}
+    #[arg(long)]
+    json: bool,
+    /// Also run the same workload against a 3-node etcd and a fresh 3-node synod, alternating
+    #[arg(long, value_name = "SYSTEM", value_parser = ["etcd"])]
+    against: Option<String>,
+    /// Repetitions of each row (--against): medians are reported
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
+    reps: u64,
+    /// Measure failover (leader SIGKILL to the next acknowledged write) and bring-up on a fresh five-node cluster
+    #[arg(long)]
+    failover: bool,
+    /// Leader kills (and bring-ups) for --failover
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    kills: u64,
+}
+
+pub fn run(a: BenchArgs) -> Result<(), Exit> {
+    let progress = std::io::stderr().is_terminal() && !a.json;
+    crate::signals::catch();
+    if a.failover {
+        let f = crate::bench::failover(a.kills as usize, progress).map_err(Exit::failed)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&f).expect("serialises"));
+        } else {
+            print!("{}", f.text());
+        }
+        return Ok(());
+    }
+    let clients: Vec<usize> = a.clients.iter().map(|&c| c as usize).collect();
+    let w = crate::bench::Workload {
+        clients: 1,
+        duration: a.duration,
+        warmup: a.warmup,
+        value_size: a.value_size as usize,
+        keys: a.keys as usize,
+        reads: a.reads,
+    };
+    let rows = match a.against.as_deref() {
+        Some(_) => crate::bench::against_etcd(&w, &clients, a.reps as usize, progress)
+            .map_err(Exit::failed)?,
+        None => {
+            let dir = find(&a.c)?;
+            crate::bench::against_running(&dir, &w, &clients, progress).map_err(Exit::failed)?
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::json!({ "rows": rows }));
+    } else {
+        print!("{}", crate::bench::table(&rows));
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `chaos`: a workload plus a seeded fault schedule, then the checkers' verdict.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{base, ClusterArg, Exit};
+use crate::chaos::schedule::{self, Kind};
+use crate::cluster::rundir::RunDir;
+use crate::cluster::Cluster;
+use crate::paxos::Rule;
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// A cluster file; default: the running cluster, else the built-in five nodes
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    c: ClusterArg,
+    /// How long the workload and faults run: 60s, 2m, 1h
+    #[arg(long, default_value = "30s", value_name = "D", value_parser = super::duration)]
+    duration: Duration,
+    /// Seed of the fault schedule (same seed, same schedule)
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fault kinds: kill, pause, partition, loss, dup, delay, or all
+    #[arg(long, default_value = "all", value_name = "LIST", value_parser = Kind::parse_list)]
+    faults: BTreeSet<Kind>,
+    /// Concurrent clients
+    #[arg(long, default_value_t = 4, value_name = "C", value_parser = clap::value_parser!(u64).range(1..=256))]
+    clients: u64,
+    /// Keys the clients work on
+    #[arg(long, default_value_t = 5, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    keys: u64,
+    /// Run the nodes with one Paxos rule or guard off: persist, promise, p2c, round, members, confirm, fresh, chunks, prevote
+    #[arg(long = "break", value_name = "RULE")]
+    broken: Option<Rule>,
+    /// Write history.jsonl, faults.jsonl, verdict.json and report.html here
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Let more than a minority of nodes be down or paused at once
+    #[arg(long)]
+    allow_majority_loss: bool,
+    /// Print the fault schedule this seed gives and exit (nothing runs)
+    #[arg(long)]
+    plan: bool,
+}
+
+pub fn run(a: ChaosArgs) -> Result<(), Exit> {
+    if a.plan {
+        let cluster = match &a.file {
+            Some(f) => Cluster::load(f).map_err(|e| Exit::usage(e.to_string()))?,
+            None => match RunDir::find(&base(), a.c.cluster.as_deref()) {
+                Ok(dir) => dir.cluster().map_err(Exit::usage)?,
+                Err(_) => Cluster::builtin(),
+            },
+        };
+        let plan = schedule::build(
+            a.seed,
+            &cluster.ids(),
+            a.duration.as_millis() as u64,
+            &a.faults,
+            a.allow_majority_loss,
+        );
+        for e in plan {
+            println!(
+                "{:>7.1}s .. {:>7.1}s  {}",
+                e.start_ms as f64 / 1e3,
+                e.end_ms as f64 / 1e3,
+                e.fault
+            );
+        }
+        return Ok(());
+    }
+    let opts = crate::chaos::ChaosOptions {
+        file: a.file,
+        cluster: a.c.cluster,
+        duration: a.duration,
+        seed: a.seed,
+        kinds: a.faults,
+        clients: a.clients as usize,
+        keys: a.keys as usize,
+        broken: a.broken,
+        allow_majority_loss: a.allow_majority_loss,
+        progress: std::io::stderr().is_terminal(),
+    };
+    crate::signals::catch();
+    let run = crate::chaos::run(&base(), &opts)?;
+    print!("{}", crate::chaos::report::text(&run));
+    if let Some(out) = &a.out {
+        crate::chaos::report::write(&run, out)
+            .map_err(|e| Exit::failed(format!("cannot write {}: {e}", out.display())))?;
+        println!(
+            "wrote {}/{{history.jsonl, faults.jsonl, verdict.json, report.html}}",
+            out.display()
+        );
+    }
+    match run.verdict.violations.first() {
+        None => Ok(()),
+        Some(first) => Err(Exit::failed(first.clone())),
+    }
+}

@@ -1,0 +1,211 @@
+//! `up`, `down`, `status`, `logs` and the internal `node`: a cluster's life.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{base, find, ClusterArg, Exit};
+use crate::cluster::Cluster;
+use crate::launcher::{self, UpOptions};
+use crate::net::Secret;
+use crate::node::{self, NodeConfig};
+use crate::paxos::{NodeId, Rule, Rules};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The cluster file (RON); default: the built-in five-node cluster
+    file: Option<PathBuf>,
+    /// Return once a leader is elected, leaving the nodes running
+    #[arg(long, short)]
+    detach: bool,
+    /// Run the nodes with one Paxos rule or guard off (teaching only): persist, promise, p2c, round, members, confirm, fresh, chunks, prevote
+    #[arg(long = "break", value_name = "RULE")]
+    broken: Option<Rule>,
+    /// How long to wait for a leader: 10s, 500ms
+    #[arg(long, default_value = "10s", value_name = "D", value_parser = super::duration)]
+    wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Also delete the cluster's data, logs and secret
+    #[arg(long)]
+    wipe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Print JSON: {"cluster": NAME, "nodes": [...]}
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The node
+    id: NodeId,
+    #[command(flatten)]
+    c: ClusterArg,
+    /// Keep printing what the node writes (Ctrl-C to stop)
+    #[arg(long, short)]
+    follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeRunArgs {
+    /// The cluster file
+    #[arg(long)]
+    cluster: PathBuf,
+    /// This node's id
+    #[arg(long)]
+    id: NodeId,
+    /// Its data directory (default: ./node-<id>)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The cluster's secret file (default: `secret` beside the cluster file)
+    #[arg(long, value_name = "FILE")]
+    secret: Option<PathBuf>,
+    /// Run with one Paxos rule or guard off (teaching only)
+    #[arg(long = "break", value_name = "RULE")]
+    broken: Option<Rule>,
+}
+
+pub fn up(a: UpArgs) -> Result<(), Exit> {
+    let cluster = match &a.file {
+        Some(f) => Cluster::load(f).map_err(|e| Exit::usage(e.to_string()))?,
+        None => Cluster::builtin(),
+    };
+    let opts = UpOptions {
+        broken: a.broken,
+        wait: a.wait,
+    };
+    let up = launcher::up(&base(), cluster, &opts)?;
+    let (_, rows) = launcher::status(&up.dir)?;
+    print!("{}", launcher::table(&rows));
+    println!(
+        "cluster {:?} up in {:.3} s: {} nodes, node {} leads{}",
+        up.cluster.name,
+        up.seconds,
+        up.cluster.nodes.len(),
+        up.leader,
+        a.broken
+            .map(|r| format!(" (rule `{r}` is OFF: teaching run)"))
+            .unwrap_or_default()
+    );
+    if a.detach {
+        println!("(detached; `synod status`, `synod down` to stop)");
+        // The children are left to run; init adopts them when we exit.
+        std::mem::forget(up.children);
+        return Ok(());
+    }
+    crate::signals::catch();
+    let tty = std::io::stdout().is_terminal();
+    if !tty {
+        println!("(foreground; Ctrl-C stops every node)");
+    }
+    let dir = up.dir.clone();
+    launcher::supervise(up, tty).map_err(Exit::failed)?;
+    println!("\nstopping every node...");
+    let stopped = launcher::down(&dir, false, Duration::from_secs(5))?;
+    println!(
+        "stopped {} node(s); data kept in {}",
+        stopped.len(),
+        dir.root().display()
+    );
+    Ok(())
+}
+
+pub fn down(a: DownArgs) -> Result<(), Exit> {
+    let dir = find(&a.c)?;
+    let stopped = launcher::down(&dir, a.wipe, Duration::from_secs(5))?;
+    eprintln!(
+        "stopped {} node(s){}",
+        stopped.len(),
+        if a.wipe {
+            format!("; removed {}", dir.root().display())
+        } else {
+            format!("; data kept in {}", dir.root().display())
+        }
+    );
+    Ok(())
+}
+
+pub fn status(a: StatusArgs) -> Result<(), Exit> {
+    let dir = find(&a.c)?;
+    let (cluster, rows) = launcher::status(&dir)?;
+    if a.json {
+        let v = serde_json::json!({ "cluster": cluster.name, "nodes": rows });
+        println!("{v}");
+    } else {
+        print!("{}", launcher::table(&rows));
+    }
+    Ok(())
+}
+
+pub fn logs(a: LogsArgs) -> Result<(), Exit> {
+    let dir = find(&a.c)?;
+    let cluster = dir.cluster().map_err(Exit::usage)?;
+    if cluster.node(a.id).is_none() {
+        return Err(Exit::usage(format!(
+            "no node {} in cluster {:?}",
+            a.id, cluster.name
+        )));
+    }
+    if a.follow {
+        crate::signals::catch();
+    }
+    launcher::print_log(&dir.node_log(a.id), a.follow).map_err(Exit::failed)
+}
+
+pub fn node(a: NodeRunArgs) -> Result<(), Exit> {
+    let cluster = Cluster::load(&a.cluster).map_err(|e| Exit::usage(e.to_string()))?;
+    if cluster.node(a.id).is_none() {
+        return Err(Exit::usage(format!(
+            "node {} is not in {}",
+            a.id,
+            a.cluster.display()
+        )));
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+    let data = a
+        .data
+        .unwrap_or_else(|| Path::new(".").join(format!("node-{}", a.id)));
+    let secret_file = a.secret.unwrap_or_else(|| {
+        a.cluster
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("secret")
+    });
+    let secret = Secret::load(&secret_file).map_err(|e| {
+        Exit::usage(format!(
+            "{e}\n(every node proves the cluster's secret; `synod up` makes one, or pass --secret FILE)"
+        ))
+    })?;
+    let cfg = NodeConfig {
+        cluster,
+        id: a.id,
+        data_dir: data,
+        rules: Rules::breaking(a.broken),
+        tuning: node::Tuning::from_env(),
+        secret,
+    };
+    node::run(cfg).map_err(|e| {
+        tracing::error!("{e}");
+        match e {
+            node::NodeError::Listen { .. } | node::NodeError::UnknownNode(_) => {
+                Exit::usage(e.to_string())
+            }
+            _ => Exit::failed(e.to_string()),
+        }
+    })
+}

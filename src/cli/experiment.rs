@@ -1,0 +1,84 @@
+//! `experiment quorum`: the explainer's exercise, answered with measurements.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::Exit;
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentCmd {
+    /// Availability against cluster size under crashes and partitions: why 3, 5 or 7?
+    Quorum(QuorumArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuorumArgs {
+    /// Cluster sizes to compare: 3,4,5,6,7
+    #[arg(long, default_value = "3,4,5,6,7", value_name = "LIST", value_delimiter = ',',
+          value_parser = clap::value_parser!(u64).range(1..=15))]
+    sizes: Vec<u64>,
+    /// Fraction of time each node is down in the crash model (strictly between 0 and 1)
+    #[arg(long, default_value_t = 0.2, value_name = "P", value_parser = super::open_probability)]
+    p: f64,
+    /// Seed of every node timeline and split
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The short version (at most 90 s for five sizes)
+    #[arg(long)]
+    quick: bool,
+    /// Where results.json, availability.svg and report.md go
+    #[arg(long, default_value = "experiment-quorum", value_name = "DIR")]
+    out: PathBuf,
+    /// Run on the simulator instead, in virtual time (seconds of wall time)
+    #[arg(long, conflicts_with = "with_sim")]
+    sim: bool,
+    /// Run on real processes and on the simulator, tables side by side
+    #[arg(long)]
+    with_sim: bool,
+}
+
+pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
+    let ExperimentCmd::Quorum(a) = cmd;
+    let mut sizes: Vec<usize> = a.sizes.iter().map(|&n| n as usize).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let opts = crate::experiment::Options {
+        sizes,
+        p: a.p,
+        seed: a.seed,
+        quick: a.quick,
+        out: a.out.clone(),
+        mode: if a.sim {
+            crate::experiment::Mode::Sim
+        } else if a.with_sim {
+            crate::experiment::Mode::Both
+        } else {
+            crate::experiment::Mode::Real
+        },
+        progress: std::io::stderr().is_terminal(),
+    };
+    crate::signals::catch();
+    let runs = crate::experiment::run(&opts)?;
+    for r in &runs {
+        println!(
+            "\n{} ({:.0} s):\n",
+            if r.mode == "sim" {
+                "simulator, virtual time"
+            } else {
+                "real processes"
+            },
+            r.wall_s
+        );
+        print!("{}", crate::experiment::report::table(r));
+    }
+    if let Some(main) = runs.first() {
+        println!("\n{}", crate::experiment::report::answer(main));
+    }
+    println!(
+        "\nwrote {}/{{results.json, availability.svg, report.md}}",
+        a.out.display()
+    );
+    Ok(())
+}
