@@ -27,6 +27,17 @@ fn carry(router: &Addr<Router>, disk: Option<&DiskTx>, ready: Ready) {
     }
 }
 
+/// The log reports every batch up to `batch` durable: let out what waited.
+fn release(router: &Addr<Router>, gate: &mut Gate, batch: u64) {
+    let released = gate.synced(batch);
+    if !released.is_empty() {
+        router.do_send(Effects {
+            send: released,
+            ..Effects::default()
+        });
+    }
+}
+
 // ------------------------------------------------------------------ acceptor
 
 /// The acceptor: promises and accepts leave only after their records are
@@ -91,13 +102,7 @@ impl Handler<Synced> for AcceptorActor {
     type Result = ();
 
     fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
-        let released = self.gate.synced(s.batch);
-        if !released.is_empty() {
-            self.router.do_send(Effects {
-                send: released,
-                ..Effects::default()
-            });
-        }
+        release(&self.router, &mut self.gate, s.batch);
         let mut st = self.status.borrow_mut();
         while self.promised_at.front().is_some_and(|(b, _)| *b <= s.batch) {
             st.promised = self.promised_at.pop_front().expect("checked").1;
@@ -195,13 +200,7 @@ impl Handler<Synced> for ProposerActor {
     type Result = ();
 
     fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
-        let released = self.gate.synced(s.batch);
-        if !released.is_empty() {
-            self.router.do_send(Effects {
-                send: released,
-                ..Effects::default()
-            });
-        }
+        release(&self.router, &mut self.gate, s.batch);
     }
 }
 

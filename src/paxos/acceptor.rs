@@ -538,18 +538,19 @@ mod tests {
             entries: 3,
             bytes: 1 << 20,
         };
-        let mut a = Acceptor::new(1, Rules::ALL).with_limit(limit);
-        for slot in 0..7 {
-            a.handle(
-                2,
-                Message::Accept {
+        let filled = |rules, limit, slots, value: &str| {
+            let mut a = Acceptor::new(1, rules).with_limit(limit);
+            for slot in 0..slots {
+                let accept = Message::Accept {
                     ballot: b(1, 2),
                     slot,
-                    value: text("v"),
-                },
-                &mut Outbox::new(),
-            );
-        }
+                    value: text(value),
+                };
+                a.handle(2, accept, &mut Outbox::new());
+            }
+            a
+        };
+        let mut a = filled(Rules::ALL, limit, 7, "v");
         let chunk = |a: &mut Acceptor, from_slot| {
             let mut out = Outbox::new();
             a.handle(
@@ -576,32 +577,10 @@ mod tests {
             entries: 100,
             bytes: 2,
         };
-        let mut a = Acceptor::new(1, Rules::ALL).with_limit(limit);
-        for slot in 0..2 {
-            a.handle(
-                2,
-                Message::Accept {
-                    ballot: b(1, 2),
-                    slot,
-                    value: text("long value"),
-                },
-                &mut Outbox::new(),
-            );
-        }
+        let mut a = filled(Rules::ALL, limit, 2, "long value");
         assert_eq!(chunk(&mut a, 0), (vec![0], Some(1)));
         // With the `chunks` guard broken, everything at once.
-        let mut a = Acceptor::new(1, Rules::breaking(Some(Rule::Chunks))).with_limit(limit);
-        for slot in 0..2 {
-            a.handle(
-                2,
-                Message::Accept {
-                    ballot: b(1, 2),
-                    slot,
-                    value: text("long value"),
-                },
-                &mut Outbox::new(),
-            );
-        }
+        let mut a = filled(Rules::breaking(Some(Rule::Chunks)), limit, 2, "long value");
         assert_eq!(chunk(&mut a, 0), (vec![0, 1], None));
     }
 }
