@@ -34,6 +34,15 @@ pub enum ClientError {
         /// True if a leader may have proposed it (its outcome is unknown).
         maybe_applied: bool,
     },
+    /// The leader kept refusing new commands: too many were waiting.
+    #[error("busy: the leader had too many commands waiting for {secs:.1} s; nothing was applied, retry later")]
+    Busy {
+        /// The time spent.
+        secs: f64,
+    },
+    /// The replicas forgot this client (it was idle while many others came).
+    #[error("this client's session expired (it was idle while the cluster saw many other clients); the command was not applied now, but an earlier attempt may have been")]
+    Expired,
     /// The node asked is not the leader and the client may not go elsewhere.
     #[error("node {node} is not the leader ({}){}", .leader.map_or("no leader known".to_string(), |l| format!("node {l} is")), if *.maybe_applied { "; an earlier attempt went unanswered, so the operation may still be applied" } else { "" })]
     NotLeader {
@@ -52,6 +61,8 @@ impl ClientError {
         match self {
             ClientError::NoQuorum { maybe_applied, .. }
             | ClientError::NotLeader { maybe_applied, .. } => *maybe_applied,
+            ClientError::Busy { .. } => false,
+            ClientError::Expired => true,
         }
     }
 }
@@ -124,10 +135,16 @@ impl Client {
         let deadline = started + self.timeout;
         let mut answered: BTreeSet<NodeId> = BTreeSet::new();
         let mut maybe_applied = false;
+        let mut busy = false;
         let ids = self.cluster.ids();
         let mut tried_without_leader = 0;
         loop {
             let now = Instant::now();
+            if now >= deadline && busy && !maybe_applied {
+                return Err(ClientError::Busy {
+                    secs: started.elapsed().as_secs_f64(),
+                });
+            }
             if now >= deadline {
                 return Err(ClientError::NoQuorum {
                     answered: answered.len(),
@@ -161,6 +178,20 @@ impl Client {
                     self.leader = Some(target);
                     return Ok(result);
                 }
+                Ok(Response::Op {
+                    outcome: Outcome::Busy,
+                    ..
+                }) => {
+                    // The leader has too much waiting; nothing was proposed.
+                    answered.insert(target);
+                    busy = true;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    std::thread::sleep(Duration::from_millis(10).min(left));
+                }
+                Ok(Response::Op {
+                    outcome: Outcome::Expired,
+                    ..
+                }) => return Err(ClientError::Expired),
                 Ok(Response::Op {
                     outcome: Outcome::NotLeader { leader },
                     ..
@@ -346,6 +377,23 @@ pub fn query(
     let mut conn = connect(addr, cluster, timeout)?;
     conn.send(&net::encode(req))?;
     net::decode(&conn.recv()?).map_err(std::io::Error::other)
+}
+
+/// The lowest slot every answering node still holds in its log (0: nothing
+/// compacted anywhere): history below it lives only in snapshots.
+pub fn log_floor(cluster: &Cluster, timeout: Duration) -> Slot {
+    cluster
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let req = Request::Log { from: 0, limit: 1 };
+            match query(n.addr, cluster, &req, timeout) {
+                Ok(Response::Log { floor, .. }) => Some(floor),
+                _ => None,
+            }
+        })
+        .min()
+        .unwrap_or(0)
 }
 
 /// Every node's chosen log from slot `from` on, asked in parallel: one page of

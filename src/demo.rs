@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use crate::paxos::campaign::Chunk;
 use crate::paxos::quorum::majority;
 use crate::paxos::{
     Acceptor, Campaign, Learner, Message, NodeId, Outbox, Rule, Rules, Slot, Value,
@@ -218,6 +219,7 @@ impl Table {
                         from_slot,
                         accepted,
                         next,
+                        floor,
                     } => {
                         let b = ballot.round;
                         let report = match accepted.first() {
@@ -271,7 +273,12 @@ impl Table {
                         );
                         self.say(line);
                         let p = self.people.get_mut(&from).expect("known");
-                        let chunk = (from_slot, accepted, next);
+                        let chunk = Chunk {
+                            from_slot,
+                            accepted,
+                            next,
+                            floor,
+                        };
                         if let Some(m) =
                             p.proposer.on_promise(to, ballot, chunk, &mut Outbox::new())
                         {

@@ -109,6 +109,7 @@ pub fn loopback_cluster(
         heartbeat_ms,
         election_timeout_ms,
         fsync: true,
+        snapshot_every: 10_000,
         secret: None,
     }
 }

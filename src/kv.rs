@@ -88,7 +88,7 @@ impl fmt::Display for OpResult {
 }
 
 /// The key-value map every replica holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kv {
     map: BTreeMap<String, String>,
 }

@@ -38,6 +38,7 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
         heartbeat_ms: 10,
         election_timeout_ms: (50, 100),
         fsync: false,
+        snapshot_every: 10_000,
         secret: Some(Secret::from_bytes([7; 32])),
     };
     let nodes: Vec<NodeHandle> = listeners

@@ -194,7 +194,10 @@ fn a_restarted_leader_starts_above_the_round_it_used() {
         .lines()
         .rev()
         .find_map(|l| l.split("next round ").nth(1))
-        .and_then(|r| r.trim().parse().ok())
+        .and_then(|r| {
+            let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
         .unwrap_or_else(|| panic!("no recovery line in {log}"));
     assert!(next > round, "used round {round}, restarts at {next}");
 }

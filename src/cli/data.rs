@@ -119,6 +119,7 @@ pub fn log(a: LogArgs) -> Result<(), Exit> {
     let cluster = dir.cluster().map_err(Exit::usage)?;
     let limit = a.limit as usize;
     let fetched = client::fetch_logs(&cluster, a.from, limit, false, Duration::from_secs(2));
+    let floor = client::log_floor(&cluster, Duration::from_secs(2));
     let slots = logs::by_slot(&fetched);
     let answered: Vec<NodeId> = fetched.keys().copied().collect();
     let agree = slots.values().all(|v| v.len() == 1);
@@ -133,9 +134,14 @@ pub fn log(a: LogArgs) -> Result<(), Exit> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"slots": rows, "agree": agree, "answered": answered})
+            serde_json::json!({"slots": rows, "agree": agree, "answered": answered, "floor": floor})
         );
     } else {
+        if floor > a.from {
+            println!(
+                "(history before slot {floor} was compacted into a snapshot; every slot below it is chosen)"
+            );
+        }
         print!("{}", table(&slots, &cluster.ids(), &answered));
     }
     if answered.is_empty() {

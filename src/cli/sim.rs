@@ -42,6 +42,9 @@ pub struct SimArgs {
     /// Virtual milliseconds of faults before everything heals
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     fault_ms: Option<u64>,
+    /// Take a snapshot every N applied slots and compact the logs (0: never)
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    snapshot_every: u64,
     /// Switch one Paxos rule or guard off (see `synod sim --scenarios`)
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
@@ -83,6 +86,9 @@ pub fn run(a: SimArgs) -> Result<(), Exit> {
             }
         };
         cfg.faults = a.faults.clone();
+        if a.snapshot_every > 0 {
+            cfg.replica = sim::snapshotting(a.snapshot_every);
+        }
         cfg.rules = Rules::breaking(a.broken);
         cfg.trace = a.trace;
         if let Some(ms) = a.fault_ms {

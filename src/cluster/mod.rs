@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::net::Secret;
-use crate::paxos::{NodeId, ProposerConfig};
+use crate::paxos::{NodeId, ProposerConfig, ReplicaConfig};
 
 /// The built-in default cluster (`synod up` with no file): five nodes.
 pub const DEFAULT_CLUSTER: &str = include_str!("../../clusters/five.ron");
@@ -28,6 +28,12 @@ fn default_election() -> (u64, u64) {
 fn default_true() -> bool {
     true
 }
+fn default_snapshot_every() -> u64 {
+    10_000
+}
+
+/// The range `snapshot_every` may take.
+pub const SNAPSHOT_EVERY: std::ops::RangeInclusive<u64> = 10..=100_000_000;
 
 /// The file as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +47,8 @@ struct ClusterFile {
     election_timeout_ms: (u64, u64),
     #[serde(default = "default_true")]
     fsync: bool,
+    #[serde(default = "default_snapshot_every")]
+    snapshot_every: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +80,8 @@ pub struct Cluster {
     pub election_timeout_ms: (u64, u64),
     /// Sync the acceptor's log before answering.
     pub fsync: bool,
+    /// Take a snapshot every this many applied slots, and compact the logs.
+    pub snapshot_every: u64,
     /// The cluster's secret, when known: never in the cluster file; read from
     /// the run directory (`.synod/<name>/secret`). Every connection to a node
     /// must prove it.
@@ -227,12 +237,24 @@ impl Cluster {
                 ),
             ));
         }
+        if !SNAPSHOT_EVERY.contains(&raw.snapshot_every) {
+            return Err(at(
+                find(text, "snapshot_every", 0),
+                format!(
+                    "snapshot_every {} is out of range: take a snapshot every {} to {} slots (default 10000)",
+                    raw.snapshot_every,
+                    SNAPSHOT_EVERY.start(),
+                    SNAPSHOT_EVERY.end()
+                ),
+            ));
+        }
         Ok(Cluster {
             name: raw.name,
             nodes,
             heartbeat_ms: raw.heartbeat_ms,
             election_timeout_ms: raw.election_timeout_ms,
             fsync: raw.fsync,
+            snapshot_every: raw.snapshot_every,
             secret: None,
         })
     }
@@ -252,6 +274,7 @@ impl Cluster {
             heartbeat_ms: self.heartbeat_ms,
             election_timeout_ms: self.election_timeout_ms,
             fsync: self.fsync,
+            snapshot_every: self.snapshot_every,
         };
         ron::ser::to_string_pretty(&file, ron::ser::PrettyConfig::default())
             .expect("a cluster always serialises")
@@ -287,6 +310,11 @@ impl Cluster {
     /// The length of one protocol tick in ms: a fifth of a heartbeat, at least 1.
     pub fn tick_ms(&self) -> u64 {
         (self.heartbeat_ms / 5).clamp(1, 10)
+    }
+
+    /// When replicas snapshot and how much the logs keep below a snapshot.
+    pub fn replica_config(&self) -> ReplicaConfig {
+        ReplicaConfig::every(self.snapshot_every)
     }
 
     /// The leader's timing in ticks, from the file's milliseconds.

@@ -79,6 +79,10 @@ pub struct NodeRow {
     pub chosen: Option<u64>,
     /// Next slot to apply.
     pub applied: Option<u64>,
+    /// Every slot below this is in its latest durable snapshot (0: none yet).
+    pub snapshot: Option<u64>,
+    /// Bytes of its data directory.
+    pub disk_bytes: Option<u64>,
     /// Message faults in force.
     #[serde(skip)]
     pub faults: String,
@@ -303,6 +307,8 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
                 ballot: st.map(|s| s.ballot.to_string()),
                 chosen: st.map(|s| s.chosen),
                 applied: st.map(|s| s.applied),
+                snapshot: st.map(|s| s.snapshot),
+                disk_bytes: st.map(|s| s.disk_bytes),
                 faults: st.map_or(String::new(), |s| s.faults.to_string()),
             }
         })
@@ -313,13 +319,23 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
 /// The status table as text.
 pub fn table(rows: &[NodeRow]) -> String {
     let mut s = format!(
-        "{:>3}  {:<21} {:>8}  {:<7} {:<10} {:>8} {:>8} {:>8}  {}\n",
-        "id", "addr", "pid", "state", "role", "promised", "chosen", "applied", "faults"
+        "{:>3}  {:<21} {:>8}  {:<7} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
+        "id",
+        "addr",
+        "pid",
+        "state",
+        "role",
+        "promised",
+        "chosen",
+        "applied",
+        "snapshot",
+        "disk",
+        "faults"
     );
     for r in rows {
         let dash = || "-".to_string();
         s.push_str(&format!(
-            "{:>3}  {:<21} {:>8}  {:<7} {:<10} {:>8} {:>8} {:>8}  {}\n",
+            "{:>3}  {:<21} {:>8}  {:<7} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
             r.id,
             r.addr,
             r.pid.map_or_else(dash, |p| p.to_string()),
@@ -328,10 +344,22 @@ pub fn table(rows: &[NodeRow]) -> String {
             r.promised.clone().unwrap_or_else(dash),
             r.chosen.map_or_else(dash, |c| c.to_string()),
             r.applied.map_or_else(dash, |c| c.to_string()),
+            r.snapshot.map_or_else(dash, |c| c.to_string()),
+            r.disk_bytes.map_or_else(dash, bytes),
             if r.faults == "none" { "" } else { &r.faults },
         ));
     }
     s
+}
+
+/// Bytes for people: 812 B, 12.3 KiB, 45.6 MiB.
+fn bytes(n: u64) -> String {
+    match n {
+        n if n < 1 << 10 => format!("{n} B"),
+        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n if n < 1 << 30 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        n => format!("{:.2} GiB", n as f64 / (1 << 30) as f64),
+    }
 }
 
 /// Stop every node synod started (SIGTERM, then SIGKILL after `grace`), and

@@ -276,10 +276,12 @@ pub enum Response {
     },
     /// The node's state.
     Status(NodeStatus),
-    /// Chosen slots, and the first slot this node does not know chosen.
+    /// Chosen slots, the first slot this node does not know chosen, and the
+    /// first it still holds (slots below were compacted into a snapshot).
     Log {
         entries: Vec<(Slot, Value)>,
         first_unchosen: Slot,
+        floor: Slot,
     },
     /// Done.
     Ok,
@@ -314,6 +316,12 @@ pub struct NodeStatus {
     pub syncs: u64,
     /// Messages sent to peers.
     pub sent: u64,
+    /// Every slot below this is in its latest durable snapshot (0: none).
+    pub snapshot: Slot,
+    /// Bytes of its data directory (logs and snapshot).
+    pub disk_bytes: u64,
+    /// Clients its replica remembers.
+    pub sessions: u64,
 }
 
 /// Serialise `msg` as a frame payload (without the length prefix).

@@ -396,6 +396,8 @@ pub struct ConnContext {
     pub log: Recipient<GetLog>,
     /// The node's status.
     pub status: SharedStatus,
+    /// Its data directory (for its size in `status`).
+    pub data_dir: std::path::PathBuf,
     /// Handshakes under way.
     pub handshakes: std::cell::Cell<usize>,
 }
@@ -480,6 +482,7 @@ impl Conn {
             Request::Status => {
                 let mut st = self.ctx.status.borrow().clone();
                 st.id = self.ctx.me;
+                st.disk_bytes = dir_bytes(&self.ctx.data_dir);
                 self.respond(&Response::Status(st));
             }
             Request::Log { from, limit } => {
@@ -488,9 +491,10 @@ impl Conn {
                     .send(GetLog { from, limit })
                     .into_actor(self)
                     .map(|res, act, _| match res {
-                        Ok((entries, first_unchosen)) => act.respond(&Response::Log {
+                        Ok((entries, first_unchosen, floor)) => act.respond(&Response::Log {
                             entries,
                             first_unchosen,
+                            floor,
                         }),
                         Err(e) => act.respond(&Response::Error(e.to_string())),
                     })
@@ -508,6 +512,19 @@ impl Conn {
             },
         }
     }
+}
+
+/// Bytes of the files in `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// The node's side of the handshake: challenge, a hello that proves the

@@ -22,6 +22,8 @@ pub struct Append {
     pub batch: u64,
     /// The records.
     pub records: Vec<Record>,
+    /// The records replace the whole log (a compaction).
+    pub rewrite: bool,
 }
 
 /// Every batch up to `batch` is durable.
@@ -69,6 +71,49 @@ impl Drop for DiskTx {
     fn drop(&mut self) {
         self.0.queue.lock().expect("not poisoned").closed = true;
         self.0.ready.notify_one();
+    }
+}
+
+/// A thread that makes snapshots durable, one at a time, the latest first.
+pub struct SnapshotWriter {
+    tx: crossbeam_channel::Sender<crate::paxos::SnapshotFile>,
+}
+
+impl SnapshotWriter {
+    /// Start the thread that writes snapshots into `dir`; `done(slot)` is
+    /// called once each is durable. The thread ends when the writer is
+    /// dropped (join it then).
+    ///
+    /// # Panics
+    /// If the operating system cannot start a thread.
+    pub fn spawn(
+        name: &str,
+        dir: std::path::PathBuf,
+        fsync: bool,
+        done: impl Fn(u64) + Send + 'static,
+    ) -> (SnapshotWriter, JoinHandle<()>) {
+        let (tx, rx) = crossbeam_channel::unbounded::<crate::paxos::SnapshotFile>();
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                while let Ok(mut snap) = rx.recv() {
+                    // Only the newest of those waiting is worth writing.
+                    while let Ok(newer) = rx.try_recv() {
+                        snap = newer;
+                    }
+                    if let Err(e) = crate::storage::snapshot::save(&dir, &snap, fsync) {
+                        fatal(&e.to_string());
+                    }
+                    done(snap.slot);
+                }
+            })
+            .expect("spawn a snapshot thread");
+        (SnapshotWriter { tx }, thread)
+    }
+
+    /// Queue `snap` to be made durable.
+    pub fn save(&self, snap: crate::paxos::SnapshotFile) {
+        let _ = self.tx.send(snap);
     }
 }
 
@@ -153,9 +198,15 @@ fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, opts:
     while let Some(batch) = take(shared, opts.group) {
         let mut last = 0;
         let mut append = |a: &Append| {
-            for r in &a.records {
-                if let Err(e) = log.append(r) {
+            if a.rewrite {
+                if let Err(e) = log.rewrite(&a.records) {
                     fatal(&e.to_string());
+                }
+            } else {
+                for r in &a.records {
+                    if let Err(e) = log.append(r) {
+                        fatal(&e.to_string());
+                    }
                 }
             }
             records += a.records.len() as u64;

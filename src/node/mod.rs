@@ -24,7 +24,7 @@ use thiserror::Error;
 use crate::cluster::Cluster;
 use crate::net::{NodeStatus, Secret};
 use crate::paxos::quorum::majority;
-use crate::paxos::{Acceptor, Learner, NodeId, Proposer, Replica, Rule, Rules};
+use crate::paxos::{Acceptor, Learner, NodeId, Notice, Proposer, Replica, Rule, Rules, Snapshot};
 use crate::storage::{FileLog, StorageError};
 use conn::{Conn, ConnContext, LinkConfig, PeerLink};
 use disk::DiskOptions;
@@ -170,6 +170,18 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     let (alog, arec) = FileLog::open(&cfg.data_dir.join("acceptor.log"), cluster.fsync)?;
     let (plog, prec) = FileLog::open(&cfg.data_dir.join("proposer.log"), cluster.fsync)?;
     let (llog, mut lrec) = FileLog::open(&cfg.data_dir.join("learner.log"), false)?;
+    let rcfg = cluster.replica_config();
+    let snapshot = match crate::storage::snapshot::load(&cfg.data_dir)? {
+        Some(file) => {
+            let s = Snapshot::decode(&file).map_err(|reason| StorageError::BadSnapshot {
+                path: crate::storage::snapshot::path(&cfg.data_dir),
+                reason,
+            })?;
+            Some((file, s))
+        }
+        None => None,
+    };
+    let base = snapshot.as_ref().map_or(0, |(f, _)| f.slot);
     // With `persist` broken (teaching runs), nothing survives a restart.
     let persist = cfg.rules.holds(Rule::Persist);
     if !persist {
@@ -220,7 +232,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     proposer_cfg.window = cfg.tuning.window;
     proposer_cfg.max_batch = cfg.tuning.max_batch;
     proposer_cfg.read_index = cfg.tuning.read_index;
-    let acceptor_core = Acceptor::recover(id, cfg.rules, &arec.records);
+    let acceptor_core = Acceptor::recover(id, cfg.rules, &arec.records).with_keep(rcfg.keep);
     let leader_core = Proposer::recover(
         id,
         ids.clone(),
@@ -231,7 +243,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         acceptor_core.promised(),
     );
     tracing::info!(
-        "recovered: promised {}, next round {}",
+        "recovered: promised {}, next round {}, snapshot below slot {base}",
         acceptor_core.promised(),
         leader_core.next_round()
     );
@@ -249,14 +261,31 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         status.clone(),
     ));
     let learner = LearnerActor::new(
-        Learner::recover(id, ids.clone(), q, cfg.rules, &lrec.records),
+        Learner::recover(id, ids.clone(), q, cfg.rules, &lrec.records).with_keep(rcfg.keep),
         router.clone(),
         persist.then_some(ldisk.tx),
         tick,
         status.clone(),
     )
     .start();
-    let replica = ReplicaActor::new(Replica::new(), router.clone(), status.clone()).start();
+    let replica_core = match snapshot {
+        Some((file, s)) => Replica::restore(id, rcfg, &file, s),
+        None => Replica::new(id, rcfg),
+    };
+    let snap_router = router.clone();
+    let (writer, snapshot_thread) = disk::SnapshotWriter::spawn(
+        &format!("node{id}-snapshots"),
+        cfg.data_dir.clone(),
+        cluster.fsync,
+        move |slot| {
+            // Durable: every role may now forget what lies below.
+            snap_router.do_send(router::Effects {
+                notices: vec![Notice::Snapshotted { slot }],
+                ..router::Effects::default()
+            });
+        },
+    );
+    let replica = ReplicaActor::new(replica_core, router.clone(), writer, status.clone()).start();
     let peers: BTreeMap<NodeId, Recipient<router::Outbound>> = cluster
         .nodes
         .iter()
@@ -273,7 +302,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
             (n.id, link.start().recipient())
         })
         .collect();
-    router_ctx.run(Router::new(
+    let router = router_ctx.run(Router::new(
         id,
         Roles {
             acceptor: acceptor.recipient(),
@@ -284,6 +313,14 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         peers,
         status.clone(),
     ));
+    if base > 0 {
+        // What the snapshot covers is chosen: the proposer and the learner
+        // start above it.
+        router.do_send(router::Effects {
+            notices: vec![Notice::Snapshotted { slot: base }],
+            ..router::Effects::default()
+        });
+    }
 
     let listen_err = |source| NodeError::Listen { id, addr, source };
     listener.set_nonblocking(true).map_err(listen_err)?;
@@ -297,6 +334,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         router: router.clone(),
         log: learner.recipient(),
         status: status.clone(),
+        data_dir: cfg.data_dir.clone(),
         handshakes: std::cell::Cell::new(0),
     });
     actix_rt::spawn(async move {
@@ -325,7 +363,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     Ok(NodeHandle {
         router,
         status,
-        disks: vec![adisk.thread, pdisk.thread, ldisk.thread],
+        disks: vec![adisk.thread, pdisk.thread, ldisk.thread, snapshot_thread],
     })
 }
 

@@ -8,15 +8,19 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::disk::{Append, DiskTx, Synced};
+use super::disk::{Append, DiskTx, SnapshotWriter, Synced};
 use super::router::{Deliver, Effects, GetLog, Input, Router, SharedStatus};
 use crate::paxos::{Acceptor, Ballot, Gate, Learner, Mode, Outbox, Proposer, Ready, Replica};
 
 /// Send a role's ready effects on: messages and notices to the router,
 /// answers to the clients waiting; records to `disk` (if the role has one).
 fn carry(router: &Addr<Router>, disk: Option<&DiskTx>, ready: Ready) {
-    if let (Some((batch, records)), Some(disk)) = (ready.persist, disk) {
-        disk.send(Append { batch, records });
+    if let (Some(p), Some(disk)) = (ready.persist, disk) {
+        disk.send(Append {
+            batch: p.batch,
+            records: p.records,
+            rewrite: p.rewrite,
+        });
     }
     if !(ready.send.is_empty() && ready.notices.is_empty() && ready.replies.is_empty()) {
         router.do_send(Effects {
@@ -79,14 +83,14 @@ impl Handler<Deliver> for AcceptorActor {
     type Result = ();
 
     fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
-        let Input::Message { from, msg } = input else {
-            return;
-        };
         let mut out = Outbox::new();
-        self.core.handle(from, msg, &mut out);
+        match input {
+            Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
+            Input::Notice(n) => self.core.notice(n, &mut out),
+        }
         let ready = self.gate.ready(out);
         match &ready.persist {
-            Some((batch, _)) => self.promised_at.push_back((*batch, self.core.promised())),
+            Some(p) => self.promised_at.push_back((p.batch, self.core.promised())),
             // Nothing new to sync: the promise shown is the promise held, if
             // every batch before is durable (always, with `persist` broken).
             None if self.promised_at.is_empty() => {
@@ -248,15 +252,36 @@ impl LearnerActor {
             out.persist = records;
             let ready = self.gate.ready(out);
             // Nothing waits for the learner's records.
-            if let Some((batch, records)) = ready.persist {
-                self.gate.synced(batch);
-                disk.send(Append { batch, records });
+            if let Some(p) = ready.persist {
+                self.gate.synced(p.batch);
+                disk.send(Append {
+                    batch: p.batch,
+                    records: p.records,
+                    rewrite: false,
+                });
             }
         }
     }
 
     fn carry(&mut self, mut out: Outbox) {
-        if self.disk.is_some() {
+        if out.rewrite {
+            // A compaction: what waited to be written is in the new content.
+            self.unwritten.clear();
+            let ready = self.gate.ready(Outbox {
+                persist: std::mem::take(&mut out.persist),
+                rewrite: true,
+                ..Outbox::new()
+            });
+            if let (Some(p), Some(disk)) = (ready.persist, &self.disk) {
+                self.gate.synced(p.batch);
+                disk.send(Append {
+                    batch: p.batch,
+                    records: p.records,
+                    rewrite: true,
+                });
+            }
+            out.rewrite = false;
+        } else if self.disk.is_some() {
             self.unwritten.append(&mut out.persist);
         }
         out.persist.clear();
@@ -304,6 +329,7 @@ impl Handler<GetLog> for LearnerActor {
     type Result = MessageResult<GetLog>;
 
     fn handle(&mut self, q: GetLog, _: &mut Context<Self>) -> Self::Result {
+        let floor = self.core.floor();
         let mut bytes = 0;
         let entries = self
             .core
@@ -316,27 +342,36 @@ impl Handler<GetLog> for LearnerActor {
             })
             .map(|(s, v)| (*s, v.clone()))
             .collect();
-        MessageResult((entries, self.core.first_unchosen()))
+        MessageResult((entries, self.core.first_unchosen(), floor))
     }
 }
 
 // ------------------------------------------------------------------ replica
 
-/// The replica: applies chosen slots in order and answers clients.
+/// The replica: applies chosen slots in order and answers clients; takes
+/// snapshots (made durable by a thread of their own) and serves and installs
+/// them.
 pub struct ReplicaActor {
     core: Replica,
     router: Addr<Router>,
     gate: Gate,
+    snapshots: SnapshotWriter,
     status: SharedStatus,
 }
 
 impl ReplicaActor {
-    /// Wrap `core`.
-    pub fn new(core: Replica, router: Addr<Router>, status: SharedStatus) -> Self {
+    /// Wrap `core`; its snapshots go to `snapshots`.
+    pub fn new(
+        core: Replica,
+        router: Addr<Router>,
+        snapshots: SnapshotWriter,
+        status: SharedStatus,
+    ) -> Self {
         ReplicaActor {
             core,
             router,
             gate: Gate::new(),
+            snapshots,
             status,
         }
     }
@@ -344,18 +379,29 @@ impl ReplicaActor {
 
 impl Actor for ReplicaActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.status.borrow_mut().snapshot = self.core.snapshot_slot();
+    }
 }
 
 impl Handler<Deliver> for ReplicaActor {
     type Result = ();
 
     fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
-        let Input::Notice(notice) = input else {
-            return;
-        };
         let mut out = Outbox::new();
-        self.core.notice(notice, &mut out);
-        carry(&self.router, None, self.gate.ready(out));
-        self.status.borrow_mut().applied = self.core.next_slot();
+        match input {
+            Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
+            Input::Notice(notice) => self.core.notice(notice, &mut out),
+        }
+        let mut ready = self.gate.ready(out);
+        if let Some(snap) = ready.snapshot.take() {
+            self.snapshots.save(snap);
+        }
+        carry(&self.router, None, ready);
+        let mut st = self.status.borrow_mut();
+        st.applied = self.core.next_slot();
+        st.snapshot = self.core.snapshot_slot();
+        st.sessions = self.core.sessions() as u64;
     }
 }

@@ -91,9 +91,10 @@ pub struct Forget(pub u64);
 pub struct SetFaults(pub NetFaults);
 
 /// Chosen slots from `from` on, for `synod log`: at most `limit` entries and
-/// about [`crate::net::MAX_LOG_BYTES`] of values; and the first unchosen slot.
+/// about [`crate::net::MAX_LOG_BYTES`] of values; the first unchosen slot; and
+/// the floor (slots below were compacted into a snapshot).
 #[derive(Message)]
-#[rtype(result = "(Vec<(Slot, Value)>, Slot)")]
+#[rtype(result = "(Vec<(Slot, Value)>, Slot, Slot)")]
 pub struct GetLog {
     /// First slot wanted.
     pub from: Slot,

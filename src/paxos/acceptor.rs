@@ -48,6 +48,10 @@ pub struct Acceptor {
     limit: PromiseLimit,
     promised: Ballot,
     accepted: BTreeMap<Slot, (Ballot, Value)>,
+    /// Every slot below is chosen and was compacted into a snapshot here.
+    floor: Slot,
+    /// Slots kept below a snapshot, for peers a little behind.
+    keep: u64,
 }
 
 impl Acceptor {
@@ -59,7 +63,15 @@ impl Acceptor {
             limit: PromiseLimit::default(),
             promised: Ballot::ZERO,
             accepted: BTreeMap::new(),
+            floor: 0,
+            keep: 1_000,
         }
+    }
+
+    /// The same acceptor, keeping `keep` slots below each snapshot.
+    pub fn with_keep(mut self, keep: u64) -> Self {
+        self.keep = keep;
+        self
     }
 
     /// The same acceptor with another promise limit.
@@ -68,7 +80,8 @@ impl Acceptor {
         self
     }
 
-    /// An acceptor rebuilt from the records it made durable, oldest first.
+    /// An acceptor rebuilt from the records it made durable, oldest first (a
+    /// compacted log starts with its floor).
     pub fn recover<'a>(
         id: NodeId,
         rules: Rules,
@@ -84,7 +97,13 @@ impl Acceptor {
                     value,
                 } => {
                     a.promised = a.promised.max(*ballot);
-                    a.accepted.insert(*slot, (*ballot, value.clone()));
+                    if *slot >= a.floor {
+                        a.accepted.insert(*slot, (*ballot, value.clone()));
+                    }
+                }
+                Record::Floor { slot } => {
+                    a.floor = a.floor.max(*slot);
+                    a.accepted = a.accepted.split_off(&a.floor);
                 }
                 Record::Chosen { .. } | Record::Round { .. } => {}
             }
@@ -102,6 +121,50 @@ impl Acceptor {
         self.promised
     }
 
+    /// The compaction point: every slot below it is chosen and in a snapshot.
+    pub fn floor(&self) -> Slot {
+        self.floor
+    }
+
+    /// Slots with an accepted value held.
+    pub fn held(&self) -> usize {
+        self.accepted.len()
+    }
+
+    /// Handle a notice from this node's other roles: a durable snapshot lets
+    /// it compact.
+    pub fn notice(&mut self, notice: Notice, out: &mut Outbox) {
+        if let Notice::Snapshotted { slot } = notice {
+            self.compact(slot.saturating_sub(self.keep), out);
+        }
+    }
+
+    /// Forget what was accepted below `floor` (the node's snapshot covers
+    /// every slot below `floor` and is durable), and rewrite the log as what
+    /// remains: the floor, the promise, the accepts above.
+    pub fn compact(&mut self, floor: Slot, out: &mut Outbox) {
+        if floor <= self.floor || !self.rules.holds(Rule::Persist) {
+            return;
+        }
+        self.floor = floor;
+        self.accepted = self.accepted.split_off(&floor);
+        out.rewrite = true;
+        out.persist = std::iter::once(Record::Floor { slot: floor })
+            .chain((!self.promised.is_zero()).then_some(Record::Promise {
+                ballot: self.promised,
+            }))
+            .chain(
+                self.accepted
+                    .iter()
+                    .map(|(&slot, (ballot, value))| Record::Accept {
+                        slot,
+                        ballot: *ballot,
+                        value: value.clone(),
+                    }),
+            )
+            .collect();
+    }
+
     /// What was accepted in `slot`, if anything.
     pub fn accepted(&self, slot: Slot) -> Option<&(Ballot, Value)> {
         self.accepted.get(&slot)
@@ -111,7 +174,11 @@ impl Acceptor {
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
         let sane = match &msg {
             Message::Prepare { ballot, from_slot } => ballot.in_range() && *from_slot <= MAX_SLOT,
-            Message::Accept { ballot, slot, .. } => ballot.in_range() && *slot <= MAX_SLOT,
+            // Below the floor, the slot is chosen and in the snapshot: a stale
+            // proposal, ignored.
+            Message::Accept { ballot, slot, .. } => {
+                ballot.in_range() && *slot <= MAX_SLOT && *slot >= self.floor
+            }
             Message::Heartbeat { ballot, .. } => ballot.in_range(),
             _ => true,
         };
@@ -132,6 +199,7 @@ impl Acceptor {
                     self.persist(out, Record::Promise { ballot });
                 }
                 let (accepted, next) = self.report(from_slot);
+                let floor = self.floor;
                 self.reply(
                     out,
                     from,
@@ -140,6 +208,7 @@ impl Acceptor {
                         from_slot,
                         accepted,
                         next,
+                        floor,
                     },
                 );
                 out.notify(Notice::PromiseMade { ballot });
@@ -281,6 +350,7 @@ mod tests {
                 from_slot: 0,
                 accepted: vec![],
                 next: None,
+                floor: 0,
             }
         );
         assert_eq!(out.send_durable[0].to, 2);
@@ -530,6 +600,51 @@ mod tests {
                 first_unchosen: 7
             }]
         );
+    }
+
+    #[test]
+    fn compaction_keeps_the_promise_and_what_lies_above_and_reports_the_floor() {
+        let mut a = Acceptor::new(1, Rules::ALL);
+        for slot in 0..5 {
+            let accept = Message::Accept {
+                ballot: b(1, 2),
+                slot,
+                value: text("v"),
+            };
+            a.handle(2, accept, &mut Outbox::new());
+        }
+        let mut out = Outbox::new();
+        a.compact(3, &mut out);
+        assert!(out.rewrite);
+        assert_eq!(out.persist[0], Record::Floor { slot: 3 });
+        assert_eq!(out.persist[1], Record::Promise { ballot: b(1, 2) });
+        assert_eq!(
+            out.persist.len(),
+            4,
+            "the floor, the promise, slots 3 and 4"
+        );
+        // The rewritten log recovers the same acceptor.
+        let r = Acceptor::recover(1, Rules::ALL, &out.persist);
+        assert_eq!((r.floor(), r.promised(), r.held()), (3, b(1, 2), 2));
+        // A promise says where the history starts; a stale accept below is ignored.
+        let mut out = Outbox::new();
+        let prepare = Message::Prepare {
+            ballot: b(2, 3),
+            from_slot: 0,
+        };
+        a.handle(3, prepare, &mut out);
+        assert!(matches!(
+            &out.send_durable[0].msg,
+            Message::Promise { floor: 3, accepted, .. } if accepted.len() == 2
+        ));
+        let mut out = Outbox::new();
+        let stale = Message::Accept {
+            ballot: b(2, 3),
+            slot: 1,
+            value: text("x"),
+        };
+        a.handle(3, stale, &mut out);
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -34,7 +34,22 @@ pub struct Campaign {
     promises: BTreeMap<NodeId, Option<Slot>>,
     /// The highest-ballot proposal reported so far, per slot (P2c).
     highest: BTreeMap<Slot, (Ballot, Value)>,
+    /// The highest compaction point reported: every slot below is chosen.
+    floor: Slot,
     prepared: bool,
+}
+
+/// One promise, or one chunk of it (the fields of `Message::Promise`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chunk {
+    /// Where this chunk starts.
+    pub from_slot: Slot,
+    /// What the acceptor accepted from there on (within a frame).
+    pub accepted: Vec<PValue>,
+    /// The first slot left out, if the rest comes in another chunk.
+    pub next: Option<Slot>,
+    /// The acceptor's compaction point.
+    pub floor: Slot,
 }
 
 impl Campaign {
@@ -51,6 +66,7 @@ impl Campaign {
             from_slot: 0,
             promises: BTreeMap::new(),
             highest: BTreeMap::new(),
+            floor: 0,
             prepared: false,
         }
     }
@@ -103,6 +119,7 @@ impl Campaign {
         self.from_slot = from_slot;
         self.promises.clear();
         self.highest.clear();
+        self.floor = 0;
         self.prepared = false;
         let durable = self.rules.holds(Rule::Round);
         if durable {
@@ -121,19 +138,30 @@ impl Campaign {
         }
     }
 
+    /// The highest compaction point the promises reported: every slot below
+    /// it is chosen, and nothing may be proposed there.
+    pub fn floor(&self) -> Slot {
+        self.floor
+    }
+
     /// A promise (or one chunk of it) arrived. Asks the acceptor for the next
     /// chunk if there is one. Returns, once, when complete promises from a
     /// majority are in: the value each slot must carry by P2c (the value of the
     /// highest-ballot proposal any promise reported for it). Slots absent from
-    /// the map are free.
+    /// the map are free, from [`Campaign::floor`] on.
     pub fn on_promise(
         &mut self,
         from: NodeId,
         ballot: Ballot,
-        chunk: (Slot, Vec<PValue>, Option<Slot>),
+        chunk: Chunk,
         out: &mut Outbox,
     ) -> Option<BTreeMap<Slot, Value>> {
-        let (from_slot, accepted, next) = chunk;
+        let Chunk {
+            from_slot,
+            accepted,
+            next,
+            floor,
+        } = chunk;
         let member = self.acceptors.contains(&from) || !self.rules.holds(Rule::Members);
         if ballot != self.ballot || self.prepared || !member {
             // A stale promise, one already counted, or a stranger's: nothing new.
@@ -144,6 +172,7 @@ impl Campaign {
             // A duplicate chunk, or one out of order: it was (or will be) asked again.
             return None;
         }
+        self.floor = self.floor.max(floor);
         if self.rules.holds(Rule::P2c) {
             for p in accepted {
                 if p.slot < self.from_slot {
@@ -183,9 +212,11 @@ impl Campaign {
             return None;
         }
         self.prepared = true;
+        let floor = self.floor;
         Some(
             std::mem::take(&mut self.highest)
                 .into_iter()
+                .filter(|(s, _)| *s >= floor)
                 .map(|(s, (_, v))| (s, v))
                 .collect(),
         )
@@ -236,8 +267,21 @@ mod tests {
     }
 
     /// A whole promise, in one chunk from slot 0.
-    fn whole(accepted: Vec<PValue>) -> (Slot, Vec<PValue>, Option<Slot>) {
-        (0, accepted, None)
+    fn whole(accepted: Vec<PValue>) -> Chunk {
+        Chunk {
+            accepted,
+            ..Chunk::default()
+        }
+    }
+
+    /// A chunk from `from_slot` with `next`.
+    fn part(from_slot: Slot, accepted: Vec<PValue>, next: Option<Slot>) -> Chunk {
+        Chunk {
+            from_slot,
+            accepted,
+            next,
+            floor: 0,
+        }
     }
 
     #[test]
@@ -312,7 +356,12 @@ mod tests {
         let mut out = Outbox::new();
         // Acceptor 1 sends its first chunk: the proposer asks for the rest.
         assert_eq!(
-            p.on_promise(1, bal, (0, vec![pv(0, b(1, 5), "a")], Some(4)), &mut out),
+            p.on_promise(
+                1,
+                bal,
+                part(0, vec![pv(0, b(1, 5), "a")], Some(4)),
+                &mut out
+            ),
             None
         );
         assert_eq!(
@@ -332,15 +381,18 @@ mod tests {
         assert_eq!(p.on_promise(7, bal, whole(vec![]), &mut out), None);
         // A chunk out of order is ignored, and one that does not move on
         // never completes a promise.
-        assert_eq!(p.on_promise(1, bal, (9, vec![], None), &mut out), None);
-        assert_eq!(p.on_promise(3, bal, (0, vec![], Some(0)), &mut out), None);
+        assert_eq!(p.on_promise(1, bal, part(9, vec![], None), &mut out), None);
+        assert_eq!(
+            p.on_promise(3, bal, part(0, vec![], Some(0)), &mut out),
+            None
+        );
         assert_eq!(
             p.on_promise(2, bal, whole(vec![]), &mut out),
             None,
             "1 is not complete yet"
         );
         let must = p
-            .on_promise(1, bal, (4, vec![pv(5, b(1, 5), "b")], None), &mut out)
+            .on_promise(1, bal, part(4, vec![pv(5, b(1, 5), "b")], None), &mut out)
             .expect("two complete promises");
         assert_eq!(must.len(), 2);
         // With the `members` guard broken, a stranger's promise counts.
@@ -349,6 +401,29 @@ mod tests {
         let bal = p.ballot();
         p.on_promise(7, bal, whole(vec![]), &mut out);
         assert!(p.on_promise(8, bal, whole(vec![]), &mut out).is_some());
+    }
+
+    #[test]
+    fn nothing_is_proposed_below_a_reported_floor() {
+        // An acceptor that compacted below 10 reports it; a slot below it
+        // reported by another (a stale accept) is not re-proposed: it is chosen.
+        let mut p = Campaign::new(9, vec![1, 2, 3], 2, Rules::ALL);
+        let out = &mut Outbox::new();
+        p.prepare(1, 0, out);
+        let bal = p.ballot();
+        p.on_promise(
+            1,
+            bal,
+            whole(vec![pv(4, b(1, 1), "old"), pv(12, b(1, 1), "x")]),
+            out,
+        );
+        let compacted = Chunk {
+            floor: 10,
+            ..Chunk::default()
+        };
+        let must = p.on_promise(2, bal, compacted, out).expect("majority");
+        assert_eq!(p.floor(), 10);
+        assert_eq!(must.keys().copied().collect::<Vec<_>>(), vec![12]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! learner knows a value is chosen.
 
 use super::ballot::{Ballot, NodeId};
-use super::campaign::Campaign;
+use super::campaign::{Campaign, Chunk};
 use super::message::{Message, Notice, Outbox, Value};
 use crate::rng::Rng;
 
@@ -76,8 +76,14 @@ impl DecreeProposer {
                 from_slot,
                 accepted,
                 next,
+                floor,
             } if matches!(self.state, DecreeState::Preparing { .. }) => {
-                let chunk = (from_slot, accepted, next);
+                let chunk = Chunk {
+                    from_slot,
+                    accepted,
+                    next,
+                    floor,
+                };
                 if let Some(mut must) = self.campaign.on_promise(from, ballot, chunk, out) {
                     // P2c: a reported value wins over our own.
                     let value = must.remove(&0).unwrap_or_else(|| self.own.clone());
@@ -179,6 +185,7 @@ mod tests {
                     from_slot: 0,
                     accepted: vec![],
                     next: None,
+                    floor: 0,
                 },
                 &mut out,
             );

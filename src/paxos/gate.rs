@@ -12,14 +12,27 @@
 
 use std::collections::VecDeque;
 
-use super::message::{Envelope, Notice, Outbox, Record, Reply};
+use super::message::{Envelope, Notice, Outbox, Record, Reply, SnapshotFile};
+
+/// Records for a role's log, as one batch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Persist {
+    /// The batch's number: report its durability with [`Gate::synced`].
+    pub batch: u64,
+    /// The records, in order.
+    pub records: Vec<Record>,
+    /// The records replace the whole log (a compaction), written whole or not
+    /// at all; otherwise they are appended.
+    pub rewrite: bool,
+}
 
 /// What a shell must do now with one outbox.
 #[derive(Debug, Default)]
 pub struct Ready {
-    /// Records to append to the role's log as batch `.0`; report its
-    /// durability with [`Gate::synced`].
-    pub persist: Option<(u64, Vec<Record>)>,
+    /// Records for the role's log.
+    pub persist: Option<Persist>,
+    /// A snapshot to make durable (then tell every role `Snapshotted`).
+    pub snapshot: Option<SnapshotFile>,
     /// Messages that may leave now (including any held ones this outbox did
     /// not wait for).
     pub send: Vec<Envelope>,
@@ -47,14 +60,20 @@ impl Gate {
     pub fn ready(&mut self, out: Outbox) -> Ready {
         let Outbox {
             persist,
+            rewrite,
+            snapshot,
             mut send,
             send_durable,
             notices,
             replies,
         } = out;
-        let persist = (!persist.is_empty()).then(|| {
+        let persist = (!persist.is_empty() || rewrite).then(|| {
             self.written += 1;
-            (self.written, persist)
+            Persist {
+                batch: self.written,
+                records: persist,
+                rewrite,
+            }
         });
         if !send_durable.is_empty() {
             if self.synced >= self.written {
@@ -66,6 +85,7 @@ impl Gate {
         }
         Ready {
             persist,
+            snapshot,
             send,
             notices,
             replies,
@@ -122,7 +142,7 @@ mod tests {
         out.send_durable.push(env(2));
         out.send.push(env(3));
         let r = g.ready(out);
-        assert_eq!(r.persist.as_ref().map(|p| p.0), Some(1));
+        assert_eq!(r.persist.as_ref().map(|p| p.batch), Some(1));
         assert_eq!(
             r.send.len(),
             1,

@@ -46,6 +46,10 @@ pub struct Learner {
     rules: Rules,
     /// Bytes of values one `Learn` carries at most.
     max_bytes: usize,
+    /// Slots kept below a snapshot, for peers a little behind.
+    keep: u64,
+    /// Slots below it are chosen and no longer held here (a snapshot has them).
+    floor: Slot,
     chosen: BTreeMap<Slot, Value>,
     first_unchosen: Slot,
     tallies: BTreeMap<Slot, Tally>,
@@ -67,6 +71,8 @@ impl Learner {
             quorum,
             rules,
             max_bytes: CATCHUP_BYTES,
+            keep: 1_000,
+            floor: 0,
             chosen: BTreeMap::new(),
             first_unchosen: 0,
             tallies: BTreeMap::new(),
@@ -86,6 +92,12 @@ impl Learner {
         self
     }
 
+    /// The same learner, keeping `keep` slots below each snapshot.
+    pub fn with_keep(mut self, keep: u64) -> Self {
+        self.keep = keep;
+        self
+    }
+
     /// A learner rebuilt from its records. Call [`Learner::replay`] to tell the
     /// replica and proposer again.
     pub fn recover<'a>(
@@ -97,8 +109,16 @@ impl Learner {
     ) -> Self {
         let mut l = Learner::new(id, nodes, quorum, rules);
         for r in records {
-            if let Record::Chosen { slot, value } = r {
-                l.chosen.entry(*slot).or_insert_with(|| value.clone());
+            match r {
+                Record::Chosen { slot, value } if *slot >= l.floor => {
+                    l.chosen.entry(*slot).or_insert_with(|| value.clone());
+                }
+                Record::Floor { slot } => {
+                    l.floor = l.floor.max(*slot);
+                    l.first_unchosen = l.first_unchosen.max(*slot);
+                    l.chosen = l.chosen.split_off(&l.floor);
+                }
+                _ => {}
             }
         }
         l.advance();
@@ -120,6 +140,11 @@ impl Learner {
     /// The first slot not known chosen: every slot below it is.
     pub fn first_unchosen(&self) -> Slot {
         self.first_unchosen
+    }
+
+    /// Slots below it are no longer held here (a snapshot has them).
+    pub fn floor(&self) -> Slot {
+        self.floor
     }
 
     /// Values this learner was told were chosen for a slot it already knew chosen
@@ -157,6 +182,11 @@ impl Learner {
                     self.learn(slot, value, false, out);
                 }
             }
+            Message::CatchUp { from_slot } if from != self.id && from_slot < self.floor => {
+                // What it asks for was compacted here: it needs the snapshot.
+                let floor = self.floor;
+                out.send(self.id, from, Message::Compacted { floor });
+            }
             Message::CatchUp { from_slot } if from != self.id => {
                 let mut entries = Vec::new();
                 let mut bytes = 0;
@@ -192,6 +222,7 @@ impl Learner {
                     self.check(slot, out);
                 }
             }
+            Notice::Snapshotted { slot } => self.compact(slot, out),
             Notice::LeaderSeen {
                 ballot,
                 first_unchosen,
@@ -277,6 +308,31 @@ impl Learner {
         );
     }
 
+    /// Every slot below `slot` is chosen and in a durable snapshot: forget
+    /// what lies more than `keep` slots below it, and rewrite the log as what
+    /// remains.
+    fn compact(&mut self, slot: Slot, out: &mut Outbox) {
+        self.first_unchosen = self.first_unchosen.max(slot);
+        self.tallies = self.tallies.split_off(&slot);
+        self.advance();
+        let floor = slot.saturating_sub(self.keep);
+        if floor <= self.floor {
+            return;
+        }
+        self.floor = floor;
+        self.chosen = self.chosen.split_off(&floor);
+        if !self.rules.holds(Rule::Persist) {
+            return;
+        }
+        out.rewrite = true;
+        out.persist = std::iter::once(Record::Floor { slot: floor })
+            .chain(self.chosen.iter().map(|(&slot, value)| Record::Chosen {
+                slot,
+                value: value.clone(),
+            }))
+            .collect();
+    }
+
     fn tally(&mut self, slot: Slot, ballot: Ballot) -> &mut Tally {
         let fresh = || Tally {
             ballot,
@@ -304,6 +360,9 @@ impl Learner {
     }
 
     fn learn(&mut self, slot: Slot, value: Value, spread: bool, out: &mut Outbox) {
+        if slot < self.floor {
+            return; // long known, and compacted
+        }
         if let Some(known) = self.chosen.get(&slot) {
             if *known != value {
                 // Only possible with a rule broken: keep the first (stability),

@@ -177,11 +177,14 @@ pub enum Message {
     /// Phase 1b: the promise, with what was accepted from `from_slot` on. A
     /// promise never exceeds the frame limit: if more was accepted than fits,
     /// `next` is the first slot left out, and the proposer asks again from there.
+    /// `floor`: every slot below it is chosen and was compacted into a snapshot
+    /// here, so nothing may be proposed there.
     Promise {
         ballot: Ballot,
         from_slot: Slot,
         accepted: Vec<PValue>,
         next: Option<Slot>,
+        floor: Slot,
     },
     /// A refusal: `ballot` is below what this acceptor promised.
     Nack { ballot: Ballot, promised: Ballot },
@@ -212,6 +215,21 @@ pub enum Message {
     Learn { entries: Vec<(Slot, Value)> },
     /// A learner that fell behind asks for chosen values from `from_slot` on.
     CatchUp { from_slot: Slot },
+    /// The answer to a catch-up from below the learner's floor: "I no longer
+    /// hold slots below `floor`; take my snapshot".
+    Compacted { floor: Slot },
+    /// "Send me `offset..` of your latest snapshot" (`slot`: the one being
+    /// fetched, 0 for the latest).
+    SnapshotRequest { slot: Slot, offset: u64 },
+    /// A piece of a snapshot: `data` at `offset` of `total` bytes whose CRC32
+    /// is `crc`; the snapshot covers every slot below `slot`.
+    SnapshotChunk {
+        slot: Slot,
+        offset: u64,
+        total: u64,
+        crc: u32,
+        data: Vec<u8>,
+    },
     /// Pre-vote: "would you let me run phase 1 at `ballot`?" Asked before a
     /// node raises its round, so one that cannot win (cut off from the leader
     /// alone) does not depose a healthy leader.
@@ -248,6 +266,9 @@ pub enum Notice {
     Read { cmd: Command, index: Slot },
     /// A client command arrived at this node.
     Request(Command),
+    /// Every slot below `slot` is chosen and applied in a durable snapshot
+    /// (taken here or installed from a peer): roles may forget what lies below.
+    Snapshotted { slot: Slot },
 }
 
 impl Notice {
@@ -260,6 +281,9 @@ impl Notice {
                 &[Role::Proposer]
             }
             Notice::Chosen { .. } | Notice::Read { .. } => &[Role::Replica],
+            Notice::Snapshotted { .. } => {
+                &[Role::Acceptor, Role::Proposer, Role::Learner, Role::Replica]
+            }
         }
     }
 
@@ -273,6 +297,7 @@ impl Notice {
             Notice::SlotChosen { .. } => "SlotChosen",
             Notice::Read { .. } => "Read",
             Notice::Request(_) => "Request",
+            Notice::Snapshotted { .. } => "Snapshotted",
         }
     }
 
@@ -295,6 +320,7 @@ impl Notice {
                 format!("Read({}:{} {}, at #{index})", cmd.client, cmd.seq, cmd.op)
             }
             Notice::Request(c) => format!("Request({}:{} {})", c.client, c.seq, c.op),
+            Notice::Snapshotted { slot } => format!("Snapshotted(below #{slot})"),
         }
     }
 }
@@ -314,6 +340,9 @@ impl Message {
             Message::Accepted { .. } | Message::Learn { .. } | Message::CatchUp { .. } => {
                 Role::Learner
             }
+            Message::Compacted { .. }
+            | Message::SnapshotRequest { .. }
+            | Message::SnapshotChunk { .. } => Role::Replica,
         }
     }
 
@@ -331,6 +360,9 @@ impl Message {
             Message::CatchUp { .. } => "CatchUp",
             Message::PreVote { .. } => "PreVote",
             Message::PreVoteReply { .. } => "PreVoteReply",
+            Message::Compacted { .. } => "Compacted",
+            Message::SnapshotRequest { .. } => "SnapshotRequest",
+            Message::SnapshotChunk { .. } => "SnapshotChunk",
         }
     }
 
@@ -341,6 +373,7 @@ impl Message {
             Message::Promise { accepted, .. } => accepted.iter().map(|p| 32 + p.value.size()).sum(),
             Message::Accept { value, .. } => value.size(),
             Message::Learn { entries } => entries.iter().map(|(_, v)| 16 + v.size()).sum(),
+            Message::SnapshotChunk { data, .. } => data.len(),
             _ => 0,
         }
     }
@@ -365,6 +398,7 @@ impl Message {
                 ballot,
                 accepted,
                 next,
+                floor,
                 ..
             } => {
                 let acc: Vec<String> = accepted
@@ -377,7 +411,12 @@ impl Message {
                     None if accepted.len() > 3 => format!(", {} in all", accepted.len()),
                     None => String::new(),
                 };
-                format!("Promise({ballot}, [{}]{more})", acc.join(", "))
+                let below = if *floor > 0 {
+                    format!(", compacted below #{floor}")
+                } else {
+                    String::new()
+                };
+                format!("Promise({ballot}, [{}]{more}{below})", acc.join(", "))
             }
             Message::Nack { ballot, promised } => format!("Nack({ballot}, promised {promised})"),
             Message::HeartbeatAck { ballot, .. } => format!("HeartbeatAck({ballot})"),
@@ -406,6 +445,20 @@ impl Message {
                     if *granted { "yes" } else { "no" }
                 )
             }
+            Message::Compacted { floor } => format!("Compacted(below #{floor})"),
+            Message::SnapshotRequest { slot, offset } => {
+                format!("SnapshotRequest(below #{slot}, from byte {offset})")
+            }
+            Message::SnapshotChunk {
+                slot,
+                offset,
+                total,
+                data,
+                ..
+            } => format!(
+                "SnapshotChunk(below #{slot}, bytes {offset}..{} of {total})",
+                offset + data.len() as u64
+            ),
         }
     }
 }
@@ -440,14 +493,30 @@ pub enum Record {
     /// The learner knows `slot` is chosen with `value`. Re-derivable from the
     /// acceptors, so it need not be synced before anything is said.
     Chosen { slot: Slot, value: Value },
+    /// Every slot below `slot` is chosen and in a durable snapshot: the first
+    /// record of a log compacted up to there.
+    Floor { slot: Slot },
 }
 
 impl Record {
     /// True if the record must be on stable storage (synced) before the messages
     /// that depend on it leave.
     pub fn must_sync(&self) -> bool {
-        !matches!(self, Record::Chosen { .. })
+        !matches!(self, Record::Chosen { .. } | Record::Floor { .. })
     }
+}
+
+/// A snapshot as bytes: it covers every slot below `slot`; `crc` is the CRC32
+/// of `bytes` (which hold a postcard-encoded [`super::replica::Snapshot`]).
+/// Cheap to clone (shared bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Every slot below it is in the snapshot.
+    pub slot: Slot,
+    /// CRC32 of `bytes`.
+    pub crc: u32,
+    /// The encoded snapshot.
+    pub bytes: std::sync::Arc<[u8]>,
 }
 
 /// What happened to a client command.
@@ -457,6 +526,13 @@ pub enum Outcome {
     Done(OpResult),
     /// This node does not lead; try `leader` if known. Nothing was proposed.
     NotLeader { leader: Option<NodeId> },
+    /// The leader has too many commands waiting; retry a little later. Nothing
+    /// was proposed.
+    Busy,
+    /// The client's session was forgotten (idle too long while the table was
+    /// full): the command was not applied now, but an earlier attempt may have
+    /// been.
+    Expired,
 }
 
 /// The answer to one client command.
@@ -481,8 +557,13 @@ pub struct Reply {
 /// lets it batch the records of many outboxes into one write and one sync).
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// Records to append to this role's log, in order.
+    /// Records to append to this role's log, in order (or, with `rewrite`,
+    /// the whole new content of the log).
     pub persist: Vec<Record>,
+    /// `persist` replaces the log: a compaction, written whole or not at all.
+    pub rewrite: bool,
+    /// A snapshot of the state machine to make durable (the replica's).
+    pub snapshot: Option<SnapshotFile>,
     /// Messages that may leave at once.
     pub send: Vec<Envelope>,
     /// Messages that may leave only once every record before them is durable.
@@ -506,6 +587,7 @@ impl Outbox {
             && self.send_durable.is_empty()
             && self.notices.is_empty()
             && self.replies.is_empty()
+            && self.snapshot.is_none()
     }
 
     /// Queue `msg` from `from` to `to`, to leave at once.

@@ -66,11 +66,12 @@ pub use acceptor::{Acceptor, PromiseLimit};
 pub use ballot::{Ballot, NodeId, Slot};
 pub use campaign::Campaign;
 pub use decree::{DecreeProposer, DecreeState};
-pub use gate::{Gate, Ready};
+pub use gate::{Gate, Persist, Ready};
 pub use learner::Learner;
 pub use message::{
-    Command, Digest, Envelope, Message, Notice, Outbox, Outcome, PValue, Record, Reply, Role, Value,
+    Command, Digest, Envelope, Message, Notice, Outbox, Outcome, PValue, Record, Reply, Role,
+    SnapshotFile, Value,
 };
 pub use proposer::{Mode, Proposer, ProposerConfig};
-pub use replica::Replica;
+pub use replica::{Replica, ReplicaConfig, Snapshot};
 pub use rules::{Rule, Rules};

@@ -4,57 +4,215 @@
 //! Every command carries `(client, seq)`; the replica remembers the last one per
 //! client and its result, so a command proposed twice (a client retried after a
 //! leader change) is applied once and answered again with the same result.
+//!
+//! # Bounded state
+//!
+//! Every `snapshot_every` applied slots the replica takes a snapshot: the map,
+//! the client table and where it stands, encoded ([`SnapshotFile`]). Once the
+//! shell made it durable, every role of the node hears `Snapshotted` and may
+//! forget what lies below. A node that fell behind a peer's compaction fetches
+//! that peer's latest snapshot in chunks (`SnapshotRequest`/`SnapshotChunk`,
+//! one chunk in flight at a time, so the sender never holds more than one),
+//! checks its CRC, installs it, and goes on from the log.
+//!
+//! The client table is bounded too: past `max_sessions` clients, the one idle
+//! longest is forgotten. A command from a client the table does not know, with
+//! a sequence number above 1, may be a retry of one applied before the client
+//! was forgotten: it is refused as `Expired` rather than applied twice. (A
+//! client gives up on a command within seconds; it is forgotten only after
+//! `max_sessions` other clients were seen since.)
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
-use super::ballot::Slot;
-use super::message::{Command, Notice, Outbox, Outcome, Reply, Value};
+use serde::{Deserialize, Serialize};
+
+use super::ballot::{NodeId, Slot};
+use super::message::{Command, Message, Notice, Outbox, Outcome, Reply, SnapshotFile, Value};
 use crate::kv::{Kv, OpResult};
+
+/// When to snapshot, and how much to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaConfig {
+    /// Take a snapshot every this many applied slots (0: never).
+    pub snapshot_every: u64,
+    /// Slots below a snapshot kept in the logs, for peers a little behind.
+    pub keep: u64,
+    /// Clients remembered at most.
+    pub max_sessions: usize,
+    /// Bytes of a snapshot sent in one chunk.
+    pub chunk: usize,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig::every(10_000)
+    }
+}
+
+impl ReplicaConfig {
+    /// Snapshots every `n` slots, keeping a tenth of that (at most 1,000
+    /// slots) below each for catch-up from the log.
+    pub fn every(n: u64) -> Self {
+        ReplicaConfig {
+            snapshot_every: n,
+            keep: (n / 10).clamp(1, 1_000),
+            max_sessions: 100_000,
+            chunk: 1 << 20,
+        }
+    }
+
+    /// The compaction point of a snapshot covering the slots below `slot`.
+    pub fn floor(&self, slot: Slot) -> Slot {
+        slot.saturating_sub(self.keep)
+    }
+}
+
+/// What a client last had applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Its last sequence number applied.
+    pub seq: u64,
+    /// What that command returned.
+    pub result: OpResult,
+    /// The slot it was applied in (for forgetting the idle ones first).
+    pub slot: Slot,
+}
+
+/// The state machine at a slot: what a snapshot holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Every slot below this is applied.
+    pub next: Slot,
+    /// The map.
+    pub kv: Kv,
+    /// The client table.
+    pub sessions: BTreeMap<u64, Session>,
+    /// The digest of the applied sequence so far.
+    pub digest: u64,
+    /// Commands applied so far.
+    pub applied: u64,
+    /// Clients forgotten so far.
+    pub evicted: u64,
+}
+
+impl Snapshot {
+    /// The snapshot as bytes, with their CRC32.
+    pub fn encode(&self) -> SnapshotFile {
+        let bytes: Arc<[u8]> = postcard::to_allocvec(self)
+            .expect("snapshots always serialise")
+            .into();
+        SnapshotFile {
+            slot: self.next,
+            crc: crc32fast::hash(&bytes),
+            bytes,
+        }
+    }
+
+    /// The snapshot in `file`, if its bytes check out.
+    pub fn decode(file: &SnapshotFile) -> Result<Snapshot, String> {
+        if crc32fast::hash(&file.bytes) != file.crc {
+            return Err("checksum mismatch".into());
+        }
+        let s: Snapshot =
+            postcard::from_bytes(&file.bytes).map_err(|e| format!("undecodable: {e}"))?;
+        if s.next != file.slot {
+            return Err(format!("it says slot {}, its header {}", s.next, file.slot));
+        }
+        Ok(s)
+    }
+}
+
+/// A snapshot being received.
+#[derive(Clone, Debug)]
+struct Incoming {
+    from: NodeId,
+    slot: Slot,
+    total: u64,
+    crc: u32,
+    bytes: Vec<u8>,
+}
 
 /// One replica's state.
 #[derive(Clone, Debug)]
 pub struct Replica {
+    id: NodeId,
+    cfg: ReplicaConfig,
     next: Slot,
     pending: BTreeMap<Slot, Value>,
     kv: Kv,
-    sessions: BTreeMap<u64, (u64, OpResult)>,
+    sessions: BTreeMap<u64, Session>,
+    /// `(slot, client)` of every session, to find the idlest.
+    idle: BTreeSet<(Slot, u64)>,
     digest: u64,
     applied: u64,
+    /// Clients forgotten so far (a retry from one is refused as expired).
+    evicted: u64,
     audit: Option<Vec<(Slot, u64, u64)>>,
     /// Confirmed reads waiting for the slots below their index.
     reads: BTreeMap<Slot, Vec<Command>>,
-}
-
-impl Default for Replica {
-    fn default() -> Self {
-        Replica::new()
-    }
+    /// The latest snapshot taken here or installed, once durable: what peers
+    /// that fell behind are sent.
+    served: Option<SnapshotFile>,
+    /// A snapshot taken or installed and not yet durable.
+    unsaved: Option<SnapshotFile>,
+    incoming: Option<Incoming>,
 }
 
 impl Replica {
-    /// An empty replica, about to apply slot 0.
-    pub fn new() -> Self {
+    /// An empty replica of node `id`, about to apply slot 0.
+    pub fn new(id: NodeId, cfg: ReplicaConfig) -> Self {
         Replica {
+            id,
+            cfg,
             next: 0,
             pending: BTreeMap::new(),
             kv: Kv::new(),
             sessions: BTreeMap::new(),
+            idle: BTreeSet::new(),
             digest: 0,
             applied: 0,
+            evicted: 0,
             audit: None,
             reads: BTreeMap::new(),
+            served: None,
+            unsaved: None,
+            incoming: None,
         }
     }
 
-    /// A replica that also records every command it applies, `(slot, client, seq)`,
-    /// for the simulator's checks.
-    pub fn with_audit() -> Self {
-        Replica {
-            audit: Some(Vec::new()),
-            ..Replica::new()
-        }
+    /// The same replica recording every command it applies, `(slot, client,
+    /// seq)`, for the simulator's checks.
+    pub fn with_audit(mut self) -> Self {
+        self.audit = Some(Vec::new());
+        self
+    }
+
+    /// A replica restarted from the durable snapshot `file` (already
+    /// checked): it goes on from there.
+    pub fn restore(
+        id: NodeId,
+        cfg: ReplicaConfig,
+        file: &SnapshotFile,
+        snapshot: Snapshot,
+    ) -> Self {
+        let mut r = Replica::new(id, cfg);
+        r.load(snapshot);
+        r.served = Some(file.clone());
+        r
+    }
+
+    fn load(&mut self, s: Snapshot) {
+        self.next = s.next;
+        self.kv = s.kv;
+        self.idle = s.sessions.iter().map(|(c, x)| (x.slot, *c)).collect();
+        self.sessions = s.sessions;
+        self.digest = s.digest;
+        self.applied = s.applied;
+        self.evicted = s.evicted;
+        self.pending = self.pending.split_off(&s.next);
     }
 
     /// The next slot to apply: every slot below it is applied.
@@ -77,6 +235,16 @@ impl Replica {
         &self.kv
     }
 
+    /// Clients remembered.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The slot of the latest durable snapshot (0: none yet).
+    pub fn snapshot_slot(&self) -> Slot {
+        self.served.as_ref().map_or(0, |f| f.slot)
+    }
+
     /// `(slot, client, seq)` of every command applied, if recorded.
     pub fn audit(&self) -> Option<&[(Slot, u64, u64)]> {
         self.audit.as_deref()
@@ -92,12 +260,149 @@ impl Replica {
                 while let Some(value) = self.pending.remove(&self.next) {
                     self.apply(self.next, value, out);
                     self.next += 1;
+                    if self.cfg.snapshot_every > 0 && self.next % self.cfg.snapshot_every == 0 {
+                        self.take_snapshot(out);
+                    }
                 }
             }
             Notice::Read { cmd, index } => self.reads.entry(index).or_default().push(cmd),
+            // The shell made a snapshot durable: it may now be served.
+            Notice::Snapshotted { slot }
+                if self.unsaved.as_ref().is_some_and(|f| f.slot == slot) =>
+            {
+                self.served = self.unsaved.take();
+            }
             _ => {}
         }
-        // Reads whose index is applied: answer from the map as it stands.
+        self.answer_reads(out);
+    }
+
+    /// Handle a message about snapshots from node `from`.
+    pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
+        match msg {
+            // A peer compacted below what this node needs: fetch its snapshot
+            // (or ask again where a transfer stalled).
+            Message::Compacted { floor } if floor > self.next => {
+                let offset = match &self.incoming {
+                    Some(i) if i.from == from => i.bytes.len() as u64,
+                    _ => {
+                        self.incoming = None;
+                        0
+                    }
+                };
+                let slot = self.incoming.as_ref().map_or(0, |i| i.slot);
+                out.send(self.id, from, Message::SnapshotRequest { slot, offset });
+            }
+            Message::SnapshotRequest { slot, offset } => self.serve(from, slot, offset, out),
+            Message::SnapshotChunk {
+                slot,
+                offset,
+                total,
+                crc,
+                data,
+            } => self.receive(from, slot, offset, total, crc, data, out),
+            _ => {}
+        }
+        self.answer_reads(out);
+    }
+
+    fn serve(&self, to: NodeId, slot: Slot, offset: u64, out: &mut Outbox) {
+        let Some(file) = &self.served else { return };
+        // Asked for an older snapshot than the one held: start over with this.
+        let offset = if slot != 0 && slot != file.slot {
+            0
+        } else {
+            offset
+        };
+        let start = (offset as usize).min(file.bytes.len());
+        let end = (start + self.cfg.chunk).min(file.bytes.len());
+        out.send(
+            self.id,
+            to,
+            Message::SnapshotChunk {
+                slot: file.slot,
+                offset: start as u64,
+                total: file.bytes.len() as u64,
+                crc: file.crc,
+                data: file.bytes[start..end].to_vec(),
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn receive(
+        &mut self,
+        from: NodeId,
+        slot: Slot,
+        offset: u64,
+        total: u64,
+        crc: u32,
+        data: Vec<u8>,
+        out: &mut Outbox,
+    ) {
+        if slot <= self.next {
+            // Nothing this snapshot would add.
+            self.incoming = None;
+            return;
+        }
+        let fresh = || Incoming {
+            from,
+            slot,
+            total,
+            crc,
+            bytes: Vec::new(),
+        };
+        let inc = self.incoming.get_or_insert_with(fresh);
+        if inc.from != from || inc.slot != slot || inc.total != total || inc.crc != crc {
+            if offset != 0 {
+                return; // a chunk of another transfer: ignore it
+            }
+            *inc = fresh();
+        }
+        if offset != inc.bytes.len() as u64 || offset + data.len() as u64 > total {
+            return; // a duplicate or out of order: the next request fixes it
+        }
+        inc.bytes.extend_from_slice(&data);
+        if (inc.bytes.len() as u64) < total {
+            let offset = inc.bytes.len() as u64;
+            out.send(self.id, from, Message::SnapshotRequest { slot, offset });
+            return;
+        }
+        let inc = self.incoming.take().expect("present");
+        let file = SnapshotFile {
+            slot,
+            crc,
+            bytes: inc.bytes.into(),
+        };
+        // A snapshot that does not check out is dropped whole; the learner
+        // will ask again.
+        if let Ok(snapshot) = Snapshot::decode(&file) {
+            self.load(snapshot);
+            while let Some(value) = self.pending.remove(&self.next) {
+                self.apply(self.next, value, out);
+                self.next += 1;
+            }
+            self.unsaved = Some(file.clone());
+            out.snapshot = Some(file);
+        }
+    }
+
+    fn take_snapshot(&mut self, out: &mut Outbox) {
+        let snapshot = Snapshot {
+            next: self.next,
+            kv: self.kv.clone(),
+            sessions: self.sessions.clone(),
+            digest: self.digest,
+            applied: self.applied,
+            evicted: self.evicted,
+        };
+        let file = snapshot.encode();
+        self.unsaved = Some(file.clone());
+        out.snapshot = Some(file);
+    }
+
+    /// Reads whose index is applied: answer from the map as it stands.
+    fn answer_reads(&mut self, out: &mut Outbox) {
         while let Some(entry) = self.reads.first_entry() {
             if *entry.key() > self.next {
                 break;
@@ -123,109 +428,45 @@ impl Replica {
             return;
         };
         for cmd in cmds {
-            let result = match self.sessions.get(&cmd.client) {
+            let outcome = match self.sessions.get(&cmd.client) {
                 // The same command again: answer as before, apply nothing.
-                Some((seq, result)) if *seq == cmd.seq => result.clone(),
+                Some(s) if s.seq == cmd.seq => Outcome::Done(s.result.clone()),
                 // Older than what this client has already seen done: it moved on.
-                Some((seq, _)) if *seq > cmd.seq => continue,
+                Some(s) if s.seq > cmd.seq => continue,
+                // A client forgotten while the table was full, retrying: it
+                // may have been applied before, so it is not applied again.
+                None if cmd.seq > 1 && self.evicted > 0 => Outcome::Expired,
                 _ => {
                     let result = self.kv.apply(&cmd.op);
-                    self.sessions.insert(cmd.client, (cmd.seq, result.clone()));
+                    self.remember(cmd.client, cmd.seq, result.clone(), slot);
                     self.applied += 1;
                     if let Some(audit) = &mut self.audit {
                         audit.push((slot, cmd.client, cmd.seq));
                     }
-                    result
+                    Outcome::Done(result)
                 }
             };
             out.replies.push(Reply {
                 client: cmd.client,
                 seq: cmd.seq,
-                outcome: Outcome::Done(result),
+                outcome,
             });
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kv::Op;
-
-    fn put(client: u64, seq: u64, v: &str) -> Command {
-        Command {
-            client,
-            seq,
-            op: Op::Put {
-                key: "k".into(),
-                value: v.into(),
-            },
+    /// Remember what client `client` last had applied, forgetting the idlest
+    /// client if the table is full.
+    fn remember(&mut self, client: u64, seq: u64, result: OpResult, slot: Slot) {
+        if let Some(old) = self.sessions.insert(client, Session { seq, result, slot }) {
+            self.idle.remove(&(old.slot, client));
         }
-    }
-
-    #[test]
-    fn applies_in_slot_order_once_per_command() {
-        let mut r = Replica::with_audit();
-        let mut out = Outbox::new();
-        r.notice(
-            Notice::Chosen {
-                slot: 1,
-                value: Value::Batch(vec![put(1, 2, "b")]),
-            },
-            &mut out,
-        );
-        assert!(out.replies.is_empty(), "slot 0 is still a hole");
-        r.notice(
-            Notice::Chosen {
-                slot: 0,
-                value: Value::Batch(vec![put(1, 1, "a")]),
-            },
-            &mut out,
-        );
-        r.notice(
-            Notice::Chosen {
-                slot: 2,
-                value: Value::Batch(vec![put(1, 2, "b"), put(1, 1, "a")]),
-            },
-            &mut out,
-        );
-        assert_eq!(r.kv().get("k").map(String::as_str), Some("b"));
-        assert_eq!(r.applied_commands(), 2);
-        assert_eq!(r.audit().unwrap(), &[(0, 1, 1), (1, 1, 2)]);
-        // The duplicate of seq 2 is answered again; the older seq 1 is not.
-        let answered: Vec<u64> = out.replies.iter().map(|r| r.seq).collect();
-        assert_eq!(answered, vec![1, 2, 2]);
-        assert_eq!(r.next_slot(), 3);
-    }
-
-    #[test]
-    fn equal_sequences_equal_digests() {
-        let mut a = Replica::new();
-        let mut b = Replica::new();
-        for r in [&mut a, &mut b] {
-            r.notice(
-                Notice::Chosen {
-                    slot: 0,
-                    value: Value::Noop,
-                },
-                &mut Outbox::new(),
-            );
+        self.idle.insert((slot, client));
+        while self.sessions.len() > self.cfg.max_sessions {
+            let Some((_, idlest)) = self.idle.pop_first() else {
+                break;
+            };
+            self.sessions.remove(&idlest);
+            self.evicted += 1;
         }
-        assert_eq!(a.digest(), b.digest());
-        a.notice(
-            Notice::Chosen {
-                slot: 1,
-                value: Value::Noop,
-            },
-            &mut Outbox::new(),
-        );
-        b.notice(
-            Notice::Chosen {
-                slot: 1,
-                value: Value::Text("x".into()),
-            },
-            &mut Outbox::new(),
-        );
-        assert_ne!(a.digest(), b.digest());
     }
 }

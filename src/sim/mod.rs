@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::history::History;
 use crate::kv::Op;
 use crate::paxos::{
-    Ballot, Envelope, NodeId, PromiseLimit, ProposerConfig, Role, Rules, Slot, Value,
+    Ballot, Envelope, NodeId, PromiseLimit, ProposerConfig, ReplicaConfig, Role, Rules, Slot, Value,
 };
 pub use invariants::Violation;
 pub use world::run;
@@ -234,6 +234,8 @@ pub struct SimConfig {
     pub max_frame: usize,
     /// How much one promise may carry.
     pub promise_limit: PromiseLimit,
+    /// Snapshots (off when `snapshot_every` is 0) and the client table.
+    pub replica: ReplicaConfig,
     /// The scenario this run plays, if any (for the replay command).
     pub scenario: Option<String>,
 }
@@ -257,6 +259,10 @@ impl SimConfig {
             client_deadline_ms: 2_500,
             max_frame: crate::net::MAX_FRAME,
             promise_limit: PromiseLimit::default(),
+            replica: ReplicaConfig {
+                snapshot_every: 0,
+                ..ReplicaConfig::default()
+            },
             scenario: None,
         }
     }
@@ -283,6 +289,10 @@ impl SimConfig {
             client_deadline_ms: 2_500,
             max_frame: crate::net::MAX_FRAME,
             promise_limit: PromiseLimit::default(),
+            replica: ReplicaConfig {
+                snapshot_every: 0,
+                ..ReplicaConfig::default()
+            },
             scenario: None,
         }
     }
@@ -320,6 +330,9 @@ impl SimConfig {
         if self.fault_ms != default_ms {
             let _ = write!(cmd, " --fault-ms {}", self.fault_ms);
         }
+        if self.replica.snapshot_every > 0 {
+            let _ = write!(cmd, " --snapshot-every {}", self.replica.snapshot_every);
+        }
         if let Some(rule) = self.rules.broken() {
             let _ = write!(cmd, " --break {rule}");
         }
@@ -350,6 +363,10 @@ pub struct Stats {
     pub commands_committed: u64,
     /// Times a node became leader.
     pub elections: u64,
+    /// Snapshots made durable (taken or installed).
+    pub snapshots: u64,
+    /// Snapshot chunks sent (catch-up by snapshot).
+    pub snapshot_chunks: u64,
 }
 
 /// The verdict of one simulated run.
@@ -398,6 +415,13 @@ impl Report {
             st.partitions,
             st.pauses
         );
+        if st.snapshots > 0 {
+            let _ = writeln!(
+                s,
+                "snapshots: {} made durable, {} chunks sent to nodes that fell behind",
+                st.snapshots, st.snapshot_chunks
+            );
+        }
         match &self.config.workload {
             Workload::Decree { .. } => match self.chosen.get(&0) {
                 Some(v) => {
@@ -435,6 +459,18 @@ impl Report {
             let _ = writeln!(s, "replay: {}", self.config.replay_command());
         }
         s
+    }
+}
+
+/// Snapshots every `every` slots, with the rest scaled down to a simulation:
+/// a fifth of that kept below each, small chunks (so transfers take several),
+/// and a small client table (so it overflows).
+pub fn snapshotting(every: u64) -> ReplicaConfig {
+    ReplicaConfig {
+        snapshot_every: every,
+        keep: (every / 5).max(1),
+        max_sessions: 64,
+        chunk: 256,
     }
 }
 

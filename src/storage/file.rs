@@ -333,4 +333,38 @@ impl Storage for FileLog {
     fn pending(&self) -> usize {
         self.frames.len()
     }
+
+    fn rewrite(&mut self, records: &[Record]) -> Result<(), StorageError> {
+        let io = |source| StorageError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        // What was appended and not synced is superseded by the new content.
+        self.buf.clear();
+        self.frames.clear();
+        // The new log is written beside the old one, synced, then renamed
+        // over it: a crash leaves one or the other, whole.
+        let tmp = self.path.with_extension("compact");
+        let _ = std::fs::remove_file(&tmp);
+        let (mut staged, _) = FileLog::open(&tmp, true)?;
+        for r in records {
+            staged.append(r)?;
+        }
+        staged.sync()?;
+        let (salt, batch, size) = (staged.salt, staged.batch, staged.size);
+        drop(staged);
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        sync_dir(&self.path);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(io)?;
+        file.seek(SeekFrom::Start(size)).map_err(io)?;
+        self.file = file;
+        self.salt = salt;
+        self.batch = batch;
+        self.size = size;
+        Ok(())
+    }
 }

@@ -40,6 +40,7 @@
 
 mod file;
 mod mem;
+pub mod snapshot;
 #[cfg(test)]
 mod suite;
 
@@ -85,6 +86,14 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A snapshot that does not check out.
+    #[error("{path}: snapshot refused: {reason} (move it aside to start this node without it: it then fetches the latest snapshot from a peer)")]
+    BadSnapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The file is not a synod log of a version this build reads.
     #[error("{path}: not a synod log of version {VERSION}: {reason}")]
     BadHeader {
@@ -115,4 +124,9 @@ pub trait Storage {
 
     /// Records appended and not yet synced.
     fn pending(&self) -> usize;
+
+    /// Replace the whole log with `records` (a compaction), whole or not at
+    /// all, after making every record appended so far durable (which the new
+    /// content supersedes). Durable on return.
+    fn rewrite(&mut self, records: &[Record]) -> Result<(), StorageError>;
 }

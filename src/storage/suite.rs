@@ -136,12 +136,38 @@ fn a_recovered_acceptor_keeps_its_word(h: &mut impl Harness) {
     );
 }
 
+/// A compaction replaces the log whole; what comes after it is appended to
+/// the new content; a crash keeps the new content.
+fn a_rewrite_replaces_the_log(h: &mut impl Harness) {
+    let mut log = h.fresh();
+    for i in 0..5 {
+        log.append(&record(i)).unwrap();
+    }
+    log.sync().unwrap();
+    log.append(&record(5)).unwrap();
+    let kept = vec![Record::Floor { slot: 3 }, record(3), record(4)];
+    log.rewrite(&kept).unwrap();
+    log.append(&record(6)).unwrap();
+    log.sync().unwrap();
+    let (mut log, got) = h.crash(log);
+    let mut want = kept.clone();
+    want.push(record(6));
+    assert_eq!(got, want);
+    // And the recovered log goes on growing.
+    log.append(&record(7)).unwrap();
+    log.sync().unwrap();
+    let (_, got) = h.crash(log);
+    want.push(record(7));
+    assert_eq!(got, want);
+}
+
 fn run_suite(h: &mut impl Harness) {
     synced_records_survive_in_order(h);
     unsynced_records_vanish(h);
     a_recovered_log_keeps_growing(h);
     big_values_round_trip(h);
     a_recovered_acceptor_keeps_its_word(h);
+    a_rewrite_replaces_the_log(h);
 }
 
 #[test]

@@ -91,7 +91,15 @@ impl Proposer {
         self.campaign.prepare(round, self.first_unchosen, out);
     }
 
-    pub(super) fn become_leader(&mut self, mut must: BTreeMap<Slot, Value>, out: &mut Outbox) {
+    /// Phase 1 is done: `must` holds what P2c forces per slot, and every slot
+    /// below `floor` is chosen (compacted into a peer's snapshot): nothing is
+    /// proposed there, whatever this node knows of it.
+    pub(super) fn become_leader(
+        &mut self,
+        mut must: BTreeMap<Slot, Value>,
+        floor: Slot,
+        out: &mut Outbox,
+    ) {
         self.mode = Mode::Leader;
         self.leader_hint = Some(self.id);
         self.in_flight.clear();
@@ -101,9 +109,10 @@ impl Proposer {
             .iter()
             .next_back()
             .map_or(0, |s| s.saturating_add(1));
-        self.next_slot = self.first_unchosen.max(reported).max(known);
+        let first = self.first_unchosen.max(floor);
+        self.next_slot = first.max(reported).max(known);
         // P2c per slot: the highest-ballot value reported, or a no-op for a hole.
-        for slot in self.first_unchosen..self.next_slot {
+        for slot in first..self.next_slot {
             if !self.chosen_ahead.contains(&slot) {
                 let value = must.remove(&slot).unwrap_or(Value::Noop);
                 self.propose(slot, value, out);

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::ballot::{Ballot, NodeId, Slot};
-use super::campaign::Campaign;
+use super::campaign::{Campaign, Chunk};
 use super::message::{Command, Message, Notice, Outbox, Outcome, Record, Reply};
 use super::quorum::majority;
 use super::rules::{Rule, Rules};
@@ -55,6 +55,8 @@ pub struct ProposerConfig {
     /// Serve reads without a log write (read-index): confirm leadership with one
     /// heartbeat round to a majority, then read at the commit point.
     pub read_index: bool,
+    /// Commands (and reads) waiting at the leader at most; past it, `Busy`.
+    pub max_waiting: usize,
 }
 
 impl Default for ProposerConfig {
@@ -66,6 +68,7 @@ impl Default for ProposerConfig {
             max_batch: 512,
             max_batch_bytes: 256 * 1024,
             read_index: true,
+            max_waiting: 10_000,
         }
     }
 }
@@ -257,10 +260,17 @@ impl Proposer {
                 from_slot,
                 accepted,
                 next,
+                floor,
             } if self.mode == Mode::Candidate => {
-                let chunk = (from_slot, accepted, next);
+                let chunk = Chunk {
+                    from_slot,
+                    accepted,
+                    next,
+                    floor,
+                };
                 if let Some(must) = self.campaign.on_promise(from, ballot, chunk, out) {
-                    self.become_leader(must, out);
+                    let floor = self.campaign.floor();
+                    self.become_leader(must, floor, out);
                 }
             }
             Message::Nack { ballot, promised } => {
@@ -305,6 +315,7 @@ impl Proposer {
                 self.elapsed = 0;
             }
             Notice::SlotChosen { slot } => self.committed(slot, out),
+            Notice::Snapshotted { slot } => self.chosen_below(slot),
             // Our own notices: nothing to do.
             _ => {}
         }
@@ -318,6 +329,14 @@ impl Proposer {
                 outcome: Outcome::NotLeader {
                     leader: self.leader_hint.filter(|&l| l != self.id),
                 },
+            });
+        } else if self.queue.len() + self.reads.len() >= self.cfg.max_waiting {
+            // Admission control: past the bound, clients hear "busy, retry"
+            // rather than the queue growing without end.
+            out.replies.push(Reply {
+                client: cmd.client,
+                seq: cmd.seq,
+                outcome: Outcome::Busy,
             });
         } else if self.cfg.read_index && cmd.op.is_read() {
             self.read(cmd, out);

@@ -11,6 +11,7 @@ fn cfg() -> ProposerConfig {
         max_batch: 2,
         max_batch_bytes: 1 << 20,
         read_index: true,
+        max_waiting: 100,
     }
 }
 
@@ -152,6 +153,7 @@ fn elect(l: &mut Proposer, accepted: Vec<PValue>) -> Outbox {
                 from_slot: 0,
                 accepted,
                 next: None,
+                floor: 0,
             },
             &mut out,
         );

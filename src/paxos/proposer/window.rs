@@ -51,6 +51,20 @@ impl Proposer {
         }
     }
 
+    /// Every slot below `slot` is chosen (a snapshot covers them).
+    pub(super) fn chosen_below(&mut self, slot: Slot) {
+        if slot <= self.first_unchosen {
+            return;
+        }
+        self.first_unchosen = slot;
+        self.chosen_ahead = self.chosen_ahead.split_off(&slot);
+        self.in_flight = self.in_flight.split_off(&slot);
+        while self.chosen_ahead.remove(&self.first_unchosen) {
+            self.first_unchosen += 1;
+        }
+        self.next_slot = self.next_slot.max(self.first_unchosen);
+    }
+
     /// The learner knows `slot` chosen: free its place in the window.
     pub(super) fn committed(&mut self, slot: Slot, out: &mut Outbox) {
         self.in_flight.remove(&slot);

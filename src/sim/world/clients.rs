@@ -220,7 +220,12 @@ impl World {
                 let id = c.id;
                 self.complete(id, Status::Ok(result));
             }
-            Outcome::NotLeader { .. } if c.script.is_some() => {
+            Outcome::Expired => {
+                // Maybe applied before the session was forgotten.
+                let id = c.id;
+                self.complete(id, Status::Unknown);
+            }
+            Outcome::NotLeader { .. } | Outcome::Busy if c.script.is_some() => {
                 // A scripted client asks its node alone: a refusal is final.
                 let status = if p.maybe_proposed {
                     Status::Unknown
@@ -229,6 +234,18 @@ impl World {
                 };
                 let id = c.id;
                 self.complete(id, status);
+            }
+            Outcome::Busy => {
+                // Nothing was proposed: try again in a little while.
+                let (id, seq) = (c.id, c.seq);
+                self.push(
+                    now + 20,
+                    Ev::ClientTimeout {
+                        client: id,
+                        seq,
+                        attempt: u32::MAX,
+                    },
+                );
             }
             Outcome::NotLeader { leader } => {
                 c.target = match leader {

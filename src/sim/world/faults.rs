@@ -4,7 +4,7 @@
 
 use super::node::{Driver, Logs};
 use super::{Ev, World, PROBE_CLIENT, SCRIPT_CLIENT};
-use crate::paxos::{Mode, NodeId, Outbox, Role};
+use crate::paxos::{Mode, NodeId, Notice, Outbox, Role};
 use crate::rng::Rng;
 use crate::sim::invariants as inv;
 use crate::sim::{PlanAction, Workload};
@@ -178,6 +178,11 @@ impl World {
         self.effects(id, Role::Learner, out);
         let first = self.now + 1;
         self.push(first, Ev::Tick { node: id, inc });
+        // What its snapshot covers is chosen: the roles start above it.
+        let base = self.node(id).replica.snapshot_slot();
+        if base > 0 {
+            self.local(id, Notice::Snapshotted { slot: base });
+        }
         let at = self.now + REPLAY_AFTER_MS;
         for env in replays {
             self.push(at, Ev::Replay { inc, env });

@@ -19,7 +19,9 @@ use super::{PlanAction, Report, SimConfig, Stats, Workload};
 use crate::check::history::{History, Status};
 use crate::check::linear;
 use crate::paxos::quorum::majority;
-use crate::paxos::{Ballot, Command, Digest, Envelope, NodeId, Notice, Reply, Role, Value};
+use crate::paxos::{
+    Ballot, Command, Digest, Envelope, NodeId, Notice, Reply, Role, SnapshotFile, Value,
+};
 use crate::rng::Rng;
 use clients::Client;
 use node::Node;
@@ -56,6 +58,11 @@ enum Ev {
         role: Role,
         batch: u64,
     },
+    SnapshotSaved {
+        node: NodeId,
+        inc: u64,
+        file: SnapshotFile,
+    },
     /// A frame queued for a dead process, handed to its next one (only with
     /// the `fresh` rule broken).
     Replay {
@@ -90,6 +97,7 @@ impl Ev {
             Ev::Notice { node, .. }
             | Ev::Tick { node, .. }
             | Ev::Synced { node, .. }
+            | Ev::SnapshotSaved { node, .. }
             | Ev::ClientRequest { node, .. } => Some(*node),
             _ => None,
         }
@@ -370,6 +378,11 @@ impl World {
                     self.synced(node, role, batch);
                 }
             }
+            Ev::SnapshotSaved { node, inc, file } => {
+                if self.node(node).incarnation == inc && self.node(node).up {
+                    self.snapshot_saved(node, file);
+                }
+            }
             Ev::Fault => self.inject_fault(),
             Ev::Restart(id) => self.restart(id),
             Ev::Resume(id) => self.resume(id),
@@ -416,13 +429,17 @@ impl World {
                 .max_by_key(|n| n.replica.next_slot())
                 .expect("at least one node");
             self.stats.commands_committed = best.replica.applied_commands();
-            // Durability: every acknowledged write is in the chosen log.
-            let applied: BTreeSet<(u64, u64)> = best
-                .replica
-                .audit()
-                .unwrap_or(&[])
-                .iter()
-                .map(|&(_, c, s)| (c, s))
+            // Durability: every acknowledged write is in a chosen slot (from
+            // the ground truth, which no compaction touches).
+            let applied: BTreeSet<(u64, u64)> = self
+                .ghost
+                .chosen()
+                .values()
+                .filter_map(|v| match v {
+                    Value::Batch(cmds) => Some(cmds.iter().map(|c| (c.client, c.seq))),
+                    _ => None,
+                })
+                .flatten()
                 .collect();
             let lost: Vec<Violation> = self
                 .history

@@ -8,7 +8,8 @@ use super::{Ev, World};
 use crate::paxos::quorum::majority;
 use crate::paxos::{
     Acceptor, Ballot, Campaign, DecreeProposer, Digest, Envelope, Gate, Learner, Message, Mode,
-    NodeId, Notice, Outbox, Proposer, Record, Replica, Role, Rule, Slot, Value,
+    NodeId, Notice, Outbox, Persist, Proposer, Record, Replica, Role, Rule, Slot, Snapshot,
+    SnapshotFile, Value,
 };
 use crate::sim::invariants as inv;
 use crate::sim::Workload;
@@ -51,12 +52,13 @@ impl Disk {
     }
 }
 
-/// The logs that survive a crash.
+/// The logs (and the snapshot) that survive a crash.
 #[derive(Default)]
 pub(super) struct Logs {
     pub(super) acceptor: MemLog,
     pub(super) proposer: MemLog,
     pub(super) learner: MemLog,
+    pub(super) snapshot: Option<SnapshotFile>,
 }
 
 pub(super) struct Node {
@@ -77,6 +79,8 @@ pub(super) struct Node {
     pub(super) parked: Vec<Ev>,
     /// Frames queued for it while it was down (kept only with `fresh` broken).
     pub(super) replays: Vec<Envelope>,
+    /// Its latest durable snapshot (survives crashes).
+    pub(super) snapshot: Option<SnapshotFile>,
     was_leader: bool,
 }
 
@@ -134,9 +138,11 @@ impl World {
         let n = self.cfg.nodes;
         let ids: Vec<NodeId> = (1..=n as NodeId).collect();
         let rules = self.cfg.rules;
+        let rcfg = self.cfg.replica;
         let seed = self.cfg.seed ^ (id << 32) ^ (inc << 48);
         let acceptor = Acceptor::recover(id, rules, logs.acceptor.durable())
-            .with_limit(self.cfg.promise_limit);
+            .with_limit(self.cfg.promise_limit)
+            .with_keep(rcfg.keep);
         let driver = match self.cfg.workload {
             Workload::Decree { proposers } if id as usize > proposers => Driver::Idle,
             Workload::Decree { .. } => {
@@ -158,7 +164,17 @@ impl World {
             ))),
         };
         let learner = Learner::recover(id, ids, majority(n), rules, logs.learner.durable())
-            .with_max_bytes(self.cfg.max_frame / 4);
+            .with_max_bytes(self.cfg.max_frame / 4)
+            .with_keep(rcfg.keep);
+        let snapshot = logs.snapshot;
+        let replica = match &snapshot {
+            Some(file) => {
+                let s = Snapshot::decode(file).expect("the simulator's snapshots check out");
+                Replica::restore(id, rcfg, file, s)
+            }
+            None => Replica::new(id, rcfg),
+        }
+        .with_audit();
         let disk = |log| Disk {
             log,
             ..Disk::default()
@@ -170,7 +186,7 @@ impl World {
             acceptor,
             driver,
             learner,
-            replica: Replica::with_audit(),
+            replica,
             disks: [
                 disk(logs.acceptor),
                 disk(logs.proposer),
@@ -182,6 +198,7 @@ impl World {
             paused: false,
             parked: Vec::new(),
             replays: Vec::new(),
+            snapshot,
             was_leader: false,
         }
     }
@@ -193,10 +210,8 @@ impl World {
         let take = |w: &mut World, role: Role| {
             let mut log = std::mem::take(&mut w.node(id).disk(role).log);
             let keep = w.rng.range(0, log.pending() as u64) as usize;
-            let before = log.durable().len();
-            log.crash_keeping(keep);
+            let kept = log.crash_keeping(keep);
             if role == Role::Acceptor {
-                let kept = log.durable()[before..].to_vec();
                 w.backing.entry(id).or_default().add(&kept);
             }
             log
@@ -205,6 +220,7 @@ impl World {
             acceptor: take(self, Role::Acceptor),
             proposer: take(self, Role::Proposer),
             learner: take(self, Role::Learner),
+            snapshot: self.node(id).snapshot.take(),
         }
     }
 
@@ -230,7 +246,7 @@ impl World {
                 Driver::Multi(l) => l.handle(env.from, env.msg, &mut out),
             },
             Role::Learner => n.learner.handle(env.from, env.msg, &mut out),
-            Role::Replica => {}
+            Role::Replica => n.replica.handle(env.from, env.msg, &mut out),
         }
         if let Some((ballot, slot, value)) = accept {
             // Ballot uniqueness, from the ground truth: what this acceptor now
@@ -259,7 +275,7 @@ impl World {
                 },
                 Role::Learner => n.learner.notice(notice, &mut out),
                 Role::Replica => n.replica.notice(notice, &mut out),
-                Role::Acceptor => {}
+                Role::Acceptor => n.acceptor.notice(notice, &mut out),
             }
             self.effects(id, role, out);
         }
@@ -297,18 +313,33 @@ impl World {
     /// Carry out a role's effects through its gate, as the real node does.
     pub(super) fn effects(&mut self, id: NodeId, role: Role, out: Outbox) {
         let persist_rule = self.cfg.rules.holds(Rule::Persist);
-        let ready = self.node(id).disk(role).gate.ready(out);
-        if let Some((batch, records)) = ready.persist {
+        let mut ready = self.node(id).disk(role).gate.ready(out);
+        if let Some(file) = ready.snapshot.take() {
+            self.save_snapshot(id, file);
+        }
+        if let Some(Persist {
+            batch,
+            records,
+            rewrite,
+        }) = ready.persist
+        {
             // With `persist` broken, nothing is durable: the learner forgets too.
             let keep = persist_rule || role != Role::Learner;
             let disk = self.node(id).disk(role);
-            if keep {
-                for r in &records {
-                    disk.log.append(r).expect("in-memory logs do not fail");
+            let writes = match (keep, rewrite) {
+                (false, _) => 0,
+                (true, true) => {
+                    disk.log.rewrite_later(records);
+                    1
                 }
-            }
-            disk.unsynced
-                .push_back((batch, if keep { records.len() } else { 0 }));
+                (true, false) => {
+                    for r in &records {
+                        disk.log.append(r).expect("in-memory logs do not fail");
+                    }
+                    records.len()
+                }
+            };
+            disk.unsynced.push_back((batch, writes));
             if role == Role::Learner {
                 // Nothing waits for the learner's records.
                 disk.gate.synced(batch);
@@ -373,13 +404,11 @@ impl World {
         while disk.unsynced.front().is_some_and(|(b, _)| *b <= batch) {
             records += disk.unsynced.pop_front().expect("checked").1;
         }
-        let before = disk.log.durable().len();
-        disk.log.sync_first(records);
+        let fresh = disk.log.sync_first(records);
         let released = disk.gate.synced(batch);
         if role == Role::Acceptor {
             // What the acceptor's log now backs never goes down, across
             // restarts too.
-            let fresh = disk.log.durable()[before..].to_vec();
             let backing = self.backing.entry(id).or_default();
             backing.add(&fresh);
             let ballot = backing.ballot;
@@ -390,6 +419,37 @@ impl World {
             self.observe(id, role, &env);
             self.route(env);
         }
+    }
+
+    /// The replica asked for a snapshot to be made durable: it takes a disk's
+    /// time, and a crash before then loses it.
+    fn save_snapshot(&mut self, id: NodeId, file: SnapshotFile) {
+        let (lo, hi) = self.cfg.faults.disk_ms;
+        let latency = self.rng.range(lo, hi);
+        // One writer: snapshots become durable in the order they were taken.
+        let now = self.now;
+        let disk = self.node(id).disk(Role::Replica);
+        let at = disk.last_sync_at.max(now + latency);
+        disk.last_sync_at = at;
+        let inc = self.node(id).incarnation;
+        self.push(
+            at,
+            Ev::SnapshotSaved {
+                node: id,
+                inc,
+                file,
+            },
+        );
+    }
+
+    /// A snapshot is durable on node `id`: it survives crashes from now on,
+    /// and every role hears that it may compact.
+    pub(super) fn snapshot_saved(&mut self, id: NodeId, file: SnapshotFile) {
+        let slot = file.slot;
+        self.stats.snapshots += 1;
+        self.note(|| format!("node {id}: snapshot below #{slot} durable"));
+        self.node(id).snapshot = Some(file);
+        self.local(id, Notice::Snapshotted { slot });
     }
 
     /// Record who became leader when (scenarios check that a healthy leader
@@ -506,6 +566,9 @@ impl World {
             return;
         }
         self.stats.messages += 1;
+        if let Message::SnapshotChunk { .. } = env.msg {
+            self.stats.snapshot_chunks += 1;
+        }
         // Sending enforces the frame limit as receiving does.
         let limit = self.cfg.max_frame;
         if env.msg.payload_size() > limit / 2 {
