@@ -322,6 +322,9 @@ pub struct NodeStatus {
     pub disk_bytes: u64,
     /// Clients its replica remembers.
     pub sessions: u64,
+    /// A digest of the sequence its replica applied (equal digests at equal
+    /// `applied`: the same state).
+    pub digest: u64,
 }
 
 /// Serialise `msg` as a frame payload (without the length prefix).

@@ -403,5 +403,6 @@ impl Handler<Deliver> for ReplicaActor {
         st.applied = self.core.next_slot();
         st.snapshot = self.core.snapshot_slot();
         st.sessions = self.core.sessions() as u64;
+        st.digest = self.core.digest();
     }
 }

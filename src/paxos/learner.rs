@@ -582,6 +582,40 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_compacts_the_learner_and_a_catch_up_below_gets_the_floor() {
+        let mut l = learner(1).with_keep(2);
+        for s in 0..10 {
+            l.handle(
+                2,
+                Message::Learn {
+                    entries: vec![(s, v("x"))],
+                },
+                &mut Outbox::new(),
+            );
+        }
+        let mut out = Outbox::new();
+        l.notice(Notice::Snapshotted { slot: 8 }, &mut out);
+        assert_eq!(l.floor(), 6);
+        assert!(out.rewrite);
+        assert_eq!(out.persist[0], Record::Floor { slot: 6 });
+        assert_eq!(out.persist.len(), 1 + 4, "the floor and slots 6..10");
+        // Recovered from the rewritten log: the same learner.
+        let r = Learner::recover(1, vec![1, 2, 3], 2, Rules::ALL, &out.persist);
+        assert_eq!(
+            (r.floor(), r.first_unchosen(), r.chosen().len()),
+            (6, 10, 4)
+        );
+        // A peer behind the floor hears where to get the snapshot.
+        let mut out = Outbox::new();
+        l.handle(3, Message::CatchUp { from_slot: 2 }, &mut out);
+        assert_eq!(out.send[0].msg, Message::Compacted { floor: 6 });
+        // One within the margin gets the entries.
+        let mut out = Outbox::new();
+        l.handle(3, Message::CatchUp { from_slot: 7 }, &mut out);
+        assert!(matches!(&out.send[0].msg, Message::Learn { entries } if entries.len() == 3));
+    }
+
+    #[test]
     fn recovery_keeps_what_was_chosen() {
         let records = vec![
             Record::Chosen {

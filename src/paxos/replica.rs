@@ -470,3 +470,179 @@ impl Replica {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::Op;
+
+    fn put(client: u64, seq: u64, v: &str) -> Command {
+        Command {
+            client,
+            seq,
+            op: Op::Put {
+                key: "k".into(),
+                value: v.into(),
+            },
+        }
+    }
+
+    fn chosen(r: &mut Replica, slot: Slot, cmds: Vec<Command>, out: &mut Outbox) {
+        let value = Value::Batch(cmds);
+        r.notice(Notice::Chosen { slot, value }, out);
+    }
+
+    fn cfg(every: u64) -> ReplicaConfig {
+        ReplicaConfig {
+            snapshot_every: every,
+            keep: 1,
+            max_sessions: 3,
+            chunk: 8,
+        }
+    }
+
+    #[test]
+    fn applies_in_slot_order_once_per_command() {
+        let mut r = Replica::new(1, cfg(0)).with_audit();
+        let mut out = Outbox::new();
+        chosen(&mut r, 1, vec![put(1, 2, "b")], &mut out);
+        assert!(out.replies.is_empty(), "slot 0 is still a hole");
+        chosen(&mut r, 0, vec![put(1, 1, "a")], &mut out);
+        chosen(&mut r, 2, vec![put(1, 2, "b"), put(1, 1, "a")], &mut out);
+        assert_eq!(r.kv().get("k").map(String::as_str), Some("b"));
+        assert_eq!(r.applied_commands(), 2);
+        assert_eq!(r.audit().unwrap(), &[(0, 1, 1), (1, 1, 2)]);
+        // The duplicate of seq 2 is answered again; the older seq 1 is not.
+        let answered: Vec<u64> = out.replies.iter().map(|r| r.seq).collect();
+        assert_eq!(answered, vec![1, 2, 2]);
+        assert_eq!(r.next_slot(), 3);
+    }
+
+    #[test]
+    fn equal_sequences_equal_digests() {
+        let mut a = Replica::new(1, cfg(0));
+        let mut b = Replica::new(2, cfg(0));
+        for r in [&mut a, &mut b] {
+            let noop = Notice::Chosen {
+                slot: 0,
+                value: Value::Noop,
+            };
+            r.notice(noop, &mut Outbox::new());
+        }
+        assert_eq!(a.digest(), b.digest());
+        a.notice(
+            Notice::Chosen {
+                slot: 1,
+                value: Value::Noop,
+            },
+            &mut Outbox::new(),
+        );
+        b.notice(
+            Notice::Chosen {
+                slot: 1,
+                value: Value::Text("x".into()),
+            },
+            &mut Outbox::new(),
+        );
+        assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn a_snapshot_every_n_slots_is_served_once_durable_and_installs_elsewhere() {
+        let mut a = Replica::new(1, cfg(2));
+        let mut out = Outbox::new();
+        chosen(&mut a, 0, vec![put(7, 1, "a")], &mut out);
+        assert!(out.snapshot.is_none());
+        chosen(&mut a, 1, vec![put(8, 1, "b")], &mut out);
+        let file = out.snapshot.take().expect("a snapshot at slot 2");
+        assert_eq!(file.slot, 2);
+        assert_eq!(Snapshot::decode(&file).unwrap().next, 2);
+        // Not durable yet: a peer that asks gets nothing.
+        let mut served = Outbox::new();
+        a.handle(
+            2,
+            Message::SnapshotRequest { slot: 0, offset: 0 },
+            &mut served,
+        );
+        assert!(served.send.is_empty());
+        a.notice(Notice::Snapshotted { slot: 2 }, &mut Outbox::new());
+        assert_eq!(a.snapshot_slot(), 2);
+
+        // Node 2 is behind: a compacted peer tells it, it pulls the snapshot
+        // a chunk (8 bytes) at a time, and installs it.
+        let mut b = Replica::new(2, cfg(2));
+        let mut msgs: Vec<(NodeId, NodeId, Message)> =
+            vec![(1, 2, Message::Compacted { floor: 2 })];
+        let mut chunks = 0;
+        while let Some((from, to, msg)) = msgs.pop() {
+            let mut out = Outbox::new();
+            if msg.kind() == "SnapshotChunk" {
+                chunks += 1;
+            }
+            match to {
+                1 => a.handle(from, msg, &mut out),
+                _ => b.handle(from, msg, &mut out),
+            }
+            msgs.extend(out.send.into_iter().map(|e| (e.from, e.to, e.msg)));
+            if let Some(f) = out.snapshot {
+                assert_eq!(f, file, "the bytes installed are the bytes taken");
+            }
+        }
+        assert!(chunks > 2, "{chunks} chunks");
+        assert_eq!(b.next_slot(), 2);
+        assert_eq!(b.kv(), a.kv());
+        assert_eq!(b.digest(), a.digest());
+        // A chunk from a corrupted transfer installs nothing.
+        let mut c = Replica::new(3, cfg(2));
+        let mut bad = file.bytes.to_vec();
+        bad[0] ^= 1;
+        let mut out = Outbox::new();
+        let total = bad.len() as u64;
+        c.handle(
+            1,
+            Message::SnapshotChunk {
+                slot: 2,
+                offset: 0,
+                total,
+                crc: file.crc,
+                data: bad,
+            },
+            &mut out,
+        );
+        assert!(out.snapshot.is_none());
+        assert_eq!(c.next_slot(), 0);
+    }
+
+    #[test]
+    fn the_client_table_is_bounded_and_a_forgotten_clients_retry_is_refused() {
+        let mut r = Replica::new(1, cfg(0));
+        let mut out = Outbox::new();
+        for (slot, client) in (1..=4).enumerate() {
+            chosen(&mut r, slot as Slot, vec![put(client, 1, "v")], &mut out);
+        }
+        assert_eq!(r.sessions(), 3, "client 1, the idlest, was forgotten");
+        // Client 1 retries its next command: it may have been applied before
+        // it was forgotten, so it is refused, not applied.
+        let mut out = Outbox::new();
+        chosen(&mut r, 4, vec![put(1, 2, "again")], &mut out);
+        assert_eq!(out.replies[0].outcome, Outcome::Expired);
+        assert_eq!(r.kv().get("k").map(String::as_str), Some("v"));
+        // A new client (sequence 1) is welcome.
+        let mut out = Outbox::new();
+        chosen(&mut r, 5, vec![put(9, 1, "new")], &mut out);
+        assert!(matches!(out.replies[0].outcome, Outcome::Done(_)));
+        // The table travels in the snapshot.
+        let s = Snapshot {
+            next: r.next_slot(),
+            kv: r.kv().clone(),
+            sessions: r.sessions.clone(),
+            digest: r.digest(),
+            applied: r.applied_commands(),
+            evicted: r.evicted,
+        };
+        let file = s.encode();
+        let restored = Replica::restore(2, cfg(0), &file, Snapshot::decode(&file).unwrap());
+        assert_eq!(restored.sessions(), 3);
+        assert_eq!(restored.evicted, r.evicted);
+    }
+}

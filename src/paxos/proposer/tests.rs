@@ -449,3 +449,23 @@ fn without_confirm_a_read_is_answered_at_once() {
     l.notice(Notice::Request(read(1)), &mut out);
     assert!(out.notices.iter().any(|n| n.kind() == "Read"));
 }
+
+#[test]
+fn past_the_bound_a_leader_says_busy_instead_of_queueing() {
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    for seq in 1..=105 {
+        l.notice(Notice::Request(cmd(seq)), &mut out);
+    }
+    // Two went into the window; the next 100 wait (max_waiting); the last
+    // three are refused with Busy, and nothing of theirs was proposed.
+    assert_eq!((l.in_flight(), l.waiting()), (2, 100));
+    let busy: Vec<u64> = out
+        .replies
+        .iter()
+        .filter(|r| r.outcome == Outcome::Busy)
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(busy, vec![103, 104, 105]);
+}

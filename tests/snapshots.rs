@@ -1,0 +1,135 @@
+//! Snapshots and compaction on real processes: a node that was paused, or
+//! down, while the others compacted their logs catches up by snapshot (the
+//! shapes of etcd's TestSlowNodeRestore and openraft's snapshot-when-lacking-
+//! log); a restart loads its snapshot; bad settings are refused.
+
+mod support;
+
+use std::time::Duration;
+
+use support::Env;
+
+/// A three-node cluster that snapshots every 100 slots.
+fn small_snapshots(name: &str) -> Env {
+    let env = Env::new(name, 3);
+    let text = std::fs::read_to_string(&env.file).unwrap();
+    let text = text.replace("fsync: true,", "fsync: true,\n    snapshot_every: 100,");
+    std::fs::write(&env.file, text).unwrap();
+    env
+}
+
+/// Write for `secs` with four clients (the bench, against the running cluster).
+fn write_for(env: &Env, secs: &str) {
+    env.ok(&[
+        "bench",
+        "--clients",
+        "4",
+        "--duration",
+        secs,
+        "--warmup",
+        "0",
+        "--keys",
+        "300",
+    ]);
+}
+
+fn node(st: &serde_json::Value, id: u64) -> &serde_json::Value {
+    &st["nodes"][(id - 1) as usize]
+}
+
+/// Wait until node `id` has applied what the others applied, with the same
+/// digest; the final status.
+fn converged(env: &Env, id: u64, secs: f64) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let ok = env.wait_for(secs, || {
+        let cluster = env.cluster();
+        let all = synod::launcher::query_all(&cluster, Duration::from_millis(500));
+        let Some(me) = all.get(&id) else { return false };
+        let same = all
+            .values()
+            .all(|s| s.applied == me.applied && s.digest == me.digest);
+        last = env.status();
+        same && me.applied > 0
+    });
+    assert!(ok, "node {id} did not catch up: {last}");
+    last
+}
+
+#[test]
+fn a_paused_node_catches_up_by_snapshot_after_resuming() {
+    let env = small_snapshots("slow");
+    env.up();
+    let leader = env.leader(5.0);
+    let slow = leader % 3 + 1;
+    env.ok(&["pause", &slow.to_string()]);
+    write_for(&env, "3s");
+    let st = env.status();
+    let leader_snapshot = node(&st, leader)["snapshot"].as_u64().unwrap();
+    assert!(
+        leader_snapshot >= 200,
+        "several snapshots while paused: {st}"
+    );
+    env.ok(&["resume", &slow.to_string()]);
+    let st = converged(&env, slow, 30.0);
+    // It got there by a snapshot: its own starts at least where the others
+    // had compacted when it came back.
+    let caught = node(&st, slow)["snapshot"].as_u64().unwrap();
+    assert!(caught >= 100, "{st}");
+    let log = env.node_log(slow);
+    assert!(log.contains("snapshot") || caught > 0, "{log}");
+    // Its data directory holds a snapshot, and status says how big it is.
+    assert!(node(&st, slow)["disk_bytes"].as_u64().unwrap() > 0, "{st}");
+    assert!(env
+        .run_dir()
+        .join(format!("node-{slow}/snapshot.bin"))
+        .exists());
+    // `synod log` says where history starts.
+    let out = env.ok(&["log", "--limit", "5"]);
+    assert!(out.contains("was compacted into a snapshot"), "{out}");
+}
+
+#[test]
+fn a_node_whose_log_ends_below_the_others_compaction_catches_up_after_a_restart() {
+    let env = small_snapshots("lacking");
+    env.up();
+    let leader = env.leader(5.0);
+    let down = leader % 3 + 1;
+    env.ok(&["kill", &down.to_string()]);
+    write_for(&env, "3s");
+    env.ok(&["restart", &down.to_string()]);
+    let st = converged(&env, down, 30.0);
+    assert!(node(&st, down)["snapshot"].as_u64().unwrap() >= 100, "{st}");
+    // And it survives a restart from its own snapshot and compacted logs.
+    env.ok(&["kill", &down.to_string()]);
+    env.ok(&["restart", &down.to_string()]);
+    let log = env.node_log(down);
+    let loaded = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("snapshot below slot"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(!loaded.ends_with("slot 0"), "{loaded}");
+    converged(&env, down, 30.0);
+    env.ok(&["put", "after", "all"]);
+    assert_eq!(env.ok(&["get", "after"]), "all\n");
+}
+
+#[test]
+fn snapshot_every_out_of_range_is_refused_with_its_position() {
+    let env = Env::new("badsnap", 3);
+    let text = std::fs::read_to_string(&env.file).unwrap();
+    std::fs::write(
+        &env.file,
+        text.replace("fsync: true,", "fsync: true,\n    snapshot_every: 0,"),
+    )
+    .unwrap();
+    let file = env.file.to_string_lossy().into_owned();
+    let o = env.synod(&["up", &file, "--detach"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("badsnap.ron:11:5") && err.contains("snapshot_every 0"),
+        "{err}"
+    );
+}
