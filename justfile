@@ -18,6 +18,7 @@ sim-long seeds="20000":
     for n in 3 4 5 6 7; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 40 --seeds {{seeds}} --seed $((n * 1000000)); done
     for n in 3 4 5 6 7; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 40 --faults swarm,loss,dup,delay,partition --seeds $(({{seeds}} / 5)) --seed $((n * 1000000 + 500000)); done
     for s in $(cargo run --release -q -- sim --scenarios | cut -d' ' -f1); do cargo run --release -q -- sim --scenario $s; done
+    for n in 3 5; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 60 --snapshot-every 10 --faults swarm,loss,dup,delay,partition --seeds $(({{seeds}} / 5)) --seed $((n * 1000000 + 700000)); done
 
 # Lint as CI expects before a commit.
 lint:
@@ -35,6 +36,11 @@ bench-failover:
 # A 60 s chaos run with every fault kind, report in chaos-out/.
 chaos seed="1":
     cargo run --release -q -- chaos --duration 60s --seed {{seed}} --out chaos-out
+
+# An hour of chaos on five nodes with every fault kind (not in CI): verdict,
+# figures and restart times in soak-out/.
+soak duration="60m" seed="1":
+    cargo run --release -q -- chaos --duration {{duration}} --seed {{seed}} --clients 8 --out soak-out
 
 # The quorum experiment (under five minutes), report in experiment-quorum/.
 experiment:

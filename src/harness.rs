@@ -104,12 +104,14 @@ pub fn loopback_cluster(
             .map(|(i, p)| NodeSpec {
                 id: i as NodeId + 1,
                 addr: ([127, 0, 0, 1], p).into(),
+                redis_addr: None,
             })
             .collect(),
         heartbeat_ms,
         election_timeout_ms,
         fsync: true,
         snapshot_every: 10_000,
+        redis_auth: false,
         secret: None,
     }
 }

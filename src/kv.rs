@@ -16,7 +16,7 @@ pub enum Op {
     Put { key: String, value: String },
     /// Read `key`.
     Get { key: String },
-    /// Remove `key` (absent keys are fine).
+    /// Remove `key` (absent keys are fine); the result is the value removed.
     Delete { key: String },
     /// Set `key` to `new` if its value is `expect` (`None`: if it is absent).
     Cas {
@@ -107,10 +107,7 @@ impl Kv {
                 OpResult::Done
             }
             Op::Get { key } => OpResult::Value(self.map.get(key).cloned()),
-            Op::Delete { key } => {
-                self.map.remove(key);
-                OpResult::Done
-            }
+            Op::Delete { key } => OpResult::Value(self.map.remove(key)),
             Op::Cas { key, expect, new } => {
                 if self.map.get(key) == expect.as_ref() {
                     self.map.insert(key.clone(), new.clone());
@@ -164,7 +161,9 @@ mod tests {
         assert_eq!(kv.apply(&cas(Some("2"), "3")), OpResult::Swapped(false));
         assert_eq!(kv.apply(&cas(Some("1"), "3")), OpResult::Swapped(true));
         assert_eq!(kv.apply(&get), OpResult::Value(Some("3".into())));
-        assert_eq!(kv.apply(&Op::Delete { key: "a".into() }), OpResult::Done);
+        let del = Op::Delete { key: "a".into() };
+        assert_eq!(kv.apply(&del), OpResult::Value(Some("3".into())));
+        assert_eq!(kv.apply(&del), OpResult::Value(None));
         assert_eq!(kv.apply(&cas(None, "4")), OpResult::Swapped(true));
         assert_eq!(kv.get("a").map(String::as_str), Some("4"));
     }

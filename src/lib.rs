@@ -23,6 +23,7 @@ pub mod launcher;
 pub mod net;
 pub mod node;
 pub mod paxos;
+pub mod resp;
 pub mod rng;
 pub mod signals;
 pub mod sim;

@@ -33,12 +33,14 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
             .map(|(i, l)| NodeSpec {
                 id: i as u64 + 1,
                 addr: l.local_addr().unwrap(),
+                redis_addr: None,
             })
             .collect(),
         heartbeat_ms: 10,
         election_timeout_ms: (50, 100),
         fsync: false,
         snapshot_every: 10_000,
+        redis_auth: false,
         secret: Some(Secret::from_bytes([7; 32])),
     };
     let nodes: Vec<NodeHandle> = listeners

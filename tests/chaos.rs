@@ -22,6 +22,9 @@ fn chaos(env: &Env, args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     let env = Env::new("chaosok", 5);
+    // Snapshots and compaction happen during the run, so the checkers see
+    // writes whose slots are gone from every log by the end.
+    env.set("snapshot_every: 200,");
     let out = env.path("out");
     let (code, text) = chaos(
         &env,
@@ -58,6 +61,16 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     assert_eq!(verdict["linearizable"], true);
     assert_eq!(verdict["lost_writes"], 0);
     assert_eq!(verdict["seed"], 3);
+    // Some node's snapshot covers 400 slots or more: its logs were cut at
+    // 200 or more (the margin is snapshot_every when that is below 1,000).
+    let covered = (1..=5)
+        .filter_map(|id| std::fs::read(env.run_dir().join(format!("node-{id}/snapshot.bin"))).ok())
+        .map(|b| u64::from_le_bytes(b[12..20].try_into().unwrap()))
+        .max();
+    assert!(
+        covered >= Some(400),
+        "no compaction during the run ({covered:?}): {text}"
+    );
     assert!(
         verdict["acknowledged_writes"].as_u64().unwrap() > 0,
         "{verdict}"
@@ -135,4 +148,26 @@ fn the_same_seed_gives_the_same_schedule() {
     assert_eq!(a, b);
     assert_ne!(a, c);
     assert!(a.lines().count() > 20, "{a}");
+}
+
+#[test]
+fn a_run_over_resp_is_clean_too() {
+    let env = Env::new("chaosresp", 3);
+    env.with_redis("snapshot_every: 200,");
+    let (code, text) = chaos(
+        &env,
+        &[
+            "--duration",
+            "8s",
+            "--seed",
+            "5",
+            "--faults",
+            "kill,pause,partition,loss",
+            "--client",
+            "redis",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("verdict: OK"), "{text}");
+    assert!(text.contains("lost writes 0 of"), "{text}");
 }

@@ -12,9 +12,7 @@ use support::Env;
 /// A three-node cluster that snapshots every 100 slots.
 fn small_snapshots(name: &str) -> Env {
     let env = Env::new(name, 3);
-    let text = std::fs::read_to_string(&env.file).unwrap();
-    let text = text.replace("fsync: true,", "fsync: true,\n    snapshot_every: 100,");
-    std::fs::write(&env.file, text).unwrap();
+    env.set("snapshot_every: 100,");
     env
 }
 

@@ -43,6 +43,23 @@ impl KvClient for Client {
     }
 }
 
+impl KvClient for crate::resp::client::RespKv {
+    fn put(&mut self, key: &str, value: &str) -> bool {
+        let op = Op::Put {
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        self.execute(&op).is_ok()
+    }
+
+    fn get(&mut self, key: &str) -> bool {
+        let op = Op::Get {
+            key: key.to_string(),
+        };
+        self.execute(&op).is_ok()
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Workload {
@@ -269,25 +286,59 @@ fn one_row(
     row
 }
 
-/// Bench the running cluster of `dir`, one row per client count.
+/// Clients of a synod cluster over its RESP ports, spread over the nodes.
+pub fn resp_clients(cluster: &Cluster) -> Result<impl Fn(usize) -> Box<dyn KvClient>, String> {
+    let addrs: Vec<std::net::SocketAddr> =
+        cluster.nodes.iter().filter_map(|n| n.redis_addr).collect();
+    if addrs.len() != cluster.nodes.len() {
+        return Err(format!(
+            "cluster {:?} does not serve RESP on every node; bring it up with `synod up --redis`",
+            cluster.name
+        ));
+    }
+    Ok(move |i: usize| {
+        Box::new(crate::resp::client::RespKv::new(
+            addrs.clone(),
+            i,
+            Duration::from_secs(6),
+        )) as Box<dyn KvClient>
+    })
+}
+
+/// Bench the running cluster of `dir`, one row per client count; with
+/// `resp`, a second row per count drives it over RESP.
 pub fn against_running(
     dir: &crate::cluster::rundir::RunDir,
     w: &Workload,
     clients: &[usize],
+    resp: bool,
     progress: bool,
 ) -> Result<Vec<Row>, String> {
     let cluster = dir.cluster()?;
     let pids: Vec<u32> = dir.state().nodes.values().filter_map(|n| n.pid).collect();
-    Ok(clients
-        .iter()
-        .map(|&c| {
-            let w = Workload {
-                clients: c,
-                ..w.clone()
-            };
-            one_row("synod", &w, &pids, synod_clients(&cluster), progress)
-        })
-        .collect())
+    let over_resp = if resp {
+        Some(resp_clients(&cluster)?)
+    } else {
+        None
+    };
+    let mut rows = Vec::new();
+    for &c in clients {
+        let w = Workload {
+            clients: c,
+            ..w.clone()
+        };
+        rows.push(one_row(
+            "synod",
+            &w,
+            &pids,
+            synod_clients(&cluster),
+            progress,
+        ));
+        if let Some(make) = &over_resp {
+            rows.push(one_row("resp", &w, &pids, make, progress));
+        }
+    }
+    Ok(rows)
 }
 
 fn median_row(rows: &[Row]) -> Row {

@@ -14,7 +14,8 @@
 pub mod report;
 pub mod schedule;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,7 @@ use crate::kv::{Op, OpResult};
 use crate::launcher::{self, LaunchError};
 use crate::net::NetFaults;
 use crate::paxos::{Ballot, NodeId, Rule, Slot, Value};
+use crate::resp::client::RespKv;
 use crate::rng::Rng;
 use schedule::{Episode, Fault, Kind, Target};
 
@@ -61,6 +63,8 @@ pub struct ChaosOptions {
     pub allow_majority_loss: bool,
     /// Draw a progress bar.
     pub progress: bool,
+    /// The clients talk RESP to the nodes' Redis ports, not synod's protocol.
+    pub resp: bool,
 }
 
 /// A fault as it was applied.
@@ -76,6 +80,9 @@ pub struct FaultEvent {
     pub nodes: Vec<NodeId>,
     /// Index of its episode in the schedule.
     pub episode: usize,
+    /// For the end of a kill: ms until the restarted node served again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_ms: Option<f64>,
 }
 
 /// Counts of operations by outcome.
@@ -194,10 +201,27 @@ fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<Running, ChaosError> {
                     ),
                 });
             }
+            if o.resp && cluster.nodes.iter().any(|n| n.redis_addr.is_none()) {
+                return Err(LaunchError {
+                    code: 2,
+                    message: format!(
+                        "cluster {:?} is up without a RESP port on every node; `synod down`, then `synod up --redis` (or let chaos bring it up)",
+                        cluster.name
+                    ),
+                });
+            }
             return Ok(Running::adopt(dir, cluster));
         }
     }
-    Running::up(base, wanted.unwrap_or_else(Cluster::builtin), o.broken)
+    let cluster = wanted.unwrap_or_else(Cluster::builtin);
+    let cluster = if o.resp {
+        cluster
+            .with_redis()
+            .map_err(|message| LaunchError { code: 2, message })?
+    } else {
+        cluster
+    };
+    Running::up(base, cluster, o.broken)
 }
 
 /// Run chaos against a cluster under `base` (the `.synod` folder).
@@ -211,6 +235,10 @@ struct Shared {
     ops: AtomicU64,
     promise_violations: Mutex<Vec<String>>,
     last_promised: Mutex<BTreeMap<NodeId, Ballot>>,
+    /// Every `(client, seq)` seen chosen while the run went on, and the first
+    /// slot not yet collected: snapshots compact the logs, so what was
+    /// chosen early may be in no log by the end.
+    chosen: Mutex<(HashSet<(u64, u64)>, Slot)>,
 }
 
 impl Shared {
@@ -230,14 +258,31 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
         ops: AtomicU64::new(0),
         promise_violations: Mutex::new(Vec::new()),
         last_promised: Mutex::new(BTreeMap::new()),
+        chosen: Mutex::new((HashSet::new(), 0)),
     });
 
     // The clients.
-    let keys: Vec<String> = (0..o.keys.max(1)).map(|k| format!("k{k}")).collect();
+    // Keys of this run's own: a cluster that kept data from an earlier run
+    // (or any other writes) would otherwise start from values the checker's
+    // model, which starts every key absent, cannot explain.
+    let run = client::fresh_id() % 100_000;
+    let keys: Vec<String> = (0..o.keys.max(1)).map(|k| format!("r{run}.k{k}")).collect();
+    let resp: Option<Vec<SocketAddr>> = o
+        .resp
+        .then(|| cluster.nodes.iter().filter_map(|n| n.redis_addr).collect());
     let workers = {
         let (cluster, keys, shared, seed) = (cluster.clone(), keys.clone(), shared.clone(), o.seed);
         Workers::spawn(o.clients.max(1), move |i, stop| {
-            client_loop(i, &cluster, &keys, &shared, seed, stop)
+            let kv = match &resp {
+                Some(addrs) => Kv::Resp(RespKv::new(addrs.clone(), i, RESP_TIMEOUT)),
+                None => {
+                    let mut c = Client::new(cluster.clone());
+                    c.timeout = Duration::from_millis(1_000);
+                    c.attempt_timeout = Duration::from_millis(250);
+                    Kv::Native(c)
+                }
+            };
+            client_loop(i, kv, &keys, &shared, seed, stop)
         })
     };
 
@@ -246,6 +291,13 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
         let (cluster, shared) = (cluster.clone(), shared.clone());
         Poller::every(Duration::from_millis(100), move || {
             poll_promises(&cluster, &shared)
+        })
+    };
+    // The log collector: what is chosen, before compaction drops it.
+    let collector = {
+        let (cluster, shared) = (cluster.clone(), shared.clone());
+        Poller::every(Duration::from_millis(100), move || {
+            collect_chosen(&cluster, &shared)
         })
     };
 
@@ -270,13 +322,14 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
             break;
         }
         let ep = &schedule[i];
+        let mut restart_ms = None;
         let nodes = if start {
             let nodes = apply_start(dir, cluster, &ep.fault, &mut busy);
             resolved.insert(i, nodes.clone());
             nodes
         } else {
             let nodes = resolved.remove(&i).unwrap_or_default();
-            apply_end(dir, cluster, &ep.fault, &nodes, &mut busy);
+            restart_ms = apply_end(dir, cluster, &ep.fault, &nodes, &mut busy);
             nodes
         };
         if start && nodes.is_empty() && matches!(ep.fault, Fault::Kill { .. } | Fault::Pause { .. })
@@ -289,6 +342,7 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
             fault: ep.fault.to_string(),
             nodes,
             episode: i,
+            restart_ms,
         });
     }
     harness::sleep_until(shared.started + o.duration, || {
@@ -296,6 +350,7 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     });
     let mut ops: Vec<Operation> = workers.finish().into_iter().flatten().collect();
     poller.finish();
+    collector.finish();
     bar.finish_and_clear();
     if crate::signals::stopped() {
         let _ = launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none());
@@ -322,6 +377,7 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
         fault: "heal, SIGKILL and restart every node".into(),
         nodes: ids.clone(),
         episode: usize::MAX,
+        restart_ms: None,
     });
     poll_promises(cluster, &shared);
     launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(fail)?;
@@ -364,11 +420,12 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
         .max_by_key(|l| l.len())
         .cloned()
         .unwrap_or_default();
-    let merged: BTreeMap<Slot, Value> = logs
-        .values()
-        .flat_map(|l| l.iter().map(|(s, v)| (*s, v.clone())))
-        .collect();
-    let (lost, acked) = logs::lost_writes(&history, &merged);
+    // An acknowledged write must be in some node's log after the full
+    // restart, or (below a compaction point) have been seen chosen during
+    // the run.
+    let mut present = std::mem::take(&mut shared.chosen.lock().expect("not poisoned").0);
+    logs::note_commands(logs.values().flat_map(|l| l.values()), &mut present);
+    let (lost, acked) = logs::lost_writes(&history, &present);
     let checker_ms = check_started.elapsed().as_secs_f64() * 1e3;
 
     let mut violations = Vec::new();
@@ -460,24 +517,51 @@ fn tick(bar: &indicatif::ProgressBar, shared: &Shared, faults: usize) {
     ));
 }
 
+/// How long a RESP client waits for a reply: past the node's own client
+/// timeout (5 s), so a reply that is coming is not given up on.
+const RESP_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// A chaos client's way to the cluster.
+enum Kv {
+    /// synod's own client.
+    Native(Client),
+    /// RESP, to one node's Redis port at a time.
+    Resp(RespKv),
+}
+
+impl Kv {
+    /// Run `op`: its result, or whether it may have been applied.
+    fn execute(&mut self, op: &Op) -> Result<OpResult, bool> {
+        match self {
+            Kv::Native(c) => c.execute(op.clone()).map_err(|e| e.maybe_applied()),
+            Kv::Resp(r) => r.execute(op).map_err(|e| e.maybe_applied),
+        }
+    }
+
+    /// The (client, seq) the log holds for the last operation.
+    fn ids(&self) -> (u64, u64) {
+        match self {
+            Kv::Native(c) => (c.id(), c.seq()),
+            Kv::Resp(r) => (r.id(), r.seq()),
+        }
+    }
+}
+
 /// One client: operations until told to stop; returns what it did.
 fn client_loop(
     i: usize,
-    cluster: &Cluster,
+    mut c: Kv,
     keys: &[String],
     shared: &Shared,
     seed: u64,
     stop: &AtomicBool,
 ) -> Vec<Operation> {
-    let mut c = Client::new(cluster.clone());
-    c.timeout = Duration::from_millis(1_000);
-    c.attempt_timeout = Duration::from_millis(250);
     let mut rng = Rng::derive(seed, 10_000 + i as u64);
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut ops = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let key = keys[rng.below(keys.len())].clone();
-        let unique = format!("c{i}.{}", c.seq() + 1);
+        let unique = format!("c{i}.{}", ops.len() + 1);
         let op = match rng.below(10) {
             0..=3 => Op::Put { key, value: unique },
             4..=6 => Op::Get { key },
@@ -491,8 +575,9 @@ fn client_loop(
             }
         };
         let invoke = shared.micros();
-        let result = c.execute(op.clone());
+        let result = c.execute(&op);
         let complete = shared.micros();
+        let (client, seq) = c.ids();
         let status = match result {
             Ok(r) => {
                 match (&op, &r) {
@@ -512,14 +597,14 @@ fn client_loop(
                 }
                 Status::Ok(r)
             }
-            Err(e) if e.maybe_applied() => Status::Unknown,
-            Err(_) => Status::Failed,
+            Err(true) => Status::Unknown,
+            Err(false) => Status::Failed,
         };
         let failed = !matches!(status, Status::Ok(_));
         ops.push(Operation {
             id: 0,
-            client: c.id(),
-            seq: c.seq(),
+            client,
+            seq,
             op,
             invoke,
             complete: Some(complete),
@@ -621,14 +706,21 @@ fn apply_end(
     fault: &Fault,
     nodes: &[NodeId],
     busy: &mut BTreeSet<NodeId>,
-) {
+) -> Option<f64> {
     let ids = cluster.ids();
     match fault {
         Fault::Kill { .. } => {
+            // The longest of the restarts, each until the node serves.
+            let mut took: Option<f64> = None;
             for &id in nodes {
-                let _ = launcher::restart(dir, id, Duration::from_secs(10));
+                let t = Instant::now();
+                if launcher::restart(dir, id, Duration::from_secs(10)).is_ok() {
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    took = Some(took.map_or(ms, |m| m.max(ms)));
+                }
                 busy.remove(&id);
             }
+            return took;
         }
         Fault::Pause { .. } => {
             for &id in nodes {
@@ -647,6 +739,40 @@ fn apply_end(
             });
         }
     }
+    None
+}
+
+/// Note the commands chosen since the last call (every node asked; the
+/// first slot no node has yet is where the next call starts).
+fn collect_chosen(cluster: &Cluster, shared: &Shared) {
+    let from = shared.chosen.lock().expect("not poisoned").1;
+    let fetched = client::fetch_logs(cluster, from, 4096, true, Duration::from_secs(1));
+    let mut merged: BTreeMap<Slot, &Value> = BTreeMap::new();
+    for log in fetched.values() {
+        merged.extend(log.range(from..).map(|(s, v)| (*s, v)));
+    }
+    // Up to the first hole: a slot no node has learned yet is asked again;
+    // unless every node compacted it away (the collector fell behind by more
+    // than the margin a compaction keeps): then go on from the floor, and
+    // any acknowledged write in between shows up as lost, loudly.
+    let mut next = from;
+    if merged.keys().next().is_some_and(|&first| first > from) {
+        let floor = client::log_floor(cluster, Duration::from_secs(1));
+        if floor > from {
+            next = floor;
+        }
+    }
+    let mut values = Vec::new();
+    for (&slot, v) in &merged {
+        if slot != next {
+            break;
+        }
+        values.push(*v);
+        next += 1;
+    }
+    let mut chosen = shared.chosen.lock().expect("not poisoned");
+    logs::note_commands(values, &mut chosen.0);
+    chosen.1 = next;
 }
 
 /// Every node's chosen log, once they have converged (or after 10 s).

@@ -123,6 +123,25 @@ pub fn text(run: &ChaosRun) -> String {
         lat.ms(0.5),
         lat.ms(0.99)
     );
+    let restarts: Vec<f64> = v.faults.iter().filter_map(|e| e.restart_ms).collect();
+    if !restarts.is_empty() {
+        // First and last third apart: a restart that slows down as the run
+        // goes on is state that grows.
+        let third = restarts.len().div_ceil(3);
+        let median = |xs: &[f64]| {
+            let mut xs = xs.to_vec();
+            xs.sort_by(f64::total_cmp);
+            xs[xs.len() / 2] / 1e3
+        };
+        let _ = writeln!(
+            s,
+            "restarts after kills: {}, until serving: median {:.2} s; first third {:.2} s, last third {:.2} s",
+            restarts.len(),
+            median(&restarts),
+            median(&restarts[..third]),
+            median(&restarts[restarts.len() - third..])
+        );
+    }
     let _ = writeln!(
         s,
         "checked in {:.0} ms: linearizable {}, logs agree on {} slots: {}, lost writes {} of {}, promises monotonic: {}",

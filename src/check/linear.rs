@@ -170,7 +170,7 @@ fn relevant<'a>(ops: &[&'a Operation]) -> Vec<&'a Operation> {
     let mut observed: BTreeSet<&str> = BTreeSet::new();
     for op in ops {
         match (&op.op, &op.status) {
-            (Op::Get { .. }, Status::Ok(OpResult::Value(Some(v)))) => {
+            (Op::Get { .. } | Op::Delete { .. }, Status::Ok(OpResult::Value(Some(v)))) => {
                 observed.insert(v);
             }
             (
@@ -274,11 +274,10 @@ fn check_key(key: &str, ops: &[&Operation], budget: u64) -> KeyVerdict {
         let entry = match &c.op {
             Op::Put { value, .. } => (None, Some(intern(value))),
             Op::Cas { expect, new, .. } => (expect.as_deref().map(&mut intern), Some(intern(new))),
-            Op::Get { .. } => match &c.result {
+            Op::Get { .. } | Op::Delete { .. } => match &c.result {
                 Some(OpResult::Value(Some(v))) => (Some(intern(v)), None),
                 _ => (None, None),
             },
-            Op::Delete { .. } => (None, None),
         };
         step_table.push(entry);
     }
@@ -293,8 +292,10 @@ fn check_key(key: &str, ops: &[&Operation], budget: u64) -> KeyVerdict {
                 None | Some(OpResult::Done) => b,
                 _ => None,
             },
+            // A delete saw the value it removed (absent: 0).
             Op::Delete { .. } => match &c.result {
-                None | Some(OpResult::Done) => Some(0),
+                Some(OpResult::Value(_)) => (a.unwrap_or(0) == state).then_some(0),
+                None => Some(0),
                 _ => None,
             },
             Op::Get { .. } => match &c.result {
@@ -644,10 +645,22 @@ mod tests {
                 Op::Delete { key: "k".into() },
                 6,
                 7,
-                Status::Ok(OpResult::Done),
+                Status::Ok(OpResult::Value(Some("b".into()))),
             )
             .get(1, None, 8, 9);
         assert!(h.verdict().is_linearizable());
+        let mut h = H::new();
+        h.put(1, "a", 0, 1).op(
+            2,
+            Op::Delete { key: "k".into() },
+            2,
+            3,
+            Status::Ok(OpResult::Value(None)),
+        );
+        assert!(
+            !h.verdict().is_linearizable(),
+            "a delete that removed nothing after a put"
+        );
         let mut h = H::new();
         h.put(1, "a", 0, 1)
             .op(1, cas("a", "b"), 2, 3, Status::Ok(OpResult::Swapped(false)));

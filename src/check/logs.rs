@@ -1,7 +1,7 @@
 //! Checks over the nodes' chosen logs: agreement slot by slot, and durability of
 //! acknowledged writes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use super::history::{History, Status};
 use crate::kv::{Op, OpResult};
@@ -70,15 +70,21 @@ pub fn acknowledged_write(status: &Status, op: &Op) -> bool {
     }
 }
 
-/// The ids of acknowledged writes that no slot of `log` holds (lost writes),
-/// and how many acknowledged writes there were.
-pub fn lost_writes(history: &History, log: &BTreeMap<Slot, Value>) -> (Vec<usize>, usize) {
-    let mut present: BTreeSet<(u64, u64)> = BTreeSet::new();
-    for value in log.values() {
+/// Note the `(client, seq)` of every command in `values`.
+pub fn note_commands<'a>(
+    values: impl IntoIterator<Item = &'a Value>,
+    present: &mut HashSet<(u64, u64)>,
+) {
+    for value in values {
         if let Value::Batch(cmds) = value {
             present.extend(cmds.iter().map(|c| (c.client, c.seq)));
         }
     }
+}
+
+/// The ids of acknowledged writes whose command is not in `present` (lost
+/// writes), and how many acknowledged writes there were.
+pub fn lost_writes(history: &History, present: &HashSet<(u64, u64)>) -> (Vec<usize>, usize) {
     let acked: Vec<&super::history::Operation> = history
         .ops
         .iter()
@@ -152,7 +158,9 @@ mod tests {
         );
         h.complete(id, 10, Status::Unknown);
         let log = BTreeMap::from([(0, batch(1, 1)), (1, batch(1, 3))]);
-        let (lost, acked) = lost_writes(&h, &log);
+        let mut present = HashSet::new();
+        note_commands(log.values(), &mut present);
+        let (lost, acked) = lost_writes(&h, &present);
         assert_eq!(acked, 3);
         assert_eq!(lost, vec![1]);
     }

@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// Repetitions of each row (--against): medians are reported
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
     reps: u64,
+    /// Also drive the running cluster over its RESP ports (`synod up --redis`), a row beside each native one
+    #[arg(long)]
+    redis: bool,
     /// Measure failover (leader SIGKILL to the next acknowledged write) and bring-up on a fresh five-node cluster
     #[arg(long)]
     failover: bool,
@@ -74,7 +77,8 @@ pub fn run(a: BenchArgs) -> Result<(), Exit> {
             .map_err(Exit::failed)?,
         None => {
             let dir = find(&a.c)?;
-            crate::bench::against_running(&dir, &w, &clients, progress).map_err(Exit::failed)?
+            crate::bench::against_running(&dir, &w, &clients, a.redis, progress)
+                .map_err(Exit::failed)?
         }
     };
     if a.json {

@@ -46,6 +46,10 @@ pub struct ChaosArgs {
     /// Print the fault schedule this seed gives and exit (nothing runs)
     #[arg(long)]
     plan: bool,
+    /// How the clients talk to the cluster: native (synod's client) or redis
+    /// (the nodes' RESP ports; a cluster this run brings up gets them)
+    #[arg(long, default_value = "native", value_name = "KIND", value_parser = ["native", "redis"])]
+    client: String,
 }
 
 pub fn run(a: ChaosArgs) -> Result<(), Exit> {
@@ -85,6 +89,7 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
         broken: a.broken,
         allow_majority_loss: a.allow_majority_loss,
         progress: std::io::stderr().is_terminal(),
+        resp: a.client == "redis",
     };
     crate::signals::catch();
     let run = crate::chaos::run(&base(), &opts)?;

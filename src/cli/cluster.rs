@@ -26,6 +26,14 @@ pub struct UpArgs {
     /// How long to wait for a leader: 10s, 500ms
     #[arg(long, default_value = "10s", value_name = "D", value_parser = super::duration)]
     wait: Duration,
+    /// Serve the Redis protocol on every node too, at its port + 1000 (unless
+    /// the cluster file gives a node a redis_addr)
+    #[arg(long)]
+    redis: bool,
+    /// RESP clients must AUTH with the cluster's secret (the text of
+    /// .synod/<name>/secret), as the cluster file's `redis_auth: true`
+    #[arg(long)]
+    redis_auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +89,17 @@ pub fn up(a: UpArgs) -> Result<(), Exit> {
         Some(f) => Cluster::load(f).map_err(|e| Exit::usage(e.to_string()))?,
         None => Cluster::builtin(),
     };
+    let mut cluster = if a.redis {
+        cluster.with_redis().map_err(Exit::usage)?
+    } else {
+        cluster
+    };
+    cluster.redis_auth |= a.redis_auth;
+    if cluster.redis_auth && cluster.nodes.iter().all(|n| n.redis_addr.is_none()) {
+        return Err(Exit::usage(
+            "--redis-auth asks RESP clients for the secret, but no node serves RESP: add --redis, or redis_addr in the cluster file",
+        ));
+    }
     let opts = UpOptions {
         broken: a.broken,
         wait: a.wait,

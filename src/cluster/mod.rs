@@ -49,6 +49,8 @@ struct ClusterFile {
     fsync: bool,
     #[serde(default = "default_snapshot_every")]
     snapshot_every: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    redis_auth: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,10 @@ struct ClusterFile {
 struct NodeEntry {
     id: NodeId,
     addr: String,
+    /// Empty: no RESP port (a plain string, so the file says
+    /// `redis_addr: "127.0.0.1:8101"` rather than `Some(...)`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    redis_addr: String,
 }
 
 /// One node of a validated cluster.
@@ -65,6 +71,8 @@ pub struct NodeSpec {
     pub id: NodeId,
     /// Where it listens, for peers and clients alike.
     pub addr: SocketAddr,
+    /// Where it serves the Redis protocol (RESP2), if it does.
+    pub redis_addr: Option<SocketAddr>,
 }
 
 /// A validated cluster.
@@ -82,6 +90,9 @@ pub struct Cluster {
     pub fsync: bool,
     /// Take a snapshot every this many applied slots, and compact the logs.
     pub snapshot_every: u64,
+    /// RESP clients must AUTH with the cluster's secret (then a RESP port may
+    /// listen beyond loopback).
+    pub redis_auth: bool,
     /// The cluster's secret, when known: never in the cluster file; read from
     /// the run directory (`.synod/<name>/secret`). Every connection to a node
     /// must prove it.
@@ -219,7 +230,55 @@ impl Cluster {
                     ),
                 ));
             }
-            nodes.push(NodeSpec { id: n.id, addr });
+            let redis_addr = match n.redis_addr.as_str() {
+                "" => None,
+                ra => {
+                    let pos = || find(text, &format!("{ra:?}"), 0);
+                    let r: SocketAddr = ra.parse().map_err(|_| {
+                        at(
+                            pos(),
+                            format!("node {}: bad redis_addr {ra:?}; expected IP:PORT such as \"127.0.0.1:8101\"", n.id),
+                        )
+                    })?;
+                    if r.port() == 0 {
+                        return Err(at(
+                            pos(),
+                            format!("node {}: redis_addr port 0 is not a fixed port", n.id),
+                        ));
+                    }
+                    if !r.ip().is_loopback() && !raw.redis_auth {
+                        return Err(at(
+                            pos(),
+                            format!(
+                                "node {}: redis_addr {r} is not a loopback address; add `redis_auth: true` so RESP clients must AUTH with the cluster's secret (as Redis's protected mode asks)",
+                                n.id
+                            ),
+                        ));
+                    }
+                    Some(r)
+                }
+            };
+            nodes.push(NodeSpec {
+                id: n.id,
+                addr,
+                redis_addr,
+            });
+        }
+        let mut ports: Vec<(SocketAddr, NodeId)> = Vec::new();
+        for n in &nodes {
+            for a in std::iter::once(n.addr).chain(n.redis_addr) {
+                if let Some((_, other)) = ports.iter().find(|(p, _)| *p == a) {
+                    return Err(at(
+                        find(text, &format!("{:?}", a.to_string()), 1)
+                            .or_else(|| find(text, &format!("{:?}", a.to_string()), 0)),
+                        format!(
+                            "duplicate address {a}: nodes {other} and {} both use it",
+                            n.id
+                        ),
+                    ));
+                }
+                ports.push((a, n.id));
+            }
         }
         let (lo, hi) = raw.election_timeout_ms;
         if lo == 0 || lo > hi {
@@ -255,6 +314,7 @@ impl Cluster {
             election_timeout_ms: raw.election_timeout_ms,
             fsync: raw.fsync,
             snapshot_every: raw.snapshot_every,
+            redis_auth: raw.redis_auth,
             secret: None,
         })
     }
@@ -269,16 +329,43 @@ impl Cluster {
                 .map(|n| NodeEntry {
                     id: n.id,
                     addr: n.addr.to_string(),
+                    redis_addr: n.redis_addr.map_or_else(String::new, |a| a.to_string()),
                 })
                 .collect(),
             heartbeat_ms: self.heartbeat_ms,
             election_timeout_ms: self.election_timeout_ms,
             fsync: self.fsync,
             snapshot_every: self.snapshot_every,
+            redis_auth: self.redis_auth,
         };
         ron::ser::to_string_pretty(&file, ron::ser::PrettyConfig::default())
             .expect("a cluster always serialises")
             + "\n"
+    }
+
+    /// Give every node without one a RESP port: its own port plus 1000, on
+    /// the same address.
+    pub fn with_redis(mut self) -> Result<Cluster, String> {
+        let taken: Vec<SocketAddr> = self
+            .nodes
+            .iter()
+            .flat_map(|n| std::iter::once(n.addr).chain(n.redis_addr))
+            .collect();
+        for n in &mut self.nodes {
+            if n.redis_addr.is_some() {
+                continue;
+            }
+            let port = n.addr.port().checked_add(1000).ok_or_else(|| {
+                format!("node {}: port {} + 1000 is past 65535; give it a redis_addr in the cluster file", n.id, n.addr.port())
+            })?;
+            let mut r = n.addr;
+            r.set_port(port);
+            if taken.contains(&r) {
+                return Err(format!("node {}: {r} (its port + 1000) is taken by another node; give it a redis_addr in the cluster file", n.id));
+            }
+            n.redis_addr = Some(r);
+        }
+        Ok(self)
     }
 
     /// The same cluster, with its secret.

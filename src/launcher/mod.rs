@@ -64,6 +64,8 @@ pub struct NodeRow {
     pub id: NodeId,
     /// Its address.
     pub addr: String,
+    /// Where it serves RESP, if it does.
+    pub redis_addr: Option<String>,
     /// Its process id, if running.
     pub pid: Option<u32>,
     /// "up", "down" or "paused".
@@ -83,6 +85,11 @@ pub struct NodeRow {
     pub snapshot: Option<u64>,
     /// Bytes of its data directory.
     pub disk_bytes: Option<u64>,
+    /// Clients its replica remembers (the de-duplication table).
+    pub sessions: Option<u64>,
+    /// A digest of what it applied, as 16 hex digits (equal at equal
+    /// `applied`: the same state).
+    pub digest: Option<String>,
     /// Message faults in force.
     #[serde(skip)]
     pub faults: String,
@@ -138,13 +145,16 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
         }
     }
     for n in &cluster.nodes {
-        if let Err(e) = TcpListener::bind(n.addr) {
-            return Err(LaunchError::usage(format!(
-                "node {}: port {} ({}) cannot be used: {e}",
-                n.id,
-                n.addr.port(),
-                n.addr
-            )));
+        for (what, addr) in
+            std::iter::once(("port", n.addr)).chain(n.redis_addr.map(|r| ("RESP port", r)))
+        {
+            if let Err(e) = TcpListener::bind(addr) {
+                return Err(LaunchError::usage(format!(
+                    "node {}: {what} {} ({addr}) cannot be used: {e}",
+                    n.id,
+                    addr.port(),
+                )));
+            }
         }
     }
     std::fs::create_dir_all(dir.root())
@@ -300,6 +310,7 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
             NodeRow {
                 id: n.id,
                 addr: n.addr.to_string(),
+                redis_addr: n.redis_addr.map(|a| a.to_string()),
                 pid,
                 state,
                 role: st.map(|s| s.role.clone()),
@@ -309,6 +320,8 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
                 applied: st.map(|s| s.applied),
                 snapshot: st.map(|s| s.snapshot),
                 disk_bytes: st.map(|s| s.disk_bytes),
+                sessions: st.map(|s| s.sessions),
+                digest: st.map(|s| format!("{:016x}", s.digest)),
                 faults: st.map_or(String::new(), |s| s.faults.to_string()),
             }
         })
@@ -318,10 +331,32 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
 
 /// The status table as text.
 pub fn table(rows: &[NodeRow]) -> String {
+    // A RESP column only when some node serves RESP: its port, or its whole
+    // address when that is on another IP than the node's.
+    let resp = rows.iter().any(|r| r.redis_addr.is_some());
+    let resp_of = |r: &NodeRow| match &r.redis_addr {
+        None => "-".to_string(),
+        Some(a) => {
+            let (ip, port) = a.rsplit_once(':').unwrap_or((a, ""));
+            if r.addr.rsplit_once(':').map(|(i, _)| i) == Some(ip) {
+                format!(":{port}")
+            } else {
+                a.clone()
+            }
+        }
+    };
+    let col = |text: String| {
+        if resp {
+            format!(" {text:<6}")
+        } else {
+            String::new()
+        }
+    };
     let mut s = format!(
-        "{:>3}  {:<21} {:>8}  {:<7} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
+        "{:>3}  {:<21}{} {:>8}  {:<7} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
         "id",
         "addr",
+        col("resp".into()),
         "pid",
         "state",
         "role",
@@ -335,9 +370,10 @@ pub fn table(rows: &[NodeRow]) -> String {
     for r in rows {
         let dash = || "-".to_string();
         s.push_str(&format!(
-            "{:>3}  {:<21} {:>8}  {:<7} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
+            "{:>3}  {:<21}{} {:>8}  {:<7} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
             r.id,
             r.addr,
+            col(resp_of(r)),
             r.pid.map_or_else(dash, |p| p.to_string()),
             r.state,
             r.role.clone().unwrap_or_else(dash),

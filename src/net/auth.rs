@@ -112,10 +112,22 @@ impl Secret {
             .mode(0o600)
             .open(&tmp)
             .map_err(io)?;
-        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
-        writeln!(f, "{hex}").map_err(io)?;
+        writeln!(f, "{}", self.hex()).map_err(io)?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// The secret as the secret file holds it: 64 hex digits.
+    fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// True if `password` is this secret as the secret file holds it (what a
+    /// RESP client gives AUTH). Compared as keyed MACs, so the time taken
+    /// says nothing about how much of it matched.
+    pub fn is_password(&self, password: &[u8]) -> bool {
+        let given = password.trim_ascii();
+        self.mac(&[b"resp-auth", given]) == self.mac(&[b"resp-auth", self.hex().as_bytes()])
     }
 
     /// The secret at `path`, created if the file does not exist yet.
@@ -175,6 +187,17 @@ pub fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_password_is_the_secret_files_text() {
+        let s = Secret::from_bytes([0xab; 32]);
+        let hex = "ab".repeat(32);
+        assert!(s.is_password(hex.as_bytes()));
+        assert!(s.is_password(format!("{hex}\n").as_bytes()));
+        assert!(!s.is_password(&hex.as_bytes()[..63]));
+        assert!(!s.is_password(b""));
+        assert!(!Secret::from_bytes([0xac; 32]).is_password(hex.as_bytes()));
+    }
 
     #[test]
     fn a_proof_checks_only_with_the_same_secret_and_parts() {

@@ -379,6 +379,24 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         addr,
         source,
     })?;
+    // The RESP port, if the node has one: bound now, so a port in use stops
+    // the node before it serves anything.
+    let resp = match cfg.cluster.node(cfg.id).and_then(|n| n.redis_addr) {
+        Some(raddr) => Some((
+            std::net::TcpListener::bind(raddr).map_err(|source| NodeError::Listen {
+                id: cfg.id,
+                addr: raddr,
+                source,
+            })?,
+            raddr,
+        )),
+        None => None,
+    };
+    let resp_id = cfg.id;
+    let resp_cfg = crate::resp::RespConfig {
+        cluster: cfg.cluster.clone().with_secret(cfg.secret.clone()),
+        node: cfg.id,
+    };
     // A panic in any actor or thread ends the process: a node is never alive
     // outside (its port open) and dead inside.
     std::panic::set_hook(Box::new(|info| {
@@ -389,6 +407,14 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     let system = actix_rt::System::new();
     let handle = system.block_on(async move {
         let handle = start(cfg, listener)?;
+        if let Some((l, raddr)) = resp {
+            crate::resp::spawn(l, resp_cfg).map_err(|source| NodeError::Listen {
+                id: resp_id,
+                addr: raddr,
+                source,
+            })?;
+            tracing::info!("serving RESP on {raddr}");
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("install a SIGTERM handler");
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())

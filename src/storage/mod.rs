@@ -9,7 +9,7 @@
 //! # File format
 //!
 //! ```text
-//! header  "SYNODLOG" (8 bytes) | version: u32 LE (2) | salt: u32 LE (random per file)
+//! header  "SYNODLOG" (8 bytes) | version: u32 LE (3) | salt: u32 LE (random per file)
 //! frame   len: u32 LE | crc32(salt, batch..payload): u32 LE | batch: u64 LE | left: u32 LE | payload: postcard(Entry)
 //! frame   ...
 //! ```
@@ -18,10 +18,11 @@
 //! says how many frames of the batch follow. A new file is created whole (its
 //! header written to a temporary file, synced, then renamed into place).
 //!
-//! Every frame holds an [`Entry`]. Today an entry is a single record; compaction
-//! will add a snapshot entry (everything accepted below a slot, folded) written to
-//! a new file that replaces the old one by rename, so old readers reject the new
-//! version in the header rather than misread it.
+//! Every frame holds an [`Entry`]: a single record. Compaction (version 3)
+//! writes a new file that starts with a `Record::Floor` (the slot below which
+//! everything lives in the snapshot) followed by what lies above it, syncs it
+//! and renames it over the old one ([`Storage::rewrite`]). Version 2 files,
+//! which know no floor, are refused with what to do rather than misread.
 //!
 //! # Recovery
 //!
@@ -54,7 +55,7 @@ pub use file::FileLog;
 pub use mem::MemLog;
 
 /// The log format's version in the header.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The largest frame a log accepts (a bound on one record's size).
 pub const MAX_FRAME: usize = 64 << 20;
 

@@ -53,6 +53,31 @@ impl Env {
         }
     }
 
+    /// Give every node of the cluster file a RESP port on a free loopback
+    /// port, and add `extra` (e.g. `redis_auth: true,`); the ports, by node.
+    pub fn with_redis(&self, extra: &str) -> Vec<u16> {
+        let mut text = std::fs::read_to_string(&self.file).expect("cluster file");
+        let n = text.matches("(id: ").count();
+        let ports = free_ports(n);
+        for (i, p) in ports.iter().enumerate() {
+            let at = text
+                .find(&format!("(id: {}, addr: ", i + 1))
+                .expect("node entry");
+            let end = at + text[at..].find(')').expect("entry end");
+            text.insert_str(end, &format!(", redis_addr: \"127.0.0.1:{p}\""));
+        }
+        let text = text.replace("fsync: true,", &format!("fsync: true,\n    {extra}"));
+        std::fs::write(&self.file, text).expect("write cluster file");
+        ports
+    }
+
+    /// Add `line` (a field) to the cluster file.
+    pub fn set(&self, line: &str) {
+        let text = std::fs::read_to_string(&self.file).expect("cluster file");
+        let text = text.replace("fsync: true,", &format!("fsync: true,\n    {line}"));
+        std::fs::write(&self.file, text).expect("write cluster file");
+    }
+
     /// Run `synod ARGS` in this directory.
     pub fn synod(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_synod"))
