@@ -25,9 +25,11 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
 
-# synod against a 3-node etcd, same workload, alternating (needs `apt-get install etcd-server`).
+# synod against a 3-node etcd over etcd's gRPC API, the same workload, alternating:
+# 1, 16 and 64 clients of writes, then a 90%-read mix (needs `apt-get install etcd-server`).
 bench-etcd reps="3":
-    cargo run --release -q -- bench --against etcd --clients 1,16 --duration 10s --reps {{reps}}
+    cargo run --release -q -- bench --against etcd --clients 1,16,64 --duration 10s --reps {{reps}}
+    cargo run --release -q -- bench --against etcd --clients 16 --reads 0.9 --duration 10s --reps {{reps}}
 
 # Leader failover and bring-up times (median of 5).
 bench-failover:

@@ -94,3 +94,42 @@ fn against_etcd_says_how_to_install_it_when_missing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("apt-get install etcd-server"));
 }
+
+/// Against a real etcd over its gRPC API, when etcd is installed (Debian's
+/// etcd-server); required when SYNOD_REQUIRE_TOOLS=1, as `.ci/run` sets.
+#[test]
+fn against_etcd_over_grpc_both_rows_measure_real_work() {
+    if synod::bench::etcd::find().is_err() {
+        assert!(
+            std::env::var("SYNOD_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "etcd is required here but missing"
+        );
+        eprintln!("skipped: etcd not installed (apt-get install -y etcd-server)");
+        return;
+    }
+    let env = Env::new("withetcd", 1);
+    let out = env.ok(&[
+        "bench",
+        "--against",
+        "etcd",
+        "--clients",
+        "2",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+        "--reads",
+        "0.5",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    for system in ["synod", "etcd"] {
+        let row = rows.iter().find(|r| r["system"] == system).unwrap();
+        assert!(row["ops"].as_u64().unwrap() > 10, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+        assert_eq!(row["reads"], 0.5, "{row}");
+        // The servers did the work: CPU was spent per operation.
+        assert!(row["cpu_s_per_kop"].as_f64().unwrap() > 0.0, "{row}");
+    }
+}

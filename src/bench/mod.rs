@@ -102,6 +102,10 @@ pub struct Row {
     pub errors: u64,
     /// CPU seconds the cluster's processes used during the window.
     pub cpu_s: f64,
+    /// Those CPU seconds per 1,000 completed operations.
+    pub cpu_s_per_kop: f64,
+    /// Fraction of operations that were reads.
+    pub reads: f64,
 }
 
 /// CPU seconds (user + system) of `pids` so far.
@@ -198,6 +202,8 @@ pub fn run(
         p999_ms: ms(0.999),
         errors: errors.load(Ordering::Relaxed),
         cpu_s: cpu,
+        cpu_s_per_kop: cpu * 1000.0 / all.len().max(1) as f64,
+        reads: w.reads,
     }
 }
 
@@ -213,9 +219,10 @@ pub fn synod_clients(cluster: &Cluster) -> impl Fn(usize) -> Box<dyn KvClient> +
 /// Rows as a table, with ratios against the first system when there are two.
 pub fn table(rows: &[Row]) -> String {
     let mut s = format!(
-        "{:<7} {:>7} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}\n",
+        "{:<7} {:>7} {:>5} {:>6} {:>9} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>9}\n",
         "system",
         "clients",
+        "reads",
         "value",
         "ops/s",
         "p50 ms",
@@ -223,13 +230,15 @@ pub fn table(rows: &[Row]) -> String {
         "p99 ms",
         "p99.9 ms",
         "errors",
-        "cpu s"
+        "cpu s",
+        "cpu s/kop"
     );
     for r in rows {
         s.push_str(&format!(
-            "{:<7} {:>7} {:>6} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>7.2}\n",
+            "{:<7} {:>7} {:>4.0}% {:>6} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>6} {:>6.2} {:>9.3}\n",
             r.system,
             r.clients,
+            r.reads * 100.0,
             r.value_size,
             r.ops_per_s,
             r.p50_ms,
@@ -237,7 +246,8 @@ pub fn table(rows: &[Row]) -> String {
             r.p99_ms,
             r.p999_ms,
             r.errors,
-            r.cpu_s
+            r.cpu_s,
+            r.cpu_s_per_kop
         ));
     }
     let systems: Vec<&str> = {
@@ -254,10 +264,11 @@ pub fn table(rows: &[Row]) -> String {
             let find = |sys: &str| rows.iter().find(|r| r.system == sys && r.clients == c);
             if let (Some(x), Some(y)) = (find(a), find(b)) {
                 s.push_str(&format!(
-                    "{c:>2} client(s): {a} / {b} = {:.2}x throughput, p50 {:.2}x, p99 {:.2}x\n",
+                    "{c:>2} client(s): {a} / {b} = {:.2}x throughput, p50 {:.2}x, p99 {:.2}x, cpu per op {:.2}x\n",
                     x.ops_per_s / y.ops_per_s.max(1e-9),
                     x.p50_ms / y.p50_ms.max(1e-9),
-                    x.p99_ms / y.p99_ms.max(1e-9)
+                    x.p99_ms / y.p99_ms.max(1e-9),
+                    x.cpu_s_per_kop / y.cpu_s_per_kop.max(1e-9)
                 ));
             }
         }
@@ -354,6 +365,7 @@ fn median_row(rows: &[Row]) -> Row {
         p99_ms: by(|r| r.p99_ms),
         p999_ms: by(|r| r.p999_ms),
         cpu_s: by(|r| r.cpu_s),
+        cpu_s_per_kop: by(|r| r.cpu_s_per_kop),
         ops: rows.iter().map(|r| r.ops).sum::<u64>() / rows.len() as u64,
         errors: rows.iter().map(|r| r.errors).sum(),
         ..rows[0].clone()
