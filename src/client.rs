@@ -138,6 +138,9 @@ impl Client {
         let mut busy = false;
         let ids = self.cluster.ids();
         let mut tried_without_leader = 0;
+        // An election usually takes a few milliseconds (a leader's death is
+        // seen at once): wait briefly first, longer if it goes on.
+        let mut no_leader_wait = Duration::from_millis(2);
         loop {
             let now = Instant::now();
             if now >= deadline && busy && !maybe_applied {
@@ -210,7 +213,8 @@ impl Client {
                         if tried_without_leader >= ids.len() {
                             // Nobody leads right now: give an election time.
                             tried_without_leader = 0;
-                            std::thread::sleep(Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now())));
+                            std::thread::sleep(no_leader_wait.min(deadline.saturating_duration_since(Instant::now())));
+                            no_leader_wait = (no_leader_wait * 2).min(Duration::from_millis(50));
                         }
                     }
                 }

@@ -326,3 +326,31 @@ fn foreground_up_stops_every_node_on_ctrl_c() {
     assert_eq!(env.ok(&["get", "k"]), "v\n");
     assert!(env.ok(&["logs", "1"]).contains("serving on"));
 }
+
+#[test]
+fn with_timeouts_of_twenty_seconds_a_cluster_still_elects_at_start_and_after_a_kill() {
+    // Only the fast paths can elect here within the test's bounds: the first
+    // start (the lowest id asks once a majority is reachable) and a leader
+    // whose process is gone (its successor asks as soon as the link closes).
+    // A pause or a partition still waits for the timeout; a kill need not.
+    let env = Env::new("fast", 3);
+    let text = std::fs::read_to_string(&env.file).unwrap();
+    let text = text.replace(
+        "election_timeout_ms: (100, 200)",
+        "election_timeout_ms: (20000, 30000)",
+    );
+    std::fs::write(&env.file, text).unwrap();
+    env.up();
+    let first = env.leader(5.0);
+    assert_eq!(first, 1, "the lowest id starts the first election");
+    env.ok(&["put", "a", "1"]);
+    env.ok(&["kill", &first.to_string()]);
+    env.ok(&["put", "b", "2", "--timeout", "5"]);
+    let next = env.leader(5.0);
+    assert_eq!(next, 2, "the next id after the dead leader takes over");
+    assert_eq!(env.ok(&["get", "a"]), "1\n");
+    // Back again, node 1 finds a leader and follows it: no new election.
+    env.ok(&["restart", "1"]);
+    env.ok(&["put", "c", "3"]);
+    assert_eq!(env.leader(5.0), 2);
+}

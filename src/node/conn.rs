@@ -35,7 +35,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio_util::codec::FramedRead;
 
 use super::router::{
-    ClientCommand, Forget, GetLog, Inbound, Outbound, Router, SetFaults, SharedStatus, ToClient,
+    ClientCommand, Forget, GetLog, Inbound, Outbound, PeerEvent, Router, SetFaults, SharedStatus,
+    ToClient,
 };
 use crate::net::{self, Caller, Challenge, Hello, PeerFrame, Request, Response, Secret, Welcome};
 use crate::paxos::{Command, Envelope, NodeId};
@@ -123,6 +124,8 @@ pub struct LinkConfig {
     pub secret: Secret,
     /// Drop frames queued for a dead process of the peer (the `fresh` guard).
     pub fresh: bool,
+    /// Told when the peer's process is reached and when its end closes.
+    pub router: Addr<Router>,
 }
 
 /// This node's connection to one peer.
@@ -226,14 +229,28 @@ impl PeerLink {
         self.backoff = Duration::from_millis(10);
         tracing::debug!("connected to node {} at {}", self.cfg.peer, self.cfg.addr);
         // The peer never writes after its welcome; reading tells us when it
-        // closes, so we reconnect even if we have nothing to send.
+        // closes (its process died or stopped: the kernel closes its sockets
+        // at once), so the roles learn of it now and we reconnect even if we
+        // have nothing to send.
         self.generation += 1;
         let generation = self.generation;
         async move { while let Some(Ok(_)) = frames.next().await {} }
             .into_actor(self)
-            .map(move |_, act, ctx| act.disconnected(generation, ctx))
+            .map(move |_, act, ctx| {
+                if generation == act.generation && act.writer.is_some() {
+                    act.cfg.router.do_send(PeerEvent {
+                        peer: act.cfg.peer,
+                        up: false,
+                    });
+                }
+                act.disconnected(generation, ctx)
+            })
             .spawn(ctx);
         self.writer = Some(writer);
+        self.cfg.router.do_send(PeerEvent {
+            peer: self.cfg.peer,
+            up: true,
+        });
     }
 
     fn disconnected(&mut self, generation: u64, ctx: &mut Context<Self>) {

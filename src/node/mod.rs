@@ -50,7 +50,7 @@ pub struct NodeConfig {
 
 /// The fast paths of a node. Each can be switched off from the environment
 /// (`SYNOD_GROUP_COMMIT=0`, `SYNOD_READ_INDEX=0`, `SYNOD_WINDOW=N`,
-/// `SYNOD_MAX_BATCH=N`), which nodes inherit from `synod up`, `bench` and
+/// `SYNOD_MAX_BATCH=N`, `SYNOD_FAST_ELECTION=0`), which nodes inherit from `synod up`, `bench` and
 /// `chaos`, so `synod bench` can measure each one's before and after.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tuning {
@@ -62,6 +62,9 @@ pub struct Tuning {
     pub window: usize,
     /// Commands per slot at most.
     pub max_batch: usize,
+    /// Elect at once when a leader's process is known gone, and at a
+    /// cluster's first start (`SYNOD_FAST_ELECTION=0`: wait for timeouts).
+    pub fast_election: bool,
     /// Fault injection for tests: the logs fail after this many syncs
     /// (`SYNOD_FAIL_SYNC_AFTER=N`), as a broken disk would.
     pub fail_sync_after: Option<u64>,
@@ -75,6 +78,7 @@ impl Default for Tuning {
             read_index: l.read_index,
             window: l.window,
             max_batch: l.max_batch,
+            fast_election: l.fast_election,
             fail_sync_after: None,
         }
     }
@@ -98,6 +102,7 @@ impl Tuning {
         };
         t.group_commit = flag("SYNOD_GROUP_COMMIT", t.group_commit);
         t.read_index = flag("SYNOD_READ_INDEX", t.read_index);
+        t.fast_election = flag("SYNOD_FAST_ELECTION", t.fast_election);
         t.window = num("SYNOD_WINDOW", t.window);
         t.max_batch = num("SYNOD_MAX_BATCH", t.max_batch);
         t.fail_sync_after = std::env::var("SYNOD_FAIL_SYNC_AFTER")
@@ -232,6 +237,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     proposer_cfg.window = cfg.tuning.window;
     proposer_cfg.max_batch = cfg.tuning.max_batch;
     proposer_cfg.read_index = cfg.tuning.read_index;
+    proposer_cfg.fast_election = cfg.tuning.fast_election;
     let acceptor_core = Acceptor::recover(id, cfg.rules, &arec.records).with_keep(rcfg.keep);
     let leader_core = Proposer::recover(
         id,
@@ -298,6 +304,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
                 cluster: cluster.name.clone(),
                 secret: cfg.secret.clone(),
                 fresh: cfg.rules.holds(Rule::Fresh),
+                router: router.clone(),
             });
             (n.id, link.start().recipient())
         })

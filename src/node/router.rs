@@ -249,6 +249,32 @@ impl Handler<Inbound> for Router {
     }
 }
 
+/// A link reached a peer's process (`up`), or saw the peer's end close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerEvent {
+    /// The peer.
+    pub peer: NodeId,
+    /// Reached, or closed.
+    pub up: bool,
+}
+
+impl Handler<PeerEvent> for Router {
+    type Result = ();
+
+    fn handle(&mut self, e: PeerEvent, _: &mut Context<Self>) {
+        // Across a partition nothing is learned, not even a peer's death.
+        if self.faults.blocked.contains(&e.peer) {
+            return;
+        }
+        self.notify(if e.up {
+            Notice::PeerUp { node: e.peer }
+        } else {
+            Notice::PeerGone { node: e.peer }
+        });
+    }
+}
+
 impl Handler<ClientCommand> for Router {
     type Result = ();
 

@@ -269,6 +269,12 @@ pub enum Notice {
     /// Every slot below `slot` is chosen and applied in a durable snapshot
     /// (taken here or installed from a peer): roles may forget what lies below.
     Snapshotted { slot: Slot },
+    /// The shell reached `node`'s process (its link is up).
+    PeerUp { node: NodeId },
+    /// `node`'s end of the link was closed: its process is gone (the kernel
+    /// closes a dead process's sockets at once). Never sent for a silent peer
+    /// (paused, or cut off by a partition): only a timeout finds those.
+    PeerGone { node: NodeId },
 }
 
 impl Notice {
@@ -277,9 +283,11 @@ impl Notice {
         match self {
             Notice::Proposed { .. } => &[Role::Learner],
             Notice::LeaderSeen { .. } => &[Role::Proposer, Role::Learner],
-            Notice::PromiseMade { .. } | Notice::SlotChosen { .. } | Notice::Request(_) => {
-                &[Role::Proposer]
-            }
+            Notice::PromiseMade { .. }
+            | Notice::SlotChosen { .. }
+            | Notice::Request(_)
+            | Notice::PeerUp { .. }
+            | Notice::PeerGone { .. } => &[Role::Proposer],
             Notice::Chosen { .. } | Notice::Read { .. } => &[Role::Replica],
             Notice::Snapshotted { .. } => {
                 &[Role::Acceptor, Role::Proposer, Role::Learner, Role::Replica]
@@ -298,6 +306,8 @@ impl Notice {
             Notice::Read { .. } => "Read",
             Notice::Request(_) => "Request",
             Notice::Snapshotted { .. } => "Snapshotted",
+            Notice::PeerUp { .. } => "PeerUp",
+            Notice::PeerGone { .. } => "PeerGone",
         }
     }
 
@@ -321,6 +331,8 @@ impl Notice {
             }
             Notice::Request(c) => format!("Request({}:{} {})", c.client, c.seq, c.op),
             Notice::Snapshotted { slot } => format!("Snapshotted(below #{slot})"),
+            Notice::PeerUp { node } => format!("PeerUp({node})"),
+            Notice::PeerGone { node } => format!("PeerGone({node})"),
         }
     }
 }

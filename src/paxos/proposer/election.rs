@@ -6,6 +6,19 @@
 //! raises its round (durably, see `Campaign::prepare`) only with a majority's
 //! grant. So a node that cannot reach the leader, but can reach followers who
 //! still hear it, never deposes a healthy leader: its round stays where it was.
+//!
+//! Two facts let an election start before any timeout runs out, each without
+//! deposing anyone (the pre-vote still decides):
+//! - A leader's process died: the shell saw its end of the link closed
+//!   (`PeerGone`; the kernel closes a dead process's sockets at once). Every
+//!   follower stops counting it as heard, so each grants a pre-vote, and the
+//!   one member next after it in id order (skipping peers known gone) asks at
+//!   once; the others keep their timeouts in case that one is gone too.
+//! - Nothing has happened yet: a process that has neither heard a leader nor
+//!   tried an election, and is the lowest id, asks as soon as a majority is
+//!   reachable (`PeerUp`), so a cluster started together elects without
+//!   waiting out a timeout. Restarted into a cluster that has a leader, it is
+//!   refused by nodes that hear that leader, and follows it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +30,7 @@ use crate::paxos::rules::Rule;
 impl Proposer {
     /// The election timeout ran out.
     pub(super) fn timed_out(&mut self, out: &mut Outbox) {
+        self.first = false;
         self.elapsed = 0;
         self.timeout = draw(&mut self.rng, self.cfg.election_ticks);
         self.leader_hint = None;
@@ -33,6 +47,52 @@ impl Proposer {
             }
         }
         self.count_prevotes(out);
+    }
+
+    /// The shell reached `node`'s process.
+    pub(super) fn peer_up(&mut self, node: NodeId, out: &mut Outbox) {
+        if !self.member(node) {
+            return;
+        }
+        self.reachable.insert(node);
+        let lowest = self.nodes.iter().min() == Some(&self.id);
+        if self.first
+            && lowest
+            && self.mode == Mode::Follower
+            && self.reachable.len() + 1 >= self.quorum
+            && self.cfg.fast_election
+            && self.rules.holds(Rule::Prevote)
+        {
+            self.timed_out(out);
+        }
+    }
+
+    /// `node`'s process is gone: if it led, its successor asks for a pre-vote now.
+    pub(super) fn peer_gone(&mut self, node: NodeId, out: &mut Outbox) {
+        self.reachable.remove(&node);
+        if self.mode != Mode::Follower || self.leader_hint != Some(node) {
+            return;
+        }
+        // It cannot lead any more: this node grants pre-votes from now on.
+        self.heard_leader = None;
+        self.leader_hint = None;
+        let fast = self.cfg.fast_election && self.rules.holds(Rule::Prevote);
+        if fast && self.successor(node) == Some(self.id) {
+            self.timed_out(out);
+        }
+    }
+
+    /// The member after `gone` in id order (wrapping), skipping peers this
+    /// node cannot reach.
+    fn successor(&self, gone: NodeId) -> Option<NodeId> {
+        let mut ids: Vec<NodeId> = self.nodes.clone();
+        ids.sort_unstable();
+        let after = ids.iter().filter(|&&n| n > gone);
+        let before = ids.iter().filter(|&&n| n < gone);
+        after
+            .chain(before)
+            .copied()
+            .find(|&n| n == self.id || self.reachable.contains(&n))
     }
 
     /// Start phase 1 now, without a pre-vote: an operator's explicit request

@@ -57,6 +57,10 @@ pub struct ProposerConfig {
     pub read_index: bool,
     /// Commands (and reads) waiting at the leader at most; past it, `Busy`.
     pub max_waiting: usize,
+    /// Elect without waiting out a timeout where the facts allow it: when a
+    /// leader's process is known gone (`PeerGone`) and at a cluster's first
+    /// start (`PeerUp`). See [`election`].
+    pub fast_election: bool,
 }
 
 impl Default for ProposerConfig {
@@ -69,6 +73,7 @@ impl Default for ProposerConfig {
             max_batch_bytes: 256 * 1024,
             read_index: true,
             max_waiting: 10_000,
+            fast_election: true,
         }
     }
 }
@@ -134,6 +139,11 @@ pub struct Proposer {
     confirmed_at: u64,
     /// Reads waiting for a heartbeat round sent after they arrived.
     reads: Vec<PendingRead>,
+    /// Peers whose process the shell reports reachable (`PeerUp`, `PeerGone`).
+    reachable: BTreeSet<NodeId>,
+    /// Neither an election tried nor a leader heard since this process began:
+    /// the lowest id may start the first one as soon as a majority is reachable.
+    first: bool,
 }
 
 impl Proposer {
@@ -209,6 +219,8 @@ impl Proposer {
             rounds: VecDeque::new(),
             confirmed_at: 0,
             reads: Vec::new(),
+            reachable: BTreeSet::new(),
+            first: true,
         }
     }
 
@@ -298,6 +310,7 @@ impl Proposer {
                 // Our acceptor confirmed another leader's heartbeat.
                 self.campaign.observe(ballot);
                 self.heard_leader = Some(self.ticks);
+                self.first = false;
                 if self.mode != Mode::Follower && ballot > self.campaign.ballot() {
                     self.step_down(Some(ballot.node), out);
                 }
@@ -316,6 +329,8 @@ impl Proposer {
             }
             Notice::SlotChosen { slot } => self.committed(slot, out),
             Notice::Snapshotted { slot } => self.chosen_below(slot),
+            Notice::PeerUp { node } if node != self.id => self.peer_up(node, out),
+            Notice::PeerGone { node } if node != self.id => self.peer_gone(node, out),
             // Our own notices: nothing to do.
             _ => {}
         }

@@ -12,6 +12,7 @@ fn cfg() -> ProposerConfig {
         max_batch_bytes: 1 << 20,
         read_index: true,
         max_waiting: 100,
+        fast_election: true,
     }
 }
 
@@ -468,4 +469,154 @@ fn past_the_bound_a_leader_says_busy_instead_of_queueing() {
         .map(|r| r.seq)
         .collect();
     assert_eq!(busy, vec![103, 104, 105]);
+}
+
+fn prevotes(out: &Outbox) -> Vec<NodeId> {
+    out.send
+        .iter()
+        .filter(|e| matches!(e.msg, Message::PreVote { .. }))
+        .map(|e| e.to)
+        .collect()
+}
+
+/// A follower of node 2 in a five-node cluster that reaches every peer.
+fn following_two(id: NodeId, cfg: ProposerConfig) -> Proposer {
+    let mut f = Proposer::new(id, vec![1, 2, 3, 4, 5], Rules::ALL, cfg, 1);
+    let mut out = Outbox::new();
+    for n in [1, 2, 3, 4, 5] {
+        f.notice(Notice::PeerUp { node: n }, &mut out);
+    }
+    f.notice(
+        Notice::LeaderSeen {
+            ballot: Ballot::new(1, 2),
+            first_unchosen: 0,
+        },
+        &mut out,
+    );
+    f
+}
+
+#[test]
+fn when_the_leaders_process_is_gone_its_successor_asks_at_once_and_the_rest_grant() {
+    // Node 3 follows 2 after 2's death is known: it asks at once.
+    let mut next = following_two(3, cfg());
+    let mut out = Outbox::new();
+    next.notice(Notice::PeerGone { node: 2 }, &mut out);
+    assert_eq!(next.mode(), Mode::PreCandidate);
+    assert_eq!(prevotes(&out), vec![1, 2, 4, 5]);
+    assert_eq!(next.leader_hint(), None);
+
+    // Node 4 is not next: it waits, but grants the asker without waiting out
+    // a timeout, as it no longer counts the dead leader as heard.
+    let mut other = following_two(4, cfg());
+    let asked = Ballot::new(2, 3);
+    let mut out = Outbox::new();
+    other.handle(3, Message::PreVote { ballot: asked }, &mut out);
+    assert!(out.send.iter().any(|e| e.msg
+        == Message::PreVoteReply {
+            ballot: asked,
+            granted: false
+        }));
+    let mut out = Outbox::new();
+    other.notice(Notice::PeerGone { node: 2 }, &mut out);
+    assert_eq!(other.mode(), Mode::Follower);
+    assert!(prevotes(&out).is_empty());
+    other.handle(3, Message::PreVote { ballot: asked }, &mut out);
+    assert!(out.send.iter().any(|e| e.msg
+        == Message::PreVoteReply {
+            ballot: asked,
+            granted: true
+        }));
+}
+
+#[test]
+fn a_successor_known_gone_is_skipped_and_a_followers_death_changes_nothing() {
+    // 3 is gone too: 4 is next after 2.
+    let mut f = following_two(4, cfg());
+    let mut out = Outbox::new();
+    f.notice(Notice::PeerGone { node: 3 }, &mut out);
+    assert_eq!(f.mode(), Mode::Follower, "3 did not lead");
+    assert!(out.send.is_empty());
+    assert_eq!(f.leader_hint(), Some(2));
+    f.notice(Notice::PeerGone { node: 2 }, &mut out);
+    assert_eq!(f.mode(), Mode::PreCandidate);
+    // Wrapping: after 5 comes 1.
+    let mut f = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut out = Outbox::new();
+    f.notice(
+        Notice::LeaderSeen {
+            ballot: Ballot::new(4, 3),
+            first_unchosen: 0,
+        },
+        &mut out,
+    );
+    f.notice(Notice::PeerGone { node: 3 }, &mut out);
+    assert_eq!(f.mode(), Mode::PreCandidate);
+}
+
+#[test]
+fn fast_elections_can_be_switched_off_and_need_the_pre_vote() {
+    let off = ProposerConfig {
+        fast_election: false,
+        ..cfg()
+    };
+    let mut f = following_two(3, off);
+    let mut out = Outbox::new();
+    f.notice(Notice::PeerGone { node: 2 }, &mut out);
+    assert_eq!(f.mode(), Mode::Follower);
+    assert!(out.send.is_empty() && out.persist.is_empty());
+    // Without the pre-vote a fast election would raise rounds on a mere
+    // closed link: it stays off.
+    let mut f = Proposer::new(
+        3,
+        vec![1, 2, 3],
+        Rules::breaking(Some(Rule::Prevote)),
+        cfg(),
+        1,
+    );
+    let mut out = Outbox::new();
+    f.notice(
+        Notice::LeaderSeen {
+            ballot: Ballot::new(1, 2),
+            first_unchosen: 0,
+        },
+        &mut out,
+    );
+    f.notice(Notice::PeerGone { node: 2 }, &mut out);
+    assert_eq!(f.mode(), Mode::Follower);
+    assert!(out.persist.is_empty());
+}
+
+#[test]
+fn at_first_start_the_lowest_id_asks_once_a_majority_is_reachable() {
+    let mut first = Proposer::new(1, vec![1, 2, 3, 4, 5], Rules::ALL, cfg(), 1);
+    let mut out = Outbox::new();
+    first.notice(Notice::PeerUp { node: 2 }, &mut out);
+    assert_eq!(first.mode(), Mode::Follower, "two of five is no majority");
+    first.notice(Notice::PeerUp { node: 4 }, &mut out);
+    assert_eq!(first.mode(), Mode::PreCandidate);
+    assert_eq!(prevotes(&out), vec![2, 3, 4, 5]);
+
+    // Any other id waits for its timeout.
+    let mut other = Proposer::new(2, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut out = Outbox::new();
+    other.notice(Notice::PeerUp { node: 1 }, &mut out);
+    other.notice(Notice::PeerUp { node: 3 }, &mut out);
+    assert!(out.send.is_empty());
+
+    // Once a leader was heard (a restart into a running cluster), reaching
+    // peers again asks nothing.
+    let mut back = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut out = Outbox::new();
+    back.notice(
+        Notice::LeaderSeen {
+            ballot: Ballot::new(3, 2),
+            first_unchosen: 0,
+        },
+        &mut out,
+    );
+    back.notice(Notice::PeerUp { node: 2 }, &mut out);
+    back.notice(Notice::PeerUp { node: 3 }, &mut out);
+    assert_eq!(back.mode(), Mode::Follower);
+    assert!(prevotes(&out).is_empty());
 }

@@ -148,6 +148,50 @@ impl World {
         n.parked.clear();
         n.incarnation += 1;
         n.waiting.clear();
+        // The kernel closes the dead process's sockets: every peer on its side
+        // of any partition sees its link close a moment later.
+        self.links(id, false);
+    }
+
+    /// Tell every live peer `id` can reach that `id`'s process was reached
+    /// (`up`) or closed, and (when reached) tell `id` of each of them, as
+    /// the shell's links do.
+    pub(super) fn links(&mut self, id: NodeId, up: bool) {
+        let peers: Vec<(NodeId, u64)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.id != id && n.up && self.connected(n.id, id))
+            .map(|n| (n.id, n.incarnation))
+            .collect();
+        let inc = self.node(id).incarnation;
+        for (peer, peer_inc) in peers {
+            let at = self.now + 1 + self.rng.below(3) as u64;
+            let notice = if up {
+                Notice::PeerUp { node: id }
+            } else {
+                Notice::PeerGone { node: id }
+            };
+            self.push(
+                at,
+                Ev::Notice {
+                    node: peer,
+                    inc: peer_inc,
+                    notice,
+                },
+            );
+            if up {
+                let at = self.now + 1 + self.rng.below(3) as u64;
+                let notice = Notice::PeerUp { node: peer };
+                self.push(
+                    at,
+                    Ev::Notice {
+                        node: id,
+                        inc,
+                        notice,
+                    },
+                );
+            }
+        }
     }
 
     pub(super) fn restart(&mut self, id: NodeId) {
@@ -183,6 +227,7 @@ impl World {
         if base > 0 {
             self.local(id, Notice::Snapshotted { slot: base });
         }
+        self.links(id, true);
         let at = self.now + REPLAY_AFTER_MS;
         for env in replays {
             self.push(at, Ev::Replay { inc, env });

@@ -201,6 +201,11 @@ impl World {
             let first = rng.range(0, w.cfg.tick_ms - 1);
             w.push(first, Ev::Tick { node: id, inc: 0 });
         }
+        // The links come up as the processes start: the lowest id may elect
+        // at once (see the proposer's `election`).
+        for id in 1..=n as NodeId {
+            w.links(id, true);
+        }
         if let Workload::Decree { proposers } = w.cfg.workload {
             for id in 1..=proposers.min(n) as NodeId {
                 w.texts.insert(node::own_value(id));
