@@ -95,23 +95,22 @@ fn against_etcd_says_how_to_install_it_when_missing() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("apt-get install etcd-server"));
 }
 
-/// Against a real etcd over its gRPC API, when etcd is installed (Debian's
-/// etcd-server); required when SYNOD_REQUIRE_TOOLS=1, as `.ci/run` sets.
-#[test]
-fn against_etcd_over_grpc_both_rows_measure_real_work() {
-    if synod::bench::etcd::find().is_err() {
+/// Race synod with `rival` on a short mixed workload, when the rival is
+/// installed; required when SYNOD_REQUIRE_TOOLS=1, as `.ci/run` sets.
+fn race(rival: &str, installed: bool, package: &str) {
+    if !installed {
         assert!(
             std::env::var("SYNOD_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "etcd is required here but missing"
+            "{rival} is required here but missing"
         );
-        eprintln!("skipped: etcd not installed (apt-get install -y etcd-server)");
+        eprintln!("skipped: {rival} not installed (apt-get install -y {package})");
         return;
     }
-    let env = Env::new("withetcd", 1);
+    let env = Env::new(&format!("with{rival}"), 1);
     let out = env.ok(&[
         "bench",
         "--against",
-        "etcd",
+        rival,
         "--clients",
         "2",
         "--duration",
@@ -124,7 +123,7 @@ fn against_etcd_over_grpc_both_rows_measure_real_work() {
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = v["rows"].as_array().unwrap();
-    for system in ["synod", "etcd"] {
+    for system in ["synod", rival] {
         let row = rows.iter().find(|r| r["system"] == system).unwrap();
         assert!(row["ops"].as_u64().unwrap() > 10, "{row}");
         assert_eq!(row["errors"], 0, "{row}");
@@ -132,4 +131,16 @@ fn against_etcd_over_grpc_both_rows_measure_real_work() {
         // The servers did the work: CPU was spent per operation.
         assert!(row["cpu_s_per_kop"].as_f64().unwrap() > 0.0, "{row}");
     }
+}
+
+/// Against a real 3-node etcd over its gRPC API (Debian's etcd-server).
+#[test]
+fn against_etcd_over_grpc_both_rows_measure_real_work() {
+    race("etcd", synod::bench::etcd::find().is_ok(), "etcd-server");
+}
+
+/// Against one redis-server with appendfsync always (Debian's redis-server).
+#[test]
+fn against_redis_both_rows_measure_real_work() {
+    race("redis", synod::bench::redis::find().is_ok(), "redis-server");
 }

@@ -2,7 +2,7 @@
 //! its native gRPC API (what etcd's users run), not the JSON gateway. It
 //! installs nothing: if `etcd` is missing, it says how to get it.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,32 +44,14 @@ impl Drop for Etcd {
 
 /// Where `etcd` is, or how to install it.
 pub fn find() -> Result<PathBuf, String> {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let p = Path::new(dir).join("etcd");
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    for p in ["/usr/bin/etcd", "/usr/local/bin/etcd"] {
-        if Path::new(p).is_file() {
-            return Ok(PathBuf::from(p));
-        }
-    }
-    Err("etcd is not installed; on Debian or Ubuntu: `apt-get install etcd-server` (synod installs nothing by itself)".into())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    super::find_program("etcd", "etcd-server")
 }
 
 /// Start a 3-node etcd in `dir` on free loopback ports; wait until it serves.
 pub fn start(dir: &Path) -> Result<Etcd, String> {
     let bin = find()?;
-    let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers: Vec<u16> = (0..3).map(|_| super::free_port()).collect();
+    let clients: Vec<u16> = (0..3).map(|_| super::free_port()).collect();
     let initial: Vec<String> = peers
         .iter()
         .enumerate()

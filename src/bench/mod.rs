@@ -4,6 +4,7 @@
 //! asked (`--against etcd`), and leader failover timing (`--failover`).
 
 pub mod etcd;
+pub mod redis;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -372,20 +373,46 @@ fn median_row(rows: &[Row]) -> Row {
     }
 }
 
-/// A fresh 3-node synod and a 3-node etcd (both syncing every write), the same
-/// workload against each in turn, `reps` times; medians per system and count.
-pub fn against_etcd(
+/// The system `--against` races synod with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rival {
+    /// A 3-node etcd, over its gRPC API.
+    Etcd,
+    /// One redis-server with `appendfsync always`, over RESP.
+    Redis,
+}
+
+impl Rival {
+    /// Its name in rows and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rival::Etcd => "etcd",
+            Rival::Redis => "redis",
+        }
+    }
+}
+
+/// The same workload against a fresh 3-node synod and `rival`, alternating
+/// row by row `reps` times; the median row of each system and client count.
+pub fn against(
+    rival: Rival,
     w: &Workload,
     clients: &[usize],
     reps: usize,
     progress: bool,
 ) -> Result<Vec<Row>, String> {
-    etcd::find()?;
+    match rival {
+        Rival::Etcd => etcd::find()?,
+        Rival::Redis => redis::find()?,
+    };
     let tmp = std::env::temp_dir().join(format!("synod-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let result = (|| {
-        let etcd = etcd::start(&tmp)?;
+        let (etcd, redis) = match rival {
+            Rival::Etcd => (Some(etcd::start(&tmp)?), None),
+            Rival::Redis => (None, Some(redis::start(&tmp)?)),
+        };
         let synod = fresh_cluster(&tmp, 3, "bench3")?;
         let (pids, cluster) = (synod.pids(), &synod.cluster);
         let mut raw: Vec<Row> = Vec::new();
@@ -402,18 +429,28 @@ pub fn against_etcd(
                     synod_clients(cluster),
                     progress,
                 ));
-                let addrs = etcd.clients.clone();
-                let make = move |i: usize| -> Box<dyn KvClient> {
-                    Box::new(etcd::EtcdClient::new(addrs[i % addrs.len()]))
-                };
-                raw.push(one_row("etcd", &wc, &etcd.pids(), make, progress));
+                if let Some(etcd) = &etcd {
+                    let addrs = etcd.clients.clone();
+                    let make = move |i: usize| -> Box<dyn KvClient> {
+                        Box::new(etcd::EtcdClient::new(addrs[i % addrs.len()]))
+                    };
+                    raw.push(one_row("etcd", &wc, &etcd.pids(), make, progress));
+                }
+                if let Some(redis) = &redis {
+                    let addr = redis.addr;
+                    let make = move |_| redis::Redis::client(addr);
+                    raw.push(one_row("redis", &wc, &redis.pids(), make, progress));
+                }
             }
         }
         drop(synod);
-        etcd.stop();
+        if let Some(etcd) = etcd {
+            etcd.stop();
+        }
+        drop(redis);
         let mut rows = Vec::new();
         for &c in clients {
-            for sys in ["synod", "etcd"] {
+            for sys in ["synod", rival.name()] {
                 let same: Vec<Row> = raw
                     .iter()
                     .filter(|r| r.system == sys && r.clients == c)
@@ -426,6 +463,28 @@ pub fn against_etcd(
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+/// Where program `name` is, or how to install it (`package` on Debian).
+fn find_program(name: &str, package: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"])
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found.ok_or_else(|| {
+        format!(
+            "{name} is not installed; on Debian or Ubuntu: `apt-get install {package}` (synod installs nothing by itself)"
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 /// Bring up an `n`-node cluster with the default timings on free ports under

@@ -34,8 +34,8 @@ pub struct BenchArgs {
     /// Print JSON: {"rows": [...]}
     #[arg(long)]
     json: bool,
-    /// Also run the same workload against a 3-node etcd and a fresh 3-node synod, alternating
-    #[arg(long, value_name = "SYSTEM", value_parser = ["etcd"])]
+    /// Race a fresh 3-node synod with the same workload, alternating: a 3-node etcd over gRPC, or one redis-server with appendfsync always
+    #[arg(long, value_name = "SYSTEM", value_parser = ["etcd", "redis"])]
     against: Option<String>,
     /// Repetitions of each row (--against): medians are reported
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
@@ -73,8 +73,14 @@ pub fn run(a: BenchArgs) -> Result<(), Exit> {
         reads: a.reads,
     };
     let rows = match a.against.as_deref() {
-        Some(_) => crate::bench::against_etcd(&w, &clients, a.reps as usize, progress)
-            .map_err(Exit::failed)?,
+        Some(rival) => {
+            let rival = match rival {
+                "redis" => crate::bench::Rival::Redis,
+                _ => crate::bench::Rival::Etcd,
+            };
+            crate::bench::against(rival, &w, &clients, a.reps as usize, progress)
+                .map_err(Exit::failed)?
+        }
         None => {
             let dir = find(&a.c)?;
             crate::bench::against_running(&dir, &w, &clients, a.redis, progress)

@@ -236,15 +236,7 @@ impl PeerLink {
         let generation = self.generation;
         async move { while let Some(Ok(_)) = frames.next().await {} }
             .into_actor(self)
-            .map(move |_, act, ctx| {
-                if generation == act.generation && act.writer.is_some() {
-                    act.cfg.router.do_send(PeerEvent {
-                        peer: act.cfg.peer,
-                        up: false,
-                    });
-                }
-                act.disconnected(generation, ctx)
-            })
+            .map(move |_, act, ctx| act.disconnected(generation, ctx))
             .spawn(ctx);
         self.writer = Some(writer);
         self.cfg.router.do_send(PeerEvent {
@@ -256,6 +248,12 @@ impl PeerLink {
     fn disconnected(&mut self, generation: u64, ctx: &mut Context<Self>) {
         if generation == self.generation && self.writer.take().is_some() {
             tracing::debug!("lost the connection to node {}", self.cfg.peer);
+            // Its end closed (reading saw the end, or writing failed: a
+            // paused peer only stops reading, it never fails a write).
+            self.cfg.router.do_send(PeerEvent {
+                peer: self.cfg.peer,
+                up: false,
+            });
             self.retry(ctx);
         }
     }

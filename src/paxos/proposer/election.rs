@@ -79,6 +79,9 @@ impl Proposer {
         let fast = self.cfg.fast_election && self.rules.holds(Rule::Prevote);
         if fast && self.successor(node) == Some(self.id) {
             self.timed_out(out);
+            // A peer may see our request before it sees the leader's link
+            // close, and refuse: ask again soon rather than a timeout later.
+            self.timeout = self.timeout.min(2);
         }
     }
 

@@ -505,6 +505,13 @@ fn when_the_leaders_process_is_gone_its_successor_asks_at_once_and_the_rest_gran
     assert_eq!(next.mode(), Mode::PreCandidate);
     assert_eq!(prevotes(&out), vec![1, 2, 4, 5]);
     assert_eq!(next.leader_hint(), None);
+    // Refused by peers that had not yet seen the link close, it asks again
+    // two ticks later, not a whole timeout later.
+    let mut out = Outbox::new();
+    next.tick(&mut out);
+    assert!(prevotes(&out).is_empty());
+    next.tick(&mut out);
+    assert_eq!(prevotes(&out), vec![1, 2, 4, 5]);
 
     // Node 4 is not next: it waits, but grants the asker without waiting out
     // a timeout, as it no longer counts the dead leader as heard.
