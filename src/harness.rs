@@ -112,6 +112,7 @@ pub fn loopback_cluster(
         fsync: true,
         snapshot_every: 10_000,
         redis_auth: false,
+        quorums: None,
         secret: None,
     }
 }

@@ -41,6 +41,7 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
         fsync: false,
         snapshot_every: 10_000,
         redis_auth: false,
+        quorums: None,
         secret: Some(Secret::from_bytes([7; 32])),
     };
     let nodes: Vec<NodeHandle> = listeners

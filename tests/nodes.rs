@@ -248,6 +248,20 @@ fn bad_cluster_files_are_refused_with_a_position_and_exit_2() {
         ("empty", "Cluster(name: \"e\", nodes: [])".to_string()),
         ("addr", good.replace("127.0.0.1:", "127.0.0.1;")),
         ("range", good.replace("(100, 200)", "(200, 100)")),
+        (
+            "disjoint",
+            good.replace(
+                "fsync: true,",
+                "fsync: true,\n    quorums: (phase1: 1, phase2: 2),",
+            ),
+        ),
+        (
+            "quorum",
+            good.replace(
+                "fsync: true,",
+                "fsync: true,\n    quorums: (phase1: 4, phase2: 2),",
+            ),
+        ),
     ];
     for (what, text) in cases {
         let path = env.path(&format!("{what}.ron"));
@@ -353,4 +367,34 @@ fn with_timeouts_of_twenty_seconds_a_cluster_still_elects_at_start_and_after_a_k
     env.ok(&["restart", "1"]);
     env.ok(&["put", "c", "3"]);
     assert_eq!(env.leader(5.0), 2);
+}
+
+#[test]
+fn with_flexible_quorums_writes_go_on_with_half_the_nodes_down() {
+    // Four nodes, phase 1 needs 3 and phase 2 needs 2 (3 + 2 > 4): while the
+    // leader lives, one follower is enough to choose; majorities would need 3.
+    let env = Env::new("flex", 4);
+    env.set("quorums: (phase1: 3, phase2: 2),");
+    env.up();
+    let st = env.status();
+    assert_eq!(st["quorums"]["phase1"], 3, "{st}");
+    assert_eq!(st["quorums"]["phase2"], 2, "{st}");
+    assert_eq!(st["quorums"]["flexible"], true, "{st}");
+    let leader = env.leader(5.0);
+    env.ok(&["put", "a", "1"]);
+    let followers: Vec<u64> = (1..=4).filter(|&i| i != leader).collect();
+    env.ok(&["kill", &followers[0].to_string()]);
+    env.ok(&["kill", &followers[1].to_string()]);
+    env.ok(&["put", "b", "2", "--timeout", "5"]);
+    assert_eq!(env.ok(&["get", "b"]), "2\n");
+    // A new leader needs 3 promises: with the leader gone too, nobody can lead.
+    env.ok(&["kill", &leader.to_string()]);
+    let o = env.synod(&["put", "c", "3", "--timeout", "1.5"]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+    env.ok(&["restart", &followers[0].to_string()]);
+    env.ok(&["restart", &leader.to_string()]);
+    env.ok(&["put", "d", "4", "--timeout", "5"]);
+    for (k, v) in [("a", "1"), ("b", "2"), ("d", "4")] {
+        assert_eq!(env.ok(&["get", k]), format!("{v}\n"), "key {k}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Simulated histories: many seeds under every fault, every invariant checked after
 //! every step. A failure prints the `synod sim` command that replays it.
 
-use synod::paxos::{Rule, Rules};
+use synod::paxos::{Quorums, Rule, Rules};
 use synod::sim::{self, scenario, Faults, SimConfig};
 
 fn assert_clean(cfg: &SimConfig) -> sim::Report {
@@ -186,4 +186,51 @@ fn the_replay_command_names_the_run() {
         c.replay_command(),
         "synod sim --seed 7 --nodes 4 --clients 2 --ops 5 --keys 3 --faults crash,partition,pause,loss,dup,delay --break p2c"
     );
+}
+
+#[test]
+fn flexible_quorums_keep_every_invariant() {
+    // Flexible Paxos: only a phase-1 and a phase-2 quorum must intersect.
+    // N=4 with (3, 2), N=6 with (4, 3), N=5 with (4, 2), every fault kind.
+    let all = Faults::parse("swarm,crash,pause,partition,loss,dup,delay").unwrap();
+    let shapes = [(4, 3, 2), (6, 4, 3), (5, 4, 2)];
+    let mut committed = 0;
+    for seed in 0..510u64 {
+        let (n, q1, q2) = shapes[seed as usize % shapes.len()];
+        let mut c = SimConfig::cluster(4_000_000 + seed, n, 3, 20);
+        c.faults = all.clone();
+        c.proposer.quorums = Some(Quorums {
+            phase1: q1,
+            phase2: q2,
+        });
+        committed += assert_clean(&c).stats.commands_committed;
+    }
+    assert!(
+        committed > 510 * 20,
+        "the clients got work done: {committed}"
+    );
+}
+
+#[test]
+fn quorums_that_do_not_intersect_are_caught() {
+    // |Q1| + |Q2| <= N: two leaders can each choose a value in one slot.
+    let all = Faults::parse("swarm,crash,pause,partition,loss,dup,delay").unwrap();
+    for (n, q) in [(4, Some((2, 2))), (5, None), (6, Some((3, 3)))] {
+        let (seeds, report) = caught_within(400, |seed| {
+            let mut c = SimConfig::cluster(seed, n, 4, 40);
+            c.faults = all.clone();
+            c.rules = Rules::breaking(Some(Rule::Intersection));
+            c.proposer.quorums = q.map(|(phase1, phase2)| Quorums { phase1, phase2 });
+            c
+        });
+        let v = report.first_safety().unwrap();
+        eprintln!("N={n}, quorums {q:?}, intersection off: caught after {seeds} seed(s): {v}");
+        assert!(
+            matches!(
+                v.name(),
+                "agreement" | "validity" | "divergence" | "not-linearizable" | "lost-write"
+            ),
+            "{v}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::Exit;
-use crate::paxos::{Rule, Rules};
+use crate::paxos::{Quorums, Rule, Rules};
 use crate::sim::{self, Faults, SimConfig, Workload};
 
 #[derive(Debug, Args)]
@@ -45,6 +45,9 @@ pub struct SimArgs {
     /// Take a snapshot every N applied slots and compact the logs (0: never)
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     snapshot_every: u64,
+    /// Flexible quorums in cluster mode: phase-1 and phase-2 sizes, e.g. 3,2 for four nodes (default: majorities)
+    #[arg(long, value_name = "Q1,Q2", value_parser = parse_quorums, conflicts_with = "acceptors")]
+    quorums: Option<Quorums>,
     /// Switch one Paxos rule or guard off (see `synod sim --scenarios`)
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
@@ -90,6 +93,7 @@ pub fn run(a: SimArgs) -> Result<(), Exit> {
             cfg.replica = sim::snapshotting(a.snapshot_every);
         }
         cfg.rules = Rules::breaking(a.broken);
+        cfg.proposer.quorums = a.quorums;
         cfg.trace = a.trace;
         if let Some(ms) = a.fault_ms {
             cfg.fault_ms = ms;
@@ -104,6 +108,9 @@ pub fn run(a: SimArgs) -> Result<(), Exit> {
                 probe.nodes
             )));
         }
+    }
+    if let Some(why) = a.quorums.and_then(|q| q.problem(probe.nodes, probe.rules)) {
+        return Err(Exit::usage(why));
     }
     let started = Instant::now();
     if a.seeds == 1 {
@@ -169,5 +176,21 @@ fn scenario(name: &str, broken: Option<Rule>, trace: bool) -> Result<(), Exit> {
         Ok(())
     } else {
         Err(Exit::failed("the scenario violated an invariant"))
+    }
+}
+
+/// `Q1,Q2`: the phase-1 and phase-2 quorum sizes.
+fn parse_quorums(s: &str) -> Result<Quorums, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let num = |p: &str| {
+        p.parse::<usize>()
+            .map_err(|_| format!("`{p}` is not a quorum size; expected Q1,Q2 such as 3,2"))
+    };
+    match parts.as_slice() {
+        [a, b] => Ok(Quorums {
+            phase1: num(a)?,
+            phase2: num(b)?,
+        }),
+        _ => Err(format!("`{s}`: expected Q1,Q2 such as 3,2")),
     }
 }

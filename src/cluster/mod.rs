@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::net::Secret;
-use crate::paxos::{NodeId, ProposerConfig, ReplicaConfig};
+use crate::paxos::{NodeId, ProposerConfig, Quorums, ReplicaConfig};
 
 /// The built-in default cluster (`synod up` with no file): five nodes.
 pub const DEFAULT_CLUSTER: &str = include_str!("../../clusters/five.ron");
@@ -51,6 +51,25 @@ struct ClusterFile {
     snapshot_every: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     redis_auth: bool,
+    #[serde(default, with = "bare", skip_serializing_if = "Option::is_none")]
+    quorums: Option<Quorums>,
+}
+
+/// `quorums: (phase1: 3, phase2: 2)` in the file, not `Some((...))`.
+mod bare {
+    use super::Quorums;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(q: &Option<Quorums>, s: S) -> Result<S::Ok, S::Error> {
+        match q {
+            Some(q) => q.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Quorums>, D::Error> {
+        Quorums::deserialize(d).map(Some)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +112,8 @@ pub struct Cluster {
     /// RESP clients must AUTH with the cluster's secret (then a RESP port may
     /// listen beyond loopback).
     pub redis_auth: bool,
+    /// Flexible quorums (phase 1 to lead, phase 2 to choose); `None`: majorities.
+    pub quorums: Option<Quorums>,
     /// The cluster's secret, when known: never in the cluster file; read from
     /// the run directory (`.synod/<name>/secret`). Every connection to a node
     /// must prove it.
@@ -296,6 +317,12 @@ impl Cluster {
                 ),
             ));
         }
+        if let Some(why) = raw
+            .quorums
+            .and_then(|q| q.problem(nodes.len(), crate::paxos::Rules::ALL))
+        {
+            return Err(at(find(text, "quorums", 0), why));
+        }
         if !SNAPSHOT_EVERY.contains(&raw.snapshot_every) {
             return Err(at(
                 find(text, "snapshot_every", 0),
@@ -315,6 +342,7 @@ impl Cluster {
             fsync: raw.fsync,
             snapshot_every: raw.snapshot_every,
             redis_auth: raw.redis_auth,
+            quorums: raw.quorums,
             secret: None,
         })
     }
@@ -337,6 +365,7 @@ impl Cluster {
             fsync: self.fsync,
             snapshot_every: self.snapshot_every,
             redis_auth: self.redis_auth,
+            quorums: self.quorums,
         };
         ron::ser::to_string_pretty(&file, ron::ser::PrettyConfig::default())
             .expect("a cluster always serialises")
@@ -414,6 +443,7 @@ impl Cluster {
                 ticks(self.election_timeout_ms.0),
                 ticks(self.election_timeout_ms.1),
             ),
+            quorums: self.quorums,
             ..ProposerConfig::default()
         }
     }

@@ -23,7 +23,6 @@ use thiserror::Error;
 
 use crate::cluster::Cluster;
 use crate::net::{NodeStatus, Secret};
-use crate::paxos::quorum::majority;
 use crate::paxos::{Acceptor, Learner, NodeId, Notice, Proposer, Replica, Rule, Rules, Snapshot};
 use crate::storage::{FileLog, StorageError};
 use conn::{Conn, ConnContext, LinkConfig, PeerLink};
@@ -201,7 +200,11 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         }
     }
     let ids = cluster.ids();
-    let q = majority(ids.len());
+    // The learner counts phase-2 quorums (majorities unless the file says).
+    let q = cluster
+        .proposer_config()
+        .quorums(ids.len(), cfg.rules)
+        .phase2;
     let incarnation = crate::net::auth::random_u64();
     let status: SharedStatus = Rc::new(RefCell::new(NodeStatus {
         id,

@@ -73,5 +73,6 @@ pub use message::{
     SnapshotFile, Value,
 };
 pub use proposer::{Mode, Proposer, ProposerConfig};
+pub use quorum::Quorums;
 pub use replica::{Replica, ReplicaConfig, Snapshot};
 pub use rules::{Rule, Rules};

@@ -1,4 +1,75 @@
-//! Majority arithmetic, shared by the protocol and by the quorum experiment.
+//! Quorum arithmetic, shared by the protocol and by the quorum experiment:
+//! majorities, and the flexible quorums of Flexible Paxos (Howard, Malkhi and
+//! Spiegelman, 2016), where only a phase-1 and a phase-2 quorum must intersect.
+
+use serde::{Deserialize, Serialize};
+
+use super::rules::{Rule, Rules};
+
+/// How many acceptors each phase needs. Phase 1 (prepare/promise, to lead) and
+/// phase 2 (accept/accepted, to choose) need only intersect each other:
+/// `phase1 + phase2 > n`. Majorities for both are the classic case.
+///
+/// A leader confirms a read (read-index) and that it still leads
+/// (check-quorum) with `phase2` acknowledgements: any set of `phase2` nodes
+/// meets every phase-1 quorum by the very rule above, so no newer leader can
+/// have finished phase 1 unseen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quorums {
+    /// Promises a candidate needs to lead.
+    pub phase1: usize,
+    /// Accepts that choose a value.
+    pub phase2: usize,
+}
+
+impl Quorums {
+    /// Majorities for both phases.
+    pub fn majority(n: usize) -> Quorums {
+        Quorums {
+            phase1: majority(n),
+            phase2: majority(n),
+        }
+    }
+
+    /// The quorums a node of an `n`-node cluster uses: `chosen` if given,
+    /// else majorities; with the `intersection` rule broken and nothing
+    /// chosen, the largest pair that does not intersect (`n/2` and the rest,
+    /// so two leaders can each choose a value).
+    pub fn resolve(n: usize, chosen: Option<Quorums>, rules: Rules) -> Quorums {
+        match chosen {
+            Some(q) => q,
+            None if !rules.holds(Rule::Intersection) => Quorums {
+                phase1: (n / 2).max(1),
+                phase2: (n - (n / 2).max(1)).max(1),
+            },
+            None => Quorums::majority(n),
+        }
+    }
+
+    /// True if every phase-1 quorum meets every phase-2 quorum of `n` nodes.
+    pub fn intersect(&self, n: usize) -> bool {
+        self.phase1 + self.phase2 > n
+    }
+
+    /// Why these quorums cannot serve `n` nodes (`None`: they can). With the
+    /// `intersection` rule broken, only the ranges are checked.
+    pub fn problem(&self, n: usize, rules: Rules) -> Option<String> {
+        for (name, q) in [("phase1", self.phase1), ("phase2", self.phase2)] {
+            if q == 0 || q > n {
+                return Some(format!(
+                    "quorums: {name} is {q}; it must be between 1 and the {n} nodes"
+                ));
+            }
+        }
+        if rules.holds(Rule::Intersection) && !self.intersect(n) {
+            return Some(format!(
+                "quorums: phase1 + phase2 = {} must exceed the {n} nodes, so that every phase-1 quorum meets every phase-2 quorum (Flexible Paxos); `synod sim --break intersection` shows what goes wrong",
+                self.phase1 + self.phase2
+            ));
+        }
+        None
+    }
+}
 
 /// The smallest number of acceptors that is a majority of `n`.
 ///
@@ -45,6 +116,28 @@ pub fn split_availability(n: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flexible_quorums_resolve_and_are_checked() {
+        let q = |phase1, phase2| Quorums { phase1, phase2 };
+        assert_eq!(Quorums::resolve(4, None, Rules::ALL), q(3, 3));
+        assert_eq!(Quorums::resolve(4, Some(q(3, 2)), Rules::ALL), q(3, 2));
+        let broken = Rules::breaking(Some(Rule::Intersection));
+        assert_eq!(Quorums::resolve(5, None, broken), q(2, 3));
+        assert_eq!(Quorums::resolve(1, None, broken), q(1, 1));
+        assert!(q(3, 2).intersect(4) && !q(2, 2).intersect(4));
+        assert_eq!(q(3, 2).problem(4, Rules::ALL), None);
+        assert!(q(2, 2)
+            .problem(4, Rules::ALL)
+            .unwrap()
+            .contains("must exceed"));
+        assert_eq!(q(2, 2).problem(4, broken), None);
+        assert!(q(0, 4).problem(4, broken).unwrap().contains("phase1 is 0"));
+        assert!(q(3, 5)
+            .problem(4, Rules::ALL)
+            .unwrap()
+            .contains("phase2 is 5"));
+    }
 
     #[test]
     fn majorities() {

@@ -47,11 +47,15 @@ pub enum Rule {
     /// A node asks for a pre-vote before it raises its round. Broken: it raises
     /// its round whenever its election timeout runs out.
     Prevote,
+    /// Every phase-1 quorum meets every phase-2 quorum (|Q1| + |Q2| > N; with
+    /// majorities, P1's "any two majorities intersect"). Broken: quorums that
+    /// do not are allowed (by default N/2 and the rest).
+    Intersection,
 }
 
 impl Rule {
     /// Every rule: the explainer's three, then synod's guards.
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 10] = [
         Rule::Persist,
         Rule::Promise,
         Rule::P2c,
@@ -61,6 +65,7 @@ impl Rule {
         Rule::Fresh,
         Rule::Chunks,
         Rule::Prevote,
+        Rule::Intersection,
     ];
 
     /// The rule's name on the command line.
@@ -75,6 +80,7 @@ impl Rule {
             Rule::Fresh => "fresh",
             Rule::Chunks => "chunks",
             Rule::Prevote => "prevote",
+            Rule::Intersection => "intersection",
         }
     }
 
@@ -92,6 +98,7 @@ impl Rule {
             Rule::Fresh => "acknowledgements replayed from a dead process or an old term can confirm a leader that no longer leads",
             Rule::Chunks => "a promise that carries everything at once outgrows the frame limit, so a lagging candidate's promises never arrive",
             Rule::Prevote => "a node that cannot win keeps raising its round and deposes a healthy leader again and again",
+            Rule::Intersection => "a leader elected by a phase-1 quorum that misses a phase-2 quorum cannot see the value it chose, and chooses another",
         }
     }
 }

@@ -329,7 +329,7 @@ pub fn agreement(ghost: &mut Ghost, slot: Slot, ballot: Ballot, value: Value) ->
             slot,
             first: first.clone(),
             second: value,
-            how: format!("a majority accepted ballot {ballot} with the second"),
+            how: format!("a quorum accepted ballot {ballot} with the second"),
         }),
         Some(_) => None,
         None => {
@@ -354,7 +354,7 @@ pub fn learned_agrees(ghost: &Ghost, node: NodeId, slot: Slot, value: &Value) ->
             slot,
             first: Value::Noop,
             second: value.clone(),
-            how: format!("node {node} learned a value no majority accepted"),
+            how: format!("node {node} learned a value no quorum accepted"),
         }),
         _ => None,
     }

@@ -323,6 +323,9 @@ impl SimConfig {
             }
         }
         let _ = write!(cmd, " --faults {}", self.faults.flags());
+        if let Some(q) = self.proposer.quorums {
+            let _ = write!(cmd, " --quorums {},{}", q.phase1, q.phase2);
+        }
         let default_ms = match self.workload {
             Workload::Decree { .. } => SimConfig::decree(0, 1, 1).fault_ms,
             _ => SimConfig::cluster(0, 1, 1, 1).fault_ms,

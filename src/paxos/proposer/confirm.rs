@@ -69,11 +69,13 @@ impl Proposer {
         self.ticks - self.confirmed_at >= u64::from(self.cfg.election_ticks.1)
     }
 
-    /// The highest heartbeat round a majority of acceptors confirmed.
+    /// The highest heartbeat round a phase-2 quorum of acceptors confirmed
+    /// (a majority, unless the cluster file chose flexible quorums): it meets
+    /// every phase-1 quorum, so no newer leader was elected unseen.
     pub(super) fn confirmed(&self) -> u64 {
         let mut seqs: Vec<u64> = self.acked.values().copied().collect();
         seqs.sort_unstable_by(|a, b| b.cmp(a));
-        seqs.get(self.quorum - 1).copied().unwrap_or(0)
+        seqs.get(self.confirm - 1).copied().unwrap_or(0)
     }
 
     /// Hand every read whose round a majority confirmed to the local replica,

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::ballot::{Ballot, NodeId, Slot};
 use super::campaign::{Campaign, Chunk};
 use super::message::{Command, Message, Notice, Outbox, Outcome, Record, Reply};
-use super::quorum::majority;
+use super::quorum::Quorums;
 use super::rules::{Rule, Rules};
 use crate::rng::Rng;
 use confirm::PendingRead;
@@ -61,6 +61,15 @@ pub struct ProposerConfig {
     /// leader's process is known gone (`PeerGone`) and at a cluster's first
     /// start (`PeerUp`). See [`election`].
     pub fast_election: bool,
+    /// Phase-1 and phase-2 quorums; `None`: majorities (see [`Quorums::resolve`]).
+    pub quorums: Option<Quorums>,
+}
+
+impl ProposerConfig {
+    /// The quorums of an `n`-node cluster under `rules`.
+    pub fn quorums(&self, n: usize, rules: Rules) -> Quorums {
+        Quorums::resolve(n, self.quorums, rules)
+    }
 }
 
 impl Default for ProposerConfig {
@@ -74,6 +83,7 @@ impl Default for ProposerConfig {
             read_index: true,
             max_waiting: 10_000,
             fast_election: true,
+            quorums: None,
         }
     }
 }
@@ -108,7 +118,10 @@ impl Mode {
 pub struct Proposer {
     id: NodeId,
     nodes: Vec<NodeId>,
+    /// Promises (and pre-votes) to lead.
     quorum: usize,
+    /// Acknowledgements that confirm a heartbeat round (reads, check-quorum).
+    confirm: usize,
     rules: Rules,
     cfg: ProposerConfig,
     rng: Rng,
@@ -156,7 +169,7 @@ impl Proposer {
         cfg: ProposerConfig,
         seed: u64,
     ) -> Self {
-        let quorum = majority(nodes.len());
+        let quorum = cfg.quorums(nodes.len(), rules).phase1;
         let proposer = Campaign::new(id, nodes.clone(), quorum, rules);
         Proposer::with_proposer(id, nodes, rules, cfg, seed, proposer)
     }
@@ -175,7 +188,7 @@ impl Proposer {
         records: impl IntoIterator<Item = &'a Record>,
         acceptor: Ballot,
     ) -> Self {
-        let quorum = majority(nodes.len());
+        let quorum = cfg.quorums(nodes.len(), rules).phase1;
         let mut proposer = Campaign::recover(id, nodes.clone(), quorum, rules, records);
         if rules.holds(Rule::Round) {
             proposer.observe(acceptor);
@@ -193,9 +206,11 @@ impl Proposer {
     ) -> Self {
         let mut rng = Rng::new(seed);
         let timeout = draw(&mut rng, cfg.election_ticks);
+        let q = cfg.quorums(nodes.len(), rules);
         Proposer {
             id,
-            quorum: majority(nodes.len()),
+            quorum: q.phase1,
+            confirm: q.phase2,
             nodes,
             rules,
             cfg,

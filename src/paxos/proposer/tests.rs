@@ -1,6 +1,7 @@
 use super::*;
 use crate::kv::Op;
 use crate::paxos::message::PValue;
+use crate::paxos::Quorums;
 use crate::paxos::{Rule, Value};
 
 fn cfg() -> ProposerConfig {
@@ -13,6 +14,7 @@ fn cfg() -> ProposerConfig {
         read_index: true,
         max_waiting: 100,
         fast_election: true,
+        quorums: None,
     }
 }
 
@@ -626,4 +628,71 @@ fn at_first_start_the_lowest_id_asks_once_a_majority_is_reachable() {
     back.notice(Notice::PeerUp { node: 3 }, &mut out);
     assert_eq!(back.mode(), Mode::Follower);
     assert!(prevotes(&out).is_empty());
+}
+
+#[test]
+fn with_flexible_quorums_phase_1_counts_q1_and_a_read_is_confirmed_by_q2() {
+    // Four nodes, (3, 2): two promises (with its own) are not enough to lead;
+    // three are. Then a read is confirmed by two acknowledgements.
+    let q = ProposerConfig {
+        quorums: Some(Quorums {
+            phase1: 3,
+            phase2: 2,
+        }),
+        ..cfg()
+    };
+    let mut l = Proposer::new(1, vec![1, 2, 3, 4], Rules::ALL, q, 1);
+    let mut out = Outbox::new();
+    for _ in 0..4 {
+        l.tick(&mut out);
+    }
+    let asked = l.prevote.as_ref().map(|(b, _)| *b).expect("a pre-vote");
+    l.handle(
+        2,
+        Message::PreVoteReply {
+            ballot: asked,
+            granted: true,
+        },
+        &mut out,
+    );
+    assert_eq!(l.mode(), Mode::PreCandidate, "2 of 4 pre-votes: not Q1");
+    l.handle(
+        3,
+        Message::PreVoteReply {
+            ballot: asked,
+            granted: true,
+        },
+        &mut out,
+    );
+    assert_eq!(l.mode(), Mode::Candidate);
+    let ballot = l.ballot();
+    let promise = Message::Promise {
+        ballot,
+        from_slot: 0,
+        accepted: vec![],
+        next: None,
+        floor: 0,
+    };
+    for from in [1, 2] {
+        l.handle(from, promise.clone(), &mut out);
+    }
+    assert_eq!(l.mode(), Mode::Candidate, "2 of 4 promises: not Q1");
+    l.handle(3, promise, &mut out);
+    assert_eq!(l.mode(), Mode::Leader);
+    // The election's round, confirmed by Q2 = 2 acknowledgements.
+    let mut out = Outbox::new();
+    let sent = l.hb_seq;
+    ack(&mut l, 1, sent, &mut out);
+    ack(&mut l, 2, sent, &mut out);
+    // A read starts a round at once and is served once Q2 confirm that one.
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(read(1)), &mut out);
+    assert_eq!(l.hb_seq, sent + 1);
+    ack(&mut l, 1, sent + 1, &mut out);
+    assert!(!out.notices.iter().any(|n| n.kind() == "Read"));
+    ack(&mut l, 3, sent + 1, &mut out);
+    assert!(
+        out.notices.iter().any(|n| n.kind() == "Read"),
+        "Q2 = 2 acknowledgements confirm the read"
+    );
 }

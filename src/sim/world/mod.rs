@@ -18,7 +18,6 @@ use super::invariants::{Ghost, Violation};
 use super::{PlanAction, Report, SimConfig, Stats, Workload};
 use crate::check::history::{History, Status};
 use crate::check::linear;
-use crate::paxos::quorum::majority;
 use crate::paxos::{
     Ballot, Command, Digest, Envelope, NodeId, Notice, Reply, Role, SnapshotFile, Value,
 };
@@ -175,7 +174,9 @@ impl World {
             sides: None,
             cuts: BTreeSet::new(),
             faults_on: true,
-            ghost: Ghost::new(majority(n)),
+            // Chosen means accepted by a phase-2 quorum (a majority unless
+            // flexible quorums are set).
+            ghost: Ghost::new(cfg.proposer.quorums(n, cfg.rules).phase2),
             values: BTreeMap::new(),
             texts: BTreeSet::new(),
             commands: BTreeSet::new(),

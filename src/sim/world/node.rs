@@ -163,7 +163,8 @@ impl World {
                 acceptor.promised(),
             ))),
         };
-        let learner = Learner::recover(id, ids, majority(n), rules, logs.learner.durable())
+        let q2 = self.cfg.proposer.quorums(n, rules).phase2;
+        let learner = Learner::recover(id, ids, q2, rules, logs.learner.durable())
             .with_max_bytes(self.cfg.max_frame / 4)
             .with_keep(rcfg.keep);
         let snapshot = logs.snapshot;
