@@ -34,7 +34,7 @@ pub struct ChaosArgs {
     /// Keys the clients work on
     #[arg(long, default_value_t = 5, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     keys: u64,
-    /// Run the nodes with one Paxos rule or guard off: persist, promise, p2c, round, members, confirm, fresh, chunks, prevote
+    /// Run the nodes with one Paxos rule or guard off: persist, promise, p2c, round, members, confirm, fresh, chunks, prevote, intersection
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
     /// Write history.jsonl, faults.jsonl, verdict.json and report.html here

@@ -20,7 +20,7 @@ pub struct UpArgs {
     /// Return once a leader is elected, leaving the nodes running
     #[arg(long, short)]
     detach: bool,
-    /// Run the nodes with one Paxos rule or guard off (teaching only): persist, promise, p2c, round, members, confirm, fresh, chunks, prevote
+    /// Run the nodes with one Paxos rule or guard off (teaching only): persist, promise, p2c, round, members, confirm, fresh, chunks, prevote, intersection
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
     /// How long to wait for a leader: 10s, 500ms
