@@ -214,6 +214,11 @@ pub struct Results {
     pub p: f64,
     /// Seed.
     pub seed: u64,
+    /// The crash model's timelines: the candidate seed chosen (see
+    /// [`plan::timeline_seed`]) and, per size, the planned fraction of time
+    /// a majority is up (the target is each size's `theory`, the realized
+    /// fraction its `majority_up`).
+    pub timelines: Timelines,
     /// Crash model, per size.
     pub sizes: Vec<SizeResult>,
     /// Partition model, per size.
@@ -222,6 +227,29 @@ pub struct Results {
     pub timing: Timing,
     /// Wall seconds the run took.
     pub wall_s: f64,
+}
+
+/// How the crash model's timelines were chosen.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Timelines {
+    /// The seed every size's node timelines come from.
+    pub seed: u64,
+    /// Candidate seeds tried.
+    pub candidates: u64,
+    /// Planned fraction of time a majority is up, per size (in `sizes` order).
+    pub planned_majority_up: Vec<f64>,
+}
+
+impl Timelines {
+    /// The timelines of a run with options `o` and timing `t`.
+    pub fn of(o: &Options, t: &Timing) -> Self {
+        let (seed, planned) = plan::timeline_seed(o.seed, &o.sizes, o.p, t.cycle_s, t.crash_s);
+        Timelines {
+            seed,
+            candidates: plan::CANDIDATES,
+            planned_majority_up: planned,
+        }
+    }
 }
 
 impl Results {
@@ -237,6 +265,7 @@ impl Results {
             mode: mode.into(),
             p: o.p,
             seed: o.seed,
+            timelines: Timelines::of(o, &timing),
             sizes,
             partition,
             timing,

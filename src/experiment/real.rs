@@ -122,11 +122,12 @@ fn measure(
     bar.set_message(format!("N={n}: all up, measuring messages and latency"));
     let (msgs_per_commit, p50_ms, p99_ms) = steady(cluster, t.steady_s);
 
-    // Crash model.
+    // Crash model, on the timelines every size shares.
     bar.set_message(format!("N={n}: crash model, p = {}", o.p));
+    let timelines = super::Timelines::of(o, t).seed;
     let downs: Vec<Vec<(f64, f64)>> = ids
         .iter()
-        .map(|&k| node_downs(o.seed, k, o.p, t.cycle_s, t.crash_s))
+        .map(|&k| node_downs(timelines, k, o.p, t.cycle_s, t.crash_s))
         .collect();
     let mut events: Vec<(f64, bool, NodeId)> = Vec::new();
     for (k, ds) in ids.iter().zip(&downs) {

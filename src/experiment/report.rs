@@ -53,6 +53,19 @@ pub fn table(r: &Results) -> String {
             p.splits
         );
     }
+    let planned: Vec<String> = r
+        .sizes
+        .iter()
+        .zip(&r.timelines.planned_majority_up)
+        .map(|(c, f)| format!("N={} {}", c.n, pct(*f)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\nCrash timelines: of {} seeded candidate schedules, the one whose planned time with a majority up comes closest to A(N, p) for every size at once (seed {}; planned {}); every size replays the same node timelines. The intervals are batch means over the run's own probes.",
+        r.timelines.candidates,
+        r.timelines.seed,
+        planned.join(", ")
+    );
     s
 }
 

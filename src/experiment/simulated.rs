@@ -76,10 +76,11 @@ pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) 
     let lat = ok_ops.clone();
     let msgs_per_commit = quiet.stats.messages as f64 / ok_ops.len().max(1) as f64;
 
-    // Crash model.
+    // Crash model, on the timelines every size shares.
+    let timelines = super::Timelines::of(o, t).seed;
     let downs: Vec<Vec<(f64, f64)>> = ids
         .iter()
-        .map(|&k| node_downs(o.seed, k, o.p, t.cycle_s, t.crash_s))
+        .map(|&k| node_downs(timelines, k, o.p, t.cycle_s, t.crash_s))
         .collect();
     let mut plan = Vec::new();
     for (k, ds) in ids.iter().zip(&downs) {
