@@ -386,18 +386,25 @@ pub fn query(
 /// The lowest slot every answering node still holds in its log (0: nothing
 /// compacted anywhere): history below it lives only in snapshots.
 pub fn log_floor(cluster: &Cluster, timeout: Duration) -> Slot {
+    log_floors(cluster, timeout)
+        .into_values()
+        .min()
+        .unwrap_or(0)
+}
+
+/// Each answering node's floor: the first slot its log still holds.
+pub fn log_floors(cluster: &Cluster, timeout: Duration) -> BTreeMap<NodeId, Slot> {
     cluster
         .nodes
         .iter()
         .filter_map(|n| {
             let req = Request::Log { from: 0, limit: 1 };
             match query(n.addr, cluster, &req, timeout) {
-                Ok(Response::Log { floor, .. }) => Some(floor),
+                Ok(Response::Log { floor, .. }) => Some((n.id, floor)),
                 _ => None,
             }
         })
-        .min()
-        .unwrap_or(0)
+        .collect()
 }
 
 /// Every node's chosen log from slot `from` on, asked in parallel: one page of

@@ -153,6 +153,14 @@ pub fn text(run: &ChaosRun) -> String {
         v.acknowledged_writes,
         yes(v.promises_monotonic)
     );
+    if v.unread_slots > 0 {
+        let _ = writeln!(
+            s,
+            "{} slots were compacted on every node before the collector read them: {} acknowledged writes in no log are UNVERIFIED (they may lie in those slots), not counted as lost",
+            v.unread_slots,
+            v.unverified_writes
+        );
+    }
     if v.is_clean() {
         let _ = writeln!(s, "\nverdict: OK");
     } else {
