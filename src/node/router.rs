@@ -135,6 +135,9 @@ pub struct Router {
     waiting: HashMap<(u64, u64), (u64, Recipient<ToClient>)>,
     status: SharedStatus,
     sent: u64,
+    /// Each peer's link as last reported (open or closed), blocked or not:
+    /// told to the roles when a partition that hid it heals.
+    links: BTreeMap<NodeId, bool>,
 }
 
 impl Router {
@@ -154,6 +157,7 @@ impl Router {
             waiting: HashMap::new(),
             status,
             sent: 0,
+            links: BTreeMap::new(),
         }
     }
 
@@ -162,6 +166,14 @@ impl Router {
         self.roles
             .of(role)
             .do_send(Deliver(Input::Message { from, msg }));
+    }
+
+    fn link(&self, node: NodeId, up: bool) {
+        self.notify(if up {
+            Notice::PeerUp { node }
+        } else {
+            Notice::PeerGone { node }
+        });
     }
 
     fn notify(&self, notice: Notice) {
@@ -263,15 +275,11 @@ impl Handler<PeerEvent> for Router {
     type Result = ();
 
     fn handle(&mut self, e: PeerEvent, _: &mut Context<Self>) {
+        self.links.insert(e.peer, e.up);
         // Across a partition nothing is learned, not even a peer's death.
-        if self.faults.blocked.contains(&e.peer) {
-            return;
+        if !self.faults.blocked.contains(&e.peer) {
+            self.link(e.peer, e.up);
         }
-        self.notify(if e.up {
-            Notice::PeerUp { node: e.peer }
-        } else {
-            Notice::PeerGone { node: e.peer }
-        });
     }
 }
 
@@ -300,6 +308,12 @@ impl Handler<SetFaults> for Router {
         tracing::info!("message faults now: {f}");
         self.rng = Rng::derive(f.seed, self.id);
         self.status.borrow_mut().faults = f.clone();
+        // A healed partition shows each link as it is now.
+        for (&peer, &up) in &self.links {
+            if self.faults.blocked.contains(&peer) && !f.blocked.contains(&peer) {
+                self.link(peer, up);
+            }
+        }
         self.faults = f;
     }
 }

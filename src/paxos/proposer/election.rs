@@ -32,7 +32,7 @@ impl Proposer {
     pub(super) fn timed_out(&mut self, out: &mut Outbox) {
         self.first = false;
         self.elapsed = 0;
-        self.timeout = draw(&mut self.rng, self.cfg.election_ticks);
+        self.timeout = self.next_timeout();
         self.leader_hint = None;
         if !self.rules.holds(Rule::Prevote) {
             self.start_election(out);
@@ -55,6 +55,7 @@ impl Proposer {
             return;
         }
         self.reachable.insert(node);
+        self.gone.remove(&node);
         let lowest = self.nodes.iter().min() == Some(&self.id);
         if self.first
             && lowest
@@ -70,6 +71,7 @@ impl Proposer {
     /// `node`'s process is gone: if it led, its successor asks for a pre-vote now.
     pub(super) fn peer_gone(&mut self, node: NodeId, out: &mut Outbox) {
         self.reachable.remove(&node);
+        self.gone.insert(node);
         if self.mode != Mode::Follower || self.leader_hint != Some(node) {
             return;
         }
@@ -78,11 +80,27 @@ impl Proposer {
         self.leader_hint = None;
         let fast = self.cfg.fast_election && self.rules.holds(Rule::Prevote);
         if fast && self.successor(node) == Some(self.id) {
-            self.timed_out(out);
             // A peer may see our request before it sees the leader's link
-            // close, and refuse: ask again soon rather than a timeout later.
-            self.timeout = self.timeout.min(2);
+            // close, and refuse: ask again soon (2, 4, 8, ... ticks, up to the
+            // shortest timeout) rather than a whole timeout later.
+            self.hurry = 2;
+            self.timed_out(out);
         }
+    }
+
+    /// A fresh election timeout: drawn at random, shortened while hurrying.
+    fn next_timeout(&mut self) -> u32 {
+        let drawn = draw(&mut self.rng, self.cfg.election_ticks);
+        if self.hurry == 0 {
+            return drawn;
+        }
+        let now = self.hurry.min(drawn);
+        self.hurry = if now >= self.cfg.election_ticks.0 {
+            0
+        } else {
+            now.saturating_mul(2)
+        };
+        now
     }
 
     /// The member after `gone` in id order (wrapping), skipping peers this
@@ -102,7 +120,7 @@ impl Proposer {
     /// (raft-rs calls it `campaign`), used by scripted scenarios.
     pub fn campaign(&mut self, out: &mut Outbox) {
         self.elapsed = 0;
-        self.timeout = draw(&mut self.rng, self.cfg.election_ticks);
+        self.timeout = self.next_timeout();
         self.leader_hint = None;
         self.start_election(out);
     }
@@ -164,6 +182,7 @@ impl Proposer {
         out: &mut Outbox,
     ) {
         self.mode = Mode::Leader;
+        self.hurry = 0;
         self.leader_hint = Some(self.id);
         self.in_flight.clear();
         let reported = must.keys().next_back().map_or(0, |s| s.saturating_add(1));
@@ -193,7 +212,7 @@ impl Proposer {
         self.mode = Mode::Follower;
         self.prevote = None;
         self.elapsed = 0;
-        self.timeout = draw(&mut self.rng, self.cfg.election_ticks);
+        self.timeout = self.next_timeout();
         self.leader_hint = hint;
         self.in_flight.clear();
         // Commands never proposed can safely be sent elsewhere. Those in flight

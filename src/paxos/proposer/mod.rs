@@ -154,6 +154,13 @@ pub struct Proposer {
     reads: Vec<PendingRead>,
     /// Peers whose process the shell reports reachable (`PeerUp`, `PeerGone`).
     reachable: BTreeSet<NodeId>,
+    /// Peers whose link closed (`PeerGone`) and has not reopened: a heartbeat
+    /// of theirs still in flight when the link closed is not a live leader.
+    gone: BTreeSet<NodeId>,
+    /// While taking over from a dead leader: the next retry's timeout in ticks
+    /// (doubling), so a pre-vote refused in a race is asked again soon.
+    /// Zero otherwise.
+    hurry: u32,
     /// Neither an election tried nor a leader heard since this process began:
     /// the lowest id may start the first one as soon as a majority is reachable.
     first: bool,
@@ -235,6 +242,8 @@ impl Proposer {
             confirmed_at: 0,
             reads: Vec::new(),
             reachable: BTreeSet::new(),
+            gone: BTreeSet::new(),
+            hurry: 0,
             first: true,
         }
     }
@@ -324,6 +333,11 @@ impl Proposer {
             Notice::LeaderSeen { ballot, .. } if ballot.node != self.id => {
                 // Our acceptor confirmed another leader's heartbeat.
                 self.campaign.observe(ballot);
+                if self.gone.contains(&ballot.node) {
+                    // Sent before its process died, read after its link closed.
+                    return;
+                }
+                self.hurry = 0;
                 self.heard_leader = Some(self.ticks);
                 self.first = false;
                 if self.mode != Mode::Follower && ballot > self.campaign.ballot() {

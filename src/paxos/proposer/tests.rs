@@ -539,6 +539,59 @@ fn when_the_leaders_process_is_gone_its_successor_asks_at_once_and_the_rest_gran
 }
 
 #[test]
+fn a_heartbeat_read_after_the_leaders_link_closed_does_not_revive_it() {
+    // The dead leader's last heartbeat came on its own connection, read after
+    // our link to it closed: it must not make us refuse the successor for a
+    // whole timeout (the race that failed CI with 20 s timeouts).
+    let seen = Notice::LeaderSeen {
+        ballot: Ballot::new(1, 2),
+        first_unchosen: 0,
+    };
+    let asked = Ballot::new(2, 3);
+    let granted = |out: &Outbox| {
+        out.send.iter().any(|e| {
+            e.msg
+                == Message::PreVoteReply {
+                    ballot: asked,
+                    granted: true,
+                }
+        })
+    };
+    let mut other = following_two(4, cfg());
+    let mut out = Outbox::new();
+    other.notice(Notice::PeerGone { node: 2 }, &mut out);
+    other.notice(seen.clone(), &mut out);
+    other.handle(3, Message::PreVote { ballot: asked }, &mut out);
+    assert!(granted(&out), "a stale heartbeat made it refuse");
+    // Its link open again (a new process), its heartbeats count again.
+    let mut out = Outbox::new();
+    other.notice(Notice::PeerUp { node: 2 }, &mut out);
+    other.notice(seen.clone(), &mut out);
+    other.handle(3, Message::PreVote { ballot: asked }, &mut out);
+    assert!(!granted(&out), "a live leader's heartbeat was ignored");
+
+    // The successor, refused again and again, asks at 2, 4, 8, ... ticks.
+    let slow = ProposerConfig {
+        election_ticks: (50, 50),
+        ..cfg()
+    };
+    let mut next = following_two(3, slow);
+    let mut out = Outbox::new();
+    next.notice(Notice::PeerGone { node: 2 }, &mut out);
+    next.notice(seen, &mut out);
+    let mut asked_at = Vec::new();
+    for t in 1..=120u32 {
+        let mut out = Outbox::new();
+        next.tick(&mut out);
+        if !prevotes(&out).is_empty() {
+            asked_at.push(t);
+        }
+    }
+    // Then back to the drawn timeout of 50.
+    assert_eq!(asked_at, vec![2, 6, 14, 30, 62, 112]);
+}
+
+#[test]
 fn a_successor_known_gone_is_skipped_and_a_followers_death_changes_nothing() {
     // 3 is gone too: 4 is next after 2.
     let mut f = following_two(4, cfg());

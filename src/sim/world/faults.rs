@@ -194,6 +194,43 @@ impl World {
         }
     }
 
+    /// End every partition and cut link. Each node then learns, as the shell's
+    /// router tells it, how the links it could not see stand now: a peer
+    /// that died behind the partition is gone, one that came back is up.
+    pub(super) fn heal(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let hidden: Vec<(NodeId, NodeId)> = ids
+            .iter()
+            .flat_map(|&a| ids.iter().map(move |&b| (a, b)))
+            .filter(|&(a, b)| a != b && !self.connected(a, b))
+            .collect();
+        self.sides = None;
+        self.cuts.clear();
+        for (a, b) in hidden {
+            let (up, inc) = {
+                let n = self.node(a);
+                (n.up, n.incarnation)
+            };
+            if !up {
+                continue;
+            }
+            let notice = if self.node(b).up {
+                Notice::PeerUp { node: b }
+            } else {
+                Notice::PeerGone { node: b }
+            };
+            let at = self.now + 1 + self.rng.below(3) as u64;
+            self.push(
+                at,
+                Ev::Notice {
+                    node: a,
+                    inc,
+                    notice,
+                },
+            );
+        }
+    }
+
     pub(super) fn restart(&mut self, id: NodeId) {
         if self.node(id).up {
             return;
@@ -237,8 +274,7 @@ impl World {
     pub(super) fn end_faults(&mut self) {
         self.note(|| "faults stop: heal, resume and restart every node, perfect network".into());
         self.faults_on = false;
-        self.sides = None;
-        self.cuts.clear();
+        self.heal();
         let paused: Vec<NodeId> = self
             .nodes
             .iter()
@@ -272,8 +308,7 @@ impl World {
             }
             PlanAction::Heal => {
                 self.note(|| "heal".into());
-                self.sides = None;
-                self.cuts.clear();
+                self.heal();
             }
             PlanAction::Cut(a, b) => {
                 self.note(|| format!("cut the link {a} — {b}"));

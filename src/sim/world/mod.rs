@@ -393,8 +393,9 @@ impl World {
             Ev::Restart(id) => self.restart(id),
             Ev::Resume(id) => self.resume(id),
             Ev::Heal => {
-                if self.sides.take().is_some() {
+                if self.sides.is_some() {
                     self.note(|| "heal: every node can reach every other".to_string());
+                    self.heal();
                 }
             }
             Ev::FaultsEnd => self.end_faults(),
