@@ -779,6 +779,27 @@ fn collect_chosen(cluster: &Cluster, shared: &Shared) {
     // the slots, while one that is down or paused may hold them still.
     let mut next = from;
     if merged.keys().next().is_some_and(|&first| first > from) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let st = launcher::query_all(cluster, Duration::from_millis(300));
+            let seen: Vec<String> = cluster
+                .nodes
+                .iter()
+                .map(|n| match (fetched.get(&n.id), st.get(&n.id)) {
+                    (Some(log), Some(s)) => format!(
+                        "{}: {} entries from {:?}, chosen {}, applied {}, snapshot {}, role {}",
+                        n.id,
+                        log.len(),
+                        log.keys().next(),
+                        s.chosen,
+                        s.applied,
+                        s.snapshot,
+                        s.role
+                    ),
+                    _ => format!("{}: no answer", n.id),
+                })
+                .collect();
+            tracing::debug!("collector at hole {from}: {}", seen.join("; "));
+        }
         let floors = client::log_floors(cluster, Duration::from_secs(1));
         let floor = floors.values().min().copied().unwrap_or(0);
         if floors.len() == cluster.nodes.len() && floor > from {

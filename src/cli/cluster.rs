@@ -209,6 +209,7 @@ pub fn node(a: NodeRunArgs) -> Result<(), Exit> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
+        .with_max_level(super::log_level().unwrap_or(tracing::Level::INFO))
         .init();
     let data = a
         .data

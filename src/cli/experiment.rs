@@ -37,6 +37,10 @@ pub struct QuorumArgs {
     /// Run on real processes and on the simulator, tables side by side
     #[arg(long)]
     with_sim: bool,
+    /// Also run each even size with flexible quorums (N/2 + 1 to lead, N/2 to
+    /// choose) on the same timelines and splits
+    #[arg(long)]
+    flexible: bool,
 }
 
 pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
@@ -58,6 +62,7 @@ pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
             crate::experiment::Mode::Real
         },
         progress: std::io::stderr().is_terminal(),
+        flexible: a.flexible,
     };
     crate::signals::catch();
     let runs = crate::experiment::run(&opts)?;
@@ -77,7 +82,7 @@ pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
         println!("\n{}", crate::experiment::report::answer(main));
     }
     println!(
-        "\nwrote {}/{{results.json, availability.svg, report.md}}",
+        "\nwrote {}/{{results.json, availability.svg, cost.svg, report.md}}",
         a.out.display()
     );
     Ok(())

@@ -142,6 +142,18 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if !matches!(cli.command, Command::Node(_)) {
+        if let Some(level) = log_level() {
+            // Off unless asked: the controller's own diagnostics (`chaos`'s
+            // log collector, say) go to stderr beside its progress bars.
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false)
+                .with_max_level(level)
+                .init();
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -149,6 +161,13 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// The log level `SYNOD_LOG` asks for (error, warn, info, debug or trace);
+/// nodes start processes with the variable they inherit, so
+/// `SYNOD_LOG=debug synod up` shows every node's debug lines in its log.
+pub fn log_level() -> Option<tracing::Level> {
+    std::env::var("SYNOD_LOG").ok()?.trim().parse().ok()
 }
 
 fn run(cli: Cli) -> Result<(), Exit> {

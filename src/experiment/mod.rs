@@ -18,6 +18,7 @@ pub mod simulated;
 
 use std::path::PathBuf;
 
+use crate::paxos::Quorums;
 use serde::{Deserialize, Serialize};
 
 /// Where the experiment runs.
@@ -48,6 +49,8 @@ pub struct Options {
     pub mode: Mode,
     /// Draw progress bars.
     pub progress: bool,
+    /// Also run every even size with flexible quorums (N/2 + 1, N/2).
+    pub flexible: bool,
 }
 
 /// How long things take, in seconds (real) or virtual seconds (sim).
@@ -61,8 +64,8 @@ pub struct Timing {
     pub split_hold_s: f64,
     /// Pause between splits.
     pub split_gap_s: f64,
-    /// Number of splits.
-    pub splits: u64,
+    /// Splits held per class of split (see [`plan::split_strata`]).
+    pub split_reps: u64,
     /// Length of the all-up phase that measures messages and latency.
     pub steady_s: f64,
     /// A probe every this many ms.
@@ -81,7 +84,7 @@ impl Timing {
                 crash_s: 10.0,
                 split_hold_s: 0.8,
                 split_gap_s: 0.2,
-                splits: 5,
+                split_reps: 1,
                 steady_s: 1.0,
                 probe_every_ms: 20,
                 probe_timeout_ms: 100,
@@ -92,7 +95,7 @@ impl Timing {
                 crash_s: 36.0,
                 split_hold_s: 1.2,
                 split_gap_s: 0.3,
-                splits: 10,
+                split_reps: 2,
                 steady_s: 2.0,
                 probe_every_ms: 20,
                 probe_timeout_ms: 100,
@@ -107,7 +110,7 @@ impl Timing {
             crash_s: if quick { 1_500.0 } else { 4_000.0 },
             split_hold_s: 2.0,
             split_gap_s: 0.5,
-            splits: if quick { 150 } else { 400 },
+            split_reps: if quick { 20 } else { 50 },
             steady_s: 20.0,
             // Fewer probes keep the logs (and so every restart's replay) short;
             // the interval's width depends on the number of up/down cycles.
@@ -183,25 +186,103 @@ pub struct SplitResult {
     pub n: usize,
     /// 1 for odd N; 1 − C(N, N/2)/2^N for even N.
     pub theory: f64,
-    /// Fraction of splits during which writes went on.
+    /// Probability that writes went on under a random split: the weighted
+    /// fraction of the stratified splits during which they did.
     pub measured: f64,
     /// Splits held.
     pub splits: u64,
     /// Of those, splits with a majority side.
     pub with_majority: u64,
+    /// Of those, splits during which writes went on.
+    pub available: u64,
 }
 
 impl SplitResult {
-    /// A size's result from how many of its `splits` kept writes going, and how
-    /// many had a majority side.
-    pub fn new(n: usize, available: usize, splits: u64, with_majority: u64) -> Self {
+    /// A size's result from its splits: each one's weight, whether it had a
+    /// majority side, and whether writes went on.
+    pub fn new(n: usize, held: &[(f64, bool, bool)]) -> Self {
         SplitResult {
             n,
             theory: crate::paxos::quorum::split_availability(n),
-            measured: available as f64 / splits.max(1) as f64,
-            splits,
-            with_majority,
+            measured: held.iter().filter(|h| h.2).map(|h| h.0).sum(),
+            splits: held.len() as u64,
+            with_majority: held.iter().filter(|h| h.1).count() as u64,
+            available: held.iter().filter(|h| h.2).count() as u64,
         }
+    }
+}
+
+/// One even size run with flexible quorums, on the same timelines and
+/// splits as its majority row.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FlexResult {
+    /// Nodes.
+    pub n: usize,
+    /// Phase-1 and phase-2 quorums.
+    pub quorums: Quorums,
+    /// Theory's bounds on availability under the crash model: P(at least Q1
+    /// up) ≤ A ≤ P(at least Q2 up).
+    pub bounds: [f64; 2],
+    /// The same two fractions realized on this run's timelines.
+    pub realized: [f64; 2],
+    /// The crash model's measurements (its `theory` and `majority_up` are the
+    /// majority row's, for comparison).
+    pub crash: SizeResult,
+    /// The partition model's (its `theory` is for these quorums).
+    pub split: SplitResult,
+}
+
+impl FlexResult {
+    /// The quorums a flexible row of `n` nodes uses: N/2 + 1 to lead, N/2 to
+    /// choose (they intersect: N/2 + 1 + N/2 > N).
+    pub fn quorums(n: usize) -> Quorums {
+        Quorums {
+            phase1: n / 2 + 1,
+            phase2: n / 2,
+        }
+    }
+
+    fn new(
+        n: usize,
+        p: f64,
+        downs: &[Vec<(f64, f64)>],
+        horizon: f64,
+        crash: SizeResult,
+        mut split: SplitResult,
+    ) -> Self {
+        let q = Self::quorums(n);
+        split.theory = crate::paxos::quorum::split_availability_with(n, q);
+        FlexResult {
+            n,
+            quorums: q,
+            bounds: [
+                crate::paxos::quorum::at_least_up(n, q.phase1, p),
+                crate::paxos::quorum::at_least_up(n, q.phase2, p),
+            ],
+            realized: [
+                plan::up_at_least(downs, horizon, q.phase1),
+                plan::up_at_least(downs, horizon, q.phase2),
+            ],
+            crash,
+            split,
+        }
+    }
+}
+
+impl Options {
+    /// The rows to run: every size with majorities, then (with `flexible`)
+    /// every even size with flexible quorums.
+    pub fn rows(&self) -> Vec<(usize, Option<Quorums>)> {
+        let flexible = self
+            .sizes
+            .iter()
+            .filter(|&&n| self.flexible && n % 2 == 0)
+            .map(|&n| (n, Some(FlexResult::quorums(n))));
+        self.sizes
+            .iter()
+            .map(|&n| (n, None))
+            .chain(flexible)
+            .collect()
     }
 }
 
@@ -223,6 +304,9 @@ pub struct Results {
     pub sizes: Vec<SizeResult>,
     /// Partition model, per size.
     pub partition: Vec<SplitResult>,
+    /// Even sizes again with flexible quorums (`--flexible`).
+    #[serde(default)]
+    pub flexible: Vec<FlexResult>,
     /// The timing used.
     pub timing: Timing,
     /// Wall seconds the run took.
@@ -258,6 +342,7 @@ impl Results {
         o: &Options,
         sizes: Vec<SizeResult>,
         partition: Vec<SplitResult>,
+        flexible: Vec<FlexResult>,
         timing: Timing,
         started: std::time::Instant,
     ) -> Self {
@@ -268,6 +353,7 @@ impl Results {
             timelines: Timelines::of(o, &timing),
             sizes,
             partition,
+            flexible,
             timing,
             wall_s: started.elapsed().as_secs_f64(),
         }
@@ -298,8 +384,8 @@ pub fn split_available(probes: impl Iterator<Item = (f64, bool)>, start: f64, ho
 }
 
 /// Run the experiment; returns one [`Results`] per mode run (real first), and
-/// writes `results.json` (and `results-sim.json`), `availability.svg` and
-/// `report.md` into `o.out`.
+/// writes `results.json` (and `results-sim.json`), `availability.svg`,
+/// `cost.svg` and `report.md` into `o.out`.
 pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
     let fail = |m: String| crate::launcher::LaunchError {
         code: 1,
@@ -314,35 +400,53 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
         let started = std::time::Instant::now();
         let mut sizes = Vec::new();
         let mut partition = Vec::new();
-        for &n in &o.sizes {
+        let mut flexible = Vec::new();
+        for (n, q) in o.rows() {
             let bar = size_bar(
                 o,
                 n,
-                t.steady_s + t.crash_s + t.splits as f64 * (t.split_hold_s + t.split_gap_s),
+                t.steady_s
+                    + t.crash_s
+                    + plan::split_strata(o.seed, n, t.split_reps).len() as f64
+                        * (t.split_hold_s + t.split_gap_s),
             );
-            let (c, p) = real::run_size(n, o, &t, &base, &bar)?;
+            let (c, p, downs) = real::run_size(n, o, &t, &base, &bar, q)?;
             bar.finish_and_clear();
-            sizes.push(c);
-            partition.push(p);
+            match q {
+                None => {
+                    sizes.push(c);
+                    partition.push(p);
+                }
+                Some(_) => flexible.push(FlexResult::new(n, o.p, &downs, t.crash_s, c, p)),
+            }
         }
         let _ = std::fs::remove_dir_all(&base);
-        all.push(Results::new("real", o, sizes, partition, t, started));
+        all.push(Results::new(
+            "real", o, sizes, partition, flexible, t, started,
+        ));
     }
     if matches!(o.mode, Mode::Sim | Mode::Both) {
         let t = Timing::sim(o.quick);
         let started = std::time::Instant::now();
-        let (sizes, partition) = o
-            .sizes
-            .iter()
-            .map(|&n| {
-                let bar = size_bar(o, n, 0.0);
-                bar.set_message(format!("N={n}: simulating {:.0} virtual s", t.crash_s));
-                let r = simulated::run_size(n, o, &t);
-                bar.finish_and_clear();
-                r
-            })
-            .unzip();
-        all.push(Results::new("sim", o, sizes, partition, t, started));
+        let mut sizes = Vec::new();
+        let mut partition = Vec::new();
+        let mut flexible = Vec::new();
+        for (n, q) in o.rows() {
+            let bar = size_bar(o, n, 0.0);
+            bar.set_message(format!("N={n}: simulating {:.0} virtual s", t.crash_s));
+            let (c, p, downs) = simulated::run_size(n, o, &t, q);
+            bar.finish_and_clear();
+            match q {
+                None => {
+                    sizes.push(c);
+                    partition.push(p);
+                }
+                Some(_) => flexible.push(FlexResult::new(n, o.p, &downs, t.crash_s, c, p)),
+            }
+        }
+        all.push(Results::new(
+            "sim", o, sizes, partition, flexible, t, started,
+        ));
     }
     for r in &all {
         let name = if r.mode == "sim" && all.len() > 1 {
@@ -359,6 +463,10 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
     let refs: Vec<&Results> = all.iter().collect();
     report::plot(&refs, &o.out.join("availability.svg"))
         .map_err(|e| fail(format!("cannot draw the plot: {e}")))?;
+    if let Some(main) = refs.first() {
+        report::plot_cost(main, &o.out.join("cost.svg"))
+            .map_err(|e| fail(format!("cannot draw the cost plot: {e}")))?;
+    }
     std::fs::write(o.out.join("report.md"), report::markdown(&refs))
         .map_err(|e| fail(format!("cannot write report.md: {e}")))?;
     Ok(all)

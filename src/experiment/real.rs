@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::plan::{has_majority_side, majority_up, node_downs, split_sides};
+use super::plan::{has_majority_side, majority_up, node_downs, split_strata};
 use super::{latency, split_available, Options, SizeResult, SplitResult, Timing};
 use crate::client::{self, Client};
 use crate::cluster::rundir::RunDir;
@@ -16,7 +16,7 @@ use crate::kv::Op;
 use crate::launcher::{self, LaunchError};
 use crate::net::{NetFaults, Request, Response};
 use crate::paxos::quorum::majority;
-use crate::paxos::NodeId;
+use crate::paxos::{NodeId, Quorums};
 
 /// Probe workers: enough that probes keep their schedule through an outage.
 const PROBE_WORKERS: usize = 8;
@@ -88,16 +88,22 @@ impl Prober {
     }
 }
 
-/// Run one size on real processes under `base`.
+/// What one row measured: the crash model, the partition model, and each
+/// node's down intervals as applied.
+pub type Row = (SizeResult, SplitResult, Vec<Vec<(f64, f64)>>);
+
+/// Run one size on real processes under `base`, with majorities or `quorums`.
 pub fn run_size(
     n: usize,
     o: &Options,
     t: &Timing,
     base: &Path,
     bar: &indicatif::ProgressBar,
-) -> Result<(SizeResult, SplitResult), LaunchError> {
+    quorums: Option<Quorums>,
+) -> Result<Row, LaunchError> {
     // Fast failure detection, so failover is short next to the holding times.
-    let cluster = harness::loopback_cluster(&format!("quorum{n}"), n, 10, (40, 80));
+    let mut cluster = harness::loopback_cluster(&format!("quorum{n}"), n, 10, (40, 80));
+    cluster.quorums = quorums;
     let running = Running::up(base, cluster, None)?.wiped();
     let result = measure(n, o, t, &running.dir, &running.cluster, bar);
     drop(running);
@@ -117,8 +123,10 @@ fn measure(
     dir: &RunDir,
     cluster: &Cluster,
     bar: &indicatif::ProgressBar,
-) -> Result<(SizeResult, SplitResult), LaunchError> {
+) -> Result<Row, LaunchError> {
     let ids = cluster.ids();
+    // A leader can be elected while this many nodes are up.
+    let electable = cluster.quorums.map_or(majority(n), |q| q.phase1);
     bar.set_message(format!("N={n}: all up, measuring messages and latency"));
     let (msgs_per_commit, p50_ms, p99_ms) = steady(cluster, t.steady_s);
 
@@ -157,7 +165,7 @@ fn measure(
                 down_since[i] = Some(now);
                 // Failover is timed only when a majority is still up to elect.
                 let up = down_since.iter().filter(|d| d.is_none()).count();
-                if was_leader && up >= majority(n) {
+                if was_leader && up >= electable {
                     leader_kills.push(now);
                 }
             }
@@ -206,10 +214,11 @@ fn measure(
     bar.set_message(format!("N={n}: partition model"));
     let t0 = Instant::now();
     let prober = Prober::start(cluster, t, t0);
-    let mut splits: Vec<(f64, bool)> = Vec::new();
+    let strata = split_strata(o.seed, n, t.split_reps);
+    let mut starts: Vec<f64> = Vec::new();
     let mut at = 0.0;
-    for i in 0..t.splits {
-        let sides = split_sides(o.seed, i, n);
+    for split in &strata {
+        let sides = &split.sides;
         let blocked: Vec<BTreeSet<NodeId>> = (0..n)
             .map(|a| {
                 (0..n)
@@ -222,7 +231,7 @@ fn measure(
         launcher::change_faults(dir, &ids, |id, f| {
             f.blocked = blocked[id as usize - 1].clone()
         })?;
-        splits.push((t0.elapsed().as_secs_f64(), has_majority_side(&sides)));
+        starts.push(t0.elapsed().as_secs_f64());
         at += t.split_hold_s;
         sleep_until(t0, at, bar);
         launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
@@ -230,19 +239,20 @@ fn measure(
     }
     sleep_until(t0, at, bar);
     let probes = prober.finish();
-    let available = splits
+    let held: Vec<(f64, bool, bool)> = strata
         .iter()
-        .filter(|(start, _)| {
-            split_available(probes.iter().map(|p| (p.at, p.ok)), *start, t.split_hold_s)
+        .zip(&starts)
+        .map(|(split, &start)| {
+            let ok = probes.iter().map(|p| (p.at, p.ok));
+            (
+                split.weight,
+                has_majority_side(&split.sides),
+                split_available(ok, start, t.split_hold_s),
+            )
         })
-        .count();
-    let split = SplitResult::new(
-        n,
-        available,
-        t.splits,
-        splits.iter().filter(|s| s.1).count() as u64,
-    );
-    Ok((size, split))
+        .collect();
+    let split = SplitResult::new(n, &held);
+    Ok((size, split, applied))
 }
 
 /// Wait until `at` seconds after `t0`, keeping the bar alive.

@@ -59,6 +59,9 @@ pub fn table(r: &Results) -> String {
         .zip(&r.timelines.planned_majority_up)
         .map(|(c, f)| format!("N={} {}", c.n, pct(*f)))
         .collect();
+    if !r.flexible.is_empty() {
+        s.push_str(&flexible_table(r));
+    }
     let _ = writeln!(
         s,
         "\nCrash timelines: of {} seeded candidate schedules, the one whose planned time with a majority up comes closest to A(N, p) for every size at once (seed {}; planned {}); every size replays the same node timelines. The intervals are batch means over the run's own probes.",
@@ -67,6 +70,108 @@ pub fn table(r: &Results) -> String {
         planned.join(", ")
     );
     s
+}
+
+/// The flexible rows: each even size with (N/2 + 1, N/2) beside its majority row.
+fn flexible_table(r: &Results) -> String {
+    let mut s = String::from(
+        "\nFlexible quorums (phase 1 to lead, phase 2 to choose), on the same timelines and splits:\n\n| N | quorums | theory P(≥Q1 up) – P(≥Q2 up) | realized | measured | 95% CI | with majorities | msgs/commit | p50 ms | p99 ms | failover ms (median) | split theory | split measured | splits |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for f in &r.flexible {
+        let c = &f.crash;
+        let majority = r
+            .sizes
+            .iter()
+            .find(|m| m.n == f.n)
+            .map_or("-".to_string(), |m| pct(m.measured));
+        let failover = if c.failover_ms.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "{:.0} ({} kills)",
+                crate::stats::median(&c.failover_ms),
+                c.failover_ms.len()
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| {} | ({}, {}) | {} – {} | {} – {} | {} | {}–{} | {} | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            f.n,
+            f.quorums.phase1,
+            f.quorums.phase2,
+            pct(f.bounds[0]),
+            pct(f.bounds[1]),
+            pct(f.realized[0]),
+            pct(f.realized[1]),
+            pct(c.measured),
+            pct(c.ci95[0]),
+            pct(c.ci95[1]),
+            majority,
+            c.msgs_per_commit,
+            c.p50_ms,
+            c.p99_ms,
+            failover,
+            pct(f.split.theory),
+            pct(f.split.measured),
+            f.split.splits
+        );
+    }
+    s
+}
+
+/// What flexible quorums bought in run `r`, from its numbers (empty without
+/// flexible rows).
+fn flexible_answer(r: &Results) -> String {
+    let mut lines = Vec::new();
+    for f in &r.flexible {
+        let maj = r.sizes.iter().find(|m| m.n == f.n);
+        let odd = r.sizes.iter().find(|m| m.n + 1 == f.n);
+        let split_maj = r.partition.iter().find(|m| m.n == f.n);
+        let mut line = format!(
+            "with flexible quorums ({}, {}) N={} was available {}",
+            f.quorums.phase1,
+            f.quorums.phase2,
+            f.n,
+            pct(f.crash.measured)
+        );
+        if let Some(m) = maj {
+            let _ = write!(line, " against {} with majorities", pct(m.measured));
+        }
+        if let Some(o) = odd {
+            let _ = write!(line, " and {} for N={}", pct(o.measured), o.n);
+        }
+        let _ = write!(
+            line,
+            " (theory between {} and {}: writes need {} nodes up with the leader among them, and a new leader needs {}; the timelines had at least {} up {} of the time and at least {} up {})",
+            pct(f.bounds[0]),
+            pct(f.bounds[1]),
+            f.quorums.phase2,
+            f.quorums.phase1,
+            f.quorums.phase1,
+            pct(f.realized[0]),
+            f.quorums.phase2,
+            pct(f.realized[1]),
+        );
+        if let Some(sm) = split_maj {
+            let _ = write!(
+                line,
+                ", and under random splits it kept writing {} of the time against {} with majorities (theory {}: the leader's side always holds {} nodes, or the other side {} to elect)",
+                pct(f.split.measured),
+                pct(sm.measured),
+                pct(f.split.theory),
+                f.quorums.phase2,
+                f.quorums.phase1
+            );
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Flexible Paxos changes the even size's account: {}. So the even node is no longer wasted while the leader lives: it lets a half of the cluster keep committing through failures and splits. It does not make the cluster survive more failures in general: once the leader dies with only half the nodes up, no new leader can be elected until enough nodes return, and choosing still waits for a quorum of disks. An odd size with majorities gets the same fault tolerance from one machine fewer and needs no rule about which quorum is which, which is why deployments still choose 3, 5 or 7.",
+        lines.join("; ")
+    )
 }
 
 /// The answer to the exercise, in one paragraph drawn from `r`'s numbers.
@@ -110,12 +215,14 @@ pub fn answer(r: &Results) -> String {
         let no_majority = s.splits - s.with_majority;
         if s.n % 2 == 0 {
             split_lines.push(format!(
-                "random splits of N={} left no majority side in {} of {} splits (theory {} of splits have one) and writes went on in {} of them",
+                "a random split of N={} has a majority side with probability {}; weighted by that, writes went on {} of the time ({} of {} splits held had no majority side, and writes went on in {} of the {} held)",
                 s.n,
+                pct(s.theory),
+                pct(s.measured),
                 no_majority,
                 s.splits,
-                pct(s.theory),
-                pct(s.measured)
+                s.available,
+                s.splits
             ));
         }
     }
@@ -154,6 +261,7 @@ pub fn answer(r: &Results) -> String {
     let mut text = String::from("Why odd sizes? In this run, ");
     text.push_str(&parts.join(". Also, "));
     text.push_str(". An even ensemble pays for one more machine and one more round of messages, tolerates no more failures than the odd one below it, is down more often because it has one more node to lose, and can split into two halves where no side can form a majority. That is why ZooKeeper ensembles have 3, 5 or 7 members.");
+    text.push_str(&flexible_answer(r));
     text
 }
 
@@ -175,6 +283,7 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
                 .iter()
                 .map(|s| s.ci95[0].min(s.theory))
                 .chain(r.partition.iter().map(|s| s.measured.min(s.theory)))
+                .chain(r.flexible.iter().map(|f| f.bounds[0].min(f.crash.ci95[0])))
         })
         .fold(1.0f64, f64::min);
     let ymin = ((ymin - 0.05).max(0.0) * 10.0).floor() / 10.0;
@@ -276,9 +385,206 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
             .label(format!("partition model: measured ({name})"))
             .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, dot.filled()));
     }
+    let purple = RGBColor(150, 60, 170);
+    if let Some(r) = runs.iter().find(|r| !r.flexible.is_empty()) {
+        chart
+            .draw_series(r.flexible.iter().map(|f| {
+                let x = f.n as f64 + 0.3;
+                PathElement::new(
+                    vec![(x, f.bounds[0]), (x, f.bounds[1])],
+                    purple.stroke_width(6),
+                )
+            }))
+            .map_err(|e| e.to_string())?
+            .label("flexible quorums (N/2+1, N/2): theory bounds")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], purple.stroke_width(6))
+            });
+    }
+    for (i, r) in runs.iter().enumerate() {
+        if r.flexible.is_empty() {
+            continue;
+        }
+        let dx = 0.3
+            + if runs.len() > 1 {
+                i as f64 * 0.12 - 0.06
+            } else {
+                0.0
+            };
+        let fill = if r.mode == "sim" {
+            RGBColor(30, 150, 70)
+        } else {
+            BLACK
+        };
+        let name = if r.mode == "sim" {
+            "simulator"
+        } else {
+            "real processes"
+        };
+        chart
+            .draw_series(r.flexible.iter().map(|f| {
+                let x = f.n as f64 + dx;
+                PathElement::new(
+                    vec![(x, f.crash.ci95[0]), (x, f.crash.ci95[1])],
+                    fill.stroke_width(2),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(r.flexible.iter().map(|f| {
+                Rectangle::new(
+                    [
+                        (f.n as f64 + dx - 0.04, f.crash.measured + 0.006),
+                        (f.n as f64 + dx + 0.04, f.crash.measured - 0.006),
+                    ],
+                    fill.filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?
+            .label(format!("flexible quorums: measured ({name})"))
+            .legend(move |(x, y)| Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], fill.filled()));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// `cost.svg`: what each size costs with every node up: peer messages per
+/// commit (left) and commit latency p50 and p99 (right), against N, for
+/// majority rows (circles) and flexible rows (squares).
+pub fn plot_cost(r: &Results, path: &Path) -> Result<(), String> {
+    let root = SVGBackend::new(path, (900, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(450);
+    let ns: Vec<usize> = r.sizes.iter().map(|s| s.n).collect();
+    let (lo, hi) = (
+        *ns.iter().min().unwrap_or(&3) as f64 - 0.5,
+        *ns.iter().max().unwrap_or(&7) as f64 + 0.5,
+    );
+    let xfmt = |x: &f64| {
+        if (x - x.round()).abs() < 1e-6 {
+            format!("{}", x.round() as i64)
+        } else {
+            String::new()
+        }
+    };
+    let blue = RGBColor(40, 90, 200);
+    let purple = RGBColor(150, 60, 170);
+    let red = RGBColor(200, 50, 50);
+    let flex = &r.flexible;
+
+    let msgs_max = r
+        .sizes
+        .iter()
+        .map(|s| s.msgs_per_commit)
+        .chain(flex.iter().map(|f| f.crash.msgs_per_commit))
+        .fold(1.0f64, f64::max);
+    let mut chart = ChartBuilder::on(&left)
+        .caption("Peer messages per commit (all up)", ("sans-serif", 17))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(lo..hi, 0.0..msgs_max * 1.25)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("nodes N")
+        .y_desc("messages / commit")
+        .x_labels(ns.len().max(2) * 2)
+        .x_label_formatter(&xfmt)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(LineSeries::new(
+            r.sizes.iter().map(|s| (s.n as f64, s.msgs_per_commit)),
+            blue.stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?
+        .label("majorities")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(
+            r.sizes
+                .iter()
+                .map(|s| Circle::new((s.n as f64, s.msgs_per_commit), 4, blue.filled())),
+        )
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(flex.iter().map(|f| {
+            let (x, y) = (f.n as f64, f.crash.msgs_per_commit);
+            Rectangle::new(
+                [(x - 0.06, y * 1.02), (x + 0.06, y * 0.98)],
+                purple.filled(),
+            )
+        }))
+        .map_err(|e| e.to_string())?
+        .label("flexible (N/2+1, N/2)")
+        .legend(move |(x, y)| Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], purple.filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+
+    let lat_max = r
+        .sizes
+        .iter()
+        .map(|s| s.p99_ms)
+        .chain(flex.iter().map(|f| f.crash.p99_ms))
+        .fold(0.1f64, f64::max);
+    let mut chart = ChartBuilder::on(&right)
+        .caption("Commit latency (all up)", ("sans-serif", 17))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(lo..hi, 0.0..lat_max * 1.3)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("nodes N")
+        .y_desc("latency (ms)")
+        .x_labels(ns.len().max(2) * 2)
+        .x_label_formatter(&xfmt)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (q, color, name) in [(0.5, blue, "p50"), (0.99, red, "p99")] {
+        let pick = move |p50: f64, p99: f64| if q < 0.9 { p50 } else { p99 };
+        chart
+            .draw_series(LineSeries::new(
+                r.sizes
+                    .iter()
+                    .map(|s| (s.n as f64, pick(s.p50_ms, s.p99_ms))),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(format!("{name}, majorities"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(flex.iter().map(|f| {
+                let (x, y) = (f.n as f64, pick(f.crash.p50_ms, f.crash.p99_ms));
+                Rectangle::new(
+                    [
+                        (x - 0.06, y + lat_max * 0.015),
+                        (x + 0.06, y - lat_max * 0.015),
+                    ],
+                    color.filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -296,15 +602,15 @@ pub fn markdown(runs: &[&Results]) -> String {
     let t = &main.timing;
     let _ = writeln!(
         s,
-        "Each node goes down (SIGKILL) and comes back (restart from its own log) on its own random timeline, down a fraction p = {} of the time; a probe write every {} ms, each with a {} ms timeout, measures availability (probes committed / probes sent). Time is compressed: a node's mean down time is {:.1} s and its mean up time {:.1} s. Node k's timeline comes from the seed ({}) and k alone, so every size replays the same timelines for the nodes it shares with the others (common random numbers): two sizes differ only by the nodes added, and the comparison is paired rather than left to noise. The 95% intervals are batch means over 20 consecutive batches (probes are correlated in time). In the partition model the cluster is split {} times into two random sides (each node on either side with equal chance), each held {:.1} s; a split counts as available if most probes in its second half commit.\n",
+        "Each node goes down (SIGKILL) and comes back (restart from its own log) on its own random timeline, down a fraction p = {} of the time; a probe write every {} ms, each with a {} ms timeout, measures availability (probes committed / probes sent). Time is compressed: a node's mean down time is {:.1} s and its mean up time {:.1} s. Node k's timeline comes from the seed ({}) and k alone, so every size replays the same timelines for the nodes it shares with the others (common random numbers): two sizes differ only by the nodes added, and the comparison is paired rather than left to noise. The 95% intervals are batch means over 20 consecutive batches (probes are correlated in time). In the partition model each split is held {:.1} s and counts as available if most probes in its second half commit; the splits are stratified by the size k of the smaller side (k = 0..N/2, {} seeded splits each), each weighted by its class's probability under random sides (2·C(N,k)/2^N, or C(N,N/2)/2^N for an even half), so the measured fraction estimates a random split's availability without the noise of drawing the classes.\n",
         main.p,
         t.probe_every_ms,
         t.probe_timeout_ms,
         main.p * t.cycle_s,
         (1.0 - main.p) * t.cycle_s,
         main.seed,
-        t.splits,
-        t.split_hold_s
+        t.split_hold_s,
+        t.split_reps
     );
     for r in runs {
         let _ = writeln!(
@@ -320,6 +626,10 @@ pub fn markdown(runs: &[&Results]) -> String {
         );
     }
     let _ = writeln!(s, "![availability against N](availability.svg)\n");
+    let _ = writeln!(
+        s,
+        "![messages per commit and commit latency against N](cost.svg)\n"
+    );
     let _ = writeln!(s, "## The answer\n\n{}\n", answer(main));
     s
 }

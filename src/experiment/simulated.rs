@@ -1,16 +1,17 @@
 //! The experiment on the simulator: the same timelines and splits in virtual
 //! time, long enough for tight intervals, in seconds of wall time.
 
-use super::plan::{has_majority_side, majority_up, node_downs, split_sides};
+use super::plan::{has_majority_side, majority_up, node_downs, split_strata};
 use super::{latency, split_available, Options, SizeResult, SplitResult, Timing};
 use crate::check::history::Status;
-use crate::paxos::{NodeId, ProposerConfig};
+use crate::paxos::{NodeId, ProposerConfig, Quorums};
 use crate::sim::{self, Faults, PlanAction, SimConfig, Workload};
 
 fn config(
     seed: u64,
     n: usize,
     t: &Timing,
+    quorums: Option<Quorums>,
     plan: Vec<(u64, PlanAction)>,
     horizon_ms: u64,
 ) -> SimConfig {
@@ -26,6 +27,7 @@ fn config(
     c.proposer = ProposerConfig {
         heartbeat_ticks: 2,
         election_ticks: (5, 10),
+        quorums,
         ..ProposerConfig::default()
     };
     c.client_timeout_ms = t.probe_timeout_ms / 3;
@@ -51,15 +53,16 @@ fn probes(report: &sim::Report) -> Vec<(u64, bool)> {
     v
 }
 
-/// Run one size on the simulator.
-pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) {
+/// Run one size on the simulator, with majorities or `quorums`; returns the
+/// crash model's and the partition model's results and the down intervals.
+pub fn run_size(n: usize, o: &Options, t: &Timing, quorums: Option<Quorums>) -> super::real::Row {
     let ids: Vec<NodeId> = (1..=n as NodeId).collect();
     let horizon_ms = (t.crash_s * 1e3) as u64;
 
     // All up: messages per commit and latency.
     // Probes every 2 ms, so heartbeats weigh little next to commits.
     let steady_ms = (t.steady_s * 1e3) as u64;
-    let mut quiet_cfg = config(o.seed, n, t, Vec::new(), steady_ms);
+    let mut quiet_cfg = config(o.seed, n, t, quorums, Vec::new(), steady_ms);
     quiet_cfg.workload = Workload::Probe { every_ms: 2 };
     let quiet = sim::run(&quiet_cfg);
     let ok_ops: Vec<f64> = quiet
@@ -91,7 +94,7 @@ pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) 
             }
         }
     }
-    let report = sim::run(&config(o.seed, n, t, plan, horizon_ms));
+    let report = sim::run(&config(o.seed, n, t, quorums, plan, horizon_ms));
     let oks: Vec<bool> = probes(&report)
         .into_iter()
         .filter(|(at, _)| *at < horizon_ms)
@@ -110,30 +113,31 @@ pub fn run_size(n: usize, o: &Options, t: &Timing) -> (SizeResult, SplitResult) 
 
     // Partition model.
     let (hold, gap) = ((t.split_hold_s * 1e3) as u64, (t.split_gap_s * 1e3) as u64);
+    let strata = split_strata(o.seed, n, t.split_reps);
     let mut plan = Vec::new();
     let mut starts = Vec::new();
     let mut at = 0;
-    for i in 0..t.splits {
-        let sides = split_sides(o.seed, i, n);
-        starts.push((at, has_majority_side(&sides)));
-        plan.push((at, PlanAction::Split(sides)));
+    for split in &strata {
+        starts.push(at);
+        plan.push((at, PlanAction::Split(split.sides.clone())));
         plan.push((at + hold, PlanAction::Heal));
         at += hold + gap;
     }
-    let report = sim::run(&config(o.seed, n, t, plan, at));
+    let report = sim::run(&config(o.seed, n, t, quorums, plan, at));
     let ps = probes(&report);
-    let available = starts
+    let ms = |x: u64| x as f64 / 1e3;
+    let held: Vec<(f64, bool, bool)> = strata
         .iter()
-        .filter(|(s, _)| {
-            let ms = |x: u64| x as f64 / 1e3;
-            split_available(ps.iter().map(|&(at, ok)| (ms(at), ok)), ms(*s), ms(hold))
+        .zip(&starts)
+        .map(|(split, &s)| {
+            let ok = ps.iter().map(|&(at, ok)| (ms(at), ok));
+            (
+                split.weight,
+                has_majority_side(&split.sides),
+                split_available(ok, ms(s), ms(hold)),
+            )
         })
-        .count();
-    let split = SplitResult::new(
-        n,
-        available,
-        t.splits,
-        starts.iter().filter(|s| s.1).count() as u64,
-    );
-    (size, split)
+        .collect();
+    let split = SplitResult::new(n, &held);
+    (size, split, downs)
 }

@@ -159,6 +159,9 @@ pub struct DiskOptions {
     pub fail_after: Option<u64>,
 }
 
+/// A sync at least this slow is logged.
+const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Start the thread that owns `log`; `done` hears of every durable batch.
 ///
 /// # Panics
@@ -221,8 +224,19 @@ fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, opts:
                 log.path().display()
             ));
         }
+        let started = std::time::Instant::now();
         if let Err(e) = log.sync() {
             fatal(&e.to_string());
+        }
+        let took = started.elapsed();
+        if took >= SLOW_SYNC {
+            // etcd warns alike ("slow fdatasync"): a sync this slow holds every
+            // answer that waits for it, heartbeats' acknowledgements too.
+            tracing::warn!(
+                "{}: a sync took {} ms (a slow or busy disk delays every answer that waits for it)",
+                log.path().display(),
+                took.as_millis()
+            );
         }
         syncs += 1;
         if let Some(done) = &done {

@@ -179,7 +179,20 @@ impl Actor for ProposerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.tick, |act, _| {
+        let mut last = std::time::Instant::now();
+        let late = (self.tick * 10).max(std::time::Duration::from_millis(100));
+        ctx.run_interval(self.tick, move |act, _| {
+            let now = std::time::Instant::now();
+            let gap = now.duration_since(last);
+            last = now;
+            if gap >= late {
+                // Heartbeats and timeouts ride on this tick: a stall this long
+                // can make followers start an election (etcd warns alike).
+                tracing::warn!(
+                    "this node's event loop stalled for {} ms (an overloaded machine?); heartbeats were late",
+                    gap.as_millis()
+                );
+            }
             let mut out = Outbox::new();
             act.core.tick(&mut out);
             act.carry(out);

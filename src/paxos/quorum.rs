@@ -102,6 +102,46 @@ pub fn availability(n: usize, p: f64) -> f64 {
         .sum()
 }
 
+/// The probability that at least `q` of `n` nodes are up when each is down
+/// independently with probability `p`. With flexible quorums `(Q1, Q2)`, writes
+/// go on whenever Q1 nodes are up (a leader can always be elected) and never
+/// with fewer than Q2, so `at_least_up(n, Q1, p)` ≤ availability ≤
+/// `at_least_up(n, Q2, p)`; between the two it depends on whether the leader
+/// is among the nodes up.
+pub fn at_least_up(n: usize, q: usize, p: f64) -> f64 {
+    (q..=n)
+        .map(|k| binomial(n, k) * (1.0 - p).powi(k as i32) * p.powi((n - k) as i32))
+        .sum()
+}
+
+/// The probability that writes go on after a random split of `n` nodes (each
+/// on either side with equal chance; the leader any node with equal chance)
+/// under quorums `q`: the leader's side holds a phase-2 quorum, or either side
+/// a phase-1 quorum (it elects a leader of its own). With majorities this is
+/// [`split_availability`]; when Q1 + Q2 = N + 1 it is 1, as one side always
+/// holds N − L ≥ Q1 or L ≥ Q2.
+pub fn split_availability_with(n: usize, q: Quorums) -> f64 {
+    if n == 0 || n > 20 {
+        return 0.0;
+    }
+    let mut good = 0u64;
+    for bits in 0u32..1 << n {
+        let ones = bits.count_ones() as usize;
+        for leader in 0..n {
+            let mine = if bits >> leader & 1 == 1 {
+                ones
+            } else {
+                n - ones
+            };
+            let other = n - mine;
+            if mine >= q.phase2 || mine >= q.phase1 || other >= q.phase1 {
+                good += 1;
+            }
+        }
+    }
+    good as f64 / (n as f64 * f64::from(1u32 << n))
+}
+
 /// The probability that a random split of `n` nodes into two sides (each node on
 /// either side with equal chance) leaves one side with a majority: 1 for odd `n`,
 /// 1 − C(N, N/2)/2^N for even `n`.
@@ -170,6 +210,26 @@ mod tests {
     #[test]
     fn splits() {
         assert_eq!(split_availability(3), 1.0);
+        for n in 1..=7 {
+            let maj = Quorums::majority(n);
+            let with = split_availability_with(n, maj);
+            assert!((with - split_availability(n)).abs() < 1e-12, "n={n}");
+            assert!((at_least_up(n, maj.phase1, 0.2) - availability(n, 0.2)).abs() < 1e-12);
+        }
+        let flex = |p1, p2| Quorums {
+            phase1: p1,
+            phase2: p2,
+        };
+        assert_eq!(split_availability_with(4, flex(3, 2)), 1.0);
+        assert_eq!(split_availability_with(6, flex(4, 3)), 1.0);
+        // By hand, N=4 with (4, 2): a 2–2 split works with the leader's side
+        // (Q2), a 3–1 split only when the leader is among the 3, and no side
+        // of any split ever holds 4 nodes to elect; so 1 − P(3–1 with the
+        // leader alone) = 1 − (8/16)·(1/4).
+        assert!((split_availability_with(4, flex(4, 2)) - (1.0 - 0.5 * 0.25)).abs() < 1e-12);
+        // P(at least 2 of 4 up), p = 0.2, by hand: 1 − 0.2^4 − 4·0.8·0.2^3.
+        let by_hand = 1.0 - 0.2f64.powi(4) - 4.0 * 0.8 * 0.2f64.powi(3);
+        assert!((at_least_up(4, 2, 0.2) - by_hand).abs() < 1e-12);
         assert!((split_availability(4) - (1.0 - 6.0 / 16.0)).abs() < 1e-12);
         assert!((split_availability(6) - (1.0 - 20.0 / 64.0)).abs() < 1e-12);
     }
