@@ -172,6 +172,22 @@ impl Poller {
     }
 }
 
+/// A spinner with the elapsed time and a message (for phases of unknown
+/// length), hidden unless `show`.
+pub fn spinner(show: bool, message: String) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            .expect("a valid template"),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
 /// A progress bar of `len` steps with `template` (hidden unless `show`).
 pub fn bar(show: bool, len: u64, template: &str) -> indicatif::ProgressBar {
     if !show {

@@ -16,19 +16,28 @@ fn small_snapshots(name: &str) -> Env {
     env
 }
 
-/// Write for `secs` with four clients (the bench, against the running cluster).
-fn write_for(env: &Env, secs: &str) {
-    env.ok(&[
-        "bench",
-        "--clients",
-        "4",
-        "--duration",
-        secs,
-        "--warmup",
-        "0",
-        "--keys",
-        "300",
-    ]);
+/// Write with four clients (the bench, against the running cluster), three
+/// seconds at a time (a client that first tries the paused node loses about
+/// a second to it), until node `id`'s snapshot covers `slots` slots (at most
+/// a minute: a slow machine takes longer, it does not fail).
+fn write_until_snapshot(env: &Env, id: u64, slots: u64) {
+    let mut last = serde_json::Value::Null;
+    let done = env.wait_for(60.0, || {
+        env.ok(&[
+            "bench",
+            "--clients",
+            "4",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0",
+            "--keys",
+            "300",
+        ]);
+        last = env.status();
+        node(&last, id)["snapshot"].as_u64().unwrap_or(0) >= slots
+    });
+    assert!(done, "node {id}'s snapshot never reached {slots}: {last}");
 }
 
 fn node(st: &serde_json::Value, id: u64) -> &serde_json::Value {
@@ -60,13 +69,8 @@ fn a_paused_node_catches_up_by_snapshot_after_resuming() {
     let leader = env.leader(5.0);
     let slow = leader % 3 + 1;
     env.ok(&["pause", &slow.to_string()]);
-    write_for(&env, "3s");
-    let st = env.status();
-    let leader_snapshot = node(&st, leader)["snapshot"].as_u64().unwrap();
-    assert!(
-        leader_snapshot >= 200,
-        "several snapshots while paused: {st}"
-    );
+    // Several snapshots while it is paused.
+    write_until_snapshot(&env, leader, 300);
     env.ok(&["resume", &slow.to_string()]);
     let st = converged(&env, slow, 30.0);
     // It got there by a snapshot: its own starts at least where the others
@@ -93,7 +97,7 @@ fn a_node_whose_log_ends_below_the_others_compaction_catches_up_after_a_restart(
     let leader = env.leader(5.0);
     let down = leader % 3 + 1;
     env.ok(&["kill", &down.to_string()]);
-    write_for(&env, "3s");
+    write_until_snapshot(&env, leader, 300);
     env.ok(&["restart", &down.to_string()]);
     let st = converged(&env, down, 30.0);
     assert!(node(&st, down)["snapshot"].as_u64().unwrap() >= 100, "{st}");

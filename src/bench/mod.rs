@@ -354,11 +354,7 @@ pub fn against_running(
 }
 
 fn median_row(rows: &[Row]) -> Row {
-    let by = |f: fn(&Row) -> f64| {
-        let mut v: Vec<f64> = rows.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let by = |f: fn(&Row) -> f64| crate::stats::median(&rows.iter().map(f).collect::<Vec<_>>());
     Row {
         ops_per_s: by(|r| r.ops_per_s),
         p50_ms: by(|r| r.p50_ms),
@@ -508,11 +504,7 @@ pub struct Failover {
 impl Failover {
     /// The figures in a few lines, medians first.
     pub fn text(&self) -> String {
-        let med = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            v.get(v.len() / 2).copied().unwrap_or(0.0)
-        };
+        let med = crate::stats::median;
         let list = |v: &[f64]| {
             v.iter()
                 .map(|x| format!("{x:.3}"))

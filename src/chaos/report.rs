@@ -128,11 +128,7 @@ pub fn text(run: &ChaosRun) -> String {
         // First and last third apart: a restart that slows down as the run
         // goes on is state that grows.
         let third = restarts.len().div_ceil(3);
-        let median = |xs: &[f64]| {
-            let mut xs = xs.to_vec();
-            xs.sort_by(f64::total_cmp);
-            xs[xs.len() / 2] / 1e3
-        };
+        let median = |xs: &[f64]| crate::stats::median(xs) / 1e3;
         let _ = writeln!(
             s,
             "restarts after kills: {}, until serving: median {:.2} s; first third {:.2} s, last third {:.2} s",

@@ -37,6 +37,10 @@ pub struct QuorumArgs {
     /// Run on real processes and on the simulator, tables side by side
     #[arg(long)]
     with_sim: bool,
+    /// Draw the report again (plots and report.md) from the results saved in
+    /// DIR, running nothing
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["sim", "with_sim", "quick"])]
+    redraw: Option<PathBuf>,
     /// Also run each even size with flexible quorums (N/2 + 1 to lead, N/2 to
     /// choose) on the same timelines and splits
     #[arg(long)]
@@ -45,6 +49,15 @@ pub struct QuorumArgs {
 
 pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
     let ExperimentCmd::Quorum(a) = cmd;
+    if let Some(dir) = &a.redraw {
+        let runs = crate::experiment::load(dir).map_err(Exit::usage)?;
+        crate::experiment::write_report(&runs, dir)?;
+        println!(
+            "redrew {}/{{availability.svg, cost.svg, report.md}}",
+            dir.display()
+        );
+        return Ok(());
+    }
     let mut sizes: Vec<usize> = a.sizes.iter().map(|&n| n as usize).collect();
     sizes.sort_unstable();
     sizes.dedup();

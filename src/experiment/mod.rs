@@ -16,7 +16,7 @@ pub mod real;
 pub mod report;
 pub mod simulated;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::paxos::Quorums;
 use serde::{Deserialize, Serialize};
@@ -460,28 +460,46 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
         )
         .map_err(|e| fail(format!("cannot write {name}: {e}")))?;
     }
-    let refs: Vec<&Results> = all.iter().collect();
-    report::plot(&refs, &o.out.join("availability.svg"))
-        .map_err(|e| fail(format!("cannot draw the plot: {e}")))?;
-    if let Some(main) = refs.first() {
-        report::plot_cost(main, &o.out.join("cost.svg"))
-            .map_err(|e| fail(format!("cannot draw the cost plot: {e}")))?;
-    }
-    std::fs::write(o.out.join("report.md"), report::markdown(&refs))
-        .map_err(|e| fail(format!("cannot write report.md: {e}")))?;
+    write_report(&all, &o.out)?;
     Ok(all)
 }
 
-fn size_bar(o: &Options, n: usize, secs: f64) -> indicatif::ProgressBar {
-    if !o.progress {
-        return indicatif::ProgressBar::hidden();
+/// Write `availability.svg`, `cost.svg` and `report.md` for `runs` (real
+/// first) into `out`.
+pub fn write_report(runs: &[Results], out: &Path) -> Result<(), crate::launcher::LaunchError> {
+    let fail = |m: String| crate::launcher::LaunchError {
+        code: 1,
+        message: m,
+    };
+    let refs: Vec<&Results> = runs.iter().collect();
+    report::plot(&refs, &out.join("availability.svg"))
+        .map_err(|e| fail(format!("cannot draw the plot: {e}")))?;
+    if let Some(main) = refs.first() {
+        report::plot_cost(main, &out.join("cost.svg"))
+            .map_err(|e| fail(format!("cannot draw the cost plot: {e}")))?;
     }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-            .expect("a valid template"),
-    );
-    bar.set_message(format!("N={n} ({secs:.0} s)"));
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
+    std::fs::write(out.join("report.md"), report::markdown(&refs))
+        .map_err(|e| fail(format!("cannot write report.md: {e}")))
+}
+
+/// The runs saved in `dir` (`results.json`, and `results-sim.json` beside it
+/// when both modes ran), to draw their report again.
+pub fn load(dir: &Path) -> Result<Vec<Results>, String> {
+    let mut runs = Vec::new();
+    for name in ["results.json", "results-sim.json"] {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => runs.push(
+                serde_json::from_str(&text)
+                    .map_err(|e| format!("{}: not a saved run: {e}", path.display()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != "results.json" => {}
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(runs)
+}
+
+fn size_bar(o: &Options, n: usize, secs: f64) -> indicatif::ProgressBar {
+    crate::harness::spinner(o.progress, format!("N={n} ({secs:.0} s)"))
 }

@@ -270,7 +270,8 @@ fn steady(cluster: &Cluster, secs: f64) -> (f64, f64, f64) {
             .sum()
     };
     // The router publishes its counter every 200 ms: wait for a fresh value.
-    std::thread::sleep(Duration::from_millis(250));
+    let pause = || harness::sleep_until(Instant::now() + Duration::from_millis(250), || {});
+    pause();
     let before = sent(cluster);
     let cluster_c = cluster.clone();
     let workers = Workers::spawn(4, move |w, stop| {
@@ -290,9 +291,9 @@ fn steady(cluster: &Cluster, secs: f64) -> (f64, f64, f64) {
         }
         lat
     });
-    std::thread::sleep(Duration::from_secs_f64(secs));
+    harness::sleep_until(Instant::now() + Duration::from_secs_f64(secs), || {});
     let lat: Vec<f64> = workers.finish().into_iter().flatten().collect();
-    std::thread::sleep(Duration::from_millis(250));
+    pause();
     let after = sent(cluster);
     let commits = lat.len().max(1) as f64;
     let msgs = after.saturating_sub(before) as f64 / commits;

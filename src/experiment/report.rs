@@ -287,10 +287,13 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
         })
         .fold(1.0f64, f64::min);
     let ymin = ((ymin - 0.05).max(0.0) * 10.0).floor() / 10.0;
-    let root = SVGBackend::new(path, (760, 480)).into_drawing_area();
+    let root = SVGBackend::new(path, (1060, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    // The legend gets a panel of its own, clear of the data.
+    let (plot_area, legend_area) = root.split_horizontally(740);
+    let mut legend: Vec<(Mark, String)> = Vec::new();
     let p = runs.first().map_or(0.2, |r| r.p);
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&plot_area)
         .caption(
             format!("Availability against cluster size (p = {p})"),
             ("sans-serif", 20),
@@ -329,14 +332,12 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
     let orange = RGBColor(220, 120, 30);
     chart
         .draw_series(LineSeries::new(theory, blue.stroke_width(2)))
-        .map_err(|e| e.to_string())?
-        .label("crash model: theory A(N, p)")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+        .map_err(|e| e.to_string())?;
+    legend.push((Mark::Line(blue, 2), "crash model: theory A(N, p)".into()));
     chart
         .draw_series(LineSeries::new(split_theory, orange.stroke_width(2)))
-        .map_err(|e| e.to_string())?
-        .label("partition model: theory")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2)));
+        .map_err(|e| e.to_string())?;
+    legend.push((Mark::Line(orange, 2), "partition model: theory".into()));
     for (i, r) in runs.iter().enumerate() {
         let dx = if runs.len() > 1 {
             i as f64 * 0.12 - 0.06
@@ -363,27 +364,45 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
                     .iter()
                     .map(|s| Circle::new((s.n as f64 + dx, s.measured), 5, dot.filled())),
             )
-            .map_err(|e| e.to_string())?
-            .label(format!("crash model: measured ({name}), 95% CI"))
-            .legend(move |(x, y)| Circle::new((x + 10, y), 5, dot.filled()));
+            .map_err(|e| e.to_string())?;
+        legend.push((
+            Mark::Dot(dot),
+            format!("crash model: measured ({name}), 95% CI"),
+        ));
+        if i == 0 {
+            // The answer's numbers beside the first run's points.
+            chart
+                .draw_series(r.sizes.iter().map(|s| {
+                    Text::new(
+                        format!("{:.1}%", s.measured * 100.0),
+                        (s.n as f64 + dx - 0.42, s.measured),
+                        ("sans-serif", 12).into_font(),
+                    )
+                }))
+                .map_err(|e| e.to_string())?;
+        }
         chart
             .draw_series(
                 r.sizes
                     .iter()
                     .map(|s| Cross::new((s.n as f64 + dx, s.majority_up), 5, dot.stroke_width(1))),
             )
-            .map_err(|e| e.to_string())?
-            .label(format!("crash model: time a majority was up ({name})"))
-            .legend(move |(x, y)| Cross::new((x + 10, y), 5, dot.stroke_width(1)));
+            .map_err(|e| e.to_string())?;
+        legend.push((
+            Mark::Cross(dot),
+            format!("crash model: time a majority was up ({name})"),
+        ));
         chart
             .draw_series(
                 r.partition
                     .iter()
                     .map(|s| TriangleMarker::new((s.n as f64 + dx, s.measured), 6, dot.filled())),
             )
-            .map_err(|e| e.to_string())?
-            .label(format!("partition model: measured ({name})"))
-            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, dot.filled()));
+            .map_err(|e| e.to_string())?;
+        legend.push((
+            Mark::Triangle(dot),
+            format!("partition model: measured ({name})"),
+        ));
     }
     let purple = RGBColor(150, 60, 170);
     if let Some(r) = runs.iter().find(|r| !r.flexible.is_empty()) {
@@ -395,11 +414,11 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
                     purple.stroke_width(6),
                 )
             }))
-            .map_err(|e| e.to_string())?
-            .label("flexible quorums (N/2+1, N/2): theory bounds")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], purple.stroke_width(6))
-            });
+            .map_err(|e| e.to_string())?;
+        legend.push((
+            Mark::Line(purple, 6),
+            "flexible quorums (N/2+1, N/2): theory bounds".into(),
+        ));
     }
     for (i, r) in runs.iter().enumerate() {
         if r.flexible.is_empty() {
@@ -440,18 +459,66 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
                     fill.filled(),
                 )
             }))
-            .map_err(|e| e.to_string())?
-            .label(format!("flexible quorums: measured ({name})"))
-            .legend(move |(x, y)| Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], fill.filled()));
+            .map_err(|e| e.to_string())?;
+        legend.push((
+            Mark::Square(fill),
+            format!("flexible quorums: measured ({name})"),
+        ));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_legend(&legend_area, &legend)?;
     root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// What a legend entry shows.
+#[derive(Clone, Copy)]
+enum Mark {
+    Line(RGBColor, u32),
+    Dot(RGBColor),
+    Cross(RGBColor),
+    Triangle(RGBColor),
+    Square(RGBColor),
+}
+
+/// A legend in a panel of its own, one entry per line from the top left.
+fn draw_legend(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    entries: &[(Mark, String)],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    for (i, (mark, text)) in entries.iter().enumerate() {
+        let y = 60 + i as i32 * 24;
+        let x = 8;
+        match *mark {
+            Mark::Line(c, w) => area
+                .draw(&PathElement::new(
+                    vec![(x, y), (x + 22, y)],
+                    c.stroke_width(w),
+                ))
+                .map_err(e)?,
+            Mark::Dot(c) => area
+                .draw(&Circle::new((x + 11, y), 5, c.filled()))
+                .map_err(e)?,
+            Mark::Cross(c) => area
+                .draw(&Cross::new((x + 11, y), 5, c.stroke_width(1)))
+                .map_err(e)?,
+            Mark::Triangle(c) => area
+                .draw(&TriangleMarker::new((x + 11, y), 6, c.filled()))
+                .map_err(e)?,
+            Mark::Square(c) => area
+                .draw(&Rectangle::new(
+                    [(x + 6, y - 5), (x + 16, y + 5)],
+                    c.filled(),
+                ))
+                .map_err(e)?,
+        }
+        area.draw(&Text::new(
+            text.clone(),
+            (x + 30, y - 7),
+            ("sans-serif", 13).into_font(),
+        ))
+        .map_err(e)?;
+    }
     Ok(())
 }
 

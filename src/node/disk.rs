@@ -24,6 +24,8 @@ pub struct Append {
     pub records: Vec<Record>,
     /// The records replace the whole log (a compaction).
     pub rewrite: bool,
+    /// What the compaction dropped: freed here, off the event loop.
+    pub forgotten: crate::paxos::Forgotten,
 }
 
 /// Every batch up to `batch` is durable.

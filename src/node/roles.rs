@@ -10,7 +10,9 @@ use actix::prelude::*;
 
 use super::disk::{Append, DiskTx, SnapshotWriter, Synced};
 use super::router::{Deliver, Effects, GetLog, Input, Router, SharedStatus};
-use crate::paxos::{Acceptor, Ballot, Gate, Learner, Mode, Outbox, Proposer, Ready, Replica};
+use crate::paxos::{
+    Acceptor, Ballot, Forgotten, Gate, Learner, Mode, Outbox, Proposer, Ready, Replica,
+};
 
 /// Send a role's ready effects on: messages and notices to the router,
 /// answers to the clients waiting; records to `disk` (if the role has one).
@@ -20,6 +22,7 @@ fn carry(router: &Addr<Router>, disk: Option<&DiskTx>, ready: Ready) {
             batch: p.batch,
             records: p.records,
             rewrite: p.rewrite,
+            forgotten: ready.forgotten,
         });
     }
     if !(ready.send.is_empty() && ready.notices.is_empty() && ready.replies.is_empty()) {
@@ -28,6 +31,17 @@ fn carry(router: &Addr<Router>, disk: Option<&DiskTx>, ready: Ready) {
             notices: ready.notices,
             replies: ready.replies,
         });
+    }
+}
+
+/// A handler that held this node's event loop (which every role, link and
+/// client session shares) this long is logged, with what it handled.
+const SLOW_HANDLER: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn note_slow(role: &str, what: &str, started: std::time::Instant) {
+    let took = started.elapsed();
+    if took >= SLOW_HANDLER {
+        tracing::warn!("the {role} took {} ms handling {what}", took.as_millis());
     }
 }
 
@@ -83,6 +97,8 @@ impl Handler<Deliver> for AcceptorActor {
     type Result = ();
 
     fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
+        let started = std::time::Instant::now();
+        let what = input.kind();
         let mut out = Outbox::new();
         match input {
             Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
@@ -99,6 +115,7 @@ impl Handler<Deliver> for AcceptorActor {
             None => {}
         }
         carry(&self.router, Some(&self.disk), ready);
+        note_slow("acceptor", what, started);
     }
 }
 
@@ -204,12 +221,15 @@ impl Handler<Deliver> for ProposerActor {
     type Result = ();
 
     fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
+        let started = std::time::Instant::now();
+        let what = input.kind();
         let mut out = Outbox::new();
         match input {
             Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
             Input::Notice(n) => self.core.notice(n, &mut out),
         }
         self.carry(out);
+        note_slow("proposer", what, started);
     }
 }
 
@@ -271,6 +291,7 @@ impl LearnerActor {
                     batch: p.batch,
                     records: p.records,
                     rewrite: false,
+                    forgotten: Forgotten::default(),
                 });
             }
         }
@@ -283,6 +304,7 @@ impl LearnerActor {
             let ready = self.gate.ready(Outbox {
                 persist: std::mem::take(&mut out.persist),
                 rewrite: true,
+                forgotten: std::mem::take(&mut out.forgotten),
                 ..Outbox::new()
             });
             if let (Some(p), Some(disk)) = (ready.persist, &self.disk) {
@@ -291,6 +313,7 @@ impl LearnerActor {
                     batch: p.batch,
                     records: p.records,
                     rewrite: true,
+                    forgotten: ready.forgotten,
                 });
             }
             out.rewrite = false;
@@ -329,12 +352,15 @@ impl Handler<Deliver> for LearnerActor {
     type Result = ();
 
     fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
+        let started = std::time::Instant::now();
+        let what = input.kind();
         let mut out = Outbox::new();
         match input {
             Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
             Input::Notice(n) => self.core.notice(n, &mut out),
         }
         self.carry(out);
+        note_slow("learner", what, started);
     }
 }
 
@@ -402,6 +428,8 @@ impl Handler<Deliver> for ReplicaActor {
     type Result = ();
 
     fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
+        let started = std::time::Instant::now();
+        let what = input.kind();
         let mut out = Outbox::new();
         match input {
             Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
@@ -417,5 +445,6 @@ impl Handler<Deliver> for ReplicaActor {
         st.snapshot = self.core.snapshot_slot();
         st.sessions = self.core.sessions() as u64;
         st.digest = self.core.digest();
+        note_slow("replica", what, started);
     }
 }

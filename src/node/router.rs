@@ -35,6 +35,16 @@ pub enum Input {
     Notice(Notice),
 }
 
+impl Input {
+    /// What it is, for logs: the message's or the notice's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Input::Message { msg, .. } => msg.kind(),
+            Input::Notice(n) => n.kind(),
+        }
+    }
+}
+
 /// An input for one role.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -147,7 +147,9 @@ impl Acceptor {
             return;
         }
         self.floor = floor;
-        self.accepted = self.accepted.split_off(&floor);
+        let above = self.accepted.split_off(&floor);
+        out.forgotten
+            .keep(std::mem::replace(&mut self.accepted, above));
         out.rewrite = true;
         out.persist = std::iter::once(Record::Floor { slot: floor })
             .chain((!self.promised.is_zero()).then_some(Record::Promise {

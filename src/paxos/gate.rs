@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use super::message::{Envelope, Notice, Outbox, Record, Reply, SnapshotFile};
+use super::message::{Envelope, Forgotten, Notice, Outbox, Record, Reply, SnapshotFile};
 
 /// Records for a role's log, as one batch.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub struct Ready {
     pub notices: Vec<Notice>,
     /// Answers to clients.
     pub replies: Vec<Reply>,
+    /// State to free off the event loop.
+    pub forgotten: Forgotten,
 }
 
 /// One role's order of records and the messages that depend on them.
@@ -66,6 +68,7 @@ impl Gate {
             send_durable,
             notices,
             replies,
+            forgotten,
         } = out;
         let persist = (!persist.is_empty() || rewrite).then(|| {
             self.written += 1;
@@ -89,6 +92,7 @@ impl Gate {
             send,
             notices,
             replies,
+            forgotten,
         }
     }
 

@@ -7,9 +7,9 @@
 //! neither a stranger nor a ballot used twice can make a value look chosen.
 //! Once a majority has accepted, that learner tells the rest with `Learn` (at
 //! its next tick, every slot chosen since the last one in one message); a
-//! learner that falls behind (it sees a leader's commit point above its own, or
-//! a hole) asks for what it missed with `CatchUp`. Each learner tells its
-//! node's replica (`Chosen`) and proposer (`Committed`) about every newly
+//! learner that falls behind (it sees a leader's `first_unchosen` above its
+//! own, or a hole) asks for what it missed with `CatchUp`. Each learner tells
+//! its node's replica (`Chosen`) and proposer (`SlotChosen`) about every newly
 //! chosen slot.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -313,14 +313,18 @@ impl Learner {
     /// remains.
     fn compact(&mut self, slot: Slot, out: &mut Outbox) {
         self.first_unchosen = self.first_unchosen.max(slot);
-        self.tallies = self.tallies.split_off(&slot);
+        let above = self.tallies.split_off(&slot);
+        out.forgotten
+            .keep(std::mem::replace(&mut self.tallies, above));
         self.advance();
         let floor = slot.saturating_sub(self.keep);
         if floor <= self.floor {
             return;
         }
         self.floor = floor;
-        self.chosen = self.chosen.split_off(&floor);
+        let above = self.chosen.split_off(&floor);
+        out.forgotten
+            .keep(std::mem::replace(&mut self.chosen, above));
         if !self.rules.holds(Rule::Persist) {
             return;
         }

@@ -584,6 +584,33 @@ pub struct Outbox {
     pub notices: Vec<Notice>,
     /// Answers to clients.
     pub replies: Vec<Reply>,
+    /// What a compaction dropped, for the shell to free off its event loop.
+    pub forgotten: Forgotten,
+}
+
+/// State a role no longer needs: what a compaction dropped from its maps.
+/// Freeing ten thousand slots' values takes milliseconds (tens of them on a
+/// busy machine), and a node's event loop carries its heartbeats, so the shell
+/// frees these on its log thread instead. Dropped in place, it frees at once.
+#[derive(Default)]
+pub struct Forgotten(Vec<Box<dyn std::any::Any + Send>>);
+
+impl Forgotten {
+    /// Hand `state` over to be freed later.
+    pub fn keep<T: Send + 'static>(&mut self, state: T) {
+        self.0.push(Box::new(state));
+    }
+
+    /// True when nothing was handed over.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Forgotten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Forgotten({} parts)", self.0.len())
+    }
 }
 
 impl Outbox {

@@ -69,8 +69,8 @@ pub use decree::{DecreeProposer, DecreeState};
 pub use gate::{Gate, Persist, Ready};
 pub use learner::Learner;
 pub use message::{
-    Command, Digest, Envelope, Message, Notice, Outbox, Outcome, PValue, Record, Reply, Role,
-    SnapshotFile, Value,
+    Command, Digest, Envelope, Forgotten, Message, Notice, Outbox, Outcome, PValue, Record, Reply,
+    Role, SnapshotFile, Value,
 };
 pub use proposer::{Mode, Proposer, ProposerConfig};
 pub use quorum::Quorums;

@@ -115,7 +115,8 @@ impl Faults {
 
     /// The fault mix named by a comma-separated list of kinds
     /// (`crash,partition,pause,loss,dup,delay,swarm`, `all` or `none`). Any node
-    /// fault makes syncs take up to 5 virtual ms.
+    /// fault makes syncs take up to 5 virtual ms. (By hand, not clap's
+    /// `value_delimiter`: `all` and `none` expand into a mix.)
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut f = Faults::none();
         for kind in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {

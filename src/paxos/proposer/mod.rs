@@ -53,7 +53,8 @@ pub struct ProposerConfig {
     /// Bytes of commands in one slot at most.
     pub max_batch_bytes: usize,
     /// Serve reads without a log write (read-index): confirm leadership with one
-    /// heartbeat round to a majority, then read at the commit point.
+    /// heartbeat round to a majority, then read once every slot below the
+    /// leader's `first_unchosen` is applied.
     pub read_index: bool,
     /// Commands (and reads) waiting at the leader at most; past it, `Busy`.
     pub max_waiting: usize,
