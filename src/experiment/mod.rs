@@ -336,13 +336,35 @@ impl Timelines {
     }
 }
 
+/// One mode's rows as they come in.
+#[derive(Default)]
+struct Rows {
+    sizes: Vec<SizeResult>,
+    partition: Vec<SplitResult>,
+    flexible: Vec<FlexResult>,
+}
+
+impl Rows {
+    /// The row of `n` nodes with quorums `q` (majorities if `None`).
+    fn add(&mut self, n: usize, q: Option<Quorums>, p: f64, horizon: f64, row: real::Row) {
+        let (crash, split, downs) = row;
+        match q {
+            None => {
+                self.sizes.push(crash);
+                self.partition.push(split);
+            }
+            Some(_) => self
+                .flexible
+                .push(FlexResult::new(n, p, &downs, horizon, crash, split)),
+        }
+    }
+}
+
 impl Results {
     fn new(
         mode: &str,
         o: &Options,
-        sizes: Vec<SizeResult>,
-        partition: Vec<SplitResult>,
-        flexible: Vec<FlexResult>,
+        rows: Rows,
         timing: Timing,
         started: std::time::Instant,
     ) -> Self {
@@ -351,9 +373,9 @@ impl Results {
             p: o.p,
             seed: o.seed,
             timelines: Timelines::of(o, &timing),
-            sizes,
-            partition,
-            flexible,
+            sizes: rows.sizes,
+            partition: rows.partition,
+            flexible: rows.flexible,
             timing,
             wall_s: started.elapsed().as_secs_f64(),
         }
@@ -398,9 +420,7 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
         let t = Timing::real(o.quick);
         let base = o.out.join(".run");
         let started = std::time::Instant::now();
-        let mut sizes = Vec::new();
-        let mut partition = Vec::new();
-        let mut flexible = Vec::new();
+        let mut rows = Rows::default();
         for (n, q) in o.rows() {
             let bar = size_bar(
                 o,
@@ -410,43 +430,25 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
                     + plan::split_strata(o.seed, n, t.split_reps).len() as f64
                         * (t.split_hold_s + t.split_gap_s),
             );
-            let (c, p, downs) = real::run_size(n, o, &t, &base, &bar, q)?;
+            let row = real::run_size(n, o, &t, &base, &bar, q)?;
             bar.finish_and_clear();
-            match q {
-                None => {
-                    sizes.push(c);
-                    partition.push(p);
-                }
-                Some(_) => flexible.push(FlexResult::new(n, o.p, &downs, t.crash_s, c, p)),
-            }
+            rows.add(n, q, o.p, t.crash_s, row);
         }
         let _ = std::fs::remove_dir_all(&base);
-        all.push(Results::new(
-            "real", o, sizes, partition, flexible, t, started,
-        ));
+        all.push(Results::new("real", o, rows, t, started));
     }
     if matches!(o.mode, Mode::Sim | Mode::Both) {
         let t = Timing::sim(o.quick);
         let started = std::time::Instant::now();
-        let mut sizes = Vec::new();
-        let mut partition = Vec::new();
-        let mut flexible = Vec::new();
+        let mut rows = Rows::default();
         for (n, q) in o.rows() {
             let bar = size_bar(o, n, 0.0);
             bar.set_message(format!("N={n}: simulating {:.0} virtual s", t.crash_s));
-            let (c, p, downs) = simulated::run_size(n, o, &t, q);
+            let row = simulated::run_size(n, o, &t, q);
             bar.finish_and_clear();
-            match q {
-                None => {
-                    sizes.push(c);
-                    partition.push(p);
-                }
-                Some(_) => flexible.push(FlexResult::new(n, o.p, &downs, t.crash_s, c, p)),
-            }
+            rows.add(n, q, o.p, t.crash_s, row);
         }
-        all.push(Results::new(
-            "sim", o, sizes, partition, flexible, t, started,
-        ));
+        all.push(Results::new("sim", o, rows, t, started));
     }
     for r in &all {
         let name = if r.mode == "sim" && all.len() > 1 {

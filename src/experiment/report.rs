@@ -530,122 +530,109 @@ pub fn plot_cost(r: &Results, path: &Path) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(450);
     let ns: Vec<usize> = r.sizes.iter().map(|s| s.n).collect();
-    let (lo, hi) = (
+    let x = (
         *ns.iter().min().unwrap_or(&3) as f64 - 0.5,
         *ns.iter().max().unwrap_or(&7) as f64 + 0.5,
     );
-    let xfmt = |x: &f64| {
-        if (x - x.round()).abs() < 1e-6 {
-            format!("{}", x.round() as i64)
-        } else {
-            String::new()
-        }
+    let series = |name: &str, color: RGBColor, f: fn(&super::SizeResult) -> f64| CostSeries {
+        name: name.to_string(),
+        color,
+        line: r.sizes.iter().map(|s| (s.n as f64, f(s))).collect(),
+        squares: r
+            .flexible
+            .iter()
+            .map(|fl| (fl.n as f64, f(&fl.crash)))
+            .collect(),
     };
-    let blue = RGBColor(40, 90, 200);
-    let purple = RGBColor(150, 60, 170);
-    let red = RGBColor(200, 50, 50);
-    let flex = &r.flexible;
+    cost_panel(
+        &left,
+        "Peer messages per commit (all up)",
+        "messages / commit",
+        x,
+        &[series(
+            "majorities; squares: flexible (N/2+1, N/2)",
+            RGBColor(40, 90, 200),
+            |s| s.msgs_per_commit,
+        )],
+    )?;
+    cost_panel(
+        &right,
+        "Commit latency (all up)",
+        "latency (ms)",
+        x,
+        &[
+            series("p50; squares: flexible", RGBColor(40, 90, 200), |s| {
+                s.p50_ms
+            }),
+            series("p99; squares: flexible", RGBColor(200, 50, 50), |s| {
+                s.p99_ms
+            }),
+        ],
+    )?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
 
-    let msgs_max = r
-        .sizes
+/// One series of a cost panel: the majority rows as a line with dots, the
+/// flexible rows as squares, in one colour.
+struct CostSeries {
+    name: String,
+    color: RGBColor,
+    line: Vec<(f64, f64)>,
+    squares: Vec<(f64, f64)>,
+}
+
+/// One panel of `cost.svg`: `series` against N over `x`, from zero up.
+fn cost_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    x: (f64, f64),
+    series: &[CostSeries],
+) -> Result<(), String> {
+    let ymax = series
         .iter()
-        .map(|s| s.msgs_per_commit)
-        .chain(flex.iter().map(|f| f.crash.msgs_per_commit))
-        .fold(1.0f64, f64::max);
-    let mut chart = ChartBuilder::on(&left)
-        .caption("Peer messages per commit (all up)", ("sans-serif", 17))
+        .flat_map(|s| s.line.iter().chain(&s.squares))
+        .map(|p| p.1)
+        .fold(0.1f64, f64::max)
+        * 1.3;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 17))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
-        .build_cartesian_2d(lo..hi, 0.0..msgs_max * 1.25)
+        .build_cartesian_2d(x.0..x.1, 0.0..ymax)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("nodes N")
-        .y_desc("messages / commit")
-        .x_labels(ns.len().max(2) * 2)
-        .x_label_formatter(&xfmt)
+        .y_desc(y_desc)
+        .x_labels(((x.1 - x.0) as usize).max(2) * 2)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
         .draw()
         .map_err(|e| e.to_string())?;
-    chart
-        .draw_series(LineSeries::new(
-            r.sizes.iter().map(|s| (s.n as f64, s.msgs_per_commit)),
-            blue.stroke_width(2),
-        ))
-        .map_err(|e| e.to_string())?
-        .label("majorities")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
-    chart
-        .draw_series(
-            r.sizes
-                .iter()
-                .map(|s| Circle::new((s.n as f64, s.msgs_per_commit), 4, blue.filled())),
-        )
-        .map_err(|e| e.to_string())?;
-    chart
-        .draw_series(flex.iter().map(|f| {
-            let (x, y) = (f.n as f64, f.crash.msgs_per_commit);
-            Rectangle::new(
-                [(x - 0.06, y * 1.02), (x + 0.06, y * 0.98)],
-                purple.filled(),
-            )
-        }))
-        .map_err(|e| e.to_string())?
-        .label("flexible (N/2+1, N/2)")
-        .legend(move |(x, y)| Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], purple.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
-
-    let lat_max = r
-        .sizes
-        .iter()
-        .map(|s| s.p99_ms)
-        .chain(flex.iter().map(|f| f.crash.p99_ms))
-        .fold(0.1f64, f64::max);
-    let mut chart = ChartBuilder::on(&right)
-        .caption("Commit latency (all up)", ("sans-serif", 17))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(lo..hi, 0.0..lat_max * 1.3)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("nodes N")
-        .y_desc("latency (ms)")
-        .x_labels(ns.len().max(2) * 2)
-        .x_label_formatter(&xfmt)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (q, color, name) in [(0.5, blue, "p50"), (0.99, red, "p99")] {
-        let pick = move |p50: f64, p99: f64| if q < 0.9 { p50 } else { p99 };
+    for s in series {
+        let color = s.color;
         chart
-            .draw_series(LineSeries::new(
-                r.sizes
-                    .iter()
-                    .map(|s| (s.n as f64, pick(s.p50_ms, s.p99_ms))),
-                color.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(s.line.clone(), color.stroke_width(2)))
             .map_err(|e| e.to_string())?
-            .label(format!("{name}, majorities"))
+            .label(s.name.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
         chart
-            .draw_series(flex.iter().map(|f| {
-                let (x, y) = (f.n as f64, pick(f.crash.p50_ms, f.crash.p99_ms));
-                Rectangle::new(
-                    [
-                        (x - 0.06, y + lat_max * 0.015),
-                        (x + 0.06, y - lat_max * 0.015),
-                    ],
-                    color.filled(),
-                )
+            .draw_series(s.line.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(|e| e.to_string())?;
+        let h = ymax * 0.012;
+        chart
+            .draw_series(s.squares.iter().map(|&(x, y)| {
+                Rectangle::new([(x - 0.06, y + h), (x + 0.06, y - h)], color.filled())
             }))
             .map_err(|e| e.to_string())?;
     }
@@ -656,7 +643,6 @@ pub fn plot_cost(r: &Results, path: &Path) -> Result<(), String> {
         .border_style(BLACK)
         .draw()
         .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())?;
     Ok(())
 }
 
