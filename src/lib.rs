@@ -29,3 +29,4 @@ pub mod signals;
 pub mod sim;
 pub mod stats;
 pub mod storage;
+pub mod web;

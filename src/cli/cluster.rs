@@ -157,26 +157,21 @@ pub fn down(a: DownArgs) -> Result<(), Exit> {
 
 pub fn status(a: StatusArgs) -> Result<(), Exit> {
     let dir = find(&a.c)?;
-    let (cluster, rows) = launcher::status(&dir)?;
-    let n = cluster.nodes.len();
-    let q = cluster
-        .proposer_config()
-        .quorums(n, crate::paxos::Rules::ALL);
     if a.json {
-        let v = serde_json::json!({
-            "cluster": cluster.name,
-            "quorums": {"phase1": q.phase1, "phase2": q.phase2, "flexible": cluster.quorums.is_some()},
-            "nodes": rows,
-        });
-        println!("{v}");
-    } else {
-        print!("{}", launcher::table(&rows));
-        if cluster.quorums.is_some() {
-            println!(
-                "flexible quorums: {} of {n} promises to lead (phase 1), {} of {n} accepts to choose (phase 2)",
-                q.phase1, q.phase2
-            );
-        }
+        println!("{}", launcher::status_json(&dir)?);
+        return Ok(());
+    }
+    let (cluster, rows) = launcher::status(&dir)?;
+    print!("{}", launcher::table(&rows));
+    if cluster.quorums.is_some() {
+        let n = cluster.nodes.len();
+        let q = cluster
+            .proposer_config()
+            .quorums(n, crate::paxos::Rules::ALL);
+        println!(
+            "flexible quorums: {} of {n} promises to lead (phase 1), {} of {n} accepts to choose (phase 2)",
+            q.phase1, q.phase2
+        );
     }
     Ok(())
 }

@@ -88,28 +88,7 @@ pub fn partition(a: PartitionArgs) -> Result<(), Exit> {
     let dir = find(&a.c)?;
     let cluster = dir.cluster().map_err(Exit::usage)?;
     let sides = launcher::parse_sides(&a.sides, &cluster)?;
-    let side_of = |id: NodeId| sides.iter().position(|s| s.contains(&id));
-    let ids = cluster.ids();
-    let notes = launcher::change_faults(&dir, &ids, |id, f| {
-        f.blocked = ids
-            .iter()
-            .copied()
-            .filter(|&o| side_of(o) != side_of(id))
-            .collect();
-    })?;
-    for n in notes {
-        eprintln!("note: {n}");
-    }
-    let shown: Vec<String> = sides
-        .iter()
-        .map(|s| {
-            s.iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect();
-    eprintln!("partitioned: {}", shown.join(" | "));
+    eprintln!("{}", launcher::partition(&dir, &sides)?);
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod demo;
 mod experiment;
 mod faults;
 mod sim;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run simulated histories (virtual time, seeded faults) and check every invariant
     Sim(sim::SimArgs),
+    /// A live page of the running cluster: nodes, majority, messages, fault buttons
+    Web(web::WebArgs),
     /// (internal) Run one node; the launcher starts these
     Node(cluster::NodeRunArgs),
 }
@@ -177,6 +180,7 @@ fn run(cli: Cli) -> Result<(), Exit> {
         Command::Status(a) => cluster::status(a),
         Command::Logs(a) => cluster::logs(a),
         Command::Node(a) => cluster::node(a),
+        Command::Web(a) => web::run(a),
         Command::Put(a) => data::put(a),
         Command::Get(a) => data::get(a),
         Command::Delete(a) => data::delete(a),

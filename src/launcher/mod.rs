@@ -608,6 +608,74 @@ pub fn change_faults(
 }
 
 /// Parse a partition like "1,2|3,4,5" into sides; every node listed at most once.
+/// `synod status --json`: the cluster's name, its quorums and every node's row.
+pub fn status_json(dir: &RunDir) -> Result<serde_json::Value, LaunchError> {
+    let (cluster, rows) = status(dir)?;
+    let n = cluster.nodes.len();
+    let q = cluster
+        .proposer_config()
+        .quorums(n, crate::paxos::Rules::ALL);
+    Ok(serde_json::json!({
+        "cluster": cluster.name,
+        "quorums": {"phase1": q.phase1, "phase2": q.phase2, "flexible": cluster.quorums.is_some()},
+        "nodes": rows,
+    }))
+}
+
+/// Split the cluster into `sides`: each node drops what it sends to, and what
+/// it hears from, the other sides; a node on no side is cut off alone. A line
+/// that says what was done.
+pub fn partition(dir: &RunDir, sides: &[Vec<NodeId>]) -> Result<String, LaunchError> {
+    let cluster = dir.cluster().map_err(LaunchError::usage)?;
+    let ids = cluster.ids();
+    let mut sides: Vec<Vec<NodeId>> = sides.iter().filter(|s| !s.is_empty()).cloned().collect();
+    let mut seen = Vec::new();
+    for &id in sides.iter().flatten() {
+        if !ids.contains(&id) {
+            return Err(LaunchError::usage(format!(
+                "no node {id} in cluster {:?}",
+                cluster.name
+            )));
+        }
+        if seen.contains(&id) {
+            return Err(LaunchError::usage(format!("node {id} is on two sides")));
+        }
+        seen.push(id);
+    }
+    for &id in &ids {
+        if !seen.contains(&id) {
+            sides.push(vec![id]);
+        }
+    }
+    if sides.len() < 2 {
+        return Err(LaunchError::usage(
+            "give at least two sides, like [[1,2],[3,4,5]]".to_string(),
+        ));
+    }
+    let side_of = |id: NodeId| sides.iter().position(|s| s.contains(&id));
+    let notes = change_faults(dir, &ids, |id, f| {
+        f.blocked = ids
+            .iter()
+            .copied()
+            .filter(|&o| side_of(o) != side_of(id))
+            .collect();
+    })?;
+    let shown: Vec<String> = sides
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let mut text = format!("partitioned: {}", shown.join(" | "));
+    for n in notes {
+        text.push_str(&format!("; note: {n}"));
+    }
+    Ok(text)
+}
+
 pub fn parse_sides(spec: &str, cluster: &Cluster) -> Result<Vec<Vec<NodeId>>, LaunchError> {
     let mut seen = Vec::new();
     let mut sides = Vec::new();

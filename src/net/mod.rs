@@ -263,6 +263,30 @@ pub enum Request {
     Log { from: Slot, limit: usize },
     /// Replace this node's outbound message faults.
     SetFaults(NetFaults),
+    /// The messages this node sent (a sample) since event `after`, for
+    /// `synod web`'s diagram.
+    Messages { after: u64 },
+}
+
+/// One message a node sent, as its tap sampled it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgEvent {
+    /// Increasing per node process.
+    pub seq: u64,
+    /// When it left, in microseconds since the Unix epoch (the nodes of one
+    /// machine share its clock).
+    pub at_us: u64,
+    /// Sender and receiver.
+    pub from: NodeId,
+    pub to: NodeId,
+    /// Its kind ("Accept", "Promise", ...).
+    pub kind: String,
+    /// A short rendering: ballot, slot, value.
+    pub brief: String,
+    /// Dropped by the fault layer.
+    pub dropped: bool,
+    /// Copies sent (2 or more: duplicated by the fault layer).
+    pub copies: u8,
 }
 
 /// A node's answer.
@@ -287,6 +311,8 @@ pub enum Response {
     Ok,
     /// The request was refused.
     Error(String),
+    /// Sampled messages, oldest first.
+    Messages(Vec<MsgEvent>),
 }
 
 /// One node's state, as `synod status` shows it.

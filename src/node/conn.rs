@@ -35,8 +35,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio_util::codec::FramedRead;
 
 use super::router::{
-    ClientCommand, Forget, GetLog, Inbound, Outbound, PeerEvent, Router, SetFaults, SharedStatus,
-    ToClient,
+    ClientCommand, Forget, GetLog, GetMessages, Inbound, Outbound, PeerEvent, Router, SetFaults,
+    SharedStatus, ToClient,
 };
 use crate::net::{self, Caller, Challenge, Hello, PeerFrame, Request, Response, Secret, Welcome};
 use crate::paxos::{Command, Envelope, NodeId};
@@ -511,6 +511,17 @@ impl Conn {
                             first_unchosen,
                             floor,
                         }),
+                        Err(e) => act.respond(&Response::Error(e.to_string())),
+                    })
+                    .wait(ctx);
+            }
+            Request::Messages { after } => {
+                self.ctx
+                    .router
+                    .send(GetMessages { after })
+                    .into_actor(self)
+                    .map(|res, act, _| match res {
+                        Ok(m) => act.respond(&Response::Messages(m)),
                         Err(e) => act.respond(&Response::Error(e.to_string())),
                     })
                     .wait(ctx);

@@ -112,6 +112,20 @@ pub struct GetLog {
     pub limit: usize,
 }
 
+/// The sampled messages after event `after` (at most [`TAP_LEN`]).
+#[derive(Message)]
+#[rtype(result = "Vec<crate::net::MsgEvent>")]
+pub struct GetMessages {
+    /// The last event the asker has.
+    pub after: u64,
+}
+
+/// Messages the tap keeps (the newest).
+pub const TAP_LEN: usize = 512;
+/// Messages the tap samples per second at most: watching costs the cluster
+/// almost nothing, and heartbeats do not crowd out the rest.
+const TAP_RATE: u32 = 200;
+
 /// Where the router sends each role's inputs.
 pub struct Roles {
     /// The acceptor.
@@ -145,6 +159,11 @@ pub struct Router {
     waiting: HashMap<(u64, u64), (u64, Recipient<ToClient>)>,
     status: SharedStatus,
     sent: u64,
+    /// The sampled messages, newest last, and the sampling budget left in
+    /// the current second.
+    tap: std::collections::VecDeque<crate::net::MsgEvent>,
+    tap_seq: u64,
+    tap_budget: (u64, u32),
     /// Each peer's link as last reported (open or closed), blocked or not:
     /// told to the roles when a partition that hid it heals.
     links: BTreeMap<NodeId, bool>,
@@ -168,6 +187,9 @@ impl Router {
             status,
             sent: 0,
             links: BTreeMap::new(),
+            tap: std::collections::VecDeque::new(),
+            tap_seq: 0,
+            tap_budget: (0, 0),
         }
     }
 
@@ -194,18 +216,49 @@ impl Router {
         }
     }
 
+    /// Note a message sent (`copies` of it; 0: dropped), within the budget.
+    fn sample(&mut self, env: &Envelope, copies: u8) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let second = now / 1_000_000;
+        if self.tap_budget.0 != second {
+            self.tap_budget = (second, TAP_RATE);
+        }
+        if self.tap_budget.1 == 0 {
+            return;
+        }
+        self.tap_budget.1 -= 1;
+        self.tap_seq += 1;
+        if self.tap.len() == TAP_LEN {
+            self.tap.pop_front();
+        }
+        self.tap.push_back(crate::net::MsgEvent {
+            seq: self.tap_seq,
+            at_us: now,
+            from: env.from,
+            to: env.to,
+            kind: env.msg.kind().to_string(),
+            brief: env.msg.brief(),
+            dropped: copies == 0,
+            copies,
+        });
+    }
+
     fn remote(&mut self, env: Envelope, ctx: &mut Context<Self>) {
-        let Some(link) = self.peers.get(&env.to) else {
+        let Some(link) = self.peers.get(&env.to).cloned() else {
             return;
         };
         if self.faults.is_clear() {
             self.sent += 1;
+            self.sample(&env, 1);
             link.do_send(Outbound(env));
             return;
         }
         match self.faults.decide(&mut self.rng, env.to) {
-            Fate::Drop => {}
+            Fate::Drop => self.sample(&env, 0),
             Fate::Send { copies, delay_ms } => {
+                self.sample(&env, copies);
                 for &ms in &delay_ms[..copies as usize] {
                     self.sent += 1;
                     if ms == 0 {
@@ -308,6 +361,20 @@ impl Handler<Forget> for Router {
 
     fn handle(&mut self, Forget(session): Forget, _: &mut Context<Self>) {
         self.waiting.retain(|_, (s, _)| *s != session);
+    }
+}
+
+impl Handler<GetMessages> for Router {
+    type Result = MessageResult<GetMessages>;
+
+    fn handle(&mut self, q: GetMessages, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.tap
+                .iter()
+                .filter(|m| m.seq > q.after)
+                .cloned()
+                .collect(),
+        )
     }
 }
 

@@ -1,0 +1,290 @@
+// synod web: the cluster at a glance, a live message diagram, real controls.
+// Plain JavaScript, no build step, nothing loaded from outside this server.
+"use strict";
+
+const token = new URLSearchParams(location.search).get("token") || "";
+const $ = (sel) => document.querySelector(sel);
+const state = { status: null, frozen: false, messages: [], rate: [], lastChosen: null, lastAt: null };
+const WINDOW_MS = 10000;      // the diagram shows the last ten seconds
+const MAX_MESSAGES = 400;     // and at most this many arrows (bounded memory)
+const MAX_EVENTS = 200;
+
+// ---------------------------------------------------------------- requests
+
+async function post(path, body) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Synod-Token": token },
+    body: JSON.stringify(body || {}),
+  });
+  let answer = {};
+  try { answer = await res.json(); } catch (_) { /* empty body */ }
+  if (!res.ok) throw new Error(answer.error || `${res.status} ${res.statusText}`);
+  return answer;
+}
+
+function logEvent(text, cls) {
+  const li = document.createElement("li");
+  const t = document.createElement("span");
+  t.className = "t";
+  t.textContent = new Date().toLocaleTimeString();
+  li.appendChild(t);
+  li.appendChild(document.createTextNode(text));
+  if (cls) li.className = cls;
+  const list = $("#events");
+  list.insertBefore(li, list.firstChild);
+  while (list.children.length > MAX_EVENTS) list.removeChild(list.lastChild);
+}
+
+async function act(label, path, body) {
+  try {
+    const r = await post(path, body);
+    logEvent(`${label}: ${r.message || "done"}`);
+    return r;
+  } catch (e) {
+    logEvent(`${label}: ${e.message}`, "error");
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------- status
+
+async function refresh() {
+  try {
+    const res = await fetch("/api/status");
+    if (!res.ok) throw new Error(res.statusText);
+    const st = await res.json();
+    state.status = st;
+    render(st);
+  } catch (e) {
+    $("#majority").textContent = `cannot read the cluster's status: ${e.message}`;
+    $("#majority").dataset.ok = "false";
+  }
+}
+
+function field(dl, name, value) {
+  const dt = document.createElement("dt");
+  dt.textContent = name;
+  const dd = document.createElement("dd");
+  dd.textContent = value === null || value === undefined ? "-" : String(value);
+  dl.append(dt, dd);
+}
+
+function card(node) {
+  let el = document.querySelector(`.card[data-node-id="${node.id}"]`);
+  if (!el) {
+    el = document.createElement("article");
+    el.className = "card";
+    el.dataset.nodeId = node.id;
+    el.innerHTML = `<h3><span class="name"></span><span class="badge"></span></h3><dl></dl>
+      <div class="actions">
+        <button data-action="kill" data-node-id="${node.id}">kill</button>
+        <button data-action="restart" data-node-id="${node.id}">restart</button>
+        <button data-action="pause" data-node-id="${node.id}">pause</button>
+        <button data-action="resume" data-node-id="${node.id}">resume</button>
+      </div>`;
+    $("#nodes").appendChild(el);
+  }
+  el.dataset.role = node.role || "none";
+  el.dataset.state = node.state;
+  el.querySelector(".name").textContent = `node ${node.id}`;
+  el.querySelector(".badge").textContent = node.state === "up" ? (node.role || "") : node.state;
+  const dl = el.querySelector("dl");
+  dl.textContent = "";
+  field(dl, "address", node.addr);
+  field(dl, "pid", node.pid);
+  field(dl, "promised", node.promised);
+  field(dl, "own ballot", node.ballot);
+  field(dl, "chosen", node.chosen);
+  field(dl, "applied", node.applied);
+  field(dl, "snapshot", node.snapshot);
+  field(dl, "faults", node.faults || "none");
+  return el;
+}
+
+function render(st) {
+  $("#cluster-name").textContent = `— cluster “${st.cluster}”`;
+  const nodes = st.nodes || [];
+  for (const n of nodes) card(n);
+  const up = nodes.filter((n) => n.state === "up").length;
+  const q = st.quorums || {};
+  const need = q.phase2 || Math.floor(nodes.length / 2) + 1;
+  const leader = nodes.find((n) => n.state === "up" && n.role === "leader");
+  const ok = up >= need && (leader !== undefined || up >= (q.phase1 || need));
+  const m = $("#majority");
+  m.dataset.ok = String(ok);
+  m.textContent = q.flexible
+    ? `${up} of ${nodes.length} up; choosing needs ${q.phase2}, electing ${q.phase1}; ${ok ? "writes can commit" : "writes cannot commit"}`
+    : `${up} of ${nodes.length} up; a majority needs ${need}; ${ok ? "writes can commit" : "writes cannot commit"}`;
+  $("#quorums").textContent = q.flexible ? `flexible quorums (${q.phase1}, ${q.phase2})` : "majority quorums";
+  // Slots chosen per second, from the highest chosen slot of any node.
+  const chosen = Math.max(0, ...nodes.map((n) => n.chosen || 0));
+  const now = performance.now();
+  if (state.lastChosen !== null && now > state.lastAt) {
+    state.rate.push({ t: now, v: ((chosen - state.lastChosen) * 1000) / (now - state.lastAt) });
+    state.rate = state.rate.filter((r) => now - r.t <= 60000);
+    drawRate();
+  }
+  state.lastChosen = chosen;
+  state.lastAt = now;
+}
+
+function drawRate() {
+  const svg = $("#rate");
+  const pts = state.rate;
+  if (pts.length < 2) return;
+  const max = Math.max(1, ...pts.map((p) => p.v));
+  const t0 = pts[pts.length - 1].t - 60000;
+  const d = pts.map((p, i) => `${i ? "L" : "M"}${((p.t - t0) / 60000) * 300},${60 - (p.v / max) * 56}`).join(" ");
+  svg.innerHTML = `<path d="${d}" fill="none" stroke="#2857c5" stroke-width="1.5"/>`;
+  const last = pts[pts.length - 1].v;
+  $("#rate-text").textContent = `${last.toFixed(0)} slots chosen per second now; at most ${max.toFixed(0)} in the last minute`;
+}
+
+// ---------------------------------------------------------------- diagram
+
+const SVGNS = "http://www.w3.org/2000/svg";
+
+function drawDiagram() {
+  if (state.frozen) return;
+  const svg = $("#diagram");
+  const nodes = (state.status && state.status.nodes) || [];
+  const width = svg.clientWidth || 900;
+  const height = svg.clientHeight || 320;
+  const left = 60;
+  const lane = (id) => {
+    const i = nodes.findIndex((n) => n.id === id);
+    return 20 + ((height - 40) * (i < 0 ? 0 : i)) / Math.max(1, nodes.length - 1);
+  };
+  const now = Date.now();
+  const x = (ms) => left + ((width - left - 10) * (ms - (now - WINDOW_MS))) / WINDOW_MS;
+  svg.textContent = "";
+  const defs = document.createElementNS(SVGNS, "defs");
+  defs.innerHTML = `<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#666"/></marker>`;
+  svg.appendChild(defs);
+  for (const n of nodes) {
+    const y = lane(n.id);
+    const l = document.createElementNS(SVGNS, "line");
+    l.setAttribute("class", "lane");
+    l.setAttribute("x1", left); l.setAttribute("x2", width - 10);
+    l.setAttribute("y1", y); l.setAttribute("y2", y);
+    svg.appendChild(l);
+    const t = document.createElementNS(SVGNS, "text");
+    t.setAttribute("class", "lane-label");
+    t.setAttribute("x", 4); t.setAttribute("y", y + 4);
+    t.textContent = `node ${n.id}`;
+    svg.appendChild(t);
+  }
+  state.messages = state.messages.filter((m) => now - m.recv_ms <= WINDOW_MS).slice(-MAX_MESSAGES);
+  for (const m of state.messages) {
+    const line = document.createElementNS(SVGNS, "line");
+    const known = ["Prepare", "Promise", "Nack", "Accept", "Accepted", "Learn", "Heartbeat", "HeartbeatAck"];
+    const kind = known.includes(m.msg) ? m.msg : "other";
+    line.setAttribute("class", `msg k-${kind}${m.dropped ? " dropped" : ""}`);
+    line.setAttribute("x1", x(m.sent_ms)); line.setAttribute("y1", lane(m.from));
+    line.setAttribute("x2", x(m.recv_ms)); line.setAttribute("y2", lane(m.to));
+    line.dataset.msgKind = m.msg;
+    line.dataset.from = m.from;
+    line.dataset.to = m.to;
+    line.addEventListener("click", () => {
+      $("#msg-detail").textContent =
+        `${m.msg} ${m.from} → ${m.to}` +
+        (m.ballot ? `  ballot ${m.ballot}` : "") +
+        (m.slot !== undefined && m.slot !== null ? `  slot ${m.slot}` : "") +
+        (m.dropped ? "  (dropped by the fault layer)" : "") +
+        (m.dup ? "  (duplicated)" : "") +
+        (m.text ? `\n${m.text}` : "");
+    });
+    svg.appendChild(line);
+  }
+}
+
+// ---------------------------------------------------------------- events
+
+function listen() {
+  const es = new EventSource("/api/events");
+  es.onmessage = (e) => {
+    let ev;
+    try { ev = JSON.parse(e.data); } catch (_) { return; }
+    switch (ev.kind) {
+      case "message":
+        if (!state.frozen) state.messages.push(ev);
+        break;
+      case "node":
+        logEvent(`node ${ev.id}: ${ev.from} → ${ev.to}`);
+        break;
+      case "election":
+        logEvent(`node ${ev.leader} leads at ballot ${ev.ballot}`);
+        break;
+      case "fault":
+      case "op":
+        logEvent(ev.text);
+        break;
+      case "chosen":
+        break;
+      default:
+        break;
+    }
+  };
+  es.onerror = () => { /* the browser reconnects by itself */ };
+}
+
+// ---------------------------------------------------------------- controls
+
+function sides() {
+  const text = $("#sides").value.trim();
+  return text.split("|").map((s) => s.split(",").map((x) => parseInt(x.trim(), 10)).filter((x) => !Number.isNaN(x)));
+}
+
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("button[data-action]");
+  if (!b) return;
+  const a = b.dataset.action;
+  const id = b.dataset.nodeId;
+  try {
+    if (id && ["kill", "restart", "pause", "resume"].includes(a)) {
+      await act(`${a} node ${id}`, `/api/nodes/${id}/${a}`);
+    } else if (a === "partition") {
+      await act("partition", "/api/partition", { sides: sides() });
+    } else if (a === "heal") {
+      await act("heal", "/api/heal");
+    } else if (a === "net") {
+      const [lo, hi] = ($("#delay").value || "0..0").split("..").map((x) => parseInt(x, 10) || 0);
+      await act("network", "/api/net", { loss: +$("#loss").value, dup: +$("#dup").value, delay: [lo, hi] });
+    } else if (a === "put") {
+      const r = await act(`put ${$("#key").value}`, "/api/put", { key: $("#key").value, value: $("#value").value });
+      $("#put-result").textContent = r.message || "ok";
+      $("#put-result").className = "result";
+    }
+  } catch (err) {
+    if (a === "put") {
+      $("#put-result").textContent = err.message;
+      $("#put-result").className = "result error";
+    }
+  }
+  refresh();
+});
+
+$("#shape").addEventListener("change", (e) => {
+  const nodes = ((state.status && state.status.nodes) || []).map((n) => n.id);
+  const leader = ((state.status && state.status.nodes) || []).find((n) => n.role === "leader");
+  const half = Math.floor(nodes.length / 2);
+  const shapes = {
+    "leader-alone": leader ? [[leader.id], nodes.filter((x) => x !== leader.id)] : null,
+    "halves": [nodes.slice(0, half), nodes.slice(half)],
+    "majority-minority": [nodes.slice(0, half + 1), nodes.slice(half + 1)],
+  };
+  const s = shapes[e.target.value];
+  if (s) $("#sides").value = s.map((side) => side.join(",")).join(" | ");
+});
+
+$("#freeze").addEventListener("click", (e) => {
+  state.frozen = !state.frozen;
+  e.target.dataset.frozen = String(state.frozen);
+  e.target.textContent = state.frozen ? "resume" : "pause";
+});
+
+refresh();
+listen();
+setInterval(refresh, 500);
+setInterval(drawDiagram, 250);

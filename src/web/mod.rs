@@ -1,0 +1,519 @@
+//! `synod web`: a live page of the cluster running in this directory.
+//!
+//! DRAFT (issue 15, begun in round 2 session 4): the page, this server, the
+//! nodes' message tap (`Request::Messages`) and `synod web` are written; still
+//! to do: `up --web`, replay of a chaos run, the worked examples as diagrams,
+//! the Chromium tests, figures (throughput with the page open), README.
+//!
+//! One actix-web server on loopback (any other address only when asked, with
+//! a warning), its assets embedded. Reads are open to whoever reaches the
+//! address; every action needs the per-run token the URL carries, and a
+//! request from another origin is refused (403). Actions go through the same
+//! launcher calls as the CLI.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+use crate::cluster::rundir::RunDir;
+use crate::launcher::{self, LaunchError};
+use crate::net::NetFaults;
+use crate::paxos::NodeId;
+
+const INDEX: &str = include_str!("assets/index.html");
+const APP: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/style.css");
+
+/// What `synod web` serves.
+pub struct WebOptions {
+    /// The cluster's run directory.
+    pub dir: RunDir,
+    /// Where to listen.
+    pub addr: SocketAddr,
+}
+
+struct Web {
+    dir: RunDir,
+    token: String,
+    events: broadcast::Sender<String>,
+}
+
+/// Serve the page until Ctrl-C.
+pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
+    let fail = |m: String| LaunchError {
+        code: 1,
+        message: m,
+    };
+    if !o.addr.ip().is_loopback() {
+        eprintln!(
+            "warning: serving on {}: anyone who reaches it sees the cluster; actions still need the token",
+            o.addr
+        );
+    }
+    let mut raw = [0u8; 16];
+    crate::net::auth::fill(&mut raw);
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let (events, _) = broadcast::channel(1024);
+    let state = web::Data::new(Web {
+        dir: o.dir,
+        token: token.clone(),
+        events,
+    });
+    println!("synod web: http://{}/?token={token}", o.addr);
+    actix_web::rt::System::new()
+        .block_on(async move {
+            actix_web::rt::spawn(watch(state.clone()));
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(
+                        web::JsonConfig::default()
+                            .limit(64 * 1024)
+                            .error_handler(|e, _| {
+                                let msg = e.to_string();
+                                actix_web::error::InternalError::from_response(
+                                    e,
+                                    HttpResponse::BadRequest()
+                                        .json(serde_json::json!({ "error": msg })),
+                                )
+                                .into()
+                            }),
+                    )
+                    .route(
+                        "/",
+                        web::get().to(|| async { asset(INDEX, "text/html; charset=utf-8") }),
+                    )
+                    .route(
+                        "/app.js",
+                        web::get().to(|| async { asset(APP, "text/javascript; charset=utf-8") }),
+                    )
+                    .route(
+                        "/style.css",
+                        web::get().to(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+                    )
+                    .route("/api/status", web::get().to(status))
+                    .route("/api/events", web::get().to(events_stream))
+                    .route("/api/nodes/{id}/{action}", web::post().to(node_action))
+                    .route("/api/partition", web::post().to(partition))
+                    .route("/api/heal", web::post().to(heal))
+                    .route("/api/net", web::post().to(net))
+                    .route("/api/put", web::post().to(put))
+            })
+            .workers(2)
+            .bind(o.addr)?
+            .run()
+            .await
+        })
+        .map_err(|e| fail(format!("cannot serve on {}: {e}", o.addr)))
+}
+
+fn asset(body: &'static str, kind: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, kind))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn error(status: actix_web::http::StatusCode, why: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": why.into() }))
+}
+
+/// Actions need the token and, if the browser says where it comes from, this
+/// very origin: the refusal, if any.
+fn refused(req: &HttpRequest, w: &Web) -> Option<HttpResponse> {
+    let forbidden = |why: &str| Some(error(actix_web::http::StatusCode::FORBIDDEN, why));
+    let token = req
+        .headers()
+        .get("X-Synod-Token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !crate::net::auth::same(token.as_bytes(), w.token.as_bytes()) {
+        return forbidden("this action needs the token in the page's URL");
+    }
+    if let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let host = req.connection_info().host().to_string();
+        if origin != format!("http://{host}") {
+            return forbidden("requests from another origin are refused");
+        }
+    }
+    None
+}
+
+/// The same JSON as `synod status --json`.
+async fn status(w: web::Data<Web>) -> HttpResponse {
+    let dir = w.dir.clone();
+    match web::block(move || launcher::status_json(&dir)).await {
+        Ok(Ok(v)) => HttpResponse::Ok().json(v),
+        Ok(Err(e)) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.message),
+        Err(e) => error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ),
+    }
+}
+
+/// Server-sent events: one JSON object per event.
+async fn events_stream(w: web::Data<Web>) -> HttpResponse {
+    let rx = w.events.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(s) => {
+                    let frame = bytes::Bytes::from(format!("data: {s}\n\n"));
+                    return Some((Ok::<_, actix_web::Error>(frame), rx));
+                }
+                // A slow page skips what it missed; it never holds the cluster up.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(stream)
+}
+
+/// Every 250 ms: compare the cluster's status with the last and tell the
+/// pages what changed (node states, leaders, chosen slots), and pass on the
+/// messages each node's tap sampled since the last round.
+async fn watch(w: web::Data<Web>) {
+    let mut last: Option<serde_json::Value> = None;
+    // Per node: its process id and the last tap event passed on.
+    let mut seen: std::collections::BTreeMap<u64, (Option<u64>, u64)> = Default::default();
+    loop {
+        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+        let dir = w.dir.clone();
+        let Ok(Ok(now)) = web::block(move || launcher::status_json(&dir)).await else {
+            continue;
+        };
+        if let Some(before) = &last {
+            for ev in changes(before, &now) {
+                let _ = w.events.send(ev.to_string());
+            }
+        }
+        // A new process starts its tap from 1 again.
+        for n in now["nodes"].as_array().into_iter().flatten() {
+            let (Some(id), pid) = (n["id"].as_u64(), n["pid"].as_u64()) else {
+                continue;
+            };
+            let e = seen.entry(id).or_insert((pid, 0));
+            if e.0 != pid {
+                *e = (pid, 0);
+            }
+        }
+        let dir = w.dir.clone();
+        let afters: Vec<(u64, u64)> = seen.iter().map(|(&id, &(_, a))| (id, a)).collect();
+        let Ok(Ok(taps)) = web::block(
+            move || -> Result<Vec<(u64, Vec<crate::net::MsgEvent>)>, String> {
+                let cluster = dir.cluster()?;
+                Ok(afters
+                    .into_iter()
+                    .filter_map(|(id, after)| {
+                        let addr = cluster.node(id)?.addr;
+                        let req = crate::net::Request::Messages { after };
+                        match crate::client::query(addr, &cluster, &req, Duration::from_millis(200))
+                        {
+                            Ok(crate::net::Response::Messages(m)) => Some((id, m)),
+                            _ => None,
+                        }
+                    })
+                    .collect())
+            },
+        )
+        .await
+        else {
+            last = Some(now);
+            continue;
+        };
+        for (id, msgs) in taps {
+            if let Some(m) = msgs.last() {
+                if let Some(e) = seen.get_mut(&id) {
+                    e.1 = m.seq;
+                }
+            }
+            for m in msgs {
+                let sent = m.at_us / 1000;
+                let _ = w.events.send(
+                    serde_json::json!({
+                        "kind": "message",
+                        "from": m.from,
+                        "to": m.to,
+                        "msg": m.kind,
+                        "text": m.brief,
+                        "dropped": m.dropped,
+                        "dup": m.copies > 1,
+                        "sent_ms": sent,
+                        // Loopback takes microseconds: the diagram slants
+                        // arrows by a fixed 40 ms so they can be seen.
+                        "recv_ms": sent + 40,
+                    })
+                    .to_string(),
+                );
+            }
+        }
+        last = Some(now);
+    }
+}
+
+/// The events between two status snapshots.
+pub fn changes(before: &serde_json::Value, now: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let nodes = |v: &serde_json::Value| v["nodes"].as_array().cloned().unwrap_or_default();
+    let (old, new) = (nodes(before), nodes(now));
+    for n in &new {
+        let Some(o) = old.iter().find(|o| o["id"] == n["id"]) else {
+            continue;
+        };
+        if o["state"] != n["state"] {
+            out.push(serde_json::json!({"kind": "node", "id": n["id"], "from": o["state"], "to": n["state"]}));
+        }
+        if n["role"] == "leader" && o["role"] != "leader" {
+            out.push(
+                serde_json::json!({"kind": "election", "leader": n["id"], "ballot": n["ballot"]}),
+            );
+        }
+    }
+    let top = |v: &[serde_json::Value]| v.iter().filter_map(|n| n["chosen"].as_u64()).max();
+    if top(&new) != top(&old) {
+        out.push(serde_json::json!({"kind": "chosen", "slot": top(&new)}));
+    }
+    out
+}
+
+fn announce(w: &Web, text: String) {
+    let _ = w
+        .events
+        .send(serde_json::json!({"kind": "fault", "text": text}).to_string());
+}
+
+async fn node_action(
+    req: HttpRequest,
+    w: web::Data<Web>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    if let Some(r) = refused(&req, &w) {
+        return r;
+    }
+    let (id, action) = path.into_inner();
+    let Ok(id) = id.parse::<NodeId>() else {
+        return error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("{id:?} is not a node id"),
+        );
+    };
+    let dir = w.dir.clone();
+    let act = action.clone();
+    let done = web::block(move || -> Result<String, LaunchError> {
+        let cluster = dir.cluster().map_err(|m| LaunchError {
+            code: 2,
+            message: m,
+        })?;
+        if cluster.node(id).is_none() {
+            return Err(LaunchError {
+                code: 2,
+                message: format!("no node {id} in cluster {:?}", cluster.name),
+            });
+        }
+        match act.as_str() {
+            "kill" => launcher::kill(&dir, id).map(|pid| format!("killed node {id} (pid {pid})")),
+            "restart" => launcher::restart(&dir, id, Duration::from_secs(10))
+                .map(|pid| format!("node {id} serves again (pid {pid})")),
+            "pause" => {
+                launcher::pause(&dir, id, true).map(|pid| format!("paused node {id} (pid {pid})"))
+            }
+            "resume" => {
+                launcher::pause(&dir, id, false).map(|pid| format!("resumed node {id} (pid {pid})"))
+            }
+            other => Err(LaunchError {
+                code: 2,
+                message: format!("{other:?}: kill, restart, pause or resume"),
+            }),
+        }
+    })
+    .await;
+    reply(&w, done)
+}
+
+fn reply(
+    w: &Web,
+    done: Result<Result<String, LaunchError>, actix_web::error::BlockingError>,
+) -> HttpResponse {
+    match done {
+        Ok(Ok(message)) => {
+            announce(w, message.clone());
+            HttpResponse::Ok().json(serde_json::json!({ "message": message }))
+        }
+        Ok(Err(e)) if e.code == 2 => error(actix_web::http::StatusCode::BAD_REQUEST, e.message),
+        Ok(Err(e)) => error(actix_web::http::StatusCode::CONFLICT, e.message),
+        Err(e) => error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Sides {
+    sides: Vec<Vec<NodeId>>,
+}
+
+async fn partition(req: HttpRequest, w: web::Data<Web>, body: web::Json<Sides>) -> HttpResponse {
+    if let Some(r) = refused(&req, &w) {
+        return r;
+    }
+    let dir = w.dir.clone();
+    let sides = body.into_inner().sides;
+    reply(
+        &w,
+        web::block(move || launcher::partition(&dir, &sides)).await,
+    )
+}
+
+async fn heal(req: HttpRequest, w: web::Data<Web>) -> HttpResponse {
+    if let Some(r) = refused(&req, &w) {
+        return r;
+    }
+    let dir = w.dir.clone();
+    reply(
+        &w,
+        web::block(move || {
+            let ids = dir
+                .cluster()
+                .map_err(|m| LaunchError {
+                    code: 2,
+                    message: m,
+                })?
+                .ids();
+            launcher::change_faults(&dir, &ids, |_, f| *f = NetFaults::none())?;
+            Ok("healed: every node reaches every other, no loss, no delay".to_string())
+        })
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct Net {
+    loss: Option<f64>,
+    dup: Option<f64>,
+    delay: Option<(u64, u64)>,
+}
+
+async fn net(req: HttpRequest, w: web::Data<Web>, body: web::Json<Net>) -> HttpResponse {
+    if let Some(r) = refused(&req, &w) {
+        return r;
+    }
+    let n = body.into_inner();
+    for p in [n.loss, n.dup].into_iter().flatten() {
+        if !(0.0..=1.0).contains(&p) {
+            return error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                format!("{p} is not a probability"),
+            );
+        }
+    }
+    if let Some((lo, hi)) = n.delay {
+        if lo > hi || hi > NetFaults::MAX_DELAY_MS {
+            return error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                format!(
+                    "delay {lo}..{hi}: MIN <= MAX <= {}",
+                    NetFaults::MAX_DELAY_MS
+                ),
+            );
+        }
+    }
+    let dir = w.dir.clone();
+    reply(
+        &w,
+        web::block(move || {
+            let ids = dir
+                .cluster()
+                .map_err(|m| LaunchError {
+                    code: 2,
+                    message: m,
+                })?
+                .ids();
+            launcher::change_faults(&dir, &ids, |_, f| {
+                if let Some(p) = n.loss {
+                    f.loss_ppm = NetFaults::ppm(p);
+                }
+                if let Some(p) = n.dup {
+                    f.dup_ppm = NetFaults::ppm(p);
+                }
+                if let Some(d) = n.delay {
+                    f.delay_ms = d;
+                }
+            })?;
+            Ok(format!(
+                "network: loss {:?}, dup {:?}, delay {:?}",
+                n.loss, n.dup, n.delay
+            ))
+        })
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct Put {
+    key: String,
+    value: String,
+}
+
+async fn put(req: HttpRequest, w: web::Data<Web>, body: web::Json<Put>) -> HttpResponse {
+    if let Some(r) = refused(&req, &w) {
+        return r;
+    }
+    let p = body.into_inner();
+    let dir = w.dir.clone();
+    let done = web::block(move || -> Result<String, LaunchError> {
+        let cluster = dir.cluster().map_err(|m| LaunchError {
+            code: 2,
+            message: m,
+        })?;
+        let mut c = crate::client::Client::new(cluster);
+        c.timeout = Duration::from_secs(3);
+        c.execute(crate::kv::Op::Put {
+            key: p.key.clone(),
+            value: p.value,
+        })
+        .map(|_| format!("put {} committed", p.key))
+        .map_err(|e| LaunchError {
+            code: 1,
+            message: e.to_string(),
+        })
+    })
+    .await;
+    reply(&w, done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_leader_and_a_killed_node_are_events() {
+        let before = serde_json::json!({"nodes": [
+            {"id": 1, "state": "up", "role": "leader", "ballot": "1.1", "chosen": 5},
+            {"id": 2, "state": "up", "role": "follower", "ballot": "-", "chosen": 5}]});
+        let now = serde_json::json!({"nodes": [
+            {"id": 1, "state": "down", "role": null, "ballot": null, "chosen": null},
+            {"id": 2, "state": "up", "role": "leader", "ballot": "2.2", "chosen": 7}]});
+        let ev = changes(&before, &now);
+        assert!(ev
+            .iter()
+            .any(|e| e["kind"] == "node" && e["id"] == 1 && e["to"] == "down"));
+        assert!(ev
+            .iter()
+            .any(|e| e["kind"] == "election" && e["leader"] == 2));
+        assert!(ev.iter().any(|e| e["kind"] == "chosen" && e["slot"] == 7));
+    }
+}

@@ -1,0 +1,154 @@
+//! `synod web` over plain HTTP (the browser tests are to come): the page and
+//! its assets, the status API, the token and origin checks, an action that is
+//! a real SIGKILL, and bad requests answered with 400.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::Env;
+
+/// `synod web` on a free port; its URL (with the token) and the process.
+struct Web {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Drop for Web {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn web(env: &Env) -> Web {
+    let port = synod::harness::free_ports(1)[0];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["web", "--addr", &format!("127.0.0.1:{port}")])
+        .current_dir(env.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start synod web");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the URL line");
+    let token = line
+        .trim()
+        .rsplit_once("token=")
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_else(|| panic!("no token in {line:?}"));
+    let w = Web { child, port, token };
+    assert!(env.wait_for(10.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    w
+}
+
+/// One HTTP/1.1 request; the status code and the body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out[9..12].parse().expect("a status code");
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn the_page_the_api_and_the_token() {
+    let env = Env::new("webapi", 3);
+    env.up();
+    let w = web(&env);
+
+    let (code, page) = http(w.port, "GET", "/", &[], "");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains(r#"id="majority""#) && page.contains("/app.js"),
+        "{page}"
+    );
+    let (code, js) = http(w.port, "GET", "/app.js", &[], "");
+    assert_eq!(code, 200);
+    assert!(js.contains("data-action"));
+    // The page loads nothing from outside (an SVG namespace is a name, not a load).
+    for outside in [r#"src="http"#, r#"href="http"#, "fetch(\"http", "url(http"] {
+        assert!(
+            !page.contains(outside) && !js.contains(outside),
+            "{outside}"
+        );
+    }
+
+    let (code, st) = http(w.port, "GET", "/api/status", &[], "");
+    assert_eq!(code, 200, "{st}");
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_eq!(st["nodes"].as_array().unwrap().len(), 3, "{st}");
+
+    // No token, a wrong token, another origin: 403, nothing done.
+    let leader = env.leader(5.0);
+    let kill = format!("/api/nodes/{leader}/kill");
+    assert_eq!(http(w.port, "POST", &kill, &[], "").0, 403);
+    assert_eq!(
+        http(w.port, "POST", &kill, &[("X-Synod-Token", "nope")], "").0,
+        403
+    );
+    let token = w.token.as_str();
+    let evil = [("X-Synod-Token", token), ("Origin", "http://evil.example")];
+    assert_eq!(http(w.port, "POST", &kill, &evil, "").0, 403);
+    assert_eq!(env.leader(5.0), leader, "a refused request killed nothing");
+
+    // Bad requests: 400 with the reason.
+    let ok = [("X-Synod-Token", token)];
+    let (code, why) = http(w.port, "POST", "/api/nodes/9/kill", &ok, "");
+    assert_eq!(code, 400, "{why}");
+    assert!(why.contains("no node 9"), "{why}");
+    let (code, why) = http(w.port, "POST", "/api/partition", &ok, r#"{"sides": "1,2"}"#);
+    assert_eq!(code, 400, "{why}");
+    let (code, _) = http(w.port, "POST", "/api/nodes/1/explode", &ok, "");
+    assert_eq!(code, 400);
+
+    // A real SIGKILL; a new leader; a put through the page.
+    let (code, why) = http(w.port, "POST", &kill, &ok, "");
+    assert_eq!(code, 200, "{why}");
+    let next = env.leader(5.0);
+    assert_ne!(next, leader);
+    let (code, why) = http(
+        w.port,
+        "POST",
+        "/api/put",
+        &ok,
+        r#"{"key": "k", "value": "v"}"#,
+    );
+    assert_eq!(code, 200, "{why}");
+    assert_eq!(env.ok(&["get", "k"]), "v\n");
+    let (code, why) = http(
+        w.port,
+        "POST",
+        &format!("/api/nodes/{leader}/restart"),
+        &ok,
+        "",
+    );
+    assert_eq!(code, 200, "{why}");
+}
