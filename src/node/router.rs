@@ -164,6 +164,9 @@ pub struct Router {
     tap: std::collections::VecDeque<crate::net::MsgEvent>,
     tap_seq: u64,
     tap_budget: (u64, u32),
+    /// When a page last asked for the sample: with no one watching for 5 s,
+    /// nothing is sampled (the tap costs an unwatched cluster nothing).
+    watched_at: Option<std::time::Instant>,
     /// Each peer's link as last reported (open or closed), blocked or not:
     /// told to the roles when a partition that hid it heals.
     links: BTreeMap<NodeId, bool>,
@@ -190,6 +193,7 @@ impl Router {
             tap: std::collections::VecDeque::new(),
             tap_seq: 0,
             tap_budget: (0, 0),
+            watched_at: None,
         }
     }
 
@@ -218,6 +222,9 @@ impl Router {
 
     /// Note a message sent (`copies` of it; 0: dropped), within the budget.
     fn sample(&mut self, env: &Envelope, copies: u8) {
+        if self.watched_at.is_none() {
+            return;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
@@ -246,19 +253,30 @@ impl Router {
     }
 
     fn remote(&mut self, env: Envelope, ctx: &mut Context<Self>) {
-        let Some(link) = self.peers.get(&env.to).cloned() else {
-            return;
-        };
-        if self.faults.is_clear() {
-            self.sent += 1;
-            self.sample(&env, 1);
-            link.do_send(Outbound(env));
+        if !self.peers.contains_key(&env.to) {
             return;
         }
-        match self.faults.decide(&mut self.rng, env.to) {
-            Fate::Drop => self.sample(&env, 0),
-            Fate::Send { copies, delay_ms } => {
-                self.sample(&env, copies);
+        let fate = if self.faults.is_clear() {
+            None
+        } else {
+            Some(self.faults.decide(&mut self.rng, env.to))
+        };
+        let copies = match &fate {
+            None => 1,
+            Some(Fate::Drop) => 0,
+            Some(Fate::Send { copies, .. }) => *copies,
+        };
+        self.sample(&env, copies);
+        let Some(link) = self.peers.get(&env.to) else {
+            return;
+        };
+        match fate {
+            None => {
+                self.sent += 1;
+                link.do_send(Outbound(env));
+            }
+            Some(Fate::Drop) => {}
+            Some(Fate::Send { copies, delay_ms }) => {
                 for &ms in &delay_ms[..copies as usize] {
                     self.sent += 1;
                     if ms == 0 {
@@ -281,6 +299,13 @@ impl Actor for Router {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_millis(200), |act, _| {
             act.status.borrow_mut().sent = act.sent;
+            if act
+                .watched_at
+                .is_some_and(|t| t.elapsed() > Duration::from_secs(5))
+            {
+                act.watched_at = None;
+                act.tap.clear();
+            }
         });
     }
 }
@@ -368,6 +393,7 @@ impl Handler<GetMessages> for Router {
     type Result = MessageResult<GetMessages>;
 
     fn handle(&mut self, q: GetMessages, _: &mut Context<Self>) -> Self::Result {
+        self.watched_at = Some(std::time::Instant::now());
         MessageResult(
             self.tap
                 .iter()
