@@ -24,15 +24,7 @@ pub fn table(r: &Results) -> String {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (c, p) in r.sizes.iter().zip(&r.partition) {
-        let failover = if c.failover_ms.is_empty() {
-            "-".to_string()
-        } else {
-            format!(
-                "{:.0} ({} kills)",
-                crate::stats::median(&c.failover_ms),
-                c.failover_ms.len()
-            )
-        };
+        let failover = failover_cell(&c.failover_ms);
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {}–{} | {} | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} |",
@@ -84,15 +76,7 @@ fn flexible_table(r: &Results) -> String {
             .iter()
             .find(|m| m.n == f.n)
             .map_or("-".to_string(), |m| pct(m.measured));
-        let failover = if c.failover_ms.is_empty() {
-            "-".to_string()
-        } else {
-            format!(
-                "{:.0} ({} kills)",
-                crate::stats::median(&c.failover_ms),
-                c.failover_ms.len()
-            )
-        };
+        let failover = failover_cell(&c.failover_ms);
         let _ = writeln!(
             s,
             "| {} | ({}, {}) | {} – {} | {} – {} | {} | {}–{} | {} | {:.1} | {:.2} | {:.2} | {} | {} | {} | {} |",
@@ -172,6 +156,15 @@ fn flexible_answer(r: &Results) -> String {
         " Flexible Paxos changes the even size's account: {}. So the even node is no longer wasted while the leader lives: it lets a half of the cluster keep committing through failures and splits. It does not make the cluster survive more failures in general: once the leader dies with only half the nodes up, no new leader can be elected until enough nodes return, and choosing still waits for a quorum of disks. An odd size with majorities gets the same fault tolerance from one machine fewer and needs no rule about which quorum is which, which is why deployments still choose 3, 5 or 7.",
         lines.join("; ")
     )
+}
+
+/// A table cell: the median failover and how many kills it is of, or "-".
+fn failover_cell(ms: &[f64]) -> String {
+    if ms.is_empty() {
+        "-".to_string()
+    } else {
+        format!("{:.0} ({} kills)", crate::stats::median(ms), ms.len())
+    }
 }
 
 /// The answer to the exercise, in one paragraph drawn from `r`'s numbers.
