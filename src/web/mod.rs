@@ -111,6 +111,12 @@ pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
         .map_err(|e| fail(format!("cannot serve on {}: {e}", o.addr)))
 }
 
+/// The cluster of `dir`, its file unreadable being bad input (400).
+fn cluster(dir: &RunDir) -> Result<crate::cluster::Cluster, LaunchError> {
+    dir.cluster()
+        .map_err(|message| LaunchError { code: 2, message })
+}
+
 fn asset(body: &'static str, kind: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, kind))
@@ -313,10 +319,7 @@ async fn node_action(
     let dir = w.dir.clone();
     let act = action.clone();
     let done = web::block(move || -> Result<String, LaunchError> {
-        let cluster = dir.cluster().map_err(|m| LaunchError {
-            code: 2,
-            message: m,
-        })?;
+        let cluster = cluster(&dir)?;
         if cluster.node(id).is_none() {
             return Err(LaunchError {
                 code: 2,
@@ -386,13 +389,7 @@ async fn heal(req: HttpRequest, w: web::Data<Web>) -> HttpResponse {
     reply(
         &w,
         web::block(move || {
-            let ids = dir
-                .cluster()
-                .map_err(|m| LaunchError {
-                    code: 2,
-                    message: m,
-                })?
-                .ids();
+            let ids = cluster(&dir)?.ids();
             launcher::change_faults(&dir, &ids, |_, f| *f = NetFaults::none())?;
             Ok("healed: every node reaches every other, no loss, no delay".to_string())
         })
@@ -435,13 +432,7 @@ async fn net(req: HttpRequest, w: web::Data<Web>, body: web::Json<Net>) -> HttpR
     reply(
         &w,
         web::block(move || {
-            let ids = dir
-                .cluster()
-                .map_err(|m| LaunchError {
-                    code: 2,
-                    message: m,
-                })?
-                .ids();
+            let ids = cluster(&dir)?.ids();
             launcher::change_faults(&dir, &ids, |_, f| {
                 if let Some(p) = n.loss {
                     f.loss_ppm = NetFaults::ppm(p);
@@ -475,10 +466,7 @@ async fn put(req: HttpRequest, w: web::Data<Web>, body: web::Json<Put>) -> HttpR
     let p = body.into_inner();
     let dir = w.dir.clone();
     let done = web::block(move || -> Result<String, LaunchError> {
-        let cluster = dir.cluster().map_err(|m| LaunchError {
-            code: 2,
-            message: m,
-        })?;
+        let cluster = cluster(&dir)?;
         let mut c = crate::client::Client::new(cluster);
         c.timeout = Duration::from_secs(3);
         c.execute(crate::kv::Op::Put {
