@@ -4,49 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::Env;
-
-/// `synod web` on a free port; its URL (with the token) and the process.
-struct Web {
-    child: Child,
-    port: u16,
-    token: String,
-}
-
-impl Drop for Web {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn web(env: &Env) -> Web {
-    let port = synod::harness::free_ports(1)[0];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_synod"))
-        .args(["web", "--addr", &format!("127.0.0.1:{port}")])
-        .current_dir(env.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start synod web");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the URL line");
-    let token = line
-        .trim()
-        .rsplit_once("token=")
-        .map(|(_, t)| t.to_string())
-        .unwrap_or_else(|| panic!("no token in {line:?}"));
-    let w = Web { child, port, token };
-    assert!(env.wait_for(10.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()));
-    w
-}
+use support::{web, Env};
 
 /// One HTTP/1.1 request; the status code and the body.
 fn http(
@@ -151,4 +113,57 @@ fn the_page_the_api_and_the_token() {
         "",
     );
     assert_eq!(code, 200, "{why}");
+}
+
+/// `up --web` serves the page beside a foreground cluster and stops with it;
+/// a taken address or `--detach` is refused (exit 2) before any node starts.
+#[test]
+fn up_with_web_serves_the_page_until_ctrl_c() {
+    let env = Env::new("upweb", 3);
+    let file = env.file.to_string_lossy().into_owned();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = env.synod(&["up", &file, "--web", &addr]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot serve on"));
+    let o = env.synod(&["up", &file, "--web", "--detach"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(env.pids().is_empty(), "no node started");
+    drop(taken);
+
+    let port = support::free_ports(1)[0];
+    let mut up = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["up", &file, "--web", &format!("127.0.0.1:{port}")])
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start synod up");
+    let mut out = std::io::BufReader::new(up.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("the live page:") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(n > 0, "up ended without printing the page's URL");
+    }
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{port}/?token=")),
+        "{line}"
+    );
+    assert!(env.wait_for(10.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    let (code, st) = http(port, "GET", "/api/status", &[], "");
+    assert_eq!(code, 200, "{st}");
+    assert!(st.contains(r#""cluster":"upweb""#), "{st}");
+
+    // Ctrl-C stops the nodes, the page with them, and up exits 0.
+    let pids = env.pids();
+    unsafe {
+        libc::kill(up.id() as i32, libc::SIGINT);
+    }
+    let status = up.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    for pid in pids {
+        assert!(env.wait_for(5.0, || unsafe { libc::kill(pid as i32, 0) } != 0));
+    }
 }

@@ -34,6 +34,10 @@ pub struct UpArgs {
     /// .synod/<name>/secret), as the cluster file's `redis_auth: true`
     #[arg(long)]
     redis_auth: bool,
+    /// Also serve the live page (as `synod web`) while the cluster runs in
+    /// the foreground: at 127.0.0.1:7180, or at the ADDR given
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7180")]
+    web: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +104,16 @@ pub fn up(a: UpArgs) -> Result<(), Exit> {
             "--redis-auth asks RESP clients for the secret, but no node serves RESP: add --redis, or redis_addr in the cluster file",
         ));
     }
+    if a.web.is_some() && a.detach {
+        return Err(Exit::usage(
+            "--web serves the page while `up` runs in the foreground; with --detach, run `synod web` beside it",
+        ));
+    }
+    // Refuse a taken address before any node starts.
+    if let Some(addr) = a.web {
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| Exit::usage(format!("--web: cannot serve on {addr}: {e}")))?;
+    }
     let opts = UpOptions {
         broken: a.broken,
         wait: a.wait,
@@ -129,7 +143,23 @@ pub fn up(a: UpArgs) -> Result<(), Exit> {
         println!("(foreground; Ctrl-C stops every node)");
     }
     let dir = up.dir.clone();
-    launcher::supervise(up, tty).map_err(Exit::failed)?;
+    let mut notes = Vec::new();
+    if let Some(addr) = a.web {
+        let mut o = crate::web::WebOptions::new(dir.clone(), addr);
+        o.own_signals = false;
+        notes.extend(o.exposed());
+        notes.push(format!("the live page: {}", o.url()));
+        for n in &notes {
+            println!("{n}");
+        }
+        // The page's server lives as long as this process does.
+        std::thread::spawn(move || {
+            if let Err(e) = crate::web::serve(o) {
+                eprintln!("synod web: {}", e.message);
+            }
+        });
+    }
+    launcher::supervise(up, tty, &notes).map_err(Exit::failed)?;
     println!("\nstopping every node...");
     let stopped = launcher::down(&dir, false, Duration::from_secs(5))?;
     println!(

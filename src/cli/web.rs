@@ -18,6 +18,11 @@ pub struct WebArgs {
 
 pub fn run(a: WebArgs) -> Result<(), Exit> {
     let dir = find(&a.c)?;
-    crate::web::serve(crate::web::WebOptions { dir, addr: a.addr })?;
+    let o = crate::web::WebOptions::new(dir, a.addr);
+    if let Some(w) = o.exposed() {
+        eprintln!("{w}");
+    }
+    println!("synod web: {}", o.url());
+    crate::web::serve(o)?;
     Ok(())
 }

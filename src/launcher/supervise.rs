@@ -12,7 +12,7 @@ use crate::paxos::NodeId;
 /// [`crate::signals::catch`]): on a terminal (`tty`), redraw the status table
 /// every second with the last exits; otherwise print each exit as it happens.
 /// Returns when told to stop; the caller stops the nodes.
-pub fn supervise(up: Up, tty: bool) -> Result<(), String> {
+pub fn supervise(up: Up, tty: bool, notes: &[String]) -> Result<(), String> {
     let dir = up.dir.clone();
     {
         let _lock = dir.lock()?;
@@ -51,6 +51,9 @@ pub fn supervise(up: Up, tty: bool) -> Result<(), String> {
                     "synod: cluster {:?} (Ctrl-C stops every node)\n",
                     up.cluster.name
                 );
+                for n in notes {
+                    let _ = writeln!(out, "{n}");
+                }
                 let _ = write!(out, "{}", table(&rows));
                 for e in events.iter().rev().take(5) {
                     let _ = writeln!(out, "{e}");

@@ -122,9 +122,10 @@ pub struct GetMessages {
 
 /// Messages the tap keeps (the newest).
 pub const TAP_LEN: usize = 512;
-/// Messages the tap samples per second at most: watching costs the cluster
-/// almost nothing, and heartbeats do not crowd out the rest.
-const TAP_RATE: u32 = 200;
+/// Messages of one kind the tap samples per second at most: watching costs
+/// the cluster little (14 kinds, so at most 560 a second), and heartbeats do
+/// not crowd out the Accepts a page wants to see.
+const TAP_RATE: u32 = 40;
 
 /// Where the router sends each role's inputs.
 pub struct Roles {
@@ -163,7 +164,7 @@ pub struct Router {
     /// the current second.
     tap: std::collections::VecDeque<crate::net::MsgEvent>,
     tap_seq: u64,
-    tap_budget: (u64, u32),
+    tap_budget: (u64, std::collections::BTreeMap<&'static str, u32>),
     /// When a page last asked for the sample: with no one watching for 5 s,
     /// nothing is sampled (the tap costs an unwatched cluster nothing).
     watched_at: Option<std::time::Instant>,
@@ -192,7 +193,7 @@ impl Router {
             links: BTreeMap::new(),
             tap: std::collections::VecDeque::new(),
             tap_seq: 0,
-            tap_budget: (0, 0),
+            tap_budget: (0, Default::default()),
             watched_at: None,
         }
     }
@@ -230,12 +231,13 @@ impl Router {
             .map_or(0, |d| d.as_micros() as u64);
         let second = now / 1_000_000;
         if self.tap_budget.0 != second {
-            self.tap_budget = (second, TAP_RATE);
+            self.tap_budget = (second, Default::default());
         }
-        if self.tap_budget.1 == 0 {
+        let taken = self.tap_budget.1.entry(env.msg.kind()).or_insert(0);
+        if *taken == TAP_RATE {
             return;
         }
-        self.tap_budget.1 -= 1;
+        *taken += 1;
         self.tap_seq += 1;
         if self.tap.len() == TAP_LEN {
             self.tap.pop_front();

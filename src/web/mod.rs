@@ -34,6 +34,39 @@ pub struct WebOptions {
     pub dir: RunDir,
     /// Where to listen.
     pub addr: SocketAddr,
+    /// The secret every action must carry (16 random bytes, hex).
+    pub token: String,
+    /// Stop on Ctrl-C by itself (`synod web`); `up --web` stops with `up`.
+    pub own_signals: bool,
+}
+
+impl WebOptions {
+    /// Serve `dir` at `addr` with a fresh token.
+    pub fn new(dir: RunDir, addr: SocketAddr) -> WebOptions {
+        let mut raw = [0u8; 16];
+        crate::net::auth::fill(&mut raw);
+        WebOptions {
+            dir,
+            addr,
+            token: raw.iter().map(|b| format!("{b:02x}")).collect(),
+            own_signals: true,
+        }
+    }
+
+    /// The page's address, with the token.
+    pub fn url(&self) -> String {
+        format!("http://{}/?token={}", self.addr, self.token)
+    }
+
+    /// A warning for an address other machines may reach, if it is one.
+    pub fn exposed(&self) -> Option<String> {
+        (!self.addr.ip().is_loopback()).then(|| {
+            format!(
+                "warning: serving on {}: anyone who reaches it sees the cluster; actions still need the token",
+                self.addr
+            )
+        })
+    }
 }
 
 struct Web {
@@ -42,32 +75,23 @@ struct Web {
     events: broadcast::Sender<String>,
 }
 
-/// Serve the page until Ctrl-C.
+/// Serve the page until Ctrl-C (or, without `own_signals`, until the process
+/// ends).
 pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
     let fail = |m: String| LaunchError {
         code: 1,
         message: m,
     };
-    if !o.addr.ip().is_loopback() {
-        eprintln!(
-            "warning: serving on {}: anyone who reaches it sees the cluster; actions still need the token",
-            o.addr
-        );
-    }
-    let mut raw = [0u8; 16];
-    crate::net::auth::fill(&mut raw);
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     let (events, _) = broadcast::channel(1024);
     let state = web::Data::new(Web {
         dir: o.dir,
-        token: token.clone(),
+        token: o.token,
         events,
     });
-    println!("synod web: http://{}/?token={token}", o.addr);
     actix_web::rt::System::new()
         .block_on(async move {
             actix_web::rt::spawn(watch(state.clone()));
-            HttpServer::new(move || {
+            let server = HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
                     .app_data(
@@ -104,9 +128,12 @@ pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
                     .route("/api/put", web::post().to(put))
             })
             .workers(2)
-            .bind(o.addr)?
-            .run()
-            .await
+            .bind(o.addr)?;
+            if o.own_signals {
+                server.run().await
+            } else {
+                server.disable_signals().run().await
+            }
         })
         .map_err(|e| fail(format!("cannot serve on {}: {e}", o.addr)))
 }
@@ -465,22 +492,25 @@ async fn put(req: HttpRequest, w: web::Data<Web>, body: web::Json<Put>) -> HttpR
     }
     let p = body.into_inner();
     let dir = w.dir.clone();
-    let done = web::block(move || -> Result<String, LaunchError> {
+    let done = web::block(move || -> Result<Result<String, String>, LaunchError> {
         let cluster = cluster(&dir)?;
         let mut c = crate::client::Client::new(cluster);
         c.timeout = Duration::from_secs(3);
-        c.execute(crate::kv::Op::Put {
+        Ok(c.execute(crate::kv::Op::Put {
             key: p.key.clone(),
             value: p.value,
         })
         .map(|_| format!("put {} committed", p.key))
-        .map_err(|e| LaunchError {
-            code: 1,
-            message: e.to_string(),
-        })
+        .map_err(|e| e.to_string()))
     })
     .await;
-    reply(&w, done)
+    match done {
+        // No quorum, no leader in time: the cluster cannot serve it now (503).
+        Ok(Ok(Err(why))) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, why),
+        Ok(Ok(Ok(message))) => reply(&w, Ok(Ok(message))),
+        Ok(Err(e)) => reply(&w, Ok(Err(e))),
+        Err(e) => reply(&w, Err(e)),
+    }
 }
 
 #[cfg(test)]

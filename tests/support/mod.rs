@@ -3,9 +3,11 @@
 //! by pid, even when the test fails.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// `n` loopback ports that were free a moment ago (bound to :0, then released).
@@ -224,4 +226,41 @@ impl Drop for Env {
             }
         }
     }
+}
+
+/// `synod web` on a free port; its URL (with the token) and the process.
+pub struct Web {
+    pub child: Child,
+    pub port: u16,
+    pub token: String,
+}
+
+impl Drop for Web {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn web(env: &Env) -> Web {
+    let port = free_ports(1)[0];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["web", "--addr", &format!("127.0.0.1:{port}")])
+        .current_dir(env.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start synod web");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the URL line");
+    let token = line
+        .trim()
+        .rsplit_once("token=")
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_else(|| panic!("no token in {line:?}"));
+    let w = Web { child, port, token };
+    assert!(env.wait_for(10.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    w
 }

@@ -5,8 +5,7 @@
 const token = new URLSearchParams(location.search).get("token") || "";
 const $ = (sel) => document.querySelector(sel);
 const state = { status: null, frozen: false, messages: [], rate: [], lastChosen: null, lastAt: null };
-const WINDOW_MS = 10000;      // the diagram shows the last ten seconds
-const MAX_MESSAGES = 400;     // and at most this many arrows (bounded memory)
+const MAX_MESSAGES = 600;     // and at most this many arrows (bounded memory)
 const MAX_EVENTS = 200;
 
 // ---------------------------------------------------------------- requests
@@ -27,7 +26,7 @@ function logEvent(text, cls) {
   const li = document.createElement("li");
   const t = document.createElement("span");
   t.className = "t";
-  t.textContent = new Date().toLocaleTimeString();
+  t.textContent = new Date().toTimeString().slice(0, 8);
   li.appendChild(t);
   li.appendChild(document.createTextNode(text));
   if (cls) li.className = cls;
@@ -36,11 +35,11 @@ function logEvent(text, cls) {
   while (list.children.length > MAX_EVENTS) list.removeChild(list.lastChild);
 }
 
+// Successes come back to every open page as server events; a failure is
+// this page's own, so it is logged here.
 async function act(label, path, body) {
   try {
-    const r = await post(path, body);
-    logEvent(`${label}: ${r.message || "done"}`);
-    return r;
+    return await post(path, body);
   } catch (e) {
     logEvent(`${label}: ${e.message}`, "error");
     throw e;
@@ -147,6 +146,7 @@ const SVGNS = "http://www.w3.org/2000/svg";
 
 function drawDiagram() {
   if (state.frozen) return;
+  const WINDOW_MS = Number($("#window").value) || 3000;
   const svg = $("#diagram");
   const nodes = (state.status && state.status.nodes) || [];
   const width = svg.clientWidth || 900;
@@ -175,17 +175,39 @@ function drawDiagram() {
     t.textContent = `node ${n.id}`;
     svg.appendChild(t);
   }
-  state.messages = state.messages.filter((m) => now - m.recv_ms <= WINDOW_MS).slice(-MAX_MESSAGES);
-  for (const m of state.messages) {
+  // Five ticks, labelled with how long ago.
+  const step = WINDOW_MS / 5;
+  for (let ago = WINDOW_MS; ago >= 0; ago -= step) {
+    const tx = x(now - ago);
+    const tick = document.createElementNS(SVGNS, "line");
+    tick.setAttribute("class", "tick");
+    tick.setAttribute("x1", tx); tick.setAttribute("x2", tx);
+    tick.setAttribute("y1", 8); tick.setAttribute("y2", height - 12);
+    svg.insertBefore(tick, svg.firstChild.nextSibling);
+    const label = document.createElementNS(SVGNS, "text");
+    label.setAttribute("class", "tick-label");
+    label.setAttribute("x", tx - 8); label.setAttribute("y", height - 1);
+    label.textContent = ago ? `−${ago / 1000} s` : "now";
+    svg.appendChild(label);
+  }
+  state.messages = state.messages.filter((m) => now - m.recv_ms <= 30000).slice(-MAX_MESSAGES);
+  const shown = state.messages.filter((m) => now - m.recv_ms <= WINDOW_MS);
+  const beats = $("#heartbeats").checked;
+  const labels = shown.filter((m) => !m.msg.startsWith("Heartbeat")).length <= 24;
+  for (const m of shown) {
+    if (!beats && m.msg.startsWith("Heartbeat")) continue;
     const line = document.createElementNS(SVGNS, "line");
     const known = ["Prepare", "Promise", "Nack", "Accept", "Accepted", "Learn", "Heartbeat", "HeartbeatAck"];
     const kind = known.includes(m.msg) ? m.msg : "other";
-    line.setAttribute("class", `msg k-${kind}${m.dropped ? " dropped" : ""}`);
+    line.setAttribute("class", `msg k-${kind}${m.dropped ? " dropped" : ""}${m.dup ? " dup" : ""}`);
     line.setAttribute("x1", x(m.sent_ms)); line.setAttribute("y1", lane(m.from));
     line.setAttribute("x2", x(m.recv_ms)); line.setAttribute("y2", lane(m.to));
     line.dataset.msgKind = m.msg;
     line.dataset.from = m.from;
     line.dataset.to = m.to;
+    const title = document.createElementNS(SVGNS, "title");
+    title.textContent = `${m.msg} ${m.from} → ${m.to}: ${m.text || ""}`;
+    line.appendChild(title);
     line.addEventListener("click", () => {
       $("#msg-detail").textContent =
         `${m.msg} ${m.from} → ${m.to}` +
@@ -196,6 +218,16 @@ function drawDiagram() {
         (m.text ? `\n${m.text}` : "");
     });
     svg.appendChild(line);
+    // Label the protocol's own arrows (ballot and slot are in the text) while
+    // there are few enough to read; heartbeats stay unlabelled.
+    if (labels && !m.msg.startsWith("Heartbeat")) {
+      const t = document.createElementNS(SVGNS, "text");
+      t.setAttribute("class", "msg-label");
+      t.setAttribute("x", (x(m.sent_ms) + x(m.recv_ms)) / 2 + 3);
+      t.setAttribute("y", (lane(m.from) + lane(m.to)) / 2 - 2);
+      t.textContent = (m.text || m.msg).slice(0, 28);
+      svg.appendChild(t);
+    }
   }
 }
 

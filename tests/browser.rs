@@ -1,0 +1,364 @@
+//! The page in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`) driven over WebDriver by fantoccini, against a real
+//! five-node cluster. Skipped, with the install command, where Chromium is
+//! missing; required when SYNOD_REQUIRE_TOOLS=1, as `.ci/run` sets after
+//! installing it.
+//!
+//! Set SYNOD_SCREENSHOT=FILE.png to keep a picture of the page (one node
+//! killed, a new leader, Accept and Accepted arrows): the README's image.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use support::{free_ports, web, Env};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const DRIVER: &str = "/usr/bin/chromedriver";
+const INSTALL: &str = "apt-get install -y chromium chromium-driver";
+
+/// True if Chromium and its driver are here; otherwise the test says it is
+/// skipped (or fails, where they are required).
+fn installed(test: &str) -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(DRIVER).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("SYNOD_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "{test}: Chromium is required here but {CHROMIUM} or {DRIVER} is missing ({INSTALL})"
+    );
+    eprintln!("skipped: {test}: Chromium not installed ({INSTALL})");
+    false
+}
+
+/// chromedriver on a free port, with a profile of its own; killed (by pid)
+/// when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn driver() -> Driver {
+    let port = free_ports(1)[0];
+    let child = Command::new(DRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let d = Driver {
+        child,
+        port,
+        profile: tempfile::tempdir().expect("tempdir"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d
+}
+
+async fn browser(d: &Driver) -> Client {
+    let profile = format!("--user-data-dir={}", d.profile.path().display());
+    // Without the background-networking flags Chromium keeps calling out to
+    // hosts this closed network refuses.
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1280,1300",
+                     profile],
+        },
+        "goog:loggingPrefs": { "browser": "ALL" },
+    });
+    let Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.port))
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Chrome's console log since the last read (chromedriver's `se/log`).
+#[derive(Debug)]
+struct ConsoleLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ConsoleLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_string()),
+        )
+    }
+}
+
+/// The console's errors since the last read, as text.
+async fn console_errors(c: &Client) -> Vec<String> {
+    let log = c.issue_cmd(ConsoleLog).await.expect("the console log");
+    log.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["level"] == "SEVERE")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Run `js` (a function body) until it returns something truthy, for up to
+/// `secs`; that value.
+async fn until(c: &Client, secs: f64, what: &str, js: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        let v = c.execute(js, vec![]).await.expect("run a script");
+        let truthy =
+            !matches!(&v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
+        if truthy {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            let page = c
+                .execute(
+                    "return document.querySelector('#majority').textContent + ' | ' + \
+                     [...document.querySelectorAll('.card')].map(e => `${e.dataset.nodeId}:${e.dataset.state}:${e.dataset.role}`).join(' ') + \
+                     ' | ' + document.querySelector('#events').textContent.slice(0, 600)",
+                    vec![],
+                )
+                .await
+                .unwrap_or_default();
+            panic!("not within {secs} s: {what}\npage: {page}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let e = c.find(Locator::Css(css)).await.expect("the input");
+    e.clear().await.expect("clear");
+    e.send_keys(text).await.expect("type");
+}
+
+/// The one node the page shows as an up leader (its id), if exactly one.
+const LEADER: &str =
+    "const l = document.querySelectorAll('.card[data-role=\"leader\"][data-state=\"up\"]'); \
+                      return l.length === 1 ? Number(l[0].dataset.nodeId) : null;";
+const GREEN: &str = "return document.querySelector('#majority').dataset.ok === 'true';";
+const RED: &str = "return document.querySelector('#majority').dataset.ok === 'false';";
+
+async fn put(c: &Client, key: &str, value: &str) {
+    c.execute(
+        "document.querySelector('#put-result').textContent = ''",
+        vec![],
+    )
+    .await
+    .unwrap();
+    type_into(c, "#key", key).await;
+    type_into(c, "#value", value).await;
+    click(c, "button[data-action=\"put\"]").await;
+}
+
+/// Five cards and one leader; kill the leader on the page and see the next
+/// one; kill two more and see the majority line turn red and a put fail for
+/// want of a quorum; restart them and see it recover; Accept and Accepted
+/// arrows after a put; and no error in the browser's console.
+#[tokio::test(flavor = "current_thread")]
+async fn the_page_in_chromium_shows_a_majority_surviving_kills() {
+    if !installed("the_page_in_chromium_shows_a_majority_surviving_kills") {
+        return;
+    }
+    let env = Env::new("browser", 5);
+    env.up();
+    let w = web(&env);
+    let d = driver();
+    let c = browser(&d).await;
+    c.goto(&format!("http://127.0.0.1:{}/?token={}", w.port, w.token))
+        .await
+        .expect("open the page");
+
+    until(
+        &c,
+        10.0,
+        "five cards",
+        "return document.querySelectorAll('.card').length === 5",
+    )
+    .await;
+    let first = until(&c, 10.0, "one leader", LEADER).await;
+    until(&c, 5.0, "the majority line green", GREEN).await;
+    let text = c
+        .find(Locator::Id("majority"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.starts_with("5 of 5 up; a majority needs 3"), "{text}");
+
+    // Kill the leader from the page: a real SIGKILL, then a new leader shown.
+    let clicked = Instant::now();
+    click(
+        &c,
+        &format!(".card[data-node-id=\"{first}\"] button[data-action=\"kill\"]"),
+    )
+    .await;
+    let next = until(
+        &c,
+        10.0,
+        "a new leader after the kill",
+        &format!(
+            "const l = document.querySelectorAll('.card[data-role=\"leader\"][data-state=\"up\"]'); \
+             return l.length === 1 && l[0].dataset.nodeId !== '{first}' ? Number(l[0].dataset.nodeId) : null;"
+        ),
+    )
+    .await;
+    eprintln!(
+        "kill clicked to new leader shown: {:.2} s",
+        clicked.elapsed().as_secs_f64()
+    );
+    until(
+        &c,
+        5.0,
+        "node down on its card",
+        &format!(
+        "return document.querySelector('.card[data-node-id=\"{first}\"]').dataset.state === 'down'"
+    ),
+    )
+    .await;
+    until(&c, 5.0, "still green with 4 of 5", GREEN).await;
+
+    // A put through the page: Accept and Accepted arrows in the diagram.
+    put(&c, "city", "Zhengzhou").await;
+    let got = until(
+        &c,
+        15.0,
+        "the put answered",
+        "return document.querySelector('#put-result').textContent",
+    )
+    .await;
+    assert!(got.as_str().unwrap().contains("committed"), "{got}");
+    until(
+        &c,
+        10.0,
+        "Accept and Accepted arrows",
+        "return document.querySelector('#diagram .msg[data-msg-kind=\"Accept\"]') !== null && \
+         document.querySelector('#diagram .msg[data-msg-kind=\"Accepted\"]') !== null",
+    )
+    .await;
+    if let Ok(path) = std::env::var("SYNOD_SCREENSHOT") {
+        let png = c.screenshot().await.expect("a screenshot");
+        std::fs::write(&path, png).expect("write the screenshot");
+    }
+    let errors = console_errors(&c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    // Two more down: no majority, the line red, a put refused for it.
+    let others: Vec<u64> = (1..=5u64)
+        .filter(|&i| json!(i) != first && json!(i) != next)
+        .take(2)
+        .collect();
+    for id in &others {
+        click(
+            &c,
+            &format!(".card[data-node-id=\"{id}\"] button[data-action=\"kill\"]"),
+        )
+        .await;
+    }
+    until(&c, 10.0, "the majority line red", RED).await;
+    let text = c
+        .find(Locator::Id("majority"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("2 of 5 up") && text.contains("cannot commit"),
+        "{text}"
+    );
+    put(&c, "city", "Beijing").await;
+    let got = until(
+        &c,
+        20.0,
+        "the put refused",
+        "return document.querySelector('#put-result').textContent",
+    )
+    .await;
+    assert!(got.as_str().unwrap().contains("no quorum"), "{got}");
+    // The refused put is a failed request in the console, and nothing else.
+    let errors = console_errors(&c).await;
+    assert!(
+        errors.iter().all(|e| e.contains("/api/put")),
+        "console errors: {errors:?}"
+    );
+
+    // Restart the three: green again, one leader, and writes commit.
+    for id in others.iter().copied().chain([first.as_u64().unwrap()]) {
+        click(
+            &c,
+            &format!(".card[data-node-id=\"{id}\"] button[data-action=\"restart\"]"),
+        )
+        .await;
+    }
+    until(
+        &c,
+        30.0,
+        "five up again",
+        "return document.querySelectorAll('.card[data-state=\"up\"]').length === 5",
+    )
+    .await;
+    until(&c, 10.0, "green again", GREEN).await;
+    until(&c, 10.0, "a leader again", LEADER).await;
+    put(&c, "city", "Luoyang").await;
+    let got = until(
+        &c,
+        15.0,
+        "the put after recovery",
+        "return document.querySelector('#put-result').textContent",
+    )
+    .await;
+    assert!(got.as_str().unwrap().contains("committed"), "{got}");
+    assert_eq!(env.ok(&["get", "city"]), "Luoyang\n");
+
+    let errors = console_errors(&c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    // The console check is not blind: an error the page logs is seen.
+    c.execute("console.error('synod probe')", vec![])
+        .await
+        .unwrap();
+    let errors = console_errors(&c).await;
+    assert!(
+        errors.iter().any(|e| e.contains("synod probe")),
+        "{errors:?}"
+    );
+    c.close().await.expect("close the browser");
+}
