@@ -57,6 +57,26 @@ pub struct Story {
     pub first_accepted: BTreeMap<NodeId, Value>,
     /// What each learner knows at the end.
     pub learned: BTreeMap<NodeId, Option<Value>>,
+    /// Every message delivered, in the story's order, for a diagram.
+    pub steps: Vec<Step>,
+    /// Each person's id and name (the diagram's lanes).
+    pub people: Vec<(NodeId, String)>,
+}
+
+/// One message of a story (or, with `from == to` and kind "Chosen", a learner
+/// seeing a value chosen), and the line of the text that tells it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Step {
+    /// Who sent it.
+    pub from: NodeId,
+    /// Who received it.
+    pub to: NodeId,
+    /// Prepare, Promise, Nack, Accept, Accepted, Learn or Chosen.
+    pub kind: &'static str,
+    /// The message in brief.
+    pub label: String,
+    /// The index of the line of [`Story::text`] that tells it.
+    pub line: usize,
 }
 
 /// Run the demo `name` with `rules` in `lang`, or `None` if there is no such demo.
@@ -173,6 +193,18 @@ impl Table {
         }
     }
 
+    /// Record a message told by the line said last.
+    fn step(&mut self, from: NodeId, to: NodeId, kind: &'static str, label: String) {
+        let line = self.story.text.lines().count().saturating_sub(1);
+        self.story.steps.push(Step {
+            from,
+            to,
+            kind,
+            label,
+            line,
+        });
+    }
+
     fn say(&mut self, line: impl AsRef<str>) {
         self.story.text.push_str(line.as_ref());
         self.story.text.push('\n');
@@ -207,6 +239,7 @@ impl Table {
         let prepares = out.send_durable.into_iter().chain(out.send);
         for env in prepares.filter(|e| to.contains(&e.to)) {
             let to = env.to;
+            self.step(from, to, "Prepare", env.msg.brief());
             let before = self.people[&to].acceptor.promised();
             let mut reply = Outbox::new();
             let acc = &mut self.people.get_mut(&to).expect("known").acceptor;
@@ -272,6 +305,15 @@ impl Table {
                             format!("    {name} 承诺编号 {b},不再接受小于 {b} 的提案({why});{report}。   [阶段1b]"),
                         );
                         self.say(line);
+                        let reported = match accepted.first() {
+                            Some(pv) => format!(
+                                "Promise({b}, accepted {} {})",
+                                pv.ballot.round,
+                                pv.value.brief()
+                            ),
+                            None => format!("Promise({b})"),
+                        };
+                        self.step(to, from, "Promise", reported);
                         let p = self.people.get_mut(&from).expect("known");
                         let chunk = Chunk {
                             from_slot,
@@ -298,6 +340,7 @@ impl Table {
                             format!("    {name} 拒绝编号 {b}:它已承诺了更高的编号 {p}。   [阶段1b]"),
                         );
                         self.say(line);
+                        self.step(to, from, "Nack", format!("Nack({b}, promised {p})"));
                         let p = self.people.get_mut(&from).expect("known");
                         p.proposer.on_nack(ballot, promised);
                     }
@@ -362,6 +405,12 @@ impl Table {
             match env.msg {
                 m @ Message::Accept { .. } if to.contains(&env.to) => {
                     let to = env.to;
+                    self.step(
+                        from,
+                        to,
+                        "Accept",
+                        format!("Accept({}, {})", ballot.round, value.brief()),
+                    );
                     let name = self.name(to).to_string();
                     let before = self.people[&to].acceptor.promised();
                     let mut reply = Outbox::new();
@@ -397,6 +446,7 @@ impl Table {
                                     format!("    {name} 同意 {v}({why})。   [阶段2b]"),
                                 );
                                 self.say(line);
+                                self.step(to, r.to, "Accepted", format!("Accepted({b})"));
                                 self.story
                                     .first_accepted
                                     .entry(to)
@@ -425,6 +475,7 @@ impl Table {
                                     format!("    {name} 拒绝:它已声明不再接受小于 {p} 的提案,而 {b} < {p}。   [阶段2b]"),
                                 );
                                 self.say(line);
+                                self.step(to, from, "Nack", format!("Nack({b}, promised {p})"));
                             }
                             _ => {}
                         }
@@ -454,6 +505,7 @@ impl Table {
                         format!("    {name} 的学习者:多数人({q}/{n})同意了编号 {b} → {v} 被选定。"),
                     );
                     self.say(line);
+                    self.step(learner, learner, "Chosen", format!("chosen: {v}"));
                 }
             }
             // A learner tells the others what it counted at its next tick.
@@ -471,6 +523,7 @@ impl Table {
             }
         }
         for (sender, to, msg) in spread {
+            self.step(sender, to, "Learn", msg.brief());
             let l = &mut self.people.get_mut(&to).expect("known").learner;
             l.handle(sender, msg, &mut Outbox::new());
         }
@@ -495,6 +548,11 @@ impl Table {
                     .map_or("-".to_string(), Value::brief);
                 format!("{}: {v}", p.name)
             })
+            .collect();
+        self.story.people = self
+            .people
+            .iter()
+            .map(|(&id, p)| (id, p.name.clone()))
             .collect();
         self.story.learned = self
             .people

@@ -362,3 +362,124 @@ async fn the_page_in_chromium_shows_a_majority_surviving_kills() {
     );
     c.close().await.expect("close the browser");
 }
+
+/// The worked examples play step by step: every message the story delivered
+/// is an arrow, the outcome is the one the roles computed (1+1=3; with the
+/// promise rule off, two values), in English and in Chinese.
+#[tokio::test(flavor = "current_thread")]
+async fn the_worked_examples_play_step_by_step_in_chromium() {
+    if !installed("the_worked_examples_play_step_by_step_in_chromium") {
+        return;
+    }
+    let env = Env::new("learn", 3);
+    env.up();
+    let w = web(&env);
+    let d = driver();
+    let c = browser(&d).await;
+    let open = |q: &str| format!("http://127.0.0.1:{}/learn?{q}", w.port);
+    c.goto(&open("demo=three-users"))
+        .await
+        .expect("open /learn");
+    let steps = until(
+        &c,
+        10.0,
+        "the story loaded",
+        "const t = document.querySelector('#counter').textContent; return t.startsWith('step 0 of') ? Number(t.split(' ').pop()) : null",
+    )
+    .await
+    .as_u64()
+    .unwrap();
+    assert!(steps > 12, "{steps} steps");
+    for _ in 0..steps {
+        click(&c, "button[data-action=\"next\"]").await;
+    }
+    let arrows = until(
+        &c,
+        5.0,
+        "every arrow drawn",
+        "return document.querySelectorAll('#diagram .msg').length",
+    )
+    .await;
+    let chosen = until(
+        &c,
+        5.0,
+        "chosen markers",
+        "return document.querySelectorAll('#diagram circle.chosen').length",
+    )
+    .await;
+    assert_eq!(
+        arrows.as_u64().unwrap() + chosen.as_u64().unwrap(),
+        steps,
+        "one mark per step"
+    );
+    let outcome = until(
+        &c,
+        5.0,
+        "the outcome",
+        "return document.querySelector('#outcome').textContent",
+    )
+    .await;
+    assert_eq!(outcome, json!("chosen: \"1+1=3\""));
+    until(
+        &c,
+        5.0,
+        "Prepare and Nack arrows",
+        "return document.querySelector('#diagram .msg[data-msg-kind=\"Prepare\"][data-from=\"1\"]') !== null && \
+         document.querySelector('#diagram .msg[data-msg-kind=\"Nack\"]') !== null",
+    )
+    .await;
+    if let Ok(path) = std::env::var("SYNOD_SCREENSHOT_LEARN") {
+        std::fs::write(&path, c.screenshot().await.expect("a screenshot")).unwrap();
+    }
+
+    // The promise rule off: User1's old ballot is chosen too.
+    c.goto(&open("demo=three-users&break=promise"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        10.0,
+        "loaded",
+        "return document.querySelector('#counter').textContent.startsWith('step 0')",
+    )
+    .await;
+    c.execute("for (let i = 0; i < 500; i++) document.querySelector('button[data-action=\"next\"]').click()", vec![])
+        .await
+        .unwrap();
+    let outcome = until(
+        &c,
+        5.0,
+        "a broken outcome",
+        "const o = document.querySelector('#outcome'); return o.dataset.ok === 'false' && o.textContent",
+    )
+    .await;
+    assert!(
+        outcome.as_str().unwrap().contains("AGREEMENT BROKEN"),
+        "{outcome}"
+    );
+
+    // In Chinese: the explainer's names and words.
+    c.goto(&open("demo=late-joiner&lang=zh")).await.unwrap();
+    let lanes = until(
+        &c,
+        10.0,
+        "Chinese lanes",
+        "return [...document.querySelectorAll('#diagram .lane-label')].map(t => t.textContent).join(' ')",
+    )
+    .await;
+    assert_eq!(lanes, json!("张三 李四 王五 赵六 孙七"));
+    c.execute("for (let i = 0; i < 500; i++) document.querySelector('button[data-action=\"next\"]').click()", vec![])
+        .await
+        .unwrap();
+    let outcome = until(
+        &c,
+        5.0,
+        "the outcome",
+        "return document.querySelector('#outcome').textContent",
+    )
+    .await;
+    assert_eq!(outcome, json!("选定: \"郑州\""));
+    let errors = console_errors(&c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    c.close().await.unwrap();
+}

@@ -65,3 +65,46 @@ fn without_the_promise_user1s_old_ballot_wins_too() {
     assert_eq!(s.chosen[0], text("1+1=1"));
     assert!(s.chosen.len() > 1);
 }
+
+/// The steps the web page plays agree with what the story computed: one arrow
+/// per message delivered, each pointing at the line that tells it.
+#[test]
+fn the_steps_are_the_messages_the_story_delivered() {
+    for lang in [Lang::En, Lang::Zh] {
+        let s = demo::run("three-users", Rules::ALL, lang).unwrap();
+        let kinds = |k: &str| s.steps.iter().filter(|st| st.kind == k).count();
+        assert_eq!(kinds("Prepare"), 6, "each user prepares with two others");
+        assert_eq!(kinds("Accept"), 6);
+        // Every refusal the story counted is a Nack to the refused proposer.
+        let nacks: Vec<(u64, u64)> = s
+            .steps
+            .iter()
+            .filter(|st| st.kind == "Nack" && st.label.starts_with("Nack"))
+            .map(|st| (st.to, st.from))
+            .collect();
+        for r in &s.refusals {
+            assert!(nacks.contains(r), "{r:?} not in {nacks:?}");
+        }
+        assert_eq!(
+            kinds("Promise") + kinds("Nack"),
+            6 + s.refusals.len(),
+            "every prepare is answered, every refused accept is a Nack"
+        );
+        let chosen: Vec<&str> = s
+            .steps
+            .iter()
+            .filter(|st| st.kind == "Chosen")
+            .map(|st| st.label.as_str())
+            .collect();
+        assert!(!chosen.is_empty() && chosen.iter().all(|c| c.contains("1+1=3")));
+        let lines = s.text.lines().count();
+        assert!(s.steps.iter().all(|st| st.line < lines));
+        assert_eq!(s.people.len(), 3);
+    }
+    // With P2c off, the diagram shows Zhao Liu's Accept carrying Hainan.
+    let s = demo::run("late-joiner", Rules::breaking(Some(Rule::P2c)), Lang::En).unwrap();
+    assert!(s
+        .steps
+        .iter()
+        .any(|st| st.kind == "Accept" && st.from == 4 && st.label.contains("Hainan")));
+}

@@ -27,6 +27,8 @@ use crate::paxos::NodeId;
 const INDEX: &str = include_str!("assets/index.html");
 const APP: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/style.css");
+const LEARN: &str = include_str!("assets/learn.html");
+const LEARN_JS: &str = include_str!("assets/learn.js");
 
 /// What `synod web` serves.
 pub struct WebOptions {
@@ -119,6 +121,16 @@ pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
                         "/style.css",
                         web::get().to(|| async { asset(STYLE, "text/css; charset=utf-8") }),
                     )
+                    .route(
+                        "/learn",
+                        web::get().to(|| async { asset(LEARN, "text/html; charset=utf-8") }),
+                    )
+                    .route(
+                        "/learn.js",
+                        web::get()
+                            .to(|| async { asset(LEARN_JS, "text/javascript; charset=utf-8") }),
+                    )
+                    .route("/api/demo/{name}", web::get().to(demo))
                     .route("/api/status", web::get().to(status))
                     .route("/api/events", web::get().to(events_stream))
                     .route("/api/nodes/{id}/{action}", web::post().to(node_action))
@@ -178,6 +190,51 @@ fn refused(req: &HttpRequest, w: &Web) -> Option<HttpResponse> {
         }
     }
     None
+}
+
+#[derive(Deserialize)]
+struct DemoQuery {
+    lang: Option<String>,
+    #[serde(rename = "break")]
+    broken: Option<String>,
+}
+
+/// A worked example as the real roles play it: its lines, its messages (one
+/// arrow each, with the line that tells it) and its people.
+async fn demo(path: web::Path<String>, q: web::Query<DemoQuery>) -> HttpResponse {
+    let bad = |why: String| error(actix_web::http::StatusCode::BAD_REQUEST, why);
+    let lang = match q
+        .lang
+        .as_deref()
+        .unwrap_or("en")
+        .parse::<crate::demo::Lang>()
+    {
+        Ok(l) => l,
+        Err(e) => return bad(e),
+    };
+    let broken = match q.broken.as_deref().filter(|b| !b.is_empty()) {
+        None => None,
+        Some(b) => match b.parse::<crate::paxos::Rule>() {
+            Ok(r) => Some(r),
+            Err(e) => return bad(e.to_string()),
+        },
+    };
+    let name = path.into_inner();
+    let Some(story) = crate::demo::run(&name, crate::paxos::Rules::breaking(broken), lang) else {
+        return bad(format!(
+            "no demo {name:?}: {}",
+            crate::demo::NAMES.join(", ")
+        ));
+    };
+    HttpResponse::Ok().json(serde_json::json!({
+        "name": name,
+        "broken": broken.map(|r| r.to_string()),
+        "suggested_break": crate::demo::suggested_break(&name).map(|r| r.to_string()),
+        "lines": story.text.lines().collect::<Vec<_>>(),
+        "steps": story.steps,
+        "people": story.people,
+        "chosen": story.chosen.iter().map(crate::paxos::Value::brief).collect::<Vec<_>>(),
+    }))
 }
 
 /// The same JSON as `synod status --json`.
