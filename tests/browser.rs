@@ -483,3 +483,104 @@ async fn the_worked_examples_play_step_by_step_in_chromium() {
     assert!(errors.is_empty(), "console errors: {errors:?}");
     c.close().await.unwrap();
 }
+
+/// `web --replay` scrubs a finished chaos run: fault bars on the timeline,
+/// the operations around the chosen time, "none" for violations.
+#[tokio::test(flavor = "current_thread")]
+async fn a_chaos_run_replays_in_chromium() {
+    if !installed("a_chaos_run_replays_in_chromium") {
+        return;
+    }
+    let env = Env::new("replay", 3);
+    let out = env.path("out");
+    let file = env.file.to_string_lossy().into_owned();
+    env.ok(&[
+        "chaos",
+        &file,
+        "--duration",
+        "5s",
+        "--seed",
+        "2",
+        "--faults",
+        "kill,pause",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let w = support::web_with(&env, &["--replay", out.to_str().unwrap()]);
+    let d = driver();
+    let c = browser(&d).await;
+    c.goto(&format!("http://127.0.0.1:{}/", w.port))
+        .await
+        .expect("open the replay");
+    let verdict = until(
+        &c,
+        10.0,
+        "the verdict",
+        "const v = document.querySelector('#verdict'); return v.dataset.ok === 'true' && v.textContent.startsWith('verdict OK') && v.textContent",
+    )
+    .await;
+    eprintln!("{verdict}");
+    until(
+        &c,
+        5.0,
+        "fault bars",
+        "return document.querySelectorAll('#timeline .fault-bar[data-fault=\"pause\"]').length > 0",
+    )
+    .await;
+    until(
+        &c,
+        5.0,
+        "violations: none",
+        "return document.querySelector('#violations').textContent.startsWith('none')",
+    )
+    .await;
+    // Scrub to 2.5 s: the operations around it, acknowledged ones among them.
+    c.execute(
+        "const s = document.querySelector('#scrub'); s.value = 2500; s.dispatchEvent(new Event('input'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        5.0,
+        "the time shown",
+        "return document.querySelector('#at').textContent === 'at 2.5 s'",
+    )
+    .await;
+    until(
+        &c,
+        5.0,
+        "operations drawn",
+        "return document.querySelectorAll('#ops rect.op[data-status=\"ok\"]').length > 0",
+    )
+    .await;
+    // The widest bar: clients' operations follow one another, so its middle
+    // is its own.
+    let id = c
+        .execute(
+            "return [...document.querySelectorAll('#ops rect.op')].sort((a, b) => b.width.baseVal.value - a.width.baseVal.value)[0].dataset.id",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(
+        &c,
+        &format!("#ops rect.op[data-id=\"{}\"]", id.as_str().unwrap()),
+    )
+    .await;
+    let detail = until(
+        &c,
+        5.0,
+        "an operation's detail",
+        "return document.querySelector('#op-detail').textContent",
+    )
+    .await;
+    assert!(detail.as_str().unwrap().starts_with('#'), "{detail}");
+    if let Ok(path) = std::env::var("SYNOD_SCREENSHOT_REPLAY") {
+        std::fs::write(&path, c.screenshot().await.expect("a screenshot")).unwrap();
+    }
+    let errors = console_errors(&c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    c.close().await.unwrap();
+}

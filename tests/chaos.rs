@@ -108,11 +108,13 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     );
 }
 
-/// Run chaos with `rule` off until a seed catches it (at most `tries` seeds).
-fn caught(rule: &str, secs: u32, tries: u64) {
+/// Run chaos with `rule` off until a seed catches it (at most `tries` seeds);
+/// the run that did, and its `--out` directory.
+fn caught(rule: &str, secs: u32, tries: u64) -> (Env, std::path::PathBuf) {
     let mut report = String::new();
     for seed in 1..=tries {
         let env = Env::new(&format!("br{rule}{seed}"), 5);
+        let out = env.path("out");
         let (code, text) = chaos(
             &env,
             &[
@@ -122,11 +124,13 @@ fn caught(rule: &str, secs: u32, tries: u64) {
                 &seed.to_string(),
                 "--break",
                 rule,
+                "--out",
+                out.to_str().unwrap(),
             ],
         );
         if code == Some(1) && text.contains("VIOLATION") {
             eprintln!("--break {rule}: caught with seed {seed}");
-            return;
+            return (env, out);
         }
         assert_ne!(code, Some(2), "{text}");
         report = text;
@@ -136,7 +140,39 @@ fn caught(rule: &str, secs: u32, tries: u64) {
 
 #[test]
 fn without_persist_the_full_restart_loses_acknowledged_writes() {
-    caught("persist", 5, 2);
+    let (env, out) = caught("persist", 5, 2);
+    // The replay page's API shows the violation and the operations in it.
+    let w = support::web_with(&env, &["--replay", out.to_str().unwrap()]);
+    let (code, body) = support::http(w.port, "GET", "/api/replay", &[], "");
+    assert_eq!(code, 200, "{body}");
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        !run["verdict"]["violations"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
+    let involved = run["involved"].as_array().unwrap();
+    assert!(!involved.is_empty(), "{body}");
+    let first = &involved[0];
+    let t = first["invoke_ms"].as_f64().unwrap();
+    let (code, body) = support::http(
+        w.port,
+        "GET",
+        &format!("/api/replay/ops?from_ms={}&to_ms={}", t - 1.0, t + 1.0),
+        &[],
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let window: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        window["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == first["id"] && o["involved"] == true),
+        "{body}"
+    );
+    let (code, _) = support::http(w.port, "GET", "/api/replay/ops?from_ms=5&to_ms=1", &[], "");
+    assert_eq!(code, 400);
 }
 
 #[test]

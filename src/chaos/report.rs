@@ -178,7 +178,8 @@ fn yes(b: bool) -> String {
     if b { "yes" } else { "NO" }.to_string()
 }
 
-/// Write `history.jsonl`, `faults.jsonl`, `verdict.json` and `report.html`.
+/// Write `history.jsonl`, `faults.jsonl`, `verdict.json`, `involved.json`
+/// (the ids of the operations in the first violation) and `report.html`.
 pub fn write(run: &ChaosRun, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut h = String::new();
@@ -196,6 +197,10 @@ pub fn write(run: &ChaosRun, dir: &Path) -> std::io::Result<()> {
     std::fs::write(
         dir.join("verdict.json"),
         serde_json::to_string_pretty(&run.verdict).expect("verdict serialises"),
+    )?;
+    std::fs::write(
+        dir.join("involved.json"),
+        serde_json::to_string(&run.involved).expect("ids serialise"),
     )?;
     std::fs::write(dir.join("report.html"), html(run))?;
     Ok(())

@@ -98,7 +98,7 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
         crate::chaos::report::write(&run, out)
             .map_err(|e| Exit::failed(format!("cannot write {}: {e}", out.display())))?;
         println!(
-            "wrote {}/{{history.jsonl, faults.jsonl, verdict.json, report.html}}",
+            "wrote {}/{{history.jsonl, faults.jsonl, verdict.json, involved.json, report.html}}; scrub it with `synod web --replay DIR`",
             out.display()
         );
     }

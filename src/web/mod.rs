@@ -24,9 +24,13 @@ use crate::launcher::{self, LaunchError};
 use crate::net::NetFaults;
 use crate::paxos::NodeId;
 
+pub mod replay;
+
 const INDEX: &str = include_str!("assets/index.html");
 const APP: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/style.css");
+const REPLAY: &str = include_str!("assets/replay.html");
+const REPLAY_JS: &str = include_str!("assets/replay.js");
 const LEARN: &str = include_str!("assets/learn.html");
 const LEARN_JS: &str = include_str!("assets/learn.js");
 
@@ -117,20 +121,7 @@ pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
                         "/app.js",
                         web::get().to(|| async { asset(APP, "text/javascript; charset=utf-8") }),
                     )
-                    .route(
-                        "/style.css",
-                        web::get().to(|| async { asset(STYLE, "text/css; charset=utf-8") }),
-                    )
-                    .route(
-                        "/learn",
-                        web::get().to(|| async { asset(LEARN, "text/html; charset=utf-8") }),
-                    )
-                    .route(
-                        "/learn.js",
-                        web::get()
-                            .to(|| async { asset(LEARN_JS, "text/javascript; charset=utf-8") }),
-                    )
-                    .route("/api/demo/{name}", web::get().to(demo))
+                    .configure(common)
                     .route("/api/status", web::get().to(status))
                     .route("/api/events", web::get().to(events_stream))
                     .route("/api/nodes/{id}/{action}", web::post().to(node_action))
@@ -148,6 +139,76 @@ pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
             }
         })
         .map_err(|e| fail(format!("cannot serve on {}: {e}", o.addr)))
+}
+
+/// What every page's server has: the style and the worked examples.
+fn common(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/style.css",
+        web::get().to(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+    )
+    .route(
+        "/learn",
+        web::get().to(|| async { asset(LEARN, "text/html; charset=utf-8") }),
+    )
+    .route(
+        "/learn.js",
+        web::get().to(|| async { asset(LEARN_JS, "text/javascript; charset=utf-8") }),
+    )
+    .route("/api/demo/{name}", web::get().to(demo));
+}
+
+/// Serve a finished chaos run's timeline (read-only) until Ctrl-C.
+pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), LaunchError> {
+    let state = web::Data::new(r);
+    actix_web::rt::System::new()
+        .block_on(async move {
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .configure(common)
+                    .route(
+                        "/",
+                        web::get().to(|| async { asset(REPLAY, "text/html; charset=utf-8") }),
+                    )
+                    .route(
+                        "/replay.js",
+                        web::get()
+                            .to(|| async { asset(REPLAY_JS, "text/javascript; charset=utf-8") }),
+                    )
+                    .route(
+                        "/api/replay",
+                        web::get().to(|r: web::Data<replay::Replay>| async move {
+                            HttpResponse::Ok().json(r.summary())
+                        }),
+                    )
+                    .route("/api/replay/ops", web::get().to(replay_ops))
+            })
+            .workers(2)
+            .bind(addr)?
+            .run()
+            .await
+        })
+        .map_err(|e| LaunchError {
+            code: 1,
+            message: format!("cannot serve on {addr}: {e}"),
+        })
+}
+
+#[derive(Deserialize)]
+struct Window {
+    from_ms: f64,
+    to_ms: f64,
+}
+
+async fn replay_ops(r: web::Data<replay::Replay>, q: web::Query<Window>) -> HttpResponse {
+    if !(q.from_ms.is_finite() && q.to_ms.is_finite() && q.from_ms <= q.to_ms) {
+        return error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "from_ms and to_ms: numbers, from_ms <= to_ms",
+        );
+    }
+    HttpResponse::Ok().json(r.window(q.from_ms, q.to_ms))
 }
 
 /// The cluster of `dir`, its file unreadable being bad input (400).

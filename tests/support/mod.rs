@@ -3,7 +3,7 @@
 //! by pid, even when the test fails.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -243,9 +243,15 @@ impl Drop for Web {
 }
 
 pub fn web(env: &Env) -> Web {
+    web_with(env, &[])
+}
+
+/// `synod web ARGS` on a free port (a replay's URL has no token: "").
+pub fn web_with(env: &Env, args: &[&str]) -> Web {
     let port = free_ports(1)[0];
     let mut child = Command::new(env!("CARGO_BIN_EXE_synod"))
         .args(["web", "--addr", &format!("127.0.0.1:{port}")])
+        .args(args)
         .current_dir(env.dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -255,12 +261,43 @@ pub fn web(env: &Env) -> Web {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("the URL line");
+    assert!(line.starts_with("synod web: http://"), "{line:?}");
     let token = line
         .trim()
         .rsplit_once("token=")
         .map(|(_, t)| t.to_string())
-        .unwrap_or_else(|| panic!("no token in {line:?}"));
+        .unwrap_or_default();
     let w = Web { child, port, token };
     assert!(env.wait_for(10.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()));
     w
+}
+
+/// One HTTP/1.1 request; the status code and the body.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out[9..12].parse().expect("a status code");
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
 }
