@@ -53,3 +53,63 @@ up:
     cargo run --release -q -- up --detach
 down:
     cargo run --release -q -- down
+
+# What watching costs: `bench --clients 16` on a fresh three-node cluster,
+# alternating with and without `synod web` plus headless Chromium showing the
+# page (needs `apt-get install chromium`): throughput, and the browser's CPU
+# seconds and memory (PSS of all its processes) at the end of each run.
+web-cost reps="3" duration="20s":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -q
+    synod="$PWD/target/release/synod"
+    dir=$(mktemp -d); cd "$dir"
+    trap '"$synod" down >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+    # CPU seconds and PSS (MB) of a process and everything below it.
+    cat > tree.py <<'PY'
+    import os, sys
+    kids, cpu = {}, {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            s = open(f"/proc/{p}/stat").read()
+        except OSError:
+            continue
+        f = s[s.rfind(")") + 2:].split()
+        kids.setdefault(int(f[1]), []).append(int(p))
+        cpu[int(p)] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    todo, total_cpu, pss = [int(sys.argv[1])], 0.0, 0
+    while todo:
+        p = todo.pop()
+        todo += kids.get(p, [])
+        total_cpu += cpu.get(p, 0.0)
+        try:
+            pss += sum(int(l.split()[1]) for l in open(f"/proc/{p}/smaps_rollup") if l.startswith("Pss:"))
+        except OSError:
+            pass
+    print(f"{total_cpu:.1f} {pss // 1024}")
+    PY
+    "$synod" up "{{justfile_directory()}}/clusters/three.ron" --detach >/dev/null
+    for rep in $(seq {{reps}}); do
+        for with in no yes; do
+            if [ $with = yes ]; then
+                port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+                "$synod" web --addr 127.0.0.1:$port > web.out & web=$!
+                sleep 1
+                chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+                    --disable-background-networking --disable-component-update --disable-sync \
+                    --disable-breakpad --disable-crash-reporter --no-first-run \
+                    --user-data-dir="$dir/profile" --window-size=1280,1100 \
+                    "$(sed -n 's/^synod web: //p' web.out)" >/dev/null 2>&1 & browser=$!
+                sleep 3
+                read cpu0 _ < <(python3 tree.py $browser)
+            fi
+            ops=$("$synod" bench --clients 16 --duration {{duration}} --json | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["rows"][0]["ops_per_s"]))')
+            if [ $with = yes ]; then
+                read cpu1 pss < <(python3 tree.py $browser)
+                echo "rep $rep  page open: $ops ops/s  (browser: $(python3 -c "print(round($cpu1 - $cpu0, 1))") CPU s, PSS $pss MB)"
+                kill $browser $web; wait $browser $web 2>/dev/null || true
+            else
+                echo "rep $rep  no page:   $ops ops/s"
+            fi
+        done
+    done

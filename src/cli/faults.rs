@@ -119,15 +119,7 @@ pub fn net(a: NetArgs) -> Result<(), Exit> {
         None => cluster.ids(),
     };
     let notes = launcher::change_faults(&dir, &ids, |_, f| {
-        if let Some(p) = a.loss {
-            f.loss_ppm = NetFaults::ppm(p);
-        }
-        if let Some(p) = a.dup {
-            f.dup_ppm = NetFaults::ppm(p);
-        }
-        if let Some(d) = a.delay {
-            f.delay_ms = d;
-        }
+        f.set_net(a.loss, a.dup, a.delay);
         f.seed = a.seed;
     })?;
     for n in notes {

@@ -76,6 +76,20 @@ impl NetFaults {
         Ok(())
     }
 
+    /// Set whichever of loss, duplication (probabilities) and delay (ms)
+    /// are given, leaving the rest as they are.
+    pub fn set_net(&mut self, loss: Option<f64>, dup: Option<f64>, delay: Option<(u64, u64)>) {
+        if let Some(p) = loss {
+            self.loss_ppm = Self::ppm(p);
+        }
+        if let Some(p) = dup {
+            self.dup_ppm = Self::ppm(p);
+        }
+        if let Some(d) = delay {
+            self.delay_ms = d;
+        }
+    }
+
     /// Probability from parts per million.
     pub fn ppm(p: f64) -> u32 {
         (p.clamp(0.0, 1.0) * 1e6).round() as u32

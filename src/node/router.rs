@@ -123,9 +123,9 @@ pub struct GetMessages {
 /// Messages the tap keeps (the newest).
 pub const TAP_LEN: usize = 512;
 /// Messages of one kind the tap samples per second at most: watching costs
-/// the cluster little (14 kinds, so at most 560 a second), and heartbeats do
+/// the cluster little (14 kinds, so at most 140 a second), and heartbeats do
 /// not crowd out the Accepts a page wants to see.
-const TAP_RATE: u32 = 40;
+const TAP_RATE: u32 = 10;
 
 /// Where the router sends each role's inputs.
 pub struct Roles {
@@ -160,8 +160,8 @@ pub struct Router {
     waiting: HashMap<(u64, u64), (u64, Recipient<ToClient>)>,
     status: SharedStatus,
     sent: u64,
-    /// The sampled messages, newest last, and the sampling budget left in
-    /// the current second.
+    /// The sampled messages, newest last, and the samples taken of each
+    /// kind in the current tenth of a second.
     tap: std::collections::VecDeque<crate::net::MsgEvent>,
     tap_seq: u64,
     tap_budget: (u64, std::collections::BTreeMap<&'static str, u32>),
@@ -229,12 +229,14 @@ impl Router {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let second = now / 1_000_000;
-        if self.tap_budget.0 != second {
-            self.tap_budget = (second, Default::default());
+        // The budget is spent a tenth at a time, so a second's samples are
+        // spread over it rather than bunched at its start.
+        let tenth = now / 100_000;
+        if self.tap_budget.0 != tenth {
+            self.tap_budget = (tenth, Default::default());
         }
         let taken = self.tap_budget.1.entry(env.msg.kind()).or_insert(0);
-        if *taken == TAP_RATE {
+        if *taken == TAP_RATE / 10 {
             return;
         }
         *taken += 1;

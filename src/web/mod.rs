@@ -1,15 +1,14 @@
-//! `synod web`: a live page of the cluster running in this directory.
-//!
-//! DRAFT (issue 15, begun in round 2 session 4): the page, this server, the
-//! nodes' message tap (`Request::Messages`) and `synod web` are written; still
-//! to do: `up --web`, replay of a chaos run, the worked examples as diagrams,
-//! the Chromium tests, figures (throughput with the page open), README.
+//! `synod web`: a live page of the cluster running in this directory, the
+//! explainer's worked examples played step by step (`/learn`), and, with
+//! `--replay DIR`, a finished chaos run to scrub ([`replay`]).
 //!
 //! One actix-web server on loopback (any other address only when asked, with
 //! a warning), its assets embedded. Reads are open to whoever reaches the
 //! address; every action needs the per-run token the URL carries, and a
 //! request from another origin is refused (403). Actions go through the same
-//! launcher calls as the CLI.
+//! launcher calls as the CLI. A watcher polls the cluster every 250 ms and
+//! turns what changed, and the messages each node's tap sampled, into
+//! server-sent events for every open page.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -578,17 +577,7 @@ async fn net(req: HttpRequest, w: web::Data<Web>, body: web::Json<Net>) -> HttpR
         &w,
         web::block(move || {
             let ids = cluster(&dir)?.ids();
-            launcher::change_faults(&dir, &ids, |_, f| {
-                if let Some(p) = n.loss {
-                    f.loss_ppm = NetFaults::ppm(p);
-                }
-                if let Some(p) = n.dup {
-                    f.dup_ppm = NetFaults::ppm(p);
-                }
-                if let Some(d) = n.delay {
-                    f.delay_ms = d;
-                }
-            })?;
+            launcher::change_faults(&dir, &ids, |_, f| f.set_net(n.loss, n.dup, n.delay))?;
             Ok(format!(
                 "network: loss {:?}, dup {:?}, delay {:?}",
                 n.loss, n.dup, n.delay

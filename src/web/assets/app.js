@@ -4,8 +4,9 @@
 
 const token = new URLSearchParams(location.search).get("token") || "";
 const $ = (sel) => document.querySelector(sel);
-const state = { status: null, frozen: false, messages: [], rate: [], lastChosen: null, lastAt: null };
-const MAX_MESSAGES = 600;     // and at most this many arrows (bounded memory)
+const state = { status: null, frozen: false, messages: [], drawn: [], rate: [], lastChosen: null, lastAt: null, cards: {} };
+const MAX_MESSAGES = 600;     // messages kept (bounded memory)
+const MAX_ARROWS = 120;       // arrows drawn: a browser beside the cluster must not eat its CPU
 const MAX_EVENTS = 200;
 
 // ---------------------------------------------------------------- requests
@@ -48,7 +49,23 @@ async function act(label, path, body) {
 
 // ---------------------------------------------------------------- status
 
+// One status request at a time: on a loaded machine a slow answer must not
+// pile requests up and starve the page's own actions of connections.
+let refreshing = false;
+let again = false;
+
 async function refresh() {
+  if (refreshing) { again = true; return; }
+  refreshing = true;
+  try {
+    await refreshOnce();
+  } finally {
+    refreshing = false;
+    if (again) { again = false; refresh(); }
+  }
+}
+
+async function refreshOnce() {
   try {
     const res = await fetch("/api/status");
     if (!res.ok) throw new Error(res.statusText);
@@ -84,6 +101,10 @@ function card(node) {
       </div>`;
     $("#nodes").appendChild(el);
   }
+  // Touch the page only when the node changed.
+  const seen = JSON.stringify(node);
+  if (state.cards[node.id] === seen) return el;
+  state.cards[node.id] = seen;
   el.dataset.role = node.role || "none";
   el.dataset.state = node.state;
   el.querySelector(".name").textContent = `node ${node.id}`;
@@ -190,12 +211,19 @@ function drawDiagram() {
     label.textContent = ago ? `−${ago / 1000} s` : "now";
     svg.appendChild(label);
   }
-  state.messages = state.messages.filter((m) => now - m.recv_ms <= 30000).slice(-MAX_MESSAGES);
-  const shown = state.messages.filter((m) => now - m.recv_ms <= WINDOW_MS);
   const beats = $("#heartbeats").checked;
+  state.messages = state.messages.filter((m) => now - m.recv_ms <= 30000).slice(-MAX_MESSAGES);
+  // The most recent, with heartbeats last in line when there are too many.
+  let shown = state.messages.filter((m) => now - m.recv_ms <= WINDOW_MS && (beats || !m.msg.startsWith("Heartbeat")));
+  if (shown.length > MAX_ARROWS) {
+    const proto = shown.filter((m) => !m.msg.startsWith("Heartbeat")).slice(-MAX_ARROWS);
+    const room = MAX_ARROWS - proto.length;
+    const hb = room > 0 ? shown.filter((m) => m.msg.startsWith("Heartbeat")).slice(-room) : [];
+    shown = proto.concat(hb);
+  }
   const labels = shown.filter((m) => !m.msg.startsWith("Heartbeat")).length <= 24;
+  state.drawn = [];
   for (const m of shown) {
-    if (!beats && m.msg.startsWith("Heartbeat")) continue;
     const line = document.createElementNS(SVGNS, "line");
     const known = ["Prepare", "Promise", "Nack", "Accept", "Accepted", "Learn", "Heartbeat", "HeartbeatAck"];
     const kind = known.includes(m.msg) ? m.msg : "other";
@@ -205,18 +233,8 @@ function drawDiagram() {
     line.dataset.msgKind = m.msg;
     line.dataset.from = m.from;
     line.dataset.to = m.to;
-    const title = document.createElementNS(SVGNS, "title");
-    title.textContent = `${m.msg} ${m.from} → ${m.to}: ${m.text || ""}`;
-    line.appendChild(title);
-    line.addEventListener("click", () => {
-      $("#msg-detail").textContent =
-        `${m.msg} ${m.from} → ${m.to}` +
-        (m.ballot ? `  ballot ${m.ballot}` : "") +
-        (m.slot !== undefined && m.slot !== null ? `  slot ${m.slot}` : "") +
-        (m.dropped ? "  (dropped by the fault layer)" : "") +
-        (m.dup ? "  (duplicated)" : "") +
-        (m.text ? `\n${m.text}` : "");
-    });
+    line.dataset.i = state.drawn.length;
+    state.drawn.push(m);
     svg.appendChild(line);
     // Label the protocol's own arrows (ballot and slot are in the text) while
     // there are few enough to read; heartbeats stay unlabelled.
@@ -242,11 +260,14 @@ function listen() {
       case "message":
         if (!state.frozen) state.messages.push(ev);
         break;
+      // A node or a leader changed: show it now, not at the next refresh.
       case "node":
         logEvent(`node ${ev.id}: ${ev.from} → ${ev.to}`);
+        refresh();
         break;
       case "election":
         logEvent(`node ${ev.leader} leads at ballot ${ev.ballot}`);
+        refresh();
         break;
       case "fault":
       case "op":
@@ -310,6 +331,17 @@ $("#shape").addEventListener("change", (e) => {
   if (s) $("#sides").value = s.map((side) => side.join(",")).join(" | ");
 });
 
+// One listener for every arrow (they are redrawn twice a second).
+$("#diagram").addEventListener("click", (e) => {
+  const m = state.drawn[e.target.dataset.i];
+  if (!m) return;
+  $("#msg-detail").textContent =
+    `${m.msg} ${m.from} → ${m.to}` +
+    (m.dropped ? "  (dropped by the fault layer)" : "") +
+    (m.dup ? "  (duplicated)" : "") +
+    (m.text ? `\n${m.text}` : "");
+});
+
 $("#freeze").addEventListener("click", (e) => {
   state.frozen = !state.frozen;
   e.target.dataset.frozen = String(state.frozen);
@@ -318,5 +350,6 @@ $("#freeze").addEventListener("click", (e) => {
 
 refresh();
 listen();
-setInterval(refresh, 500);
-setInterval(drawDiagram, 250);
+// Twice a second: enough to watch, cheap enough to leave open beside a benchmark.
+setInterval(refresh, 1000);
+setInterval(() => { if (!document.hidden) drawDiagram(); }, 500);
