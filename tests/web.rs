@@ -73,6 +73,21 @@ fn the_page_the_api_and_the_token() {
     );
     assert_eq!(code, 200, "{why}");
     assert_eq!(env.ok(&["get", "k"]), "v\n");
+    // The node that answered counted the put, and timed it.
+    let (_, st) = http(w.port, "GET", "/api/status", &[], "");
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    let busiest = st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n["client_ops_per_s"].as_f64()?,
+                n["client_p99_ms"].as_f64()?,
+            ))
+        })
+        .fold((0.0, 0.0), |a, b| if b.0 > a.0 { b } else { a });
+    assert!(busiest.0 > 0.0 && busiest.1 > 0.0, "{st}");
     let (code, why) = http(
         w.port,
         "POST",

@@ -90,6 +90,12 @@ pub struct NodeRow {
     /// A digest of what it applied, as 16 hex digits (equal at equal
     /// `applied`: the same state).
     pub digest: Option<String>,
+    /// Client operations it answered per second, over the last 10 s.
+    pub client_ops_per_s: Option<f64>,
+    /// Their median time from request to answer, ms.
+    pub client_p50_ms: Option<f64>,
+    /// Their 99th percentile, ms.
+    pub client_p99_ms: Option<f64>,
     /// Message faults in force.
     #[serde(skip)]
     pub faults: String,
@@ -322,6 +328,11 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
                 disk_bytes: st.map(|s| s.disk_bytes),
                 sessions: st.map(|s| s.sessions),
                 digest: st.map(|s| format!("{:016x}", s.digest)),
+                client_ops_per_s: st.map(|s| {
+                    s.client_ops as f64 / crate::node::conn::ClientWindow::SPAN.as_secs_f64()
+                }),
+                client_p50_ms: st.map(|s| s.client_p50_us as f64 / 1000.0),
+                client_p99_ms: st.map(|s| s.client_p99_us as f64 / 1000.0),
                 faults: st.map_or(String::new(), |s| s.faults.to_string()),
             }
         })

@@ -351,6 +351,12 @@ pub struct NodeStatus {
     /// A digest of the sequence its replica applied (equal digests at equal
     /// `applied`: the same state).
     pub digest: u64,
+    /// Client operations its connections answered in the last 10 s.
+    pub client_ops: u64,
+    /// Their median time from request to answer, µs.
+    pub client_p50_us: u64,
+    /// Their 99th percentile, µs.
+    pub client_p99_us: u64,
 }
 
 /// Serialise `msg` as a frame payload (without the length prefix).

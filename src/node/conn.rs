@@ -415,6 +415,52 @@ pub struct ConnContext {
     pub data_dir: std::path::PathBuf,
     /// Handshakes under way.
     pub handshakes: std::cell::Cell<usize>,
+    /// How long client operations took to answer, lately (for `status`).
+    pub clients: std::cell::RefCell<ClientWindow>,
+}
+
+/// The time from a client's request to its answer, for the operations
+/// answered in the last [`ClientWindow::SPAN`] (at most [`ClientWindow::CAP`]
+/// of them: a busy node keeps the newest).
+#[derive(Debug, Default)]
+pub struct ClientWindow {
+    samples: std::collections::VecDeque<(std::time::Instant, u32)>,
+}
+
+impl ClientWindow {
+    /// How far back it looks.
+    pub const SPAN: std::time::Duration = std::time::Duration::from_secs(10);
+    /// Samples kept at most.
+    pub const CAP: usize = 65_536;
+
+    /// One operation answered after `took`.
+    pub fn record(&mut self, took: std::time::Duration) {
+        if self.samples.len() == Self::CAP {
+            self.samples.pop_front();
+        }
+        let us = took.as_micros().min(u32::MAX as u128) as u32;
+        self.samples.push_back((std::time::Instant::now(), us));
+    }
+
+    /// Operations answered in the span, and their median and 99th
+    /// percentile in µs.
+    pub fn summary(&mut self) -> (u64, u64, u64) {
+        let now = std::time::Instant::now();
+        while self
+            .samples
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > Self::SPAN)
+        {
+            self.samples.pop_front();
+        }
+        let mut us: Vec<u32> = self.samples.iter().map(|&(_, u)| u).collect();
+        if us.is_empty() {
+            return (0, 0, 0);
+        }
+        us.sort_unstable();
+        let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize] as u64;
+        (us.len() as u64, at(0.5), at(0.99))
+    }
 }
 
 /// The largest frame read before the caller proved the secret: a hello fits
@@ -431,6 +477,8 @@ pub struct Conn {
     caller: Caller,
     writer: Writer,
     session: u64,
+    /// When each operation in flight on this connection arrived.
+    asked: std::collections::HashMap<(u64, u64), std::time::Instant>,
 }
 
 type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
@@ -459,6 +507,7 @@ impl Conn {
                             caller,
                             writer,
                             session,
+                            asked: Default::default(),
                         }
                     });
                 }
@@ -489,14 +538,23 @@ impl Conn {
                     net::MAX_OP_BYTES
                 )));
             }
-            Request::Op { client, seq, op } => self.ctx.router.do_send(ClientCommand {
-                cmd: Command { client, seq, op },
-                session: self.session,
-                reply_to: ctx.address().recipient(),
-            }),
+            Request::Op { client, seq, op } => {
+                // A client has one or a few operations in flight; a
+                // connection that never waits for answers is not timed.
+                if self.asked.len() < 1024 {
+                    self.asked.insert((client, seq), std::time::Instant::now());
+                }
+                self.ctx.router.do_send(ClientCommand {
+                    cmd: Command { client, seq, op },
+                    session: self.session,
+                    reply_to: ctx.address().recipient(),
+                })
+            }
             Request::Status => {
                 let mut st = self.ctx.status.borrow().clone();
                 st.id = self.ctx.me;
+                (st.client_ops, st.client_p50_us, st.client_p99_us) =
+                    self.ctx.clients.borrow_mut().summary();
                 st.disk_bytes = dir_bytes(&self.ctx.data_dir);
                 self.respond(&Response::Status(st));
             }
@@ -622,10 +680,37 @@ impl Handler<ToClient> for Conn {
     type Result = ();
 
     fn handle(&mut self, ToClient(r): ToClient, _: &mut Context<Self>) {
+        if let Some(at) = self.asked.remove(&(r.client, r.seq)) {
+            self.ctx.clients.borrow_mut().record(at.elapsed());
+        }
         self.respond(&Response::Op {
             client: r.client,
             seq: r.seq,
             outcome: r.outcome,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientWindow;
+    use std::time::Duration;
+
+    #[test]
+    fn the_client_window_gives_count_median_and_tail() {
+        let mut w = ClientWindow::default();
+        assert_eq!(w.summary(), (0, 0, 0));
+        for ms in 1..=100 {
+            w.record(Duration::from_millis(ms));
+        }
+        let (n, p50, p99) = w.summary();
+        assert_eq!(n, 100);
+        assert!((50_000..=51_000).contains(&p50), "{p50}");
+        assert_eq!(p99, 99_000);
+        // Bounded: the oldest go first.
+        for _ in 0..ClientWindow::CAP {
+            w.record(Duration::from_micros(7));
+        }
+        assert_eq!(w.summary(), (ClientWindow::CAP as u64, 7, 7));
     }
 }

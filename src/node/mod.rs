@@ -346,6 +346,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         status: status.clone(),
         data_dir: cfg.data_dir.clone(),
         handshakes: std::cell::Cell::new(0),
+        clients: Default::default(),
     });
     actix_rt::spawn(async move {
         let mut session = 0u64;

@@ -137,19 +137,26 @@ function render(st) {
     ? `${up} of ${nodes.length} up; choosing needs ${q.phase2}, electing ${q.phase1}; ${ok ? "writes can commit" : "writes cannot commit"}`
     : `${up} of ${nodes.length} up; a majority needs ${need}; ${ok ? "writes can commit" : "writes cannot commit"}`;
   $("#quorums").textContent = q.flexible ? `flexible quorums (${q.phase1}, ${q.phase2})` : "majority quorums";
-  // Slots chosen per second, from the highest chosen slot of any node.
+  // Client operations answered per second (each node counts its own over
+  // the last 10 s), the busiest node's latency, and slots chosen per second.
+  const up_ = nodes.filter((n) => n.state === "up");
+  const ops = up_.reduce((sum, n) => sum + (n.client_ops_per_s || 0), 0);
+  const busiest = up_.reduce((b, n) => (!b || (n.client_ops_per_s || 0) > (b.client_ops_per_s || 0) ? n : b), null);
   const chosen = Math.max(0, ...nodes.map((n) => n.chosen || 0));
   const now = performance.now();
-  if (state.lastChosen !== null && now > state.lastAt) {
-    state.rate.push({ t: now, v: ((chosen - state.lastChosen) * 1000) / (now - state.lastAt) });
+  // A point a second at most: refreshes that events trigger come closer.
+  if (state.lastChosen !== null && now - state.lastAt < 900) return;
+  if (state.lastChosen !== null) {
+    const slots = ((chosen - state.lastChosen) * 1000) / (now - state.lastAt);
+    state.rate.push({ t: now, v: ops, p50: busiest && busiest.client_p50_ms, p99: busiest && busiest.client_p99_ms, slots });
     state.rate = state.rate.filter((r) => now - r.t <= 60000);
-    drawRate();
+    drawRate(busiest);
   }
   state.lastChosen = chosen;
   state.lastAt = now;
 }
 
-function drawRate() {
+function drawRate(busiest) {
   const svg = $("#rate");
   const pts = state.rate;
   if (pts.length < 2) return;
@@ -157,8 +164,12 @@ function drawRate() {
   const t0 = pts[pts.length - 1].t - 60000;
   const d = pts.map((p, i) => `${i ? "L" : "M"}${((p.t - t0) / 60000) * 300},${60 - (p.v / max) * 56}`).join(" ");
   svg.innerHTML = `<path d="${d}" fill="none" stroke="#2857c5" stroke-width="1.5"/>`;
-  const last = pts[pts.length - 1].v;
-  $("#rate-text").textContent = `${last.toFixed(0)} slots chosen per second now; at most ${max.toFixed(0)} in the last minute`;
+  const last = pts[pts.length - 1];
+  const p99s = pts.map((p) => p.p99 || 0);
+  $("#rate-text").textContent =
+    `${last.v.toFixed(last.v < 10 ? 1 : 0)} client operations answered per second (last 10 s), at most ${max.toFixed(max < 10 ? 1 : 0)} in the last minute; ` +
+    (busiest && last.v > 0 ? `at node ${busiest.id}: p50 ${(last.p50 || 0).toFixed(2)} ms, p99 ${(last.p99 || 0).toFixed(2)} ms (p99 at most ${Math.max(...p99s).toFixed(2)} ms in the minute); ` : "") +
+    `${last.slots.toFixed(0)} slots chosen per second`;
 }
 
 // ---------------------------------------------------------------- diagram
