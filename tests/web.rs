@@ -13,6 +13,33 @@ fn the_page_the_api_and_the_token() {
     let env = Env::new("webapi", 3);
     env.up();
     let w = web(&env);
+    // The event stream, opened first and read at the end.
+    let mut events = TcpStream::connect(("127.0.0.1", w.port)).unwrap();
+    std::io::Write::write_all(
+        &mut events,
+        format!(
+            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            w.port
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    events
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut got = String::new();
+    let mut read = |got: &mut String| {
+        let mut buf = [0u8; 65536];
+        if let Ok(n) = std::io::Read::read(&mut events, &mut buf) {
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    // The watcher has seen the cluster once (it passes on messages after
+    // its first look): what changes from here on is an event.
+    assert!(env.wait_for(10.0, || {
+        read(&mut got);
+        got.contains(r#""kind":"message""#)
+    }));
 
     let (code, page) = http(w.port, "GET", "/", &[], "");
     assert_eq!(code, 200);
@@ -73,6 +100,32 @@ fn the_page_the_api_and_the_token() {
     );
     assert_eq!(code, 200, "{why}");
     assert_eq!(env.ok(&["get", "k"]), "v\n");
+    // Every kind of event this run caused came down the stream, one JSON
+    // object per `data:` line.
+    let want = [
+        r#""kind":"fault""#,
+        r#""kind":"op""#,
+        r#""kind":"election""#,
+        r#""kind":"node""#,
+        r#""kind":"message""#,
+    ];
+    assert!(
+        env.wait_for(10.0, || {
+            read(&mut got);
+            want.iter().all(|w| got.contains(w))
+        }),
+        "missing {:?} in {}",
+        want.iter()
+            .filter(|w| !got.contains(*w))
+            .collect::<Vec<_>>(),
+        got.lines()
+            .filter(|l| !l.contains("\"message\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for line in got.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let _: serde_json::Value = serde_json::from_str(line).expect("one JSON object per event");
+    }
     // The node that answered counted the put, and timed it.
     let (_, st) = http(w.port, "GET", "/api/status", &[], "");
     let st: serde_json::Value = serde_json::from_str(&st).unwrap();

@@ -439,10 +439,12 @@ pub fn changes(before: &serde_json::Value, now: &serde_json::Value) -> Vec<serde
     out
 }
 
-fn announce(w: &Web, text: String) {
+/// Tell every open page what an action did: `kind` "fault" for what the
+/// fault controls did, "op" for a client operation.
+fn announce(w: &Web, kind: &str, text: String) {
     let _ = w
         .events
-        .send(serde_json::json!({"kind": "fault", "text": text}).to_string());
+        .send(serde_json::json!({"kind": kind, "text": text}).to_string());
 }
 
 async fn node_action(
@@ -494,9 +496,17 @@ fn reply(
     w: &Web,
     done: Result<Result<String, LaunchError>, actix_web::error::BlockingError>,
 ) -> HttpResponse {
+    reply_as(w, "fault", done)
+}
+
+fn reply_as(
+    w: &Web,
+    kind: &str,
+    done: Result<Result<String, LaunchError>, actix_web::error::BlockingError>,
+) -> HttpResponse {
     match done {
         Ok(Ok(message)) => {
-            announce(w, message.clone());
+            announce(w, kind, message.clone());
             HttpResponse::Ok().json(serde_json::json!({ "message": message }))
         }
         Ok(Err(e)) if e.code == 2 => error(actix_web::http::StatusCode::BAD_REQUEST, e.message),
@@ -614,7 +624,7 @@ async fn put(req: HttpRequest, w: web::Data<Web>, body: web::Json<Put>) -> HttpR
     match done {
         // No quorum, no leader in time: the cluster cannot serve it now (503).
         Ok(Ok(Err(why))) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, why),
-        Ok(Ok(Ok(message))) => reply(&w, Ok(Ok(message))),
+        Ok(Ok(Ok(message))) => reply_as(&w, "op", Ok(Ok(message))),
         Ok(Err(e)) => reply(&w, Ok(Err(e))),
         Err(e) => reply(&w, Err(e)),
     }
