@@ -112,6 +112,32 @@ fn driver() -> Driver {
     d
 }
 
+/// What each browser test starts with: its turn (the other browser tests
+/// wait), a cluster of `n` nodes (up, unless `up` is false), and chromedriver.
+/// Fields drop in order: the driver and its browser, the cluster, the turn.
+struct Rig {
+    driver: Driver,
+    env: Env,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+/// A rig for `test`, or `None` (the test skipped) without Chromium.
+fn rig(test: &str, name: &str, n: usize, up: bool) -> Option<Rig> {
+    if !installed(test) {
+        return None;
+    }
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new(name, n);
+    if up {
+        env.up();
+    }
+    Some(Rig {
+        driver: driver(),
+        env,
+        _turn: turn,
+    })
+}
+
 async fn browser(d: &Driver) -> Client {
     let profile = format!("--user-data-dir={}", d.profile.path().display());
     // Without the background-networking flags Chromium keeps calling out to
@@ -244,19 +270,18 @@ async fn put(c: &Client, key: &str, value: &str) -> String {
 /// want of a quorum; restart them and see it recover; Accept and Accepted
 /// arrows after a put; and no error in the browser's console.
 #[tokio::test(flavor = "current_thread")]
-// The guard is held across awaits on purpose: each test has its own thread
-// and runtime, and the lock only keeps the tests apart.
-#[allow(clippy::await_holding_lock)]
 async fn the_page_in_chromium_shows_a_majority_surviving_kills() {
-    if !installed("the_page_in_chromium_shows_a_majority_surviving_kills") {
+    let Some(rig) = rig(
+        "the_page_in_chromium_shows_a_majority_surviving_kills",
+        "browser",
+        5,
+        true,
+    ) else {
         return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let env = Env::new("browser", 5);
-    env.up();
-    let w = web(&env);
-    let d = driver();
-    let c = browser(&d).await;
+    };
+    let env = &rig.env;
+    let w = web(env);
+    let c = browser(&rig.driver).await;
     c.goto(&format!("http://127.0.0.1:{}/?token={}", w.port, w.token))
         .await
         .expect("open the page");
@@ -425,19 +450,17 @@ async fn the_page_in_chromium_shows_a_majority_surviving_kills() {
 /// is an arrow, the outcome is the one the roles computed (1+1=3; with the
 /// promise rule off, two values), in English and in Chinese.
 #[tokio::test(flavor = "current_thread")]
-// The guard is held across awaits on purpose: each test has its own thread
-// and runtime, and the lock only keeps the tests apart.
-#[allow(clippy::await_holding_lock)]
 async fn the_worked_examples_play_step_by_step_in_chromium() {
-    if !installed("the_worked_examples_play_step_by_step_in_chromium") {
+    let Some(rig) = rig(
+        "the_worked_examples_play_step_by_step_in_chromium",
+        "learn",
+        3,
+        true,
+    ) else {
         return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let env = Env::new("learn", 3);
-    env.up();
-    let w = web(&env);
-    let d = driver();
-    let c = browser(&d).await;
+    };
+    let w = web(&rig.env);
+    let c = browser(&rig.driver).await;
     let open = |q: &str| format!("http://127.0.0.1:{}/learn?{q}", w.port);
     c.goto(&open("demo=three-users"))
         .await
@@ -549,15 +572,11 @@ async fn the_worked_examples_play_step_by_step_in_chromium() {
 /// `web --replay` scrubs a finished chaos run: fault bars on the timeline,
 /// the operations around the chosen time, "none" for violations.
 #[tokio::test(flavor = "current_thread")]
-// The guard is held across awaits on purpose: each test has its own thread
-// and runtime, and the lock only keeps the tests apart.
-#[allow(clippy::await_holding_lock)]
 async fn a_chaos_run_replays_in_chromium() {
-    if !installed("a_chaos_run_replays_in_chromium") {
+    let Some(rig) = rig("a_chaos_run_replays_in_chromium", "replay", 3, false) else {
         return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let env = Env::new("replay", 3);
+    };
+    let env = &rig.env;
     let out = env.path("out");
     let file = env.file.to_string_lossy().into_owned();
     env.ok(&[
@@ -572,9 +591,8 @@ async fn a_chaos_run_replays_in_chromium() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let w = support::web_with(&env, &["--replay", out.to_str().unwrap()]);
-    let d = driver();
-    let c = browser(&d).await;
+    let w = support::web_with(env, &["--replay", out.to_str().unwrap()]);
+    let c = browser(&rig.driver).await;
     c.goto(&format!("http://127.0.0.1:{}/", w.port))
         .await
         .expect("open the replay");
