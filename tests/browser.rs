@@ -184,6 +184,14 @@ impl fantoccini::wd::WebDriverCompatibleCommand for ConsoleLog {
     }
 }
 
+/// Keep a picture of the page at the path in `var`, if it is set.
+async fn screenshot_if(c: &Client, var: &str) {
+    if let Ok(path) = std::env::var(var) {
+        let png = c.screenshot().await.expect("a screenshot");
+        std::fs::write(&path, png).expect("write the screenshot");
+    }
+}
+
 /// The console's errors since the last read, as text.
 async fn console_errors(c: &Client) -> Vec<String> {
     let log = c.issue_cmd(ConsoleLog).await.expect("the console log");
@@ -371,10 +379,7 @@ async fn the_page_in_chromium_shows_a_majority_surviving_kills() {
          document.querySelector('#diagram .msg[data-msg-kind=\"Accepted\"]') !== null",
     )
     .await;
-    if let Ok(path) = std::env::var("SYNOD_SCREENSHOT") {
-        let png = c.screenshot().await.expect("a screenshot");
-        std::fs::write(&path, png).expect("write the screenshot");
-    }
+    screenshot_if(&c, "SYNOD_SCREENSHOT").await;
     let errors = console_errors(&c).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
@@ -513,9 +518,7 @@ async fn the_worked_examples_play_step_by_step_in_chromium() {
          document.querySelector('#diagram .msg[data-msg-kind=\"Nack\"]') !== null",
     )
     .await;
-    if let Ok(path) = std::env::var("SYNOD_SCREENSHOT_LEARN") {
-        std::fs::write(&path, c.screenshot().await.expect("a screenshot")).unwrap();
-    }
+    screenshot_if(&c, "SYNOD_SCREENSHOT_LEARN").await;
 
     // The promise rule off: User1's old ballot is chosen too.
     c.goto(&open("demo=three-users&break=promise"))
@@ -661,9 +664,7 @@ async fn a_chaos_run_replays_in_chromium() {
     )
     .await;
     assert!(detail.as_str().unwrap().starts_with('#'), "{detail}");
-    if let Ok(path) = std::env::var("SYNOD_SCREENSHOT_REPLAY") {
-        std::fs::write(&path, c.screenshot().await.expect("a screenshot")).unwrap();
-    }
+    screenshot_if(&c, "SYNOD_SCREENSHOT_REPLAY").await;
     let errors = console_errors(&c).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
     c.close().await.unwrap();
