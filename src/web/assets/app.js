@@ -78,6 +78,12 @@ async function refreshOnce() {
   }
 }
 
+// Write text only when it changed: every write makes the browser lay out and
+// paint again, and the page refreshes every second beside a busy cluster.
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 function field(dl, name, value) {
   const dt = document.createElement("dt");
   dt.textContent = name;
@@ -107,23 +113,25 @@ function card(node) {
   state.cards[node.id] = seen;
   el.dataset.role = node.role || "none";
   el.dataset.state = node.state;
-  el.querySelector(".name").textContent = `node ${node.id}`;
-  el.querySelector(".badge").textContent = node.state === "up" ? (node.role || "") : node.state;
+  setText(el.querySelector(".name"), `node ${node.id}`);
+  setText(el.querySelector(".badge"), node.state === "up" ? (node.role || "") : node.state);
+  const rows = [["address", node.addr], ["pid", node.pid], ["promised", node.promised],
+    ["own ballot", node.ballot], ["chosen", node.chosen], ["applied", node.applied],
+    ["snapshot", node.snapshot], ["faults", node.faults || "none"]];
   const dl = el.querySelector("dl");
-  dl.textContent = "";
-  field(dl, "address", node.addr);
-  field(dl, "pid", node.pid);
-  field(dl, "promised", node.promised);
-  field(dl, "own ballot", node.ballot);
-  field(dl, "chosen", node.chosen);
-  field(dl, "applied", node.applied);
-  field(dl, "snapshot", node.snapshot);
-  field(dl, "faults", node.faults || "none");
+  if (dl.children.length !== rows.length * 2) {
+    dl.textContent = "";
+    for (const [name, value] of rows) field(dl, name, value);
+  } else {
+    rows.forEach(([, value], i) => {
+      setText(dl.children[i * 2 + 1], value === null || value === undefined ? "-" : String(value));
+    });
+  }
   return el;
 }
 
 function render(st) {
-  $("#cluster-name").textContent = `— cluster “${st.cluster}”`;
+  setText($("#cluster-name"), `— cluster “${st.cluster}”`);
   const nodes = st.nodes || [];
   for (const n of nodes) card(n);
   const up = nodes.filter((n) => n.state === "up").length;
@@ -132,11 +140,11 @@ function render(st) {
   const leader = nodes.find((n) => n.state === "up" && n.role === "leader");
   const ok = up >= need && (leader !== undefined || up >= (q.phase1 || need));
   const m = $("#majority");
-  m.dataset.ok = String(ok);
-  m.textContent = q.flexible
+  if (m.dataset.ok !== String(ok)) m.dataset.ok = String(ok);
+  setText(m, q.flexible
     ? `${up} of ${nodes.length} up; choosing needs ${q.phase2}, electing ${q.phase1}; ${ok ? "writes can commit" : "writes cannot commit"}`
-    : `${up} of ${nodes.length} up; a majority needs ${need}; ${ok ? "writes can commit" : "writes cannot commit"}`;
-  $("#quorums").textContent = q.flexible ? `flexible quorums (${q.phase1}, ${q.phase2})` : "majority quorums";
+    : `${up} of ${nodes.length} up; a majority needs ${need}; ${ok ? "writes can commit" : "writes cannot commit"}`);
+  setText($("#quorums"), q.flexible ? `flexible quorums (${q.phase1}, ${q.phase2})` : "majority quorums");
   // Client operations answered per second (each node counts its own over
   // the last 10 s), the busiest node's latency, and slots chosen per second.
   const up_ = nodes.filter((n) => n.state === "up");
@@ -166,10 +174,10 @@ function drawRate(busiest) {
   svg.innerHTML = `<path d="${d}" fill="none" stroke="#2857c5" stroke-width="1.5"/>`;
   const last = pts[pts.length - 1];
   const p99s = pts.map((p) => p.p99 || 0);
-  $("#rate-text").textContent =
+  setText($("#rate-text"),
     `${last.v.toFixed(last.v < 10 ? 1 : 0)} client operations answered per second (last 10 s), at most ${max.toFixed(max < 10 ? 1 : 0)} in the last minute; ` +
     (busiest && last.v > 0 ? `at node ${busiest.id}: p50 ${(last.p50 || 0).toFixed(2)} ms, p99 ${(last.p99 || 0).toFixed(2)} ms (p99 at most ${Math.max(...p99s).toFixed(2)} ms in the minute); ` : "") +
-    `${last.slots.toFixed(0)} slots chosen per second`;
+    `${last.slots.toFixed(0)} slots chosen per second`);
 }
 
 // ---------------------------------------------------------------- diagram
