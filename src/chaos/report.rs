@@ -31,7 +31,10 @@ pub fn per_second(history: &History, seconds: usize) -> Vec<Second> {
         let Some(done) = op.complete else { continue };
         let s = (done / 1_000_000) as usize;
         if s < buckets.len() {
-            buckets[s].push((matches!(op.status, Status::Ok(_)), done - op.invoke));
+            buckets[s].push((
+                matches!(op.status, Status::Ok(_)),
+                done.saturating_sub(op.invoke),
+            ));
         }
     }
     buckets

@@ -419,47 +419,63 @@ pub struct ConnContext {
     pub clients: std::cell::RefCell<ClientWindow>,
 }
 
-/// The time from a client's request to its answer, for the operations
-/// answered in the last [`ClientWindow::SPAN`] (at most [`ClientWindow::CAP`]
-/// of them: a busy node keeps the newest).
+/// Client operations answered lately: how many in the last
+/// [`ClientWindow::SPAN`] (counted a second at a time, so exactly, at any
+/// rate), and the times from request to answer of the newest
+/// [`ClientWindow::CAP`] of them (enough for a median and a 99th percentile,
+/// and cheap to sort on each `status`).
 #[derive(Debug, Default)]
 pub struct ClientWindow {
     samples: std::collections::VecDeque<(std::time::Instant, u32)>,
+    /// (start of a second, operations answered in it), oldest first.
+    counts: std::collections::VecDeque<(std::time::Instant, u64)>,
 }
 
 impl ClientWindow {
     /// How far back it looks.
     pub const SPAN: std::time::Duration = std::time::Duration::from_secs(10);
-    /// Samples kept at most.
-    pub const CAP: usize = 65_536;
+    /// Latency samples kept at most.
+    pub const CAP: usize = 8_192;
 
     /// One operation answered after `took`.
     pub fn record(&mut self, took: std::time::Duration) {
+        let now = std::time::Instant::now();
         if self.samples.len() == Self::CAP {
             self.samples.pop_front();
         }
         let us = took.as_micros().min(u32::MAX as u128) as u32;
-        self.samples.push_back((std::time::Instant::now(), us));
+        self.samples.push_back((now, us));
+        match self.counts.back_mut() {
+            Some((start, n)) if now.duration_since(*start) < std::time::Duration::from_secs(1) => {
+                *n += 1
+            }
+            _ => self.counts.push_back((now, 1)),
+        }
+        self.forget(now);
     }
 
-    /// Operations answered in the span, and their median and 99th
-    /// percentile in µs.
-    pub fn summary(&mut self) -> (u64, u64, u64) {
-        let now = std::time::Instant::now();
-        while self
-            .samples
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > Self::SPAN)
-        {
+    /// Drop what is older than the span.
+    fn forget(&mut self, now: std::time::Instant) {
+        let old = |at: &std::time::Instant| now.duration_since(*at) > Self::SPAN;
+        while self.samples.front().is_some_and(|(at, _)| old(at)) {
             self.samples.pop_front();
         }
+        while self.counts.front().is_some_and(|(at, _)| old(at)) {
+            self.counts.pop_front();
+        }
+    }
+
+    /// Operations answered in the span, and the median and 99th percentile
+    /// of the newest samples, in µs.
+    pub fn summary(&mut self) -> (u64, u64, u64) {
+        self.forget(std::time::Instant::now());
         let mut us: Vec<u32> = self.samples.iter().map(|&(_, u)| u).collect();
         if us.is_empty() {
             return (0, 0, 0);
         }
         us.sort_unstable();
         let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize] as u64;
-        (us.len() as u64, at(0.5), at(0.99))
+        (self.counts.iter().map(|&(_, n)| n).sum(), at(0.5), at(0.99))
     }
 }
 
@@ -539,10 +555,17 @@ impl Conn {
                 )));
             }
             Request::Op { client, seq, op } => {
-                // A client has one or a few operations in flight; a
-                // connection that never waits for answers is not timed.
+                // A client has one or a few operations in flight. An
+                // operation never answered here (its client retried it
+                // elsewhere) is forgotten once the map is full and it is
+                // older than the window.
+                let now = std::time::Instant::now();
+                if self.asked.len() >= 1024 {
+                    self.asked
+                        .retain(|_, at| now.duration_since(*at) <= ClientWindow::SPAN);
+                }
                 if self.asked.len() < 1024 {
-                    self.asked.insert((client, seq), std::time::Instant::now());
+                    self.asked.insert((client, seq), now);
                 }
                 self.ctx.router.do_send(ClientCommand {
                     cmd: Command { client, seq, op },
@@ -707,10 +730,11 @@ mod tests {
         assert_eq!(n, 100);
         assert!((50_000..=51_000).contains(&p50), "{p50}");
         assert_eq!(p99, 99_000);
-        // Bounded: the oldest go first.
+        // The samples are bounded (the oldest go first); the count is not
+        // capped by them.
         for _ in 0..ClientWindow::CAP {
             w.record(Duration::from_micros(7));
         }
-        assert_eq!(w.summary(), (ClientWindow::CAP as u64, 7, 7));
+        assert_eq!(w.summary(), (100 + ClientWindow::CAP as u64, 7, 7));
     }
 }

@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 use crate::chaos::report::{per_second, Second};
 use crate::check::history::{History, Operation, Status};
 
+/// The longest run a replay opens: 30 days, in seconds.
+const MAX_RUN_S: f64 = 30.0 * 86_400.0;
+
 /// Operations one window answer holds at most.
 pub const WINDOW_OPS: usize = 800;
 
@@ -79,7 +82,16 @@ impl Replay {
             })?,
             Err(_) => BTreeSet::new(),
         };
-        let secs = verdict["duration_s"].as_f64().unwrap_or(0.0).ceil() as usize;
+        // The run's length sizes the per-second series: a number no run has
+        // (a hand-edited file) is refused rather than allocated.
+        let duration = verdict["duration_s"].as_f64().unwrap_or(0.0);
+        if !(0.0..=MAX_RUN_S).contains(&duration) {
+            return Err(format!(
+                "{}: duration_s {duration} is not the length of a run (0 to {MAX_RUN_S} s)",
+                file("verdict.json").display()
+            ));
+        }
+        let secs = duration.ceil() as usize;
         let seconds = per_second(&history, secs);
         Ok(Replay {
             dir: dir.to_path_buf(),
@@ -145,7 +157,7 @@ impl Replay {
         let ops = &self.history.ops;
         // Sorted by invocation; an operation lasts at most a client's timeout,
         // far below a minute.
-        let start = ops.partition_point(|o| o.invoke + 60_000_000 < from);
+        let start = ops.partition_point(|o| o.invoke.saturating_add(60_000_000) < from);
         let running: Vec<&Operation> = ops[start..]
             .iter()
             .take_while(|o| o.invoke <= to)
@@ -213,6 +225,10 @@ mod tests {
         let d = run_dir("{\"id\": 0}\nnot json\n");
         let e = Replay::load(d.path()).err().unwrap();
         assert!(e.contains("history.jsonl:1:"), "{e}");
+        let d = run_dir(OPS);
+        std::fs::write(d.path().join("verdict.json"), r#"{"duration_s": 1e300}"#).unwrap();
+        let e = Replay::load(d.path()).err().unwrap();
+        assert!(e.contains("is not the length of a run"), "{e}");
         let empty = tempfile::tempdir().unwrap();
         let e = Replay::load(empty.path()).err().unwrap();
         assert!(
