@@ -1,44 +1,51 @@
 //! `synod chaos`: a workload and a seeded fault schedule against real nodes, then
 //! the verdict of the checkers.
 //!
-//! Clients issue put, get and cas with unique values and record every invocation
-//! and completion (ok, failed, or unknown). Meanwhile the schedule kills and
-//! restarts, pauses and resumes, partitions and heals, and loses, duplicates and
-//! delays messages. At the end everything heals, every node is SIGKILLed and
-//! restarted from its logs, and every key is read. The verdict:
-//! - the history is linearizable, key by key ([`crate::check::linear`]);
-//! - every node's chosen log agrees slot by slot ([`crate::check::logs`]);
-//! - every acknowledged write is in the log after the full restart;
-//! - no acceptor's promise ever went down (polled from `status` throughout).
+//! Clients issue put, get and cas with unique values on keys that each live
+//! for a bounded number of operations ([`workload`]). Meanwhile the schedule
+//! kills and restarts, pauses and resumes, partitions and heals, and loses,
+//! duplicates and delays messages ([`schedule`]). A reader per node follows
+//! its chosen log, and a poller its status. Everything observed goes to the
+//! [`judge`] as it happens, which checks retired keys on threads of their own
+//! and keeps only what it has not yet compared. At the end everything heals,
+//! every node is SIGKILLed and restarted from its logs, every key in use is
+//! read, and the judge gives the verdict: OK, VIOLATION (exit 1) or
+//! INCONCLUSIVE (exit 3: something could not be checked, never called OK).
 
+pub mod judge;
 pub mod report;
 pub mod schedule;
+pub mod workload;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::check::history::{History, Operation, Status};
-use crate::check::{linear, logs};
-use crate::client::{self, Client};
+use crate::check::history::Operation;
 use crate::cluster::rundir::RunDir;
 use crate::cluster::Cluster;
 use crate::harness::{self, Poller, Running, Workers};
-use crate::kv::{Op, OpResult};
+use crate::kv::Op;
 use crate::launcher::{self, LaunchError};
-use crate::net::{NetFaults, Request, Response};
-use crate::paxos::{Ballot, NodeId, Rule, Slot, Value};
-use crate::resp::client::RespKv;
-use crate::rng::Rng;
+use crate::net::NetFaults;
+use crate::paxos::{NodeId, Rule, Slot};
+use judge::{Findings, Judge, JudgeConfig, Writes};
+use report::SeriesBuilder;
 use schedule::{Episode, Fault, Kind, Target};
+use workload::{KeyRing, Kv, Msg, Tap};
 
 /// Search steps the linearizability checker may spend per key.
 pub const CHECK_BUDGET: u64 = 5_000_000;
+
+/// Operations a key lives for, by default, before the clients move on to a
+/// fresh one.
+pub const KEY_OPS: u64 = 1_000;
 
 /// What `synod chaos` was asked.
 #[derive(Clone, Debug)]
@@ -55,8 +62,10 @@ pub struct ChaosOptions {
     pub kinds: BTreeSet<Kind>,
     /// Concurrent clients.
     pub clients: usize,
-    /// Keys the clients use.
+    /// Keys in use at a time.
     pub keys: usize,
+    /// Operations a key lives for.
+    pub key_ops: u64,
     /// Run the nodes with this rule off.
     pub broken: Option<Rule>,
     /// Let more than a minority be down at once.
@@ -65,6 +74,13 @@ pub struct ChaosOptions {
     pub progress: bool,
     /// The clients talk RESP to the nodes' Redis ports, not synod's protocol.
     pub resp: bool,
+    /// Write the report files here; `history.jsonl` as the run goes.
+    pub out: Option<PathBuf>,
+    /// Record every observation the judge gets here (JSON lines), so the
+    /// run can be judged again ([`judge::replay`]).
+    pub evidence: Option<PathBuf>,
+    /// Search steps the linearizability checker may spend per key.
+    pub budget: u64,
 }
 
 /// A fault as it was applied.
@@ -98,25 +114,53 @@ pub struct OpCounts {
     pub total: usize,
 }
 
+/// What a run comes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Outcome {
+    /// Every check ran and passed.
+    #[serde(rename = "OK")]
+    Ok,
+    /// Some check found a violation (exit 1).
+    #[serde(rename = "VIOLATION")]
+    Violation,
+    /// Nothing was found, but something could not be checked (exit 3).
+    #[serde(rename = "INCONCLUSIVE")]
+    Inconclusive,
+}
+
 /// The verdict, as `verdict.json` holds it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Verdict {
-    /// The history is linearizable (false if not, or if the checker could not decide).
+    /// OK, VIOLATION or INCONCLUSIVE.
+    pub outcome: Outcome,
+    /// Every key's history is linearizable (false if one is not, or could
+    /// not be decided).
     pub linearizable: bool,
     /// The checker ran out of budget on some key.
     pub inconclusive: bool,
-    /// Every node's chosen log agrees slot by slot.
+    /// Keys checked for linearizability (each lived for `key_ops` operations
+    /// at most).
+    pub keys_checked: u64,
+    /// Operations a key lived for at most.
+    pub key_ops: u64,
+    /// Every value read for a slot, from any node at any time, was the same.
     pub agreement: bool,
-    /// Acknowledged writes missing from the log after the full restart.
-    pub lost_writes: usize,
+    /// Slots read from two nodes or more and compared.
+    pub slots_compared: u64,
+    /// Pairs of nodes' status answers at the same applied slot whose state
+    /// digests were compared.
+    pub digests_compared: u64,
+    /// Acknowledged writes missing from every chosen slot read.
+    pub lost_writes: u64,
     /// Acknowledged writes in all.
-    pub acknowledged_writes: usize,
-    /// Slots every node compacted before the collector read them: writes
-    /// chosen there are reported lost, since nothing can show them chosen.
+    pub acknowledged_writes: u64,
+    /// Slots every node compacted before a reader read them.
     pub unread_slots: u64,
-    /// Acknowledged writes in no log when some slots went unread: they may
-    /// lie there (then they are not counted as lost).
-    pub unverified_writes: usize,
+    /// Acknowledged writes in no slot read, that unread slots could hold.
+    pub unverified_writes: u64,
+    /// Each acknowledged write's outcome: counts, and the lost and
+    /// unverified ones listed with the reason.
+    pub writes: Writes,
     /// No acceptor's promise went down.
     pub promises_monotonic: bool,
     /// The faults applied.
@@ -127,13 +171,22 @@ pub struct Verdict {
     pub seed: u64,
     /// The rule switched off, if any.
     pub broken: Option<String>,
-    /// Slots chosen (the longest node log).
+    /// The highest slot read, plus one.
     pub slots: u64,
-    /// Wall time of the checkers, ms.
+    /// Wall time of the checks left at the end (the keys still in use), ms.
     pub checker_ms: f64,
+    /// From the end of the workload to the verdict (the full restart, the
+    /// final reads and the last checks), ms.
+    pub verdict_after_ms: f64,
+    /// The controller's peak resident memory, MB.
+    pub controller_peak_mb: f64,
+    /// Most slots the judge held at once, waiting to compare them.
+    pub peak_pending_slots: usize,
     /// Every violation found, explained.
     pub violations: Vec<String>,
-    /// The cluster's name and size.
+    /// What could not be checked, explained.
+    pub undecided: Vec<String>,
+    /// The cluster's name.
     pub cluster: String,
     /// Its number of nodes.
     pub nodes: usize,
@@ -144,9 +197,9 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// True if nothing went wrong.
+    /// True if every check ran and passed.
     pub fn is_clean(&self) -> bool {
-        self.violations.is_empty()
+        self.outcome == Outcome::Ok
     }
 }
 
@@ -154,12 +207,12 @@ impl Verdict {
 pub struct ChaosRun {
     /// The verdict.
     pub verdict: Verdict,
-    /// Every operation.
-    pub history: History,
+    /// The per-second series and latencies.
+    pub series: SeriesBuilder,
     /// The schedule it followed.
     pub schedule: Vec<Episode>,
-    /// Ids of the operations involved in the first violation, if any.
-    pub involved: Vec<usize>,
+    /// The operations involved in the first violation, if any.
+    pub involved: Vec<Operation>,
     /// The run directory used.
     pub dir: RunDir,
 }
@@ -236,25 +289,153 @@ pub fn run(base: &Path, o: &ChaosOptions) -> Result<ChaosRun, ChaosError> {
     run_on(&running.dir, &running.cluster, o)
 }
 
-struct Shared {
-    started: Instant,
-    ops: AtomicU64,
-    promise_violations: Mutex<Vec<String>>,
-    last_promised: Mutex<BTreeMap<NodeId, Ballot>>,
-    /// Every `(client, seq)` seen chosen while the run went on, and the first
-    /// slot not yet collected: snapshots compact the logs, so what was
-    /// chosen early may be in no log by the end.
-    chosen: Mutex<(HashSet<(u64, u64)>, Slot)>,
-    /// Slots the collector could not read: every node had compacted them.
-    skipped: std::sync::atomic::AtomicU64,
-    /// What the collector's readers gathered (locked after `chosen`).
-    gathered: Mutex<Gathered>,
+/// The judge on a thread of its own, fed through a channel.
+struct JudgeThread {
+    handle: std::thread::JoinHandle<Findings>,
+    tap: Arc<Tap>,
 }
 
-impl Shared {
-    fn micros(&self) -> u64 {
-        self.started.elapsed().as_micros() as u64
+impl JudgeThread {
+    /// Start judging a run of `cluster` from slot `start`; `history.jsonl`
+    /// goes to `out`, every event to `evidence`, if given.
+    fn start(cluster: &Cluster, start: Slot, o: &ChaosOptions) -> Result<JudgeThread, ChaosError> {
+        let (out, evidence) = (o.out.as_deref(), o.evidence.as_deref());
+        let cfg = JudgeConfig {
+            nodes: cluster.ids(),
+            budget: o.budget,
+            threads: 1,
+            start,
+        };
+        let create = |p: &Path| {
+            std::fs::File::create(p)
+                .map(std::io::BufWriter::new)
+                .map_err(|e| LaunchError {
+                    code: 2,
+                    message: format!("cannot write {}: {e}", p.display()),
+                })
+        };
+        let history: Option<Box<dyn std::io::Write + Send>> = match out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| LaunchError {
+                    code: 2,
+                    message: format!("cannot create {}: {e}", dir.display()),
+                })?;
+                Some(Box::new(create(&dir.join("history.jsonl"))?))
+            }
+            None => None,
+        };
+        let mut evidence = match evidence {
+            Some(p) => {
+                let mut w = create(p)?;
+                let _ = writeln!(
+                    w,
+                    "{}",
+                    serde_json::to_string(&cfg).expect("config serialises")
+                );
+                Some(w)
+            }
+            None => None,
+        };
+        let (tx, rx) = crossbeam_channel::bounded::<Msg>(1 << 16);
+        let handle = std::thread::spawn(move || {
+            let mut judge = Judge::new(cfg, history);
+            for msg in rx {
+                match msg {
+                    Msg::Event(e) => {
+                        if let Some(w) = evidence.as_mut() {
+                            let _ = writeln!(
+                                w,
+                                "{}",
+                                serde_json::to_string(&e).expect("events serialise")
+                            );
+                        }
+                        judge.event(e);
+                    }
+                    Msg::Finish => break,
+                }
+            }
+            if let Some(mut w) = evidence {
+                let _ = w.flush();
+            }
+            judge.finish()
+        });
+        let tap = Arc::new(Tap {
+            started: Instant::now(),
+            tx,
+            ops: AtomicU64::new(0),
+        });
+        Ok(JudgeThread { handle, tap })
     }
+
+    /// No more events: the findings.
+    fn finish(self) -> Findings {
+        let _ = self.tap.tx.send(Msg::Finish);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+/// The observers of a run: its clients, a log reader per node and the
+/// status poller.
+struct Observers {
+    clients: Workers<()>,
+    readers: Workers<(NodeId, Slot)>,
+    poller: Poller,
+}
+
+impl Observers {
+    fn start(
+        cluster: &Cluster,
+        o: &ChaosOptions,
+        ring: &Arc<KeyRing>,
+        tap: &Arc<Tap>,
+        start: Slot,
+    ) -> Observers {
+        let resp: Option<Vec<SocketAddr>> = o
+            .resp
+            .then(|| cluster.nodes.iter().filter_map(|n| n.redis_addr).collect());
+        let clients = {
+            let (cluster, ring, tap, seed) = (cluster.clone(), ring.clone(), tap.clone(), o.seed);
+            Workers::spawn(o.clients.max(1), move |i, stop| {
+                let kv = Kv::new(&cluster, resp.as_deref(), i);
+                workload::client_loop(i, kv, &ring, &tap, seed, stop)
+            })
+        };
+        // A reader per node, each with a cursor of its own: a paused node
+        // (whose answer never comes) slows no other.
+        let readers = {
+            let (cluster, tap) = (cluster.clone(), tap.clone());
+            let ids = cluster.ids();
+            Workers::spawn(ids.len(), move |i, stop| {
+                let mut cursor = start;
+                while !stop.load(Ordering::SeqCst) {
+                    workload::read_log(&cluster, ids[i], &mut cursor, &tap);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                (ids[i], cursor)
+            })
+        };
+        let poller = {
+            let (cluster, tap) = (cluster.clone(), tap.clone());
+            Poller::every(Duration::from_millis(100), move || {
+                workload::poll_status(&cluster, &tap)
+            })
+        };
+        Observers {
+            clients,
+            readers,
+            poller,
+        }
+    }
+}
+
+/// The first slot no node knew chosen before the run: what lies below is
+/// an earlier run's.
+fn first_slot(cluster: &Cluster) -> Slot {
+    launcher::query_all(cluster, Duration::from_millis(500))
+        .values()
+        .map(|s| s.chosen)
+        .max()
+        .unwrap_or(0)
 }
 
 fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun, ChaosError> {
@@ -263,67 +444,149 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     let schedule = schedule::build(o.seed, &ids, duration_ms, &o.kinds, o.allow_majority_loss);
     // Start from a clean network.
     launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
-    let shared = Arc::new(Shared {
-        started: Instant::now(),
-        ops: AtomicU64::new(0),
-        promise_violations: Mutex::new(Vec::new()),
-        last_promised: Mutex::new(BTreeMap::new()),
-        chosen: Mutex::new((HashSet::new(), 0)),
-        skipped: std::sync::atomic::AtomicU64::new(0),
-        gathered: Mutex::new(Gathered::default()),
-    });
+    let start = first_slot(cluster);
+    let judge = JudgeThread::start(cluster, start, o)?;
+    let tap = judge.tap.clone();
+    let ring = Arc::new(KeyRing::new(
+        crate::client::fresh_id() % 100_000,
+        o.keys,
+        o.key_ops,
+    ));
+    let observers = Observers::start(cluster, o, &ring, &tap, start);
 
-    // The clients.
-    // Keys of this run's own: a cluster that kept data from an earlier run
-    // (or any other writes) would otherwise start from values the checker's
-    // model, which starts every key absent, cannot explain.
-    let run = client::fresh_id() % 100_000;
-    let keys: Vec<String> = (0..o.keys.max(1)).map(|k| format!("r{run}.k{k}")).collect();
-    let resp: Option<Vec<SocketAddr>> = o
-        .resp
-        .then(|| cluster.nodes.iter().filter_map(|n| n.redis_addr).collect());
-    let workers = {
-        let (cluster, keys, shared, seed) = (cluster.clone(), keys.clone(), shared.clone(), o.seed);
-        Workers::spawn(o.clients.max(1), move |i, stop| {
-            let kv = match &resp {
-                Some(addrs) => Kv::Resp(RespKv::new(addrs.clone(), i, RESP_TIMEOUT)),
-                None => {
-                    let mut c = Client::new(cluster.clone());
-                    c.timeout = Duration::from_millis(1_000);
-                    c.attempt_timeout = Duration::from_millis(250);
-                    Kv::Native(c)
-                }
-            };
-            client_loop(i, kv, &keys, &shared, seed, stop)
-        })
-    };
+    let applied = apply_schedule(dir, cluster, &schedule, o, &tap);
+    observers.clients.finish();
+    let ended = Instant::now();
+    if crate::signals::stopped() {
+        let _ = launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none());
+        for &id in &ids {
+            let _ = launcher::pause(dir, id, false);
+        }
+        observers.readers.finish();
+        observers.poller.finish();
+        judge.finish();
+        return Err(fail("interrupted: the faults were healed; no verdict"));
+    }
+    let mut applied = applied;
+    applied.push(full_restart(dir, cluster, &tap)?);
+    launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(fail)?;
 
-    // The status poller: promises must never go down.
-    let poller = {
-        let (cluster, shared) = (cluster.clone(), shared.clone());
-        Poller::every(Duration::from_millis(100), move || {
-            poll_promises(&cluster, &shared)
-        })
-    };
-    // The log collector: what is chosen, before compaction drops it; a
-    // reader per node.
-    let collector = {
-        let (cluster, shared) = (cluster.clone(), shared.clone());
-        let ids = ids.clone();
-        Workers::spawn(ids.len(), move |i, stop| {
-            while !stop.load(Ordering::SeqCst) {
-                read_log(&cluster, &shared, ids[i]);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
+    // Read every key in use, then follow every log to its end.
+    let mut reader = Kv::new(cluster, None, usize::MAX);
+    if let Kv::Native(c) = &mut reader {
+        c.timeout = Duration::from_secs(5);
+    }
+    for key in ring.take_all() {
+        reader.run(Op::Get { key }, &tap);
+    }
+    ring.retire_all(&tap);
+    converge(cluster);
+    let cursors = observers.readers.finish();
+    observers.poller.finish();
+    for (id, mut cursor) in cursors {
+        workload::read_log(cluster, id, &mut cursor, &tap);
+    }
+    workload::poll_status(cluster, &tap);
+    let check_started = Instant::now();
+    let findings = judge.finish();
+    let checker_ms = check_started.elapsed().as_secs_f64() * 1e3;
+    let verdict_after_ms = ended.elapsed().as_secs_f64() * 1e3;
+    Ok(ChaosRun {
+        verdict: verdict(o, cluster, &findings, applied, checker_ms, verdict_after_ms),
+        series: findings.series,
+        schedule,
+        involved: findings.involved,
+        dir: dir.clone(),
+    })
+}
 
-    // The controller: apply the schedule.
+/// The verdict from what the judge found.
+fn verdict(
+    o: &ChaosOptions,
+    cluster: &Cluster,
+    f: &Findings,
+    faults: Vec<FaultEvent>,
+    checker_ms: f64,
+    verdict_after_ms: f64,
+) -> Verdict {
+    let outcome = if !f.violations.is_empty() {
+        Outcome::Violation
+    } else if !f.undecided.is_empty() {
+        Outcome::Inconclusive
+    } else {
+        Outcome::Ok
+    };
+    let (ok, failed, unknown) = f.counts;
+    Verdict {
+        outcome,
+        linearizable: f.keys_violated == 0 && f.keys_undecided == 0,
+        inconclusive: f.keys_undecided > 0,
+        keys_checked: f.keys,
+        key_ops: o.key_ops,
+        agreement: f.disagreements == 0,
+        slots_compared: f.slots_compared,
+        digests_compared: f.digests_compared,
+        lost_writes: f.writes.lost,
+        acknowledged_writes: f.writes.acknowledged,
+        unread_slots: f.unread_slots,
+        unverified_writes: f.writes.unverified,
+        writes: f.writes.clone(),
+        promises_monotonic: f.promise_drops == 0,
+        faults,
+        ops: OpCounts {
+            ok,
+            failed,
+            unknown,
+            total: ok + failed + unknown,
+        },
+        seed: o.seed,
+        broken: o.broken.map(|r| r.name().to_string()),
+        slots: f.slots,
+        checker_ms,
+        verdict_after_ms,
+        controller_peak_mb: peak_rss_mb(),
+        peak_pending_slots: f.peak_pending_slots,
+        violations: f.violations.clone(),
+        undecided: f.undecided.clone(),
+        cluster: cluster.name.clone(),
+        nodes: cluster.nodes.len(),
+        duration_s: o.duration.as_secs_f64(),
+        clients: o.clients,
+    }
+}
+
+/// This process's peak resident memory (VmHWM), MB; 0 where /proc lacks it.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Apply the schedule until the run's end (or Ctrl-C); the faults as applied.
+fn apply_schedule(
+    dir: &RunDir,
+    cluster: &Cluster,
+    schedule: &[Episode],
+    o: &ChaosOptions,
+    tap: &Tap,
+) -> Vec<FaultEvent> {
     let bar = harness::bar(
         o.progress,
         o.duration.as_secs().max(1),
         "chaos [{bar:40}] {pos}/{len} s  {msg}",
     );
+    let tick = |faults: usize| {
+        bar.set_position(tap.started.elapsed().as_secs());
+        bar.set_message(format!(
+            "{} ops, {faults} fault events",
+            tap.ops.load(Ordering::Relaxed)
+        ));
+    };
     let mut events: Vec<(u64, bool, usize)> = Vec::new();
     for (i, e) in schedule.iter().enumerate() {
         events.push((e.start_ms, true, i));
@@ -334,8 +597,8 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     let mut resolved: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
     let mut busy: BTreeSet<NodeId> = BTreeSet::new();
     for (at, start, i) in events {
-        let due = shared.started + Duration::from_millis(at);
-        if !harness::sleep_until(due, || tick(&bar, &shared, applied.len())) {
+        let due = tap.started + Duration::from_millis(at);
+        if !harness::sleep_until(due, || tick(applied.len())) {
             break;
         }
         let ep = &schedule[i];
@@ -354,7 +617,7 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
             continue; // its target was already down: skipped
         }
         applied.push(FaultEvent {
-            at_ms: shared.started.elapsed().as_millis() as u64,
+            at_ms: tap.started.elapsed().as_millis() as u64,
             phase: if start { "start" } else { "end" },
             fault: ep.fault.to_string(),
             nodes,
@@ -362,23 +625,15 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
             restart_ms,
         });
     }
-    harness::sleep_until(shared.started + o.duration, || {
-        tick(&bar, &shared, applied.len())
-    });
-    let mut ops: Vec<Operation> = workers.finish().into_iter().flatten().collect();
-    poller.finish();
-    collector.finish();
+    harness::sleep_until(tap.started + o.duration, || tick(applied.len()));
     bar.finish_and_clear();
-    if crate::signals::stopped() {
-        let _ = launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none());
-        for &id in &ids {
-            let _ = launcher::pause(dir, id, false);
-        }
-        return Err(fail("interrupted: the faults were healed; no verdict"));
-    }
+    applied
+}
 
-    // Heal everything, then SIGKILL and restart every node from its logs.
-    let at = shared.started.elapsed().as_millis() as u64;
+/// Heal everything, then SIGKILL and restart every node from its logs.
+fn full_restart(dir: &RunDir, cluster: &Cluster, tap: &Tap) -> Result<FaultEvent, ChaosError> {
+    let ids = cluster.ids();
+    let at = tap.started.elapsed().as_millis() as u64;
     launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
     for &id in &ids {
         let _ = launcher::pause(dir, id, false);
@@ -388,277 +643,27 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
         launcher::restart(dir, id, Duration::from_secs(10))
             .map_err(|e| fail(format!("full restart: {}", e.message)))?;
     }
-    applied.push(FaultEvent {
+    workload::poll_status(cluster, tap);
+    Ok(FaultEvent {
         at_ms: at,
         phase: "end",
         fault: "heal, SIGKILL and restart every node".into(),
-        nodes: ids.clone(),
+        nodes: ids,
         episode: usize::MAX,
         restart_ms: None,
-    });
-    poll_promises(cluster, &shared);
-    launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(fail)?;
-
-    // Read every key.
-    let mut reader = Client::new(cluster.clone());
-    reader.timeout = Duration::from_secs(5);
-    for k in &keys {
-        let op = Op::Get { key: k.clone() };
-        let invoke = shared.micros();
-        let status = match reader.execute(op.clone()) {
-            Ok(r) => Status::Ok(r),
-            Err(e) if e.maybe_applied() => Status::Unknown,
-            Err(_) => Status::Failed,
-        };
-        ops.push(Operation {
-            id: 0,
-            client: reader.id(),
-            seq: reader.seq(),
-            op,
-            invoke,
-            complete: Some(shared.micros()),
-            status,
-        });
-    }
-    ops.sort_by_key(|op| (op.invoke, op.client, op.seq));
-    let mut history = History::new();
-    for (i, mut op) in ops.into_iter().enumerate() {
-        op.id = i;
-        history.ops.push(op);
-    }
-
-    // The verdict.
-    let logs = fetch_logs(cluster);
-    let check_started = Instant::now();
-    let lin = linear::check(&history, CHECK_BUDGET);
-    let disagreements = logs::agreement(&logs);
-    let longest = logs
-        .values()
-        .max_by_key(|l| l.len())
-        .cloned()
-        .unwrap_or_default();
-    // An acknowledged write must be in some node's log after the full
-    // restart, or (below a compaction point) have been seen chosen during
-    // the run.
-    let mut present = std::mem::take(&mut shared.chosen.lock().expect("not poisoned").0);
-    logs::note_commands(logs.values().flat_map(|l| l.values()), &mut present);
-    let (lost, acked) = logs::lost_writes(&history, &present);
-    let checker_ms = check_started.elapsed().as_secs_f64() * 1e3;
-
-    let mut violations = Vec::new();
-    let mut involved = Vec::new();
-    for bad in lin.violations() {
-        violations.push(format!(
-            "not linearizable: key {:?}: {}",
-            bad.key,
-            bad.explain(&history)
-        ));
-        if let linear::KeyResult::NotLinearizable { prefix, stuck, .. } = &bad.result {
-            if involved.is_empty() {
-                involved.extend(prefix.iter().rev().take(6).rev());
-                involved.extend(stuck);
-            }
-        }
-    }
-    let inconclusive: Vec<&linear::KeyVerdict> = lin
-        .keys
-        .iter()
-        .filter(|k| k.result == linear::KeyResult::Inconclusive)
-        .collect();
-    for k in &inconclusive {
-        violations.push(format!(
-            "could not decide linearizability of key {:?} ({} operations) within {} search steps",
-            k.key, k.ops, k.steps
-        ));
-    }
-    for d in &disagreements {
-        violations.push(format!("agreement: nodes disagree on {d}"));
-    }
-    // Slots compacted everywhere before the collector read them leave the
-    // writes chosen there with no witness: then a missing write is
-    // unverified, said so loudly, not called lost (a known gap, README).
-    let unread = shared.skipped.load(std::sync::atomic::Ordering::Relaxed);
-    let (lost, unverified) = if unread > 0 {
-        (Vec::new(), lost)
-    } else {
-        (lost, Vec::new())
-    };
-    for &id in lost.iter().take(5) {
-        violations.push(format!(
-            "lost write: {} was acknowledged but is in no node's log after the full restart",
-            linear::describe(&history.ops[id])
-        ));
-        if involved.is_empty() {
-            involved.push(id);
-        }
-    }
-    if lost.len() > 5 {
-        violations.push(format!("... and {} more lost writes", lost.len() - 5));
-    }
-    let promise = shared
-        .promise_violations
-        .lock()
-        .expect("not poisoned")
-        .clone();
-    violations.extend(promise.iter().cloned());
-    let (ok, failed, unknown) = history.counts();
-    let verdict = Verdict {
-        linearizable: lin.is_linearizable(),
-        inconclusive: !inconclusive.is_empty(),
-        agreement: disagreements.is_empty(),
-        lost_writes: lost.len(),
-        acknowledged_writes: acked,
-        unread_slots: unread,
-        unverified_writes: unverified.len(),
-        promises_monotonic: promise.is_empty(),
-        faults: applied,
-        ops: OpCounts {
-            ok,
-            failed,
-            unknown,
-            total: history.ops.len(),
-        },
-        seed: o.seed,
-        broken: o.broken.map(|r| r.name().to_string()),
-        slots: longest.len() as u64,
-        checker_ms,
-        violations,
-        cluster: cluster.name.clone(),
-        nodes: ids.len(),
-        duration_s: o.duration.as_secs_f64(),
-        clients: o.clients,
-    };
-    Ok(ChaosRun {
-        verdict,
-        history,
-        schedule,
-        involved,
-        dir: dir.clone(),
     })
 }
 
-fn tick(bar: &indicatif::ProgressBar, shared: &Shared, faults: usize) {
-    bar.set_position(shared.started.elapsed().as_secs());
-    bar.set_message(format!(
-        "{} ops, {faults} fault events",
-        shared.ops.load(Ordering::Relaxed)
-    ));
-}
-
-/// How long a RESP client waits for a reply: past the node's own client
-/// timeout (5 s), so a reply that is coming is not given up on.
-const RESP_TIMEOUT: Duration = Duration::from_secs(6);
-
-/// A chaos client's way to the cluster.
-enum Kv {
-    /// synod's own client.
-    Native(Client),
-    /// RESP, to one node's Redis port at a time.
-    Resp(RespKv),
-}
-
-impl Kv {
-    /// Run `op`: its result, or whether it may have been applied.
-    fn execute(&mut self, op: &Op) -> Result<OpResult, bool> {
-        match self {
-            Kv::Native(c) => c.execute(op.clone()).map_err(|e| e.maybe_applied()),
-            Kv::Resp(r) => r.execute(op).map_err(|e| e.maybe_applied),
+/// Wait (at most 10 s) until every node knows the same slots chosen.
+fn converge(cluster: &Cluster) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = launcher::query_all(cluster, Duration::from_millis(300));
+        let chosen: BTreeSet<Slot> = st.values().map(|s| s.chosen).collect();
+        if (st.len() == cluster.nodes.len() && chosen.len() == 1) || Instant::now() >= deadline {
+            return;
         }
-    }
-
-    /// The (client, seq) the log holds for the last operation.
-    fn ids(&self) -> (u64, u64) {
-        match self {
-            Kv::Native(c) => (c.id(), c.seq()),
-            Kv::Resp(r) => (r.id(), r.seq()),
-        }
-    }
-}
-
-/// One client: operations until told to stop; returns what it did.
-fn client_loop(
-    i: usize,
-    mut c: Kv,
-    keys: &[String],
-    shared: &Shared,
-    seed: u64,
-    stop: &AtomicBool,
-) -> Vec<Operation> {
-    let mut rng = Rng::derive(seed, 10_000 + i as u64);
-    let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let mut ops = Vec::new();
-    while !stop.load(Ordering::SeqCst) {
-        let key = keys[rng.below(keys.len())].clone();
-        let unique = format!("c{i}.{}", ops.len() + 1);
-        let op = match rng.below(10) {
-            0..=3 => Op::Put { key, value: unique },
-            4..=6 => Op::Get { key },
-            _ => {
-                let expect = seen.get(&key).cloned().flatten();
-                Op::Cas {
-                    key,
-                    expect,
-                    new: unique,
-                }
-            }
-        };
-        let invoke = shared.micros();
-        let result = c.execute(&op);
-        let complete = shared.micros();
-        let (client, seq) = c.ids();
-        let status = match result {
-            Ok(r) => {
-                match (&op, &r) {
-                    (Op::Put { key, value }, _)
-                    | (
-                        Op::Cas {
-                            key, new: value, ..
-                        },
-                        OpResult::Swapped(true),
-                    ) => {
-                        seen.insert(key.clone(), Some(value.clone()));
-                    }
-                    (Op::Get { key }, OpResult::Value(v)) => {
-                        seen.insert(key.clone(), v.clone());
-                    }
-                    _ => {}
-                }
-                Status::Ok(r)
-            }
-            Err(true) => Status::Unknown,
-            Err(false) => Status::Failed,
-        };
-        let failed = !matches!(status, Status::Ok(_));
-        ops.push(Operation {
-            id: 0,
-            client,
-            seq,
-            op,
-            invoke,
-            complete: Some(complete),
-            status,
-        });
-        shared.ops.fetch_add(1, Ordering::Relaxed);
-        if failed {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    ops
-}
-
-fn poll_promises(cluster: &Cluster, shared: &Shared) {
-    let now = launcher::query_all(cluster, Duration::from_millis(150));
-    let mut last = shared.last_promised.lock().expect("not poisoned");
-    for (id, st) in now {
-        let before = last.get(&id).copied().unwrap_or(Ballot::ZERO);
-        if st.promised < before {
-            shared.promise_violations.lock().expect("not poisoned").push(format!(
-                "promise went down: node {id}'s acceptor had promised {before}, and after a restart only {} (at {:.1} s)",
-                st.promised,
-                shared.started.elapsed().as_secs_f64()
-            ));
-        }
-        last.insert(id, st.promised);
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -768,101 +773,4 @@ fn apply_end(
         }
     }
     None
-}
-
-/// What the log readers gathered above the collector's cursor, and the
-/// compaction point each node last reported.
-#[derive(Default)]
-struct Gathered {
-    pending: BTreeMap<Slot, Value>,
-    floors: BTreeMap<NodeId, Slot>,
-}
-
-/// One node's log reader: read node `id`'s chosen log from the collector's
-/// cursor on (every page), add it to what was gathered, and move the cursor.
-/// Each node has a reader of its own, so a paused node (whose answer never
-/// comes) slows no other: with one reader for all, every round waited out
-/// the paused node's timeout, and under load the others compacted past the
-/// cursor meanwhile (a 60-second run with `snapshot_every: 200` lost 15,708
-/// slots that way).
-fn read_log(cluster: &Cluster, shared: &Shared, id: NodeId) {
-    let Some(addr) = cluster.node(id).map(|n| n.addr) else {
-        return;
-    };
-    let from = shared.chosen.lock().expect("not poisoned").1;
-    let mut next = from;
-    let mut read = Vec::new();
-    let mut floor = None;
-    loop {
-        let req = Request::Log {
-            from: next,
-            limit: 4096,
-        };
-        match client::query(addr, cluster, &req, Duration::from_millis(500)) {
-            Ok(Response::Log {
-                entries, floor: f, ..
-            }) => {
-                floor = Some(f);
-                let Some(&(last, _)) = entries.last() else {
-                    break;
-                };
-                next = last + 1;
-                read.extend(entries);
-            }
-            _ => break,
-        }
-    }
-    {
-        let mut g = shared.gathered.lock().expect("not poisoned");
-        g.pending.extend(read);
-        if let Some(f) = floor {
-            g.floors.insert(id, f);
-        }
-    }
-    advance_cursor(cluster, shared);
-}
-
-/// Note the commands of every slot gathered from the cursor on, up to the
-/// first slot no reader has. A slot no node holds any more (every node has
-/// reported a compaction point above it, and compaction points never move
-/// back) is skipped and counted: acknowledged writes that may lie there are
-/// then reported as unverified, not lost. A slot below every answering
-/// node's floor while some node has not answered yet is waited for: a node
-/// that is down or paused may still hold it.
-fn advance_cursor(cluster: &Cluster, shared: &Shared) {
-    let mut chosen = shared.chosen.lock().expect("not poisoned");
-    let mut g = shared.gathered.lock().expect("not poisoned");
-    let mut next = chosen.1;
-    if !g.pending.contains_key(&next) && g.floors.len() == cluster.nodes.len() {
-        let floor = g.floors.values().min().copied().unwrap_or(0);
-        if floor > next {
-            tracing::debug!("collector: slots {next}..{floor} were compacted on every node");
-            shared
-                .skipped
-                .fetch_add(floor - next, std::sync::atomic::Ordering::Relaxed);
-            next = floor;
-        }
-    }
-    let mut values = Vec::new();
-    while let Some(v) = g.pending.remove(&next) {
-        values.push(v);
-        next += 1;
-    }
-    g.pending = g.pending.split_off(&next);
-    logs::note_commands(values.iter(), &mut chosen.0);
-    chosen.1 = next;
-}
-
-/// Every node's chosen log, once they have converged (or after 10 s).
-fn fetch_logs(cluster: &Cluster) -> BTreeMap<NodeId, BTreeMap<Slot, Value>> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let st = launcher::query_all(cluster, Duration::from_millis(300));
-        let chosen: BTreeSet<Slot> = st.values().map(|s| s.chosen).collect();
-        if (st.len() == cluster.nodes.len() && chosen.len() == 1) || Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    client::fetch_logs(cluster, 0, 4096, true, Duration::from_secs(5))
 }

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{ChaosRun, FaultEvent};
-use crate::check::history::{History, Status};
+use std::collections::BTreeMap;
+
+use crate::check::history::{History, Operation, Status};
 use crate::check::linear::describe;
 use crate::stats::Latencies;
 use plotters::coord::types::RangedCoordf64;
@@ -54,6 +56,77 @@ pub fn per_second(history: &History, seconds: usize) -> Vec<Second> {
         .collect()
 }
 
+/// The per-second series and the overall latency, built one operation at a
+/// time (a long run's history is never held whole). Operations complete
+/// roughly in order, so a second is closed, its percentiles taken and its
+/// samples dropped, once operations three seconds later arrive.
+#[derive(Clone, Debug, Default)]
+pub struct SeriesBuilder {
+    closed: Vec<Second>,
+    open: BTreeMap<usize, (usize, Latencies)>,
+    all: Latencies,
+}
+
+impl SeriesBuilder {
+    /// Count a completed operation.
+    pub fn add(&mut self, op: &Operation) {
+        let Some(done) = op.complete else { return };
+        let s = (done / 1_000_000) as usize;
+        let ok = matches!(op.status, Status::Ok(_));
+        let latency = done.saturating_sub(op.invoke);
+        if ok {
+            self.all.record_us(latency);
+        }
+        if s < self.closed.len() {
+            // Late for its second: counted, its latency not.
+            self.closed[s].done += 1;
+            self.closed[s].ok += usize::from(ok);
+            return;
+        }
+        let (n, lat) = self.open.entry(s).or_default();
+        *n += 1;
+        if ok {
+            lat.record_us(latency);
+        }
+        while let Some((&first, _)) = self.open.first_key_value() {
+            if first + 3 > s {
+                break;
+            }
+            self.close_first();
+        }
+    }
+
+    fn close_first(&mut self) {
+        let Some((s, (n, lat))) = self.open.pop_first() else {
+            return;
+        };
+        while self.closed.len() < s {
+            self.closed.push(Second::default());
+        }
+        self.closed.push(Second {
+            done: n,
+            ok: lat.len() as usize,
+            p50: lat.ms(0.5),
+            p99: lat.ms(0.99),
+        });
+    }
+
+    /// The series of the first `seconds` seconds.
+    pub fn seconds(&self, seconds: usize) -> Vec<Second> {
+        let mut me = self.clone();
+        while !me.open.is_empty() {
+            me.close_first();
+        }
+        me.closed.resize(seconds.max(1), Second::default());
+        me.closed
+    }
+
+    /// Latencies of every acknowledged operation.
+    pub fn latencies(&self) -> &Latencies {
+        &self.all
+    }
+}
+
 /// Values in 0..=1 as a sparkline.
 pub fn sparkline(values: &[f64]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -97,7 +170,7 @@ pub fn text(run: &ChaosRun) -> String {
         );
     }
     let secs = v.duration_s.ceil() as usize;
-    let series = per_second(&run.history, secs);
+    let series = run.series.seconds(secs);
     let avail: Vec<f64> = series
         .iter()
         .map(|s| {
@@ -108,12 +181,7 @@ pub fn text(run: &ChaosRun) -> String {
             }
         })
         .collect();
-    let mut lat = Latencies::new();
-    for o in &run.history.ops {
-        if let (Status::Ok(_), Some(c)) = (&o.status, o.complete) {
-            lat.record_us(c - o.invoke);
-        }
-    }
+    let lat = run.series.latencies();
     let _ = writeln!(
         s,
         "\noperations: {} ok, {} failed, {} unknown ({} in all; {} acknowledged writes)",
@@ -143,34 +211,52 @@ pub fn text(run: &ChaosRun) -> String {
     }
     let _ = writeln!(
         s,
-        "checked in {:.0} ms: linearizable {}, logs agree on {} slots: {}, lost writes {} of {}, promises monotonic: {}",
-        v.checker_ms,
+        "checks: {} keys of at most {} operations: linearizable {}; {} slots compared across nodes: agree {}; {} state digests compared; acknowledged writes: {} found, {} lost, {} unverified of {}; promises monotonic: {}",
+        v.keys_checked,
+        v.key_ops,
         if v.inconclusive { "UNDECIDED".to_string() } else { yes(v.linearizable) },
-        v.slots,
+        v.slots_compared,
         yes(v.agreement),
+        v.digests_compared,
+        v.writes.found,
         v.lost_writes,
+        v.unverified_writes,
         v.acknowledged_writes,
         yes(v.promises_monotonic)
     );
-    if v.unread_slots > 0 {
-        let _ = writeln!(
-            s,
-            "{} slots were compacted on every node before the collector read them: {} acknowledged writes in no log are UNVERIFIED (they may lie in those slots), not counted as lost",
-            v.unread_slots,
-            v.unverified_writes
-        );
-    }
-    if v.is_clean() {
-        let _ = writeln!(s, "\nverdict: OK");
-    } else {
-        let _ = writeln!(s, "\nverdict: {} VIOLATION(S)", v.violations.len());
-        for line in v.violations.iter().take(6) {
-            let _ = writeln!(s, "  {line}");
+    let _ = writeln!(
+        s,
+        "verdict {:.1} s after the workload ended (full restart, final reads, last checks {:.0} ms); controller peak memory {:.0} MB",
+        v.verdict_after_ms / 1e3,
+        v.checker_ms,
+        v.controller_peak_mb
+    );
+    match v.outcome {
+        super::Outcome::Ok => {
+            let _ = writeln!(s, "\nverdict: OK");
         }
-        if !run.involved.is_empty() {
-            let _ = writeln!(s, "operations involved:");
-            for &id in run.involved.iter().take(10) {
-                let _ = writeln!(s, "  {}", describe(&run.history.ops[id]));
+        super::Outcome::Inconclusive => {
+            let _ = writeln!(
+                s,
+                "\nverdict: INCONCLUSIVE (nothing was found, but not everything could be checked)"
+            );
+            for line in v.undecided.iter().take(6) {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        super::Outcome::Violation => {
+            let _ = writeln!(s, "\nverdict: {} VIOLATION(S)", v.violations.len());
+            for line in v.violations.iter().take(6) {
+                let _ = writeln!(s, "  {line}");
+            }
+            for line in v.undecided.iter().take(3) {
+                let _ = writeln!(s, "  (also undecided: {line})");
+            }
+            if !run.involved.is_empty() {
+                let _ = writeln!(s, "operations involved:");
+                for op in run.involved.iter().take(10) {
+                    let _ = writeln!(s, "  {}", describe(op));
+                }
             }
         }
     }
@@ -181,16 +267,11 @@ fn yes(b: bool) -> String {
     if b { "yes" } else { "NO" }.to_string()
 }
 
-/// Write `history.jsonl`, `faults.jsonl`, `verdict.json`, `involved.json`
-/// (the ids of the operations in the first violation) and `report.html`.
+/// Write `faults.jsonl`, `verdict.json`, `involved.json` (the ids of the
+/// operations in the first violation) and `report.html` beside the
+/// `history.jsonl` the run wrote as it went.
 pub fn write(run: &ChaosRun, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut h = String::new();
-    for op in &run.history.ops {
-        h.push_str(&serde_json::to_string(op).expect("ops serialise"));
-        h.push('\n');
-    }
-    std::fs::write(dir.join("history.jsonl"), h)?;
     let mut f = String::new();
     for e in &run.verdict.faults {
         f.push_str(&serde_json::to_string(e).expect("events serialise"));
@@ -203,7 +284,8 @@ pub fn write(run: &ChaosRun, dir: &Path) -> std::io::Result<()> {
     )?;
     std::fs::write(
         dir.join("involved.json"),
-        serde_json::to_string(&run.involved).expect("ids serialise"),
+        serde_json::to_string(&run.involved.iter().map(|o| o.id).collect::<Vec<_>>())
+            .expect("ids serialise"),
     )?;
     std::fs::write(dir.join("report.html"), html(run))?;
     Ok(())
@@ -307,7 +389,7 @@ fn shade(
 fn charts(run: &ChaosRun) -> Result<[String; 3], String> {
     let v = &run.verdict;
     let secs = v.duration_s.ceil().max(1.0);
-    let series = per_second(&run.history, secs as usize);
+    let series = run.series.seconds(secs as usize);
     let spans = fault_spans(v);
     let timeline = chart(secs, LANES.len() as f64, "fault", 170, |c| {
         c.draw_series(spans.iter().map(|(lane, a, b, _)| {
@@ -398,16 +480,15 @@ pub fn html(run: &ChaosRun) -> String {
     for line in &v.violations {
         let _ = write!(violations, "<li>{}</li>", esc(line));
     }
+    for line in &v.undecided {
+        let _ = write!(violations, "<li>undecided: {}</li>", esc(line));
+    }
     if violations.is_empty() {
         violations.push_str("<li>none: every check passed</li>");
     }
     let mut involved = String::new();
-    for &id in &run.involved {
-        let _ = write!(
-            involved,
-            "<li><code>{}</code></li>",
-            esc(&describe(&run.history.ops[id]))
-        );
+    for op in &run.involved {
+        let _ = write!(involved, "<li><code>{}</code></li>", esc(&describe(op)));
     }
     format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>synod chaos, seed {seed}</title>
@@ -424,7 +505,11 @@ Linearizable: {lin}. Logs agree on {slots} slots: {agree}. Promises monotonic: {
 "#,
         seed = v.seed,
         cls = if v.is_clean() { "ok" } else { "bad" },
-        word = if v.is_clean() { "OK" } else { "VIOLATION" },
+        word = match v.outcome {
+            super::Outcome::Ok => "OK",
+            super::Outcome::Violation => "VIOLATION",
+            super::Outcome::Inconclusive => "INCONCLUSIVE",
+        },
         cluster = esc(&v.cluster),
         nodes = v.nodes,
         dur = v.duration_s,

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::{base, ClusterArg, Exit};
 use crate::chaos::schedule::{self, Kind};
+use crate::chaos::Outcome;
 use crate::cluster::rundir::RunDir;
 use crate::cluster::Cluster;
 use crate::paxos::Rule;
@@ -31,13 +32,18 @@ pub struct ChaosArgs {
     /// Concurrent clients
     #[arg(long, default_value_t = 4, value_name = "C", value_parser = clap::value_parser!(u64).range(1..=256))]
     clients: u64,
-    /// Keys the clients work on
+    /// Keys the clients work on at a time
     #[arg(long, default_value_t = 5, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     keys: u64,
+    /// Operations a key lives for; then the clients move on to a fresh key,
+    /// and the retired key's history is checked and dropped
+    #[arg(long, default_value_t = crate::chaos::KEY_OPS, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    key_ops: u64,
     /// Run the nodes with one Paxos rule or guard off: persist, promise, p2c, round, members, confirm, fresh, chunks, prevote, intersection
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
-    /// Write history.jsonl, faults.jsonl, verdict.json and report.html here
+    /// Write history.jsonl (as the run goes), faults.jsonl, verdict.json,
+    /// involved.json and report.html here
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Let more than a minority of nodes be down or paused at once
@@ -50,6 +56,13 @@ pub struct ChaosArgs {
     /// (the nodes' RESP ports; a cluster this run brings up gets them)
     #[arg(long, default_value = "native", value_name = "KIND", value_parser = ["native", "redis"])]
     client: String,
+    /// Record every observation the checkers get (JSON lines), to judge the
+    /// run again; for synod's own tests
+    #[arg(long, value_name = "FILE", hide = true)]
+    evidence: Option<PathBuf>,
+    /// Search steps the linearizability checker may spend per key
+    #[arg(long, value_name = "N", default_value_t = crate::chaos::CHECK_BUDGET, hide = true)]
+    check_budget: u64,
 }
 
 pub fn run(a: ChaosArgs) -> Result<(), Exit> {
@@ -86,10 +99,14 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
         kinds: a.faults,
         clients: a.clients as usize,
         keys: a.keys as usize,
+        key_ops: a.key_ops,
         broken: a.broken,
         allow_majority_loss: a.allow_majority_loss,
         progress: std::io::stderr().is_terminal(),
         resp: a.client == "redis",
+        out: a.out.clone(),
+        evidence: a.evidence,
+        budget: a.check_budget,
     };
     crate::signals::catch();
     let run = crate::chaos::run(&base(), &opts)?;
@@ -102,8 +119,13 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
             out.display()
         );
     }
-    match run.verdict.violations.first() {
-        None => Ok(()),
-        Some(first) => Err(Exit::failed(first.clone())),
+    let v = &run.verdict;
+    match v.outcome {
+        Outcome::Ok => Ok(()),
+        Outcome::Violation => Err(Exit::failed(v.violations[0].clone())),
+        Outcome::Inconclusive => Err(Exit {
+            code: 3,
+            message: format!("inconclusive: {}", v.undecided[0]),
+        }),
     }
 }

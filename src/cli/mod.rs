@@ -2,7 +2,8 @@
 //! and a `run` that calls the library (the shape of cargo's `commands/`).
 //!
 //! Exit codes everywhere: 0 done; 1 the operation failed (no quorum, timed out, a
-//! checker found a violation); 2 bad usage or bad input.
+//! checker found a violation); 2 bad usage or bad input; 3 a checker could not
+//! decide (`chaos`, `check`, `sim`: inconclusive, never called OK).
 
 mod bench;
 mod chaos;
@@ -94,7 +95,7 @@ pub struct ClusterArg {
 /// An error for the user: what went wrong, and the exit code it maps to.
 #[derive(Debug)]
 pub struct Exit {
-    /// 1: the operation failed; 2: bad usage or input.
+    /// 1: the operation failed; 2: bad usage or input; 3: undecided.
     pub code: u8,
     /// One or two lines.
     pub message: String,

@@ -127,19 +127,42 @@ pub fn run(a: SimArgs) -> Result<(), Exit> {
         );
         return if report.is_clean() {
             Ok(())
+        } else if report.is_undecided() {
+            Err(Exit {
+                code: 3,
+                message: "inconclusive: a check could not be decided within its budget".into(),
+            })
         } else {
             Err(Exit::failed("the simulated history violated an invariant"))
         };
     }
     let sweep = sim::sweep(a.seed, a.seeds, make, |seed, report| {
-        if let Some(v) = report.violations.first() {
+        if let Some(v) = report
+            .violations
+            .first()
+            .map(|v| v.to_string())
+            .or_else(|| {
+                report
+                    .undecided
+                    .first()
+                    .map(|u| format!("INCONCLUSIVE: {u}"))
+            })
+        {
             println!("seed {seed}: {v}");
             println!("  replay: {}", report.config.replay_command());
         }
     });
     println!("{}", sweep.summary());
-    if sweep.failing.is_empty() {
+    if sweep.failing.is_empty() && sweep.undecided.is_empty() {
         Ok(())
+    } else if sweep.failing.is_empty() {
+        Err(Exit {
+            code: 3,
+            message: format!(
+                "{} seed(s) undecided: a check ran out of its budget",
+                sweep.undecided.len()
+            ),
+        })
     } else {
         Err(Exit::failed(format!(
             "{} seed(s) violated an invariant",

@@ -390,12 +390,20 @@ pub struct Report {
     pub trace: Vec<String>,
     /// Every time a node became leader: (virtual ms, node, ballot).
     pub leaders: Vec<(u64, NodeId, Ballot)>,
+    /// What the checkers could not decide (a key whose linearizability
+    /// search ran out of budget): such a run is not clean, nor violated.
+    pub undecided: Vec<String>,
 }
 
 impl Report {
-    /// True when no invariant was violated.
+    /// True when no invariant was violated and every check was decided.
     pub fn is_clean(&self) -> bool {
-        self.violations.is_empty()
+        self.violations.is_empty() && self.undecided.is_empty()
+    }
+
+    /// True when nothing was violated but some check was not decided.
+    pub fn is_undecided(&self) -> bool {
+        self.violations.is_empty() && !self.undecided.is_empty()
     }
 
     /// The first safety violation, if any.
@@ -450,8 +458,17 @@ impl Report {
                 }
             }
         }
-        if self.violations.is_empty() {
+        if self.is_clean() {
             let _ = writeln!(s, "verdict: ok (every invariant held after every step)");
+        } else if self.is_undecided() {
+            let _ = writeln!(
+                s,
+                "verdict: INCONCLUSIVE (no invariant was violated, but a check could not be decided)"
+            );
+            for u in self.undecided.iter().take(5) {
+                let _ = writeln!(s, "  {u}");
+            }
+            let _ = writeln!(s, "replay: {}", self.config.replay_command());
         } else {
             let _ = writeln!(s, "verdict: {} violation(s)", self.violations.len());
             for v in self.violations.iter().take(5) {
@@ -487,6 +504,8 @@ pub struct Sweep {
     pub seeds: u64,
     /// The seeds that violated an invariant.
     pub failing: Vec<u64>,
+    /// The seeds where nothing was violated but a check was undecided.
+    pub undecided: Vec<u64>,
     /// Client commands committed over all seeds.
     pub committed: u64,
     /// Wall time, seconds.
@@ -497,12 +516,13 @@ impl Sweep {
     /// One line: seeds, clean, failing, commands, wall time.
     pub fn summary(&self) -> String {
         format!(
-            "{} seeds ({}..{}), {} clean, {} with violations; {} commands committed; wall time {:.2} s",
+            "{} seeds ({}..{}), {} clean, {} with violations, {} undecided; {} commands committed; wall time {:.2} s",
             self.seeds,
             self.first,
             self.first + self.seeds - 1,
-            self.seeds as usize - self.failing.len(),
+            self.seeds as usize - self.failing.len() - self.undecided.len(),
             self.failing.len(),
+            self.undecided.len(),
             self.committed,
             self.wall_s
         )
@@ -526,7 +546,9 @@ pub fn sweep(
     for seed in first..first.saturating_add(count) {
         let report = run(&make(seed));
         s.committed += report.stats.commands_committed;
-        if !report.is_clean() {
+        if report.is_undecided() {
+            s.undecided.push(seed);
+        } else if !report.is_clean() {
             s.failing.push(seed);
         }
         each(seed, &report);

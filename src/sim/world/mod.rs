@@ -151,6 +151,7 @@ struct World {
     digests: BTreeMap<u64, (u64, NodeId)>,
     applied: BTreeMap<NodeId, BTreeSet<(u64, u64)>>,
     violations: Vec<Violation>,
+    undecided: Vec<String>,
     clients: BTreeMap<u64, Client>,
     next_probe: u64,
     scripted: u64,
@@ -186,6 +187,7 @@ impl World {
             digests: BTreeMap::new(),
             applied: BTreeMap::new(),
             violations: Vec::new(),
+            undecided: Vec::new(),
             clients: BTreeMap::new(),
             next_probe: 1,
             scripted: 0,
@@ -467,6 +469,16 @@ impl World {
                     detail: bad.explain(&self.history),
                 });
             }
+            for k in verdict
+                .keys
+                .iter()
+                .filter(|k| k.result == linear::KeyResult::Inconclusive)
+            {
+                self.undecided.push(format!(
+                    "could not decide linearizability of key {:?} ({} operations) within {} search steps",
+                    k.key, k.ops, k.steps
+                ));
+            }
         }
         Report {
             chosen: self.ghost.chosen().clone(),
@@ -476,6 +488,7 @@ impl World {
                 .then_some(self.history),
             trace: self.trace,
             leaders: self.leaders,
+            undecided: self.undecided,
             config: self.cfg,
         }
     }

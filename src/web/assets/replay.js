@@ -36,16 +36,24 @@ async function load() {
   st.spans = spans(run.faults, run.duration_ms);
   const v = run.verdict;
   const bad = (v.violations || []).length > 0;
+  const undecided = v.undecided || [];
   $("#run").textContent = `— ${run.dir}, seed ${v.seed}, ${(run.duration_ms / 1000).toFixed(0)} s, ${run.ops} operations`;
   const vd = $("#verdict");
-  vd.dataset.ok = String(!bad);
+  vd.dataset.ok = String(!bad && undecided.length === 0);
+  vd.dataset.outcome = v.outcome || (bad ? "VIOLATION" : "OK");
   vd.textContent = bad ? `VIOLATION (${v.violations.length})` :
+    undecided.length ? `INCONCLUSIVE: nothing was found, but ${undecided.length} check(s) could not be decided` :
     `verdict OK: linearizable, logs agree, ${v.lost_writes} of ${v.acknowledged_writes} acknowledged writes lost`;
   const list = $("#violations");
   list.textContent = "";
-  if (!bad) {
+  if (!bad && undecided.length === 0) {
     const li = document.createElement("li");
     li.textContent = "none: every check passed";
+    list.appendChild(li);
+  }
+  for (const text of undecided) {
+    const li = document.createElement("li");
+    li.textContent = "undecided: " + text;
     list.appendChild(li);
   }
   for (const text of v.violations || []) {
