@@ -306,6 +306,8 @@ mod planted {
                 },
                 applied: 0,
                 digest: 0,
+                conflicts: 0,
+                first_conflicts: vec![],
             },
         );
         let f = judged(cfg, events);
@@ -450,6 +452,20 @@ fn without_persist_the_full_restart_loses_acknowledged_writes() {
 #[test]
 fn without_p2c_a_new_leader_overwrites_chosen_values() {
     caught("p2c", 12, 5);
+}
+
+/// The random schedule almost never lets two leaders propose in one slot
+/// (pre-vote and check-quorum keep a second leader from rising beside the
+/// first); `--break promise` gets the schedule that does: the leader's
+/// Accepts held back across a pause past an election. The old ballot's
+/// Accepts then win a majority in slots the new leader already chose, and
+/// the old leader's learner reports the slot chosen twice.
+#[test]
+fn without_promise_a_stale_leaders_accepts_choose_a_second_value() {
+    let (_env, out) = caught("promise", 8, 3);
+    let verdict = std::fs::read_to_string(out.join("verdict.json")).unwrap();
+    assert!(verdict.contains("chosen twice"), "{verdict}");
+    assert!(verdict.contains("stale leader"), "{verdict}");
 }
 
 #[test]

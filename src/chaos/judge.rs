@@ -83,6 +83,12 @@ pub enum Event {
         applied: Slot,
         /// The digest of what it applied below `applied`.
         digest: u64,
+        /// Slots its learner saw chosen with two values: how many.
+        #[serde(default)]
+        conflicts: u64,
+        /// The first of them: (slot, the value kept, the other).
+        #[serde(default)]
+        first_conflicts: Vec<(Slot, String, String)>,
     },
 }
 
@@ -278,6 +284,7 @@ pub struct Judge {
     digests: BTreeMap<Slot, (u64, NodeId)>,
     digests_compared: u64,
     promised: BTreeMap<NodeId, (Ballot, u64)>,
+    conflicts_seen: BTreeMap<NodeId, u64>,
     series: SeriesBuilder,
     counts: (usize, usize, usize),
     violations: Vec<String>,
@@ -316,6 +323,7 @@ impl Judge {
             digests: BTreeMap::new(),
             digests_compared: 0,
             promised: BTreeMap::new(),
+            conflicts_seen: BTreeMap::new(),
             series: SeriesBuilder::default(),
             counts: (0, 0, 0),
             violations: Vec::new(),
@@ -349,7 +357,12 @@ impl Judge {
                 promised,
                 applied,
                 digest,
-            } => self.status(node, at, promised, applied, digest),
+                conflicts,
+                first_conflicts,
+            } => {
+                self.learner_conflicts(node, at, conflicts, &first_conflicts);
+                self.status(node, at, promised, applied, digest)
+            }
         }
         self.collect_checks(false);
     }
@@ -553,6 +566,39 @@ impl Judge {
             self.unread.push((gap_from, low, at));
         }
         self.settled = low;
+    }
+
+    /// A learner that saw one slot chosen with two values: agreement is
+    /// broken, whatever the logs say (a learner keeps the first value).
+    fn learner_conflicts(
+        &mut self,
+        node: NodeId,
+        at: u64,
+        count: u64,
+        first: &[(Slot, String, String)],
+    ) {
+        let before = self.conflicts_seen.get(&node).copied().unwrap_or(0);
+        if count <= before {
+            return;
+        }
+        self.conflicts_seen.insert(node, count);
+        self.disagreements += count - before;
+        let shown = first.iter().skip(before as usize).take(LISTED);
+        let mut any = false;
+        for (slot, kept, other) in shown {
+            any = true;
+            self.violations.push(format!(
+                "agreement: node {node}'s learner saw slot {slot} chosen twice: {kept}, then {other} ({:.1} s)",
+                at as f64 / 1e6
+            ));
+        }
+        if !any {
+            self.violations.push(format!(
+                "agreement: node {node}'s learner saw {} more slots chosen twice ({:.1} s)",
+                count - before,
+                at as f64 / 1e6
+            ));
+        }
     }
 
     fn status(&mut self, node: NodeId, at: u64, promised: Ballot, applied: Slot, digest: u64) {
@@ -990,6 +1036,8 @@ mod tests {
             promised,
             applied,
             digest,
+            conflicts: 0,
+            first_conflicts: vec![],
         };
         let mut e = clean();
         e.push(status(1, b(5), 2, 77));

@@ -441,7 +441,14 @@ fn first_slot(cluster: &Cluster) -> Slot {
 fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun, ChaosError> {
     let ids = cluster.ids();
     let duration_ms = o.duration.as_millis() as u64;
-    let schedule = schedule::build(o.seed, &ids, duration_ms, &o.kinds, o.allow_majority_loss);
+    let schedule = schedule::build(
+        o.seed,
+        &ids,
+        duration_ms,
+        &o.kinds,
+        o.allow_majority_loss,
+        o.broken,
+    );
     // Start from a clean network.
     launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
     let start = first_slot(cluster);
@@ -612,7 +619,12 @@ fn apply_schedule(
             restart_ms = apply_end(dir, cluster, &ep.fault, &nodes, &mut busy);
             nodes
         };
-        if start && nodes.is_empty() && matches!(ep.fault, Fault::Kill { .. } | Fault::Pause { .. })
+        if start
+            && nodes.is_empty()
+            && matches!(
+                ep.fault,
+                Fault::Kill { .. } | Fault::Pause { .. } | Fault::StaleLeader { .. }
+            )
         {
             continue; // its target was already down: skipped
         }
@@ -717,6 +729,17 @@ fn apply_start(
                 .map(|(n, _)| *n)
                 .collect()
         }
+        Fault::StaleLeader { delay_ms } => {
+            let Some(id) = resolve(cluster, Target::Leader, busy) else {
+                return Vec::new();
+            };
+            busy.insert(id);
+            let _ = launcher::change_faults(dir, &[id], |_, f| f.delay_ms = (*delay_ms, *delay_ms));
+            // Long enough for Accepts of fresh commands to be held back.
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = launcher::pause(dir, id, true);
+            vec![id]
+        }
         Fault::Net {
             loss_ppm,
             dup_ppm,
@@ -763,6 +786,17 @@ fn apply_end(
         }
         Fault::Partition { .. } => {
             let _ = launcher::change_faults(dir, &ids, |_, f| f.blocked.clear());
+        }
+        Fault::StaleLeader { delay_ms } => {
+            for &id in nodes {
+                let _ = launcher::pause(dir, id, false);
+            }
+            // Let what it held back go out, then let its messages flow.
+            std::thread::sleep(Duration::from_millis(delay_ms + 100));
+            let _ = launcher::change_faults(dir, nodes, |_, f| f.delay_ms = (0, 0));
+            for &id in nodes {
+                busy.remove(&id);
+            }
         }
         Fault::Net { .. } => {
             let _ = launcher::change_faults(dir, &ids, |_, f| {

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::paxos::quorum::tolerates;
-use crate::paxos::NodeId;
+use crate::paxos::{NodeId, Rule};
 use crate::rng::Rng;
 
 /// A fault kind `--faults` can name.
@@ -235,6 +235,12 @@ pub enum Fault {
         dup_ppm: u32,
         delay_ms: (u64, u64),
     },
+    /// Hold back everything the leader sends by `delay_ms`, then SIGSTOP it
+    /// with its Accepts still held back, past an election; at the end,
+    /// SIGCONT it, so the Accepts of its old ballot land after a newer
+    /// leader chose other values in their slots (what `--break promise`
+    /// needs to show itself).
+    StaleLeader { delay_ms: u64 },
 }
 
 impl fmt::Display for Fault {
@@ -260,6 +266,10 @@ impl fmt::Display for Fault {
                 }
                 write!(f, "messages: {}", parts.join(", "))
             }
+            Fault::StaleLeader { delay_ms } => write!(
+                f,
+                "stale leader: hold back the leader's messages {delay_ms} ms, pause it past an election, resume it"
+            ),
         }
     }
 }
@@ -275,13 +285,42 @@ pub struct Episode {
     pub fault: Fault,
 }
 
-/// Build the schedule for a run of `duration_ms` on nodes `ids`.
+/// The schedule that exposes `rule` broken on real processes, where the
+/// random one rarely does: it replaces the node track. `None`: the random
+/// schedule exposes it, or nothing on real processes can (README,
+/// "Breaking the rules").
+fn exposing(rule: Option<Rule>, seed: u64, start: u64, end: u64) -> Option<Vec<Episode>> {
+    let mut rng = Rng::derive(seed, 3);
+    let mut episodes = Vec::new();
+    let mut t = start;
+    match rule? {
+        // Two leaders' proposals in the same slots: the old one's Accepts,
+        // held back across a pause, land after the new one chose.
+        Rule::Promise => {
+            while t < end {
+                let stop = (t + rng.range(1_200, 2_000)).min(end);
+                episodes.push(Episode {
+                    start_ms: t,
+                    end_ms: stop,
+                    fault: Fault::StaleLeader { delay_ms: 300 },
+                });
+                t = stop + rng.range(1_000, 2_000);
+            }
+        }
+        _ => return None,
+    }
+    Some(episodes)
+}
+
+/// Build the schedule for a run of `duration_ms` on nodes `ids`; with a rule
+/// broken, the node track is the one that exposes it, if it has one.
 pub fn build(
     seed: u64,
     ids: &[NodeId],
     duration_ms: u64,
     kinds: &BTreeSet<Kind>,
     allow_majority_loss: bool,
+    broken: Option<Rule>,
 ) -> Vec<Episode> {
     let mut episodes = Vec::new();
     let n = ids.len();
@@ -294,7 +333,10 @@ pub fn build(
         .into_iter()
         .filter(|k| kinds.contains(k))
         .collect();
-    if !node_kinds.is_empty() && budget > 0 {
+    let targeted = exposing(broken, seed, start, end);
+    let node_track = targeted.is_none();
+    episodes.extend(targeted.unwrap_or_default());
+    if node_track && !node_kinds.is_empty() && budget > 0 {
         let mut rng = Rng::derive(seed, 1);
         let mut t = start;
         let mut busy: Vec<(u64, Option<NodeId>)> = Vec::new(); // (until, node; None = the leader)
@@ -427,12 +469,12 @@ mod tests {
     fn same_seed_same_schedule() {
         let ids = [1, 2, 3, 4, 5];
         assert_eq!(
-            build(7, &ids, 60_000, &all(), false),
-            build(7, &ids, 60_000, &all(), false)
+            build(7, &ids, 60_000, &all(), false, None),
+            build(7, &ids, 60_000, &all(), false, None)
         );
         assert_ne!(
-            build(7, &ids, 60_000, &all(), false),
-            build(8, &ids, 60_000, &all(), false)
+            build(7, &ids, 60_000, &all(), false, None),
+            build(8, &ids, 60_000, &all(), false, None)
         );
     }
 
@@ -440,7 +482,7 @@ mod tests {
     fn a_majority_stays_up_unless_allowed() {
         let ids = [1, 2, 3, 4, 5];
         for seed in 0..50 {
-            let s = build(seed, &ids, 60_000, &all(), false);
+            let s = build(seed, &ids, 60_000, &all(), false, None);
             for t in (0..60_000).step_by(50) {
                 let down = s
                     .iter()
@@ -451,7 +493,7 @@ mod tests {
             }
         }
         let many = (0..50).any(|seed| {
-            let s = build(seed, &ids, 60_000, &[Kind::Kill].into(), true);
+            let s = build(seed, &ids, 60_000, &[Kind::Kill].into(), true, None);
             (0..60_000)
                 .step_by(50)
                 .any(|t| s.iter().filter(|e| e.start_ms <= t && t < e.end_ms).count() > 2)
@@ -464,10 +506,10 @@ mod tests {
 
     #[test]
     fn only_the_kinds_asked_for() {
-        let s = build(3, &[1, 2, 3], 30_000, &[Kind::Pause].into(), false);
+        let s = build(3, &[1, 2, 3], 30_000, &[Kind::Pause].into(), false, None);
         assert!(!s.is_empty());
         assert!(s.iter().all(|e| matches!(e.fault, Fault::Pause { .. })));
-        let s = build(3, &[1, 2, 3], 30_000, &[Kind::Dup].into(), false);
+        let s = build(3, &[1, 2, 3], 30_000, &[Kind::Dup].into(), false, None);
         assert!(s.iter().all(|e| matches!(
             e.fault,
             Fault::Net {
@@ -476,6 +518,24 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    #[test]
+    fn a_broken_promise_gets_stale_leaders_instead_of_the_node_track() {
+        let s = build(4, &[1, 2, 3], 30_000, &all(), false, Some(Rule::Promise));
+        let stale = s
+            .iter()
+            .filter(|e| matches!(e.fault, Fault::StaleLeader { .. }))
+            .count();
+        assert!(stale >= 6, "{s:?}");
+        assert!(!s
+            .iter()
+            .any(|e| matches!(e.fault, Fault::Kill { .. } | Fault::Pause { .. })));
+        // Rules the random schedule exposes keep it.
+        assert_eq!(
+            build(4, &[1, 2, 3], 30_000, &all(), false, Some(Rule::Persist)),
+            build(4, &[1, 2, 3], 30_000, &all(), false, None)
+        );
     }
 
     #[test]

@@ -303,6 +303,8 @@ pub fn poll_status(cluster: &Cluster, tap: &Tap) {
             promised: st.promised,
             applied: st.applied,
             digest: st.digest,
+            conflicts: st.conflicts,
+            first_conflicts: st.first_conflicts,
         });
     }
 }

@@ -80,6 +80,7 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
             a.duration.as_millis() as u64,
             &a.faults,
             a.allow_majority_loss,
+            a.broken,
         );
         for e in plan {
             println!(

@@ -96,6 +96,13 @@ pub struct NodeRow {
     pub client_p50_ms: Option<f64>,
     /// Their 99th percentile, ms.
     pub client_p99_ms: Option<f64>,
+    /// Slots its learner saw chosen with two different values (only with a
+    /// rule broken), and the first few as (slot, kept, other).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<u64>,
+    /// The first conflicts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub first_conflicts: Vec<(u64, String, String)>,
     /// Message faults in force.
     #[serde(skip)]
     pub faults: String,
@@ -282,7 +289,7 @@ pub fn query_all(cluster: &Cluster, timeout: Duration) -> BTreeMap<NodeId, NodeS
             .map(|n| {
                 s.spawn(
                     move || match client::query(n.addr, cluster, &Request::Status, timeout) {
-                        Ok(Response::Status(st)) => Some((n.id, st)),
+                        Ok(Response::Status(st)) => Some((n.id, *st)),
                         _ => None,
                     },
                 )
@@ -333,6 +340,8 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
                 }),
                 client_p50_ms: st.map(|s| s.client_p50_us as f64 / 1000.0),
                 client_p99_ms: st.map(|s| s.client_p99_us as f64 / 1000.0),
+                conflicts: st.map(|s| s.conflicts).filter(|&c| c > 0),
+                first_conflicts: st.map(|s| s.first_conflicts.clone()).unwrap_or_default(),
                 faults: st.map_or(String::new(), |s| s.faults.to_string()),
             }
         })
@@ -395,6 +404,14 @@ pub fn table(rows: &[NodeRow]) -> String {
             r.disk_bytes.map_or_else(dash, bytes),
             if r.faults == "none" { "" } else { &r.faults },
         ));
+    }
+    for r in rows {
+        for (slot, kept, other) in &r.first_conflicts {
+            s.push_str(&format!(
+                "! node {}'s learner saw slot {slot} chosen twice: {kept}, then {other} (only a broken rule allows it)\n",
+                r.id
+            ));
+        }
     }
     s
 }

@@ -299,7 +299,7 @@ pub enum Response {
         outcome: Outcome,
     },
     /// The node's state.
-    Status(NodeStatus),
+    Status(Box<NodeStatus>),
     /// Chosen slots, the first slot this node does not know chosen, and the
     /// first it still holds (slots below were compacted into a snapshot).
     Log {
@@ -357,7 +357,16 @@ pub struct NodeStatus {
     pub client_p50_us: u64,
     /// Their 99th percentile, µs.
     pub client_p99_us: u64,
+    /// Slots its learner saw chosen with a second, different value (only
+    /// possible with a rule broken): how many, and the first few as (slot,
+    /// the value it kept, the other).
+    pub conflicts: u64,
+    /// The first conflicts, at most [`CONFLICTS_SHOWN`].
+    pub first_conflicts: Vec<(Slot, String, String)>,
 }
+
+/// Conflicts a status answer names at most.
+pub const CONFLICTS_SHOWN: usize = 4;
 
 /// Serialise `msg` as a frame payload (without the length prefix).
 ///

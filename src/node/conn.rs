@@ -579,7 +579,7 @@ impl Conn {
                 (st.client_ops, st.client_p50_us, st.client_p99_us) =
                     self.ctx.clients.borrow_mut().summary();
                 st.disk_bytes = dir_bytes(&self.ctx.data_dir);
-                self.respond(&Response::Status(st));
+                self.respond(&Response::Status(Box::new(st)));
             }
             Request::Log { from, limit } => {
                 self.ctx

@@ -323,7 +323,17 @@ impl LearnerActor {
         out.persist.clear();
         let ready = self.gate.ready(out);
         carry(&self.router, None, ready);
-        self.status.borrow_mut().chosen = self.core.first_unchosen();
+        let mut st = self.status.borrow_mut();
+        st.chosen = self.core.first_unchosen();
+        let conflicts = self.core.conflicts();
+        if conflicts.len() as u64 != st.conflicts {
+            st.conflicts = conflicts.len() as u64;
+            st.first_conflicts = conflicts
+                .iter()
+                .take(crate::net::CONFLICTS_SHOWN)
+                .map(|(slot, kept, other)| (*slot, short(kept.brief()), short(other.brief())))
+                .collect();
+        }
     }
 }
 
@@ -383,6 +393,15 @@ impl Handler<GetLog> for LearnerActor {
             .collect();
         MessageResult((entries, self.core.first_unchosen(), floor))
     }
+}
+
+/// A value's brief form cut to 120 characters, for a status answer.
+fn short(mut s: String) -> String {
+    if let Some((i, _)) = s.char_indices().nth(120) {
+        s.truncate(i);
+        s.push('…');
+    }
+    s
 }
 
 // ------------------------------------------------------------------ replica

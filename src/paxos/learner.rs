@@ -23,6 +23,9 @@ pub const CATCHUP_ENTRIES: usize = 256;
 /// How many bytes of values one `Learn` carries at most by default (frames
 /// stay small).
 pub const CATCHUP_BYTES: usize = 1 << 20;
+/// Slots a learner keeps counting votes in after it learned them chosen
+/// with another value than its own proposer's (the oldest go first).
+const CONTESTED: usize = 4_096;
 /// Ticks a learner stays behind before it asks for a catch-up.
 const CATCHUP_TICKS: u32 = 3;
 
@@ -58,6 +61,11 @@ pub struct Learner {
     behind: u32,
     ask_next: usize,
     conflicts: Vec<(Slot, Value, Value)>,
+    /// Votes for values other than the one chosen, in slots learned chosen
+    /// while this node's own proposal there was still being counted: a
+    /// majority for one of them means two values were chosen (P2 broken),
+    /// which only a broken rule allows. At most [`CONTESTED`] slots.
+    contested: BTreeMap<Slot, (Digest, Tally)>,
     /// Chosen by this learner's own count, to tell the others at the next tick.
     spread: Vec<(Slot, Value)>,
 }
@@ -81,6 +89,7 @@ impl Learner {
             behind: 0,
             ask_next: 0,
             conflicts: Vec::new(),
+            contested: BTreeMap::new(),
             spread: Vec::new(),
         }
     }
@@ -177,6 +186,11 @@ impl Learner {
                     self.check(slot, out);
                 }
             }
+            Message::Accepted {
+                ballot,
+                slot,
+                digest,
+            } => self.contest(from, slot, ballot, digest),
             Message::Learn { entries } => {
                 for (slot, value) in entries.into_iter().filter(|(s, _)| *s <= MAX_SLOT) {
                     self.learn(slot, value, false, out);
@@ -316,6 +330,9 @@ impl Learner {
         let above = self.tallies.split_off(&slot);
         out.forgotten
             .keep(std::mem::replace(&mut self.tallies, above));
+        let above = self.contested.split_off(&slot.saturating_sub(self.keep));
+        out.forgotten
+            .keep(std::mem::replace(&mut self.contested, above));
         self.advance();
         let floor = slot.saturating_sub(self.keep);
         if floor <= self.floor {
@@ -335,6 +352,28 @@ impl Learner {
                 value: value.clone(),
             }))
             .collect();
+    }
+
+    /// A vote in a slot already chosen: if it completes a majority for
+    /// another value than the chosen one, two values were chosen.
+    fn contest(&mut self, from: NodeId, slot: Slot, ballot: Ballot, digest: Digest) {
+        let Some((chosen, t)) = self.contested.get_mut(&slot) else {
+            return;
+        };
+        if digest == *chosen || ballot != t.ballot {
+            return;
+        }
+        let voters = t.voters.entry(digest).or_default();
+        voters.insert(from);
+        if voters.len() < self.quorum {
+            return;
+        }
+        let (Some(offered), Some(known)) = (t.values.get(&digest).cloned(), self.chosen.get(&slot))
+        else {
+            return;
+        };
+        self.conflicts.push((slot, known.clone(), offered));
+        self.contested.remove(&slot);
     }
 
     fn tally(&mut self, slot: Slot, ballot: Ballot) -> &mut Tally {
@@ -375,7 +414,17 @@ impl Learner {
             }
             return;
         }
-        self.tallies.remove(&slot);
+        if let Some(t) = self.tallies.remove(&slot) {
+            // Our own proposal here lost: keep counting its votes, in case a
+            // majority accepts it after all (only with a rule broken).
+            let d = value.digest();
+            if t.values.keys().any(|v| *v != d) {
+                self.contested.insert(slot, (d, t));
+                if self.contested.len() > CONTESTED {
+                    self.contested.pop_first();
+                }
+            }
+        }
         self.chosen.insert(slot, value.clone());
         out.persist.push(Record::Chosen {
             slot,
@@ -495,6 +544,43 @@ mod tests {
             .map(|e| e.to)
             .collect();
         assert_eq!(to, vec![2, 3]);
+    }
+
+    #[test]
+    fn a_majority_for_a_second_value_in_a_chosen_slot_is_a_conflict() {
+        // P2: only one value is ever chosen. This node proposed x at 1.1; a
+        // newer leader's y was chosen there and learned first; then (the
+        // promise rule broken) a majority accepts x at 1.1 after all: two
+        // values chosen, which the learner must report, not swallow.
+        let b1 = Ballot::new(1, 1);
+        let mut l = learner(1);
+        let mut out = Outbox::new();
+        proposed(&mut l, b1, 0, &v("x"), &mut out);
+        l.handle(
+            2,
+            Message::Learn {
+                entries: vec![(0, v("y"))],
+            },
+            &mut out,
+        );
+        vote(&mut l, 2, b1, 0, &v("x"), &mut out);
+        assert!(l.conflicts().is_empty(), "one vote is not a majority");
+        vote(&mut l, 3, b1, 0, &v("x"), &mut out);
+        assert_eq!(l.conflicts(), &[(0, v("y"), v("x"))]);
+        assert_eq!(l.chosen().get(&0), Some(&v("y")), "it keeps the first");
+        // Votes for the chosen value itself are no conflict.
+        let mut l = learner(1);
+        proposed(&mut l, b1, 0, &v("x"), &mut out);
+        l.handle(
+            2,
+            Message::Learn {
+                entries: vec![(0, v("x"))],
+            },
+            &mut out,
+        );
+        vote(&mut l, 2, b1, 0, &v("x"), &mut out);
+        vote(&mut l, 3, b1, 0, &v("x"), &mut out);
+        assert!(l.conflicts().is_empty());
     }
 
     #[test]

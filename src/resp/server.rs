@@ -99,7 +99,7 @@ impl Backend for ClusterBackend<'_> {
             &Request::Status,
             Duration::from_secs(1),
         ) {
-            Ok(Response::Status(s)) => Some(s),
+            Ok(Response::Status(s)) => Some(*s),
             _ => None,
         }
     }
