@@ -113,3 +113,31 @@ web-cost reps="3" duration="20s":
             fi
         done
     done
+
+# Every rule `--break` accepts, caught or not: on real processes (`chaos`,
+# five nodes, 10 seeds of 40 s each) and in the simulator (the first of 2,000
+# seeds that catches it, five nodes, every fault kind). Prints one Markdown
+# row per rule (about 75 minutes).
+break-rates seeds="10" secs="40":
+    #!/usr/bin/env bash
+    set -uo pipefail
+    cargo build --release -q
+    synod="$PWD/target/release/synod"
+    echo "| rule | real: caught of {{seeds}} ({{secs}} s each) | first violation on real processes | simulator: first violating seed of 2,000 |"
+    echo "|---|---|---|---|"
+    for rule in persist promise p2c round members confirm fresh chunks prevote intersection; do
+        caught=0; first=""
+        for seed in $(seq {{seeds}}); do
+            dir=$(mktemp -d)
+            out=$(cd "$dir" && "$synod" chaos --break $rule --duration {{secs}}s --seed $seed 2>&1)
+            code=$?
+            (cd "$dir" && "$synod" down --wipe >/dev/null 2>&1)
+            rm -rf "$dir"
+            if [ $code = 1 ]; then
+                caught=$((caught + 1))
+                [ -z "$first" ] && first=$(printf '%s\n' "$out" | sed -n 's/^error: //p' | cut -c1-90)
+            fi
+        done
+        sim=$("$synod" sim --seeds 2000 --break $rule --faults all 2>/dev/null | sed -n 's/^seed \([0-9]*\): .*/\1/p' | head -1)
+        echo "| \`$rule\` | $caught of {{seeds}} | ${first:--} | ${sim:-none} |"
+    done
