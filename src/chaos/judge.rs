@@ -28,7 +28,7 @@
 //! `--evidence` file) can be judged again with a fault planted in it: the
 //! mutation tests do exactly that.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
@@ -268,7 +268,9 @@ pub struct Judge {
     // before their operation reached the judge, and per client the highest
     // sequence number that did.
     awaiting: HashMap<(u64, u64), Operation>,
-    early: HashSet<(u64, u64)>,
+    early: HashMap<(u64, u64), u64>,
+    // When each node's reader last answered, µs.
+    heard: BTreeMap<NodeId, u64>,
     done_seq: HashMap<u64, u64>,
     writes: Writes,
     // Agreement: each node's cursor, the slot below which every cursor is,
@@ -294,6 +296,13 @@ pub struct Judge {
     involved: Vec<Operation>,
 }
 
+/// A node whose reader has not answered for this long (µs) no longer holds
+/// back the slots the others read.
+const SILENT_US: u64 = 30_000_000;
+/// Commands read before their operation came, kept at most before the old
+/// ones are forgotten.
+const EARLY_KEPT: usize = 100_000;
+
 /// Digests kept for comparison at most (the oldest go first).
 const DIGESTS_KEPT: usize = 100_000;
 
@@ -310,7 +319,8 @@ impl Judge {
             pool,
             checked: Vec::new(),
             awaiting: HashMap::new(),
-            early: HashSet::new(),
+            early: HashMap::new(),
+            heard: BTreeMap::new(),
             done_seq: HashMap::new(),
             writes: Writes::default(),
             cursors,
@@ -391,7 +401,7 @@ impl Judge {
         let ids = (op.client, op.seq);
         let done = self.done_seq.entry(op.client).or_insert(0);
         *done = (*done).max(op.seq);
-        let seen = self.early.remove(&ids);
+        let seen = self.early.remove(&ids).is_some();
         if acknowledged_write(&op.status, &op.op) {
             self.writes.acknowledged += 1;
             if seen {
@@ -513,7 +523,7 @@ impl Judge {
                     }
                 }
                 None => {
-                    self.chosen_commands(&value);
+                    self.chosen_commands(&value, at);
                     self.pending.insert(
                         slot,
                         Seen {
@@ -529,11 +539,12 @@ impl Judge {
         if let Some(c) = self.cursors.get_mut(&node) {
             *c = (*c).max(next);
         }
+        self.heard.insert(node, at);
         self.settle(at);
     }
 
-    /// Note the commands of a slot read for the first time.
-    fn chosen_commands(&mut self, value: &Value) {
+    /// Note the commands of a slot read for the first time (at `at`).
+    fn chosen_commands(&mut self, value: &Value, at: u64) {
         let Value::Batch(cmds) = value else { return };
         for c in cmds {
             let ids = (c.client, c.seq);
@@ -541,7 +552,7 @@ impl Judge {
                 self.writes.found += 1;
             } else if c.seq > self.done_seq.get(&c.client).copied().unwrap_or(0) {
                 // Its operation has not reached the judge yet.
-                self.early.insert(ids);
+                self.early.insert(ids, at);
             }
         }
     }
@@ -549,7 +560,25 @@ impl Judge {
     /// Every cursor passed the slots below the lowest: drop them, and count
     /// those no reader read.
     fn settle(&mut self, at: u64) {
-        let low = self.cursors.values().copied().min().unwrap_or(0);
+        // A node silent for long (down, or cut off) holds nothing back: what
+        // the others read is compared among them, and with it only from
+        // where they are when it answers again.
+        let fresh =
+            |n: &NodeId| at.saturating_sub(self.heard.get(n).copied().unwrap_or(0)) <= SILENT_US;
+        let Some(low) = self
+            .cursors
+            .iter()
+            .filter(|(n, _)| fresh(n))
+            .map(|(_, &c)| c)
+            .min()
+        else {
+            return;
+        };
+        // Commands chosen long ago whose operation never came (another
+        // program's clients): forgotten.
+        if self.early.len() > EARLY_KEPT {
+            self.early.retain(|_, t| at.saturating_sub(*t) <= SILENT_US);
+        }
         if low <= self.settled {
             return;
         }
@@ -1060,6 +1089,28 @@ mod tests {
     }
 
     #[test]
+    fn a_learner_that_saw_two_values_chosen_is_a_disagreement() {
+        let mut e = clean();
+        e.push(Event::Status {
+            node: 2,
+            at: 5_000_000,
+            promised: Ballot::ZERO,
+            applied: 0,
+            digest: 0,
+            conflicts: 1,
+            first_conflicts: vec![(7, "a".into(), "b".into())],
+        });
+        let f = replay(cfg(), e);
+        assert_eq!(f.disagreements, 1);
+        assert!(
+            f.violations[0]
+                .starts_with("agreement: node 2's learner saw slot 7 chosen twice: a, then b"),
+            "{:?}",
+            f.violations
+        );
+    }
+
+    #[test]
     fn only_what_is_not_yet_compared_is_kept() {
         let mut j = Judge::new(cfg(), None);
         for s in 0..1000u64 {
@@ -1069,12 +1120,15 @@ mod tests {
         }
         assert_eq!(j.pending.len(), 0);
         assert_eq!(j.early.len(), 1000, "commands of operations not yet in");
-        // Node 3 stops answering: what it has not read waits for it.
+        // Node 3 stops answering: what it has not read waits for it...
         for s in 1000..1100u64 {
             for node in 1..=2 {
                 j.event(log(node, s, vec![(s, batch(1, s + 1, "v"))], s + 1));
             }
         }
         assert_eq!(j.pending.len(), 100);
+        // ... for 30 s, then no longer.
+        j.event(log(1, 31_000_000, vec![], 1100));
+        assert_eq!(j.pending.len(), 0);
     }
 }
