@@ -13,7 +13,7 @@ pub mod router;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use thiserror::Error;
 use crate::cluster::Cluster;
 use crate::net::{NodeStatus, Secret};
 use crate::paxos::{Acceptor, Learner, NodeId, Notice, Proposer, Replica, Rule, Rules, Snapshot};
-use crate::storage::{FileLog, StorageError};
+use crate::storage::{FileLog, Recovered, StorageError};
 use conn::{Conn, ConnContext, LinkConfig, PeerLink};
 use disk::DiskOptions;
 use roles::{AcceptorActor, LearnerActor, ProposerActor, ReplicaActor};
@@ -159,6 +159,17 @@ impl NodeHandle {
     }
 }
 
+/// The node's three logs in `dir`: the acceptor's and the proposer's synced
+/// as the cluster's `fsync` says, the learner's never (what it holds, values
+/// already chosen, its peers teach again, so corruption there says so).
+fn open_logs(dir: &Path, fsync: bool) -> Result<[(FileLog, Recovered); 3], StorageError> {
+    Ok([
+        FileLog::open(&dir.join("acceptor.log"), fsync)?,
+        FileLog::open(&dir.join("proposer.log"), fsync)?,
+        FileLog::open(&dir.join("learner.log"), false).map_err(StorageError::relearnable)?,
+    ])
+}
+
 /// Start node `cfg.id` in the running System, serving on `listener`.
 pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHandle, NodeError> {
     let id = cfg.id;
@@ -171,9 +182,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let (alog, arec) = FileLog::open(&cfg.data_dir.join("acceptor.log"), cluster.fsync)?;
-    let (plog, prec) = FileLog::open(&cfg.data_dir.join("proposer.log"), cluster.fsync)?;
-    let (llog, mut lrec) = FileLog::open(&cfg.data_dir.join("learner.log"), false)?;
+    let [(alog, arec), (plog, prec), (llog, mut lrec)] = open_logs(&cfg.data_dir, cluster.fsync)?;
     let rcfg = cluster.replica_config();
     let snapshot = match crate::storage::snapshot::load(&cfg.data_dir)? {
         Some(file) => {
@@ -441,4 +450,51 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     drop(system);
     handle.join();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paxos::{Ballot, Record};
+    use crate::storage::Storage;
+
+    /// A lost sector in any of a node's logs stops its start, naming the
+    /// file and offset; the learner's says it may be moved aside.
+    #[test]
+    fn a_lost_sector_in_any_log_stops_the_start() {
+        for (i, name) in ["acceptor.log", "proposer.log", "learner.log"]
+            .into_iter()
+            .enumerate()
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let mut logs = open_logs(dir.path(), true).unwrap();
+            let log = &mut logs[i].0;
+            for round in 1..=60 {
+                let ballot = Ballot::new(round, 1);
+                log.append(&Record::Promise { ballot }).unwrap();
+                log.sync().unwrap();
+            }
+            drop(logs);
+            let path = dir.path().join(name);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[512..1024].fill(0);
+            std::fs::write(&path, &bytes).unwrap();
+            let err = open_logs(dir.path(), true).expect_err("refused");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(name) && msg.contains("corrupt log at byte"),
+                "{msg}"
+            );
+            match (name, err) {
+                ("learner.log", StorageError::CorruptRelearnable { .. }) => {
+                    assert!(msg.contains("move it aside"), "{msg}")
+                }
+                (_, StorageError::Corrupt { .. }) => {
+                    assert!(msg.contains("do not delete"), "{msg}")
+                }
+                (_, e) => panic!("{name}: {e}"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        }
+    }
 }

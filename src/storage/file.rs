@@ -2,15 +2,21 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{Entry, Recovered, Storage, StorageError, MAX_FRAME, VERSION};
 use crate::paxos::Record;
 
 const MAGIC: &[u8; 8] = b"SYNODLOG";
-const HEADER: usize = 16;
-/// How many batches past a bad frame recovery looks for proof of corruption.
-const LOOKAHEAD_BATCHES: u64 = 16;
+/// magic | version u32 | salt u32: the part every version shares.
+const PREFIX: usize = 16;
+/// len u64 | batch u64 | crc32(salt, len, batch) u32: one cover slot.
+const SLOT: usize = 20;
+/// The header of version 4: the prefix and two cover slots.
+pub(super) const HEADER: usize = PREFIX + 2 * SLOT;
+/// The header of version 3, which had no cover slots.
+const HEADER_V3: usize = PREFIX;
 /// len u32 | crc u32 | batch u64 | left u32.
 const FRAME_HEAD: usize = 20;
 
@@ -18,7 +24,10 @@ const FRAME_HEAD: usize = 20;
 /// `write` and, if the log syncs, one `fdatasync`: group commit comes free when a
 /// caller appends many records before it syncs. The frames of one sync form a
 /// batch; each frame carries its batch's number and how many frames of the
-/// batch follow it, which is how recovery tells a torn tail from corruption.
+/// batch follow it. After each sync the header's cover slot of the batch's
+/// parity is rewritten to say how many bytes (through which batch) the syncs
+/// have covered: recovery refuses a bad frame below that length and cuts only
+/// what lies beyond it.
 #[derive(Debug)]
 pub struct FileLog {
     path: PathBuf,
@@ -33,11 +42,38 @@ pub struct FileLog {
     salt: u32,
     size: u64,
     syncs: u64,
+    /// Measurement only: sync as version 3 did, without the cover slot.
+    #[cfg(test)]
+    pub(super) no_cover: bool,
+}
+
+/// What the header says the syncs covered: the first `len` bytes of the file,
+/// which end with the last frame of batch `batch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cover {
+    len: u64,
+    batch: u64,
+}
+
+/// What parsing a log found.
+struct Parsed {
+    version: u32,
+    salt: u32,
+    cover: Cover,
+    /// Where the good frames end.
+    end: u64,
+    /// The last batch number in the file (or its cover).
+    batch: u64,
 }
 
 impl FileLog {
     /// Open (or create) the log at `path` and recover its records. `fsync`: sync
     /// to stable storage on every [`Storage::sync`], not just write.
+    ///
+    /// A bad frame below the length the header says was synced is
+    /// [`StorageError::Corrupt`], and the file is left as it was; only what
+    /// lies beyond it may be cut, as a torn tail. A version 3 log is read
+    /// with the rules of version 3 and rewritten as version 4.
     pub fn open(path: &Path, fsync: bool) -> Result<(FileLog, Recovered), StorageError> {
         let io = |source| StorageError::Io {
             path: path.to_path_buf(),
@@ -54,7 +90,7 @@ impl FileLog {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let mut recovered = Recovered::default();
-        if bytes.len() < HEADER && header_prefix(&bytes) {
+        if header_prefix(&bytes) {
             // A crash while an older synod created the file: it never held a
             // record. Start it again.
             let fresh = header(new_salt());
@@ -67,29 +103,42 @@ impl FileLog {
             }
             bytes = fresh;
         }
-        // Without fsync nothing was promised about what reached the disk, so
-        // a bad frame anywhere is a tail to cut, never corruption to refuse.
-        let (end, batch, salt) = parse(path, &bytes, fsync, &mut recovered)?;
-        if end < bytes.len() as u64 {
-            // A torn tail: never synced, so nothing was said about it.
-            file.set_len(end).map_err(io)?;
+        // Nothing is cut before parsing has told corruption from a torn tail.
+        let p = parse(path, &bytes, fsync, &mut recovered)?;
+        if p.end < bytes.len() as u64 {
+            // A torn tail: beyond what any sync covered.
+            file.set_len(p.end).map_err(io)?;
             if fsync {
                 file.sync_all().map_err(io)?;
             }
-            recovered.cut = Some((end, bytes.len() as u64 - end));
+            recovered.cut = Some((p.end, bytes.len() as u64 - p.end));
         }
-        file.seek(SeekFrom::Start(end)).map_err(io)?;
-        let log = FileLog {
+        file.seek(SeekFrom::Start(p.end)).map_err(io)?;
+        let mut log = FileLog {
             path: path.to_path_buf(),
             file,
             fsync,
             buf: Vec::new(),
             frames: Vec::new(),
-            batch,
-            salt,
-            size: end,
+            batch: p.batch,
+            salt: p.salt,
+            size: p.end,
             syncs: 0,
+            #[cfg(test)]
+            no_cover: false,
         };
+        if p.version != VERSION {
+            // Version 3: the same records, rewritten whole as version 4.
+            log.rewrite(&recovered.records)?;
+            tracing::info!("{}: converted to log version {VERSION}", path.display());
+        } else if p.end > p.cover.len {
+            // Good frames past the cover: a crash between a batch's write and
+            // its cover. They are kept, so cover them now.
+            if fsync {
+                log.file.sync_data().map_err(io)?;
+            }
+            log.cover()?;
+        }
         Ok((log, recovered))
     }
 
@@ -107,14 +156,68 @@ impl FileLog {
     pub fn syncs(&self) -> u64 {
         self.syncs
     }
+
+    /// Say in the header that the whole file, through the last batch, is
+    /// covered: one `pwrite` of the slot of the batch's parity, not synced
+    /// (the next sync takes it along). Call only once the batch is durable.
+    fn cover(&mut self) -> Result<(), StorageError> {
+        let c = Cover {
+            len: self.size,
+            batch: self.batch,
+        };
+        self.file
+            .write_all_at(&slot(self.salt, c), slot_at(c.batch) as u64)
+            .map_err(|source| StorageError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
 }
 
+/// A new header of version 4: both cover slots empty (zeros never check out).
 fn header(salt: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(HEADER);
     h.extend_from_slice(MAGIC);
     h.extend_from_slice(&VERSION.to_le_bytes());
     h.extend_from_slice(&salt.to_le_bytes());
+    h.resize(HEADER, 0);
     h
+}
+
+/// Where the cover slot of `batch` lies: the two slots take turns, so a write
+/// torn in one leaves the other.
+fn slot_at(batch: u64) -> usize {
+    PREFIX + (batch % 2) as usize * SLOT
+}
+
+/// A cover slot's bytes.
+fn slot(salt: u32, c: Cover) -> [u8; SLOT] {
+    let mut s = [0u8; SLOT];
+    s[..8].copy_from_slice(&c.len.to_le_bytes());
+    s[8..16].copy_from_slice(&c.batch.to_le_bytes());
+    let crc = checksum(salt, &s[..16]);
+    s[16..].copy_from_slice(&crc.to_le_bytes());
+    s
+}
+
+/// The cover of a version 4 header: the slot that checks out with the
+/// higher batch; none (a file no sync has covered yet) is the header alone.
+fn read_cover(h: &[u8], salt: u32) -> Cover {
+    let u64_at = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    [PREFIX, PREFIX + SLOT]
+        .iter()
+        .map(|&at| &h[at..at + SLOT])
+        .filter(|s| checksum(salt, &s[..16]).to_le_bytes() == s[16..])
+        .map(|s| Cover {
+            len: u64_at(s, 0),
+            batch: u64_at(s, 8),
+        })
+        .filter(|c| c.len >= HEADER as u64)
+        .max_by_key(|c| c.batch)
+        .unwrap_or(Cover {
+            len: HEADER as u64,
+            batch: 0,
+        })
 }
 
 /// A random salt for a new file: a frame's checksum covers it, so bytes that
@@ -126,8 +229,8 @@ fn new_salt() -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// The checksum of a frame's sealed part (batch, left, payload) in a file
-/// salted with `salt`.
+/// The checksum of a frame's sealed part (batch, left, payload), or of a
+/// cover slot, in a file salted with `salt`.
 fn checksum(salt: u32, sealed: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&salt.to_le_bytes());
@@ -135,11 +238,18 @@ fn checksum(salt: u32, sealed: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// True if `bytes` (shorter than a header) could be the start of one, or is
-/// zeros: what a crash during creation leaves.
+/// True if `bytes` is shorter than the header of its version (3 or 4) and
+/// could be the start of one, or is short and all zeros: what a crash during
+/// creation leaves.
 fn header_prefix(bytes: &[u8]) -> bool {
-    let h = header(0);
-    bytes.iter().zip(&h[..12]).all(|(a, b)| a == b) || bytes.iter().all(|&b| b == 0)
+    let starts = |version: u32, len: usize| {
+        let mut h = MAGIC.to_vec();
+        h.extend_from_slice(&version.to_le_bytes());
+        bytes.len() < len && bytes.iter().zip(&h).all(|(a, b)| a == b)
+    };
+    starts(VERSION, HEADER)
+        || starts(3, HEADER_V3)
+        || (bytes.len() < HEADER && bytes.iter().all(|&b| b == 0))
 }
 
 /// Create the log at `path` whole or not at all: the header goes to a
@@ -195,41 +305,106 @@ fn frame_at(
     })
 }
 
-/// Parse the header and frames of `bytes`; return where the good frames end
-/// and the last batch number they hold.
+/// Parse the header and frames of `bytes`: where the good frames end, and the
+/// last batch number.
 ///
-/// At the first frame that does not check out, recovery decides between a
-/// torn tail and corruption. The writer syncs one batch before it writes the
-/// next, so if any good frame of a *later* batch follows the bad one, the bad
-/// frame's batch was synced: that is corruption, and the node must not start
-/// on a log that forgot what its acceptor said. Otherwise the bad frame lies in
-/// the last batch written, which may never have been synced (a crash mid-write
-/// leaves zeros, garbage, or some blocks of the batch but not others): it is
-/// cut off, with everything after it.
+/// Below the cover (the length the header says the syncs covered) every frame
+/// must check out: one that does not is corruption, and the node must not
+/// start on a log that forgot what its role said. Beyond the cover lies at
+/// most what was written after the last sync's cover reached the header; at
+/// its first bad frame recovery decides between a torn tail and corruption.
+/// The writer syncs one batch before it writes the next, so if any good frame
+/// of a *later* batch follows the bad one anywhere in the rest of the file,
+/// the bad frame's batch was synced (`strict` logs only: without fsync nothing
+/// was promised past the cover). Otherwise the bad frame lies in the last
+/// batch written, which may never have been synced (a crash mid-write leaves
+/// zeros, garbage, or some blocks of the batch but not others): it is cut off,
+/// with everything after it. Version 3 has no cover: all of it is "beyond".
 fn parse(
     path: &Path,
     bytes: &[u8],
     strict: bool,
     out: &mut Recovered,
-) -> Result<(u64, u64, u32), StorageError> {
+) -> Result<Parsed, StorageError> {
     let bad = |reason: String| StorageError::BadHeader {
         path: path.to_path_buf(),
         reason,
     };
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
         return Err(bad("the file does not start with SYNODLOG".into()));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
+    let head = match version {
+        VERSION => HEADER,
+        3 => HEADER_V3,
+        _ => {
+            return Err(bad(format!(
+                "it is version {version}; move it aside (or `synod down --wipe`) to start afresh"
+            )))
+        }
+    };
+    if bytes.len() < head {
         return Err(bad(format!(
-            "it is version {version}; move it aside (or `synod down --wipe`) to start afresh"
+            "its header is cut short ({} of {head} bytes)",
+            bytes.len()
         )));
     }
     let salt = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    let mut at = HEADER;
+    let cover = match version {
+        VERSION => read_cover(&bytes[..HEADER], salt),
+        _ => Cover {
+            len: HEADER_V3 as u64,
+            batch: 0,
+        },
+    };
+    if cover.len > bytes.len() as u64 {
+        return Err(corrupt(
+            path,
+            bytes.len(),
+            format!(
+                "the file ends here, yet its header says the syncs through batch {} covered its first {} bytes",
+                cover.batch, cover.len
+            ),
+        ));
+    }
+    let (end, batch) = frames(path, bytes, head, salt, cover, strict, out)?;
+    Ok(Parsed {
+        version,
+        salt,
+        cover,
+        end,
+        batch: batch.max(cover.batch),
+    })
+}
+
+/// The frames from byte `head` on, into `out`: where the good ones end and
+/// the last batch number they hold. See [`parse`].
+fn frames(
+    path: &Path,
+    bytes: &[u8],
+    head: usize,
+    salt: u32,
+    cover: Cover,
+    strict: bool,
+    out: &mut Recovered,
+) -> Result<(u64, u64), StorageError> {
+    let covered = cover.len as usize;
+    let mut at = head;
     let (mut batch, mut left) = (0u64, 0u32);
     while at < bytes.len() {
-        let Some(f) = frame_at(bytes, at, salt, |_| true) else {
+        let frame = frame_at(bytes, at, salt, |_| true)
+            .filter(|f| at >= covered || at + FRAME_HEAD + f.len <= covered);
+        let Some(f) = frame else {
+            if at < covered {
+                return Err(corrupt(
+                    path,
+                    at,
+                    format!(
+                        "a frame that does not check out (checksum or length) below byte {covered}, which the syncs through batch {} covered",
+                        cover.batch
+                    ),
+                ));
+            }
             // The batch the bad frame belongs to: the last good frame's, if
             // that batch had frames to come; else the next.
             let torn_batch = if left > 0 { batch } else { batch + 1 };
@@ -251,16 +426,28 @@ fn parse(
         }
         (batch, left) = (f.batch, f.left);
         at += FRAME_HEAD + f.len;
+        if at == covered && (batch, left) != (cover.batch, 0) {
+            return Err(corrupt(
+                path,
+                at,
+                format!(
+                    "the header says batch {} ends here, yet the frame before is of batch {batch} with {left} more to come",
+                    cover.batch
+                ),
+            ));
+        }
     }
-    Ok((at as u64, batch, salt))
+    Ok((at as u64, batch))
 }
 
-/// The first good frame at or after `from` of one of the few batches after
-/// `batch`, if any: `(offset, its batch)`. Batches follow each other in the
-/// file, so a later batch that survived starts soon after; the window keeps
-/// the scan linear in the file's size.
+/// The first good frame at or after `from` of a batch after `batch`, if any:
+/// `(offset, its batch)`. The whole rest of the file is searched. Batches are
+/// numbered one after another and hold at least one frame of more than
+/// `FRAME_HEAD` bytes, so no real frame there carries a number beyond the
+/// bound below: a cheap filter before each checksum.
 fn later_batch_after(bytes: &[u8], from: usize, salt: u32, batch: u64) -> Option<(usize, u64)> {
-    let window = |b: u64| b > batch && b <= batch.saturating_add(LOOKAHEAD_BATCHES);
+    let most = (bytes.len().saturating_sub(from) / (FRAME_HEAD + 1)) as u64 + 1;
+    let window = |b: u64| b > batch && b <= batch.saturating_add(most);
     (from..bytes.len().saturating_sub(FRAME_HEAD)).find_map(|at| {
         let f = frame_at(bytes, at, salt, window)?;
         postcard::from_bytes::<Entry>(f.payload)
@@ -327,7 +514,12 @@ impl Storage for FileLog {
         self.size += self.buf.len() as u64;
         self.buf.clear();
         self.frames.clear();
-        Ok(())
+        // Only now, with the batch durable, may the header say so.
+        #[cfg(test)]
+        if self.no_cover {
+            return Ok(());
+        }
+        self.cover()
     }
 
     fn pending(&self) -> usize {
@@ -351,6 +543,12 @@ impl Storage for FileLog {
             staged.append(r)?;
         }
         staged.sync()?;
+        // The cover the sync wrote must be durable before the rename, so the
+        // new file's header covers all of it.
+        staged.file.sync_data().map_err(|source| StorageError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
         let (salt, batch, size) = (staged.salt, staged.batch, staged.size);
         drop(staged);
         std::fs::rename(&tmp, &self.path).map_err(io)?;

@@ -148,4 +148,65 @@ mod tests {
         let err = load(d.path()).unwrap_err().to_string();
         assert!(err.contains("its header says"), "{err}");
     }
+
+    /// A multi-sector snapshot.
+    fn big() -> SnapshotFile {
+        let bytes: Vec<u8> = (0..8192u32).map(|i| (i * 31 % 253) as u8).collect();
+        snap(70, &bytes)
+    }
+
+    #[test]
+    fn a_lost_sector_inside_the_snapshot_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        save(d.path(), &big(), true).unwrap();
+        let good = std::fs::read(path(d.path())).unwrap();
+        for sector in [1, 8, good.len() / 512] {
+            let mut bytes = good.clone();
+            let end = (sector * 512 + 512).min(bytes.len());
+            bytes[sector * 512..end].fill(0);
+            std::fs::write(path(d.path()), &bytes).unwrap();
+            let err = load(d.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("snapshot.bin") && err.contains("checksum"),
+                "{err}"
+            );
+            assert_eq!(std::fs::read(path(d.path())).unwrap(), bytes);
+        }
+        // Its header's sector lost: refused too.
+        let mut bytes = good.clone();
+        bytes[..512].fill(0);
+        std::fs::write(path(d.path()), &bytes).unwrap();
+        let err = load(d.path()).unwrap_err().to_string();
+        assert!(err.contains("snapshot.bin"), "{err}");
+    }
+
+    #[test]
+    fn a_torn_new_snapshot_leaves_the_old_one() {
+        let d = tempfile::tempdir().unwrap();
+        save(d.path(), &snap(20, b"twenty"), true).unwrap();
+        // The new one written halfway when the crash came, never renamed.
+        let other = tempfile::tempdir().unwrap();
+        save(other.path(), &big(), true).unwrap();
+        let new = std::fs::read(path(other.path())).unwrap();
+        std::fs::write(d.path().join("snapshot.tmp"), &new[..new.len() / 2]).unwrap();
+        assert_eq!(load(d.path()).unwrap(), Some(snap(20, b"twenty")));
+        assert!(!d.path().join("snapshot.tmp").exists());
+    }
+
+    #[test]
+    fn bytes_past_the_payload_are_refused() {
+        // A snapshot is renamed into place whole: it has no torn tail to cut,
+        // so zeros or garbage after the payload are damage.
+        let d = tempfile::tempdir().unwrap();
+        save(d.path(), &big(), true).unwrap();
+        let good = std::fs::read(path(d.path())).unwrap();
+        for tail in [vec![0u8; 512], b"garbage".to_vec()] {
+            std::fs::write(path(d.path()), [good.clone(), tail].concat()).unwrap();
+            let err = load(d.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("snapshot.bin") && err.contains("its header says"),
+                "{err}"
+            );
+        }
+    }
 }
