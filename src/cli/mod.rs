@@ -2,10 +2,12 @@
 //! and a `run` that calls the library (the shape of cargo's `commands/`).
 //!
 //! Exit codes everywhere: 0 done; 1 the operation failed (no quorum, timed out, a
-//! checker found a violation); 2 bad usage or bad input.
+//! checker found a violation); 2 bad usage or bad input; 3 a checker could not
+//! decide within its budget (`synod check`).
 
 mod bench;
 mod chaos;
+mod check;
 mod cluster;
 mod data;
 mod demo;
@@ -68,6 +70,8 @@ enum Command {
     Net(faults::NetArgs),
     /// A workload plus a seeded fault schedule, then the verdict of the checkers
     Chaos(chaos::ChaosArgs),
+    /// Is a history linearizable? synod's history.jsonl or Jepsen's EDN (exit 0 yes, 1 no, 3 undecided)
+    Check(check::CheckArgs),
     /// Throughput and latency; side by side with etcd (--against etcd); failover (--failover)
     Bench(bench::BenchArgs),
     /// Experiments: `quorum` answers why node counts are odd, with a table and a plot
@@ -94,7 +98,7 @@ pub struct ClusterArg {
 /// An error for the user: what went wrong, and the exit code it maps to.
 #[derive(Debug)]
 pub struct Exit {
-    /// 1: the operation failed; 2: bad usage or input.
+    /// 1: the operation failed; 2: bad usage or input; 3: undecided.
     pub code: u8,
     /// One or two lines.
     pub message: String,
@@ -113,6 +117,14 @@ impl Exit {
     pub fn usage(message: impl Into<String>) -> Self {
         Exit {
             code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// Exit code 3: a checker ran out of budget before deciding.
+    pub fn undecided(message: impl Into<String>) -> Self {
+        Exit {
+            code: 3,
             message: message.into(),
         }
     }
@@ -194,6 +206,7 @@ fn run(cli: Cli) -> Result<(), Exit> {
         Command::Heal(c) => faults::heal(c),
         Command::Net(a) => faults::net(a),
         Command::Chaos(a) => chaos::run(a),
+        Command::Check(a) => check::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Experiment(e) => experiment::run(e),
         Command::Demo(a) => demo::run(a),
