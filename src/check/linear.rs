@@ -335,31 +335,87 @@ struct Config {
     trail: u32,
 }
 
-/// The configurations kept for each (linearized set, value): counts none of
-/// which covers another.
-type Seen = HashMap<(u128, u32), Vec<(Counts, usize)>>;
+/// The configurations of the next level kept for each (linearized set,
+/// value), as indices into it: their counts, none of which covers another.
+/// Mostly one, kept inline.
+enum Slots {
+    One(usize),
+    Many(Vec<usize>),
+}
 
-/// Add `counts` for `key` unless one seen covers it; the index it takes in
-/// `configs` (`next`), and the indices of those it covers (to drop).
+/// Hashes a key whose first part is already a random (Zobrist) word.
+#[derive(Default)]
+struct ZobristHasher(u64);
+
+impl std::hash::Hasher for ZobristHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x517C_C1B7_2722_0A95);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 ^= n as u64;
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Seen = HashMap<(u128, u32), Slots, std::hash::BuildHasherDefault<ZobristHasher>>;
+
+impl Slots {
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let (one, many) = match self {
+            Slots::One(i) => (Some(*i), &[][..]),
+            Slots::Many(v) => (None, v.as_slice()),
+        };
+        one.into_iter().chain(many.iter().copied())
+    }
+}
+
+/// Admit a configuration with `counts` for `key` as `next`'s next entry,
+/// unless one kept covers it; drop (set to `None`) those it covers.
 fn admit(
     seen: &mut Seen,
+    next: &mut [Option<Config>],
     key: (u128, u32),
     counts: &[(u32, u32)],
-    next: usize,
-    dropped: &mut Vec<usize>,
 ) -> bool {
-    let list = seen.entry(key).or_default();
-    if list.iter().any(|(old, _)| covers(old, counts)) {
+    let at = next.len();
+    let slots = match seen.entry(key) {
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(Slots::One(at));
+            return true;
+        }
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+    };
+    let counts_at = |i: usize| next[i].as_ref().map(|c| &c.counts);
+    if slots
+        .iter()
+        .any(|i| counts_at(i).is_some_and(|old| covers(old, counts)))
+    {
         return false;
     }
-    list.retain(|(old, at)| {
-        let keep = !covers(counts, old);
-        if !keep {
-            dropped.push(*at);
+    let mut kept: Vec<usize> = slots
+        .iter()
+        .filter(|&i| counts_at(i).is_some_and(|old| !covers(counts, old)))
+        .collect();
+    for i in slots.iter() {
+        if !kept.contains(&i) {
+            next[i] = None;
         }
-        keep
-    });
-    list.push((counts.to_vec(), next));
+    }
+    kept.push(at);
+    *slots = match kept.as_slice() {
+        [one] => Slots::One(*one),
+        _ => Slots::Many(kept),
+    };
     true
 }
 
@@ -401,6 +457,11 @@ struct Search {
     /// Value names; value `v` is `names[v - 1]`.
     names: Vec<String>,
     trail: Vec<Trail>,
+    /// Buffers kept between expansions: the calls to try, the values and
+    /// counts reached with unknown operations, the chains still to extend.
+    scratch: Vec<u32>,
+    here: Vec<(u32, Counts)>,
+    work: Vec<(u32, Counts, u32)>,
 }
 
 /// Interns values: 0 is absent, names from 1.
@@ -503,6 +564,9 @@ impl Search {
             unknown_ops,
             names: values.names,
             trail: Vec::new(),
+            scratch: Vec::new(),
+            here: Vec::new(),
+            work: Vec::new(),
         }
     }
 
@@ -579,6 +643,13 @@ impl Search {
     /// return time.
     fn candidates(&self, c: &Config, first: u64) -> Vec<u32> {
         let mut out = Vec::new();
+        self.fill_candidates(c, first, &mut out);
+        out
+    }
+
+    /// [`Search::candidates`] into `out`.
+    fn fill_candidates(&self, c: &Config, first: u64, out: &mut Vec<u32>) {
+        out.clear();
         let mut e = c.extra.iter().peekable();
         let mut i = c.p as usize;
         while i < self.known_ops() && self.invoke[i] <= first {
@@ -589,7 +660,6 @@ impl Search {
             }
             i += 1;
         }
-        out
     }
 
     /// `c`'s linearized set with call `i` added.
@@ -641,7 +711,7 @@ impl Search {
             trail: ROOT,
         }];
         let mut next: Vec<Option<Config>> = Vec::new();
-        let mut seen: Seen = HashMap::new();
+        let mut seen = Seen::default();
         for _ in 0..self.known_ops() {
             next.clear();
             seen.clear();
@@ -686,7 +756,8 @@ impl Search {
     ) {
         let first = self.first_return(from);
         let clock = self.clock(from);
-        let mut candidates = self.candidates(from, first);
+        let mut candidates = std::mem::take(&mut self.scratch);
+        self.fill_candidates(from, first, &mut candidates);
         // A call that succeeds without changing the value (a read of it, a cas
         // that saw another) can go first: any linearization from here can be
         // reordered to place it now (unless that would pass the deadline of an
@@ -698,24 +769,23 @@ impl Search {
                 && !self.expires(from, clock, self.invoke[i as usize])
         });
         if let Some(i) = greedy {
-            candidates = vec![i];
+            candidates.clear();
+            candidates.push(i);
         }
         // Unknown operations placed before the known call: (value, counts,
         // trail), explored depth-first, each chain kept only if no other
         // reached the same value with fewer used.
-        let mut here: HashMap<u32, Vec<Counts>> = HashMap::new();
-        if !self.classes.is_empty() {
-            here.insert(from.state, vec![from.counts.clone()]);
-        }
-        let mut work: Vec<(u32, Counts, u32)> = vec![(from.state, from.counts.clone(), from.trail)];
-        let mut dropped = Vec::new();
+        let mut here = std::mem::take(&mut self.here);
+        here.clear();
+        let mut work = std::mem::take(&mut self.work);
+        work.push((from.state, from.counts.clone(), from.trail));
         while let Some((state, counts, trail)) = work.pop() {
             let after_unknown = counts.last().is_some_and(|c| c.0 == AFTER_UNKNOWN);
-            let settled: Counts = counts
-                .iter()
-                .copied()
-                .filter(|c| c.0 != AFTER_UNKNOWN)
-                .collect();
+            let settled: Counts = if after_unknown {
+                counts[..counts.len() - 1].to_vec()
+            } else {
+                counts.clone()
+            };
             for &i in &candidates {
                 *steps += 1;
                 let effect = self.effect[i as usize];
@@ -726,12 +796,8 @@ impl Search {
                     continue;
                 };
                 let hash = from.hash ^ self.zobrist[i as usize];
-                dropped.clear();
-                if !admit(seen, (hash, to), &settled, next.len(), &mut dropped) {
+                if !admit(seen, next, (hash, to), &settled) {
                     continue;
-                }
-                for &d in &dropped {
-                    next[d] = None;
                 }
                 let (p, extra) = self.with(from, i);
                 let t = self.step(trail, self.id[i as usize]);
@@ -765,16 +831,21 @@ impl Search {
                 };
                 let op = class.ids[n as usize];
                 let after = bump(&counts, k as u32);
-                let list = here.entry(to).or_default();
-                if list.iter().any(|old| covers(old, &after)) {
+                if here.is_empty() {
+                    here.push((from.state, from.counts.clone()));
+                }
+                if here.iter().any(|(v, old)| *v == to && covers(old, &after)) {
                     continue;
                 }
-                list.retain(|old| !covers(&after, old));
-                list.push(after.clone());
+                here.retain(|(v, old)| *v != to || !covers(&after, old));
+                here.push((to, after.clone()));
                 let t = self.step(trail, op);
                 work.push((to, after, t));
             }
         }
+        self.scratch = candidates;
+        self.here = here;
+        self.work = work;
     }
 }
 
