@@ -2,11 +2,15 @@
 //!
 //! Every operation touches one key, so the history is linearizable if and only if
 //! each key's sub-history is (Herlihy and Wing's locality). Each key is checked by
-//! the Wing–Gong search with Lowe's memoisation: walk the operations in time
-//! order, try to linearize a pending call against the model, backtrack at a return
-//! whose call could not be placed, and never revisit a (set of linearized
-//! operations, model state) pair. A step budget turns a search that would run too
-//! long into "inconclusive" rather than a hang.
+//! the Wing–Gong search with Lowe's memoisation (never expand the same set of
+//! linearized operations with the same value twice), run breadth-first: level k
+//! holds every configuration with k acknowledged operations placed. Operations of
+//! unknown outcome are counted by kind rather than told apart, placed only where
+//! they change the value just before an operation that observes it, and a
+//! configuration that used more of them than another with the same set and value
+//! is dropped (the doc of `Search` says why each rule keeps the search complete). A
+//! step budget turns a search that would run too long into "inconclusive" rather
+//! than a hang.
 //!
 //! Outcomes: an acknowledged operation must take effect between its invocation and
 //! its completion with the result it returned. A failed one never took effect and
@@ -402,14 +406,17 @@ fn admit(
     {
         return false;
     }
-    let mut kept: Vec<usize> = slots
-        .iter()
-        .filter(|&i| counts_at(i).is_some_and(|old| !covers(counts, old)))
-        .collect();
+    let mut kept = Vec::new();
+    let mut covered = Vec::new();
     for i in slots.iter() {
-        if !kept.contains(&i) {
-            next[i] = None;
+        match counts_at(i) {
+            Some(old) if covers(counts, old) => covered.push(i),
+            Some(_) => kept.push(i),
+            None => {}
         }
+    }
+    for i in covered {
+        next[i] = None;
     }
     kept.push(at);
     *slots = match kept.as_slice() {
@@ -443,6 +450,14 @@ const ROOT: u32 = u32::MAX;
 /// new one can still do, that one can too. Level by level, each (known set,
 /// value) is expanded only with its fewest unknown operations used, where a
 /// depth-first search would first reach it with more, and come back.
+///
+/// Two more cuts: an unknown operation is tried only if its value is one a
+/// call that may come next observes (directly, or through unknown cas
+/// operations), since only such a call may follow it; and a call that succeeds
+/// without changing the value (a read of it, a cas that saw another) is placed
+/// at once and alone, since any linearization can be reordered to place it
+/// first (unless that would pass the deadline of an optional operation, see
+/// [`check_part`]).
 struct Search {
     /// Known calls, by invocation (then completion) time.
     invoke: Vec<u64>,
@@ -457,6 +472,10 @@ struct Search {
     /// Value names; value `v` is `names[v - 1]`.
     names: Vec<String>,
     trail: Vec<Trail>,
+    /// By value, the classes that set it (ascending).
+    producers: HashMap<u32, Vec<usize>>,
+    /// The classes of unknown cas operations (ascending).
+    cas_classes: Vec<usize>,
     /// Buffers kept between expansions: the calls to try, the values and
     /// counts reached with unknown operations, the chains still to extend.
     scratch: Vec<u32>,
@@ -520,6 +539,7 @@ impl Search {
             }
         }
         known.sort_by_key(|&(i, c, id, _)| (i, c, id));
+        // In invocation order, so classes are numbered by first invocation.
         unknown.sort_by_key(|o| (o.invoke, o.id));
         let mut class_of: HashMap<(Effect, u64), usize> = HashMap::new();
         let mut classes: Vec<Class> = Vec::new();
@@ -541,6 +561,18 @@ impl Search {
             });
             classes[c].invokes.push(o.invoke);
             classes[c].ids.push(o.id);
+        }
+        let mut producers: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut cas_classes = Vec::new();
+        for (k, c) in classes.iter().enumerate() {
+            match c.effect {
+                Effect::Set(v) => producers.entry(v).or_default().push(k),
+                Effect::Swap(_, to) => {
+                    producers.entry(to).or_default().push(k);
+                    cas_classes.push(k);
+                }
+                _ => {}
+            }
         }
         let n = known.len();
         let mut suffix_min = vec![u64::MAX; n + 1];
@@ -564,6 +596,8 @@ impl Search {
             unknown_ops,
             names: values.names,
             trail: Vec::new(),
+            producers,
+            cas_classes,
             scratch: Vec::new(),
             here: Vec::new(),
             work: Vec::new(),
@@ -660,6 +694,41 @@ impl Search {
             }
             i += 1;
         }
+    }
+
+    /// The classes among the first `invoked` that could set a value one of
+    /// `candidates` observes, directly or through unknown cas operations, in
+    /// class order. (A cas that did not swap observes any other value: then all.)
+    fn useful(&self, candidates: &[u32], invoked: usize) -> Vec<usize> {
+        let mut need: Vec<u32> = Vec::new();
+        for &i in candidates {
+            match self.effect[i as usize] {
+                Effect::Read(v) | Effect::Take(v) | Effect::Swap(v, _) => need.push(v),
+                Effect::Differs(_) => return (0..invoked).collect(),
+                Effect::Set(_) | Effect::Impossible => {}
+            }
+        }
+        loop {
+            let before = need.len();
+            for &k in self.cas_classes.iter().take_while(|&&k| k < invoked) {
+                if let Effect::Swap(from, to) = self.classes[k].effect {
+                    if need.contains(&to) && !need.contains(&from) {
+                        need.push(from);
+                    }
+                }
+            }
+            if need.len() == before {
+                break;
+            }
+        }
+        let mut out: Vec<usize> = need
+            .iter()
+            .filter_map(|v| self.producers.get(v))
+            .flat_map(|ks| ks.iter().copied().take_while(|&k| k < invoked))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// `c`'s linearized set with call `i` added.
@@ -775,6 +844,15 @@ impl Search {
         // Unknown operations placed before the known call: (value, counts,
         // trail), explored depth-first, each chain kept only if no other
         // reached the same value with fewer used.
+        // Unknown operations worth trying: those invoked by now (classes are
+        // numbered by first invocation) whose value a call that may come next
+        // observes.
+        let tried = if greedy.is_some() {
+            Vec::new()
+        } else {
+            let invoked = self.classes.partition_point(|c| c.invokes[0] <= first);
+            self.useful(&candidates, invoked)
+        };
         let mut here = std::mem::take(&mut self.here);
         here.clear();
         let mut work = std::mem::take(&mut self.work);
@@ -810,12 +888,7 @@ impl Search {
                     trail: t,
                 }));
             }
-            let classes = if greedy.is_some() {
-                0
-            } else {
-                self.classes.len()
-            };
-            for k in 0..classes {
+            for &k in &tried {
                 *steps += 1;
                 let class = &self.classes[k];
                 if after_unknown && !class.effect.observes() {
