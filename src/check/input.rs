@@ -245,13 +245,13 @@ impl fmt::Display for F {
 }
 
 /// One client event of a Jepsen history.
-struct Event<'a> {
+struct Event {
     at: Pos,
     process: u64,
     kind: Type,
     f: F,
-    value: Option<&'a Node>,
-    key: Option<&'a Node>,
+    value: Option<Node>,
+    key: Option<Node>,
     time: Option<u64>,
     /// Position among all events of the file.
     index: u64,
@@ -262,7 +262,7 @@ fn field<'a>(map: &'a Node, key: &str) -> Option<&'a Node> {
 }
 
 /// The event in `map`, or `None` for a non-client event.
-fn event(map: &Node, index: u64) -> Result<Option<Event<'_>>, Failure> {
+fn event(map: &Node, index: u64) -> Result<Option<Event>, Failure> {
     if !matches!(map.value, Edn::Map(_)) {
         return Err((
             map.at,
@@ -326,8 +326,8 @@ fn event(map: &Node, index: u64) -> Result<Option<Event<'_>>, Failure> {
         process,
         kind,
         f,
-        value: field(map, "value"),
-        key: field(map, "key"),
+        value: field(map, "value").cloned(),
+        key: field(map, "key").cloned(),
         time,
         index,
     }))
@@ -350,12 +350,14 @@ fn pair(v: &Node) -> Option<(&Node, &Node)> {
 }
 
 /// Whether the events' values look like `[key value]` tuples.
-fn looks_independent(events: &[Event<'_>]) -> bool {
-    events.iter().any(|e| match (e.f, e.value.and_then(pair)) {
-        (F::Read | F::Write, Some(_)) => true,
-        (F::Cas, Some((_, inner))) => pair(inner).is_some(),
-        _ => false,
-    })
+fn looks_independent(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| match (e.f, e.value.as_ref().and_then(pair)) {
+            (F::Read | F::Write, Some(_)) => true,
+            (F::Cas, Some((_, inner))) => pair(inner).is_some(),
+            _ => false,
+        })
 }
 
 /// How the events of a file name their key.
@@ -367,20 +369,22 @@ enum Keys {
 }
 
 /// The key and the bare value of an event.
-fn split<'a>(e: &Event<'a>, keys: Keys) -> Result<(String, Option<&'a Node>), Failure> {
+fn split(e: &Event, keys: Keys) -> Result<(String, Option<&Node>), Failure> {
     match keys {
-        Keys::Single => Ok((REGISTER.to_string(), e.value)),
-        Keys::Field => match e.key {
-            Some(k) => Ok((k.value.to_string(), e.value)),
+        Keys::Single => Ok((REGISTER.to_string(), e.value.as_ref())),
+        Keys::Field => match &e.key {
+            Some(k) => Ok((k.value.to_string(), e.value.as_ref())),
             None => Err((e.at, "this event has no :key, and others have one".into())),
         },
-        Keys::Tuples => match e.value.and_then(pair) {
+        Keys::Tuples => match e.value.as_ref().and_then(pair) {
             Some((k, v)) => Ok((k.value.to_string(), Some(v))),
             None => Err((
-                e.value.map_or(e.at, |v| v.at),
+                e.value.as_ref().map_or(e.at, |v| v.at),
                 format!(
                     "expected a [key value] tuple as the :value (independent keys), found {}",
-                    e.value.map_or("nothing".into(), |v| short(&v.value))
+                    e.value
+                        .as_ref()
+                        .map_or("nothing".into(), |v| short(&v.value))
                 ),
             )),
         },
@@ -396,7 +400,7 @@ fn text(v: Option<&Node>) -> Option<String> {
 }
 
 /// The operation an invocation asks for.
-fn operation(e: &Event<'_>, key: String, value: Option<&Node>) -> Result<Op, Failure> {
+fn operation(e: &Event, key: String, value: Option<&Node>) -> Result<Op, Failure> {
     let at = value.map_or(e.at, |v| v.at);
     Ok(match e.f {
         F::Read => Op::Get { key },
@@ -428,20 +432,23 @@ struct Pending {
 }
 
 fn jepsen(text: &str, independent: Independent) -> Result<Loaded, Failure> {
-    let forms = edn::read_all(text).map_err(|e| (e.at, e.message))?;
-    // A whole history may also be one vector of events.
-    let maps: Vec<&Node> = match forms.as_slice() {
-        [one] if matches!(one.value, Edn::Vector(_) | Edn::List(_)) => {
-            one.value.sequence().expect("a sequence").iter().collect()
-        }
-        _ => forms.iter().collect(),
-    };
-    let mut events = Vec::with_capacity(maps.len());
+    // Event by event, keeping only what the check needs; a whole history
+    // may also be one vector (or list) of events.
+    let mut reader = edn::Reader::new(text);
+    let mut events = Vec::new();
     let mut skipped = 0;
-    for (i, m) in maps.iter().enumerate() {
-        match event(m, i as u64)? {
-            Some(e) => events.push(e),
-            None => skipped += 1,
+    let mut index = 0u64;
+    while let Some(form) = reader.next_form().map_err(|e| (e.at, e.message))? {
+        let maps = match form.value {
+            Edn::Vector(items) | Edn::List(items) => items,
+            _ => vec![form],
+        };
+        for m in &maps {
+            match event(m, index)? {
+                Some(e) => events.push(e),
+                None => skipped += 1,
+            }
+            index += 1;
         }
     }
     let keys = if events.iter().any(|e| e.key.is_some()) {
@@ -455,7 +462,7 @@ fn jepsen(text: &str, independent: Independent) -> Result<Loaded, Failure> {
         }
     };
     let timed = !events.is_empty() && events.iter().all(|e| e.time.is_some());
-    let when = |e: &Event<'_>| if timed { e.time.unwrap_or(0) } else { e.index };
+    let when = |e: &Event| if timed { e.time.unwrap_or(0) } else { e.index };
 
     let mut done: Vec<Pending> = Vec::new();
     let mut open: BTreeMap<u64, Pending> = BTreeMap::new();
@@ -548,7 +555,7 @@ fn jepsen(text: &str, independent: Independent) -> Result<Loaded, Failure> {
 }
 
 /// The result an `:ok` completion reports.
-fn result(e: &Event<'_>, p: &Pending, keys: Keys) -> Result<OpResult, Failure> {
+fn result(e: &Event, p: &Pending, keys: Keys) -> Result<OpResult, Failure> {
     Ok(match e.f {
         F::Write => OpResult::Done,
         F::Cas => OpResult::Swapped(true),
@@ -556,7 +563,7 @@ fn result(e: &Event<'_>, p: &Pending, keys: Keys) -> Result<OpResult, Failure> {
             let (key, value) = split(e, keys)?;
             if key != p.op.op.key() {
                 return Err((
-                    e.value.map_or(e.at, |v| v.at),
+                    e.value.as_ref().map_or(e.at, |v| v.at),
                     format!(
                         "reads key {key} but its invocation (line {}) read {}",
                         p.line,

@@ -165,7 +165,7 @@ fn run(s: &Synth) -> Vec<Call> {
         });
         // A process whose operation ended :info is replaced by a new one.
         let next = if info { process + p } else { process };
-        slots[slot] = (next, complete + rng.range(0, 200_000));
+        slots[slot] = (next, complete + 1 + rng.range(0, 200_000));
     }
     apply(&mut calls);
     if s.bad {
