@@ -7,6 +7,7 @@
 
 mod bench;
 mod chaos;
+mod check;
 mod cluster;
 mod data;
 mod demo;
@@ -69,6 +70,8 @@ enum Command {
     Net(faults::NetArgs),
     /// A workload plus a seeded fault schedule, then the verdict of the checkers
     Chaos(chaos::ChaosArgs),
+    /// Is a history linearizable? synod's history.jsonl or Jepsen's EDN (exit 0 yes, 1 no, 3 undecided)
+    Check(check::CheckArgs),
     /// Throughput and latency; side by side with etcd (--against etcd); failover (--failover)
     Bench(bench::BenchArgs),
     /// Experiments: `quorum` answers why node counts are odd, with a table and a plot
@@ -114,6 +117,14 @@ impl Exit {
     pub fn usage(message: impl Into<String>) -> Self {
         Exit {
             code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// Exit code 3: a checker ran out of budget before deciding.
+    pub fn undecided(message: impl Into<String>) -> Self {
+        Exit {
+            code: 3,
             message: message.into(),
         }
     }
@@ -195,6 +206,7 @@ fn run(cli: Cli) -> Result<(), Exit> {
         Command::Heal(c) => faults::heal(c),
         Command::Net(a) => faults::net(a),
         Command::Chaos(a) => chaos::run(a),
+        Command::Check(a) => check::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Experiment(e) => experiment::run(e),
         Command::Demo(a) => demo::run(a),
