@@ -124,6 +124,12 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
             && html.contains("<svg")
             && html.contains("Fault timeline")
     );
+    // The history the run wrote is one `synod check` reads, and agrees on.
+    let h = out.join("history.jsonl");
+    let o = env.synod(&["check", h.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(said.contains("linearizable"), "{said}");
     planted::every_fault_is_caught(&evidence);
 }
 
@@ -404,6 +410,20 @@ fn caught(rule: &str, secs: u32, tries: u64) -> (Env, std::path::PathBuf) {
         );
         if code == Some(1) && text.contains("VIOLATION") {
             eprintln!("--break {rule}: caught with seed {seed}");
+            // `synod check` reads the history it wrote and agrees with the
+            // run's own verdict on linearizability.
+            let verdict: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).unwrap())
+                    .unwrap();
+            let h = out.join("history.jsonl");
+            let o = env.synod(&["check", h.to_str().unwrap()]);
+            let lin = verdict["linearizable"].as_bool().unwrap();
+            assert_eq!(
+                o.status.code(),
+                Some(if lin { 0 } else { 1 }),
+                "{}",
+                String::from_utf8_lossy(&o.stdout)
+            );
             return (env, out);
         }
         assert_ne!(code, Some(2), "{text}");

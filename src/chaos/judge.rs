@@ -37,6 +37,7 @@ use super::report::SeriesBuilder;
 use crate::check::history::{History, Operation, Status};
 use crate::check::linear::{self, describe, KeyResult};
 use crate::check::logs::acknowledged_write;
+use crate::check::window;
 use crate::paxos::{Ballot, NodeId, Slot, Value};
 
 /// One observation of a chaos run.
@@ -183,6 +184,9 @@ struct KeyCheck {
     key: String,
     ops: Vec<Operation>,
     verdict: linear::KeyVerdict,
+    /// For a key found not linearizable: the smallest window of it that
+    /// cannot be ordered on its own (ids are indexes into `ops`).
+    window: Option<window::Window>,
 }
 
 /// The threads that check retired keys.
@@ -237,7 +241,18 @@ fn check_key(key: String, mut ops: Vec<Operation>, budget: u64) -> KeyCheck {
             result: KeyResult::Linearizable,
             steps: 0,
         });
-    KeyCheck { key, ops, verdict }
+    let window = match &verdict.result {
+        KeyResult::NotLinearizable { stuck, .. } => {
+            window::smallest(&history, &verdict.key, stuck, budget)
+        }
+        _ => None,
+    };
+    KeyCheck {
+        key,
+        ops,
+        verdict,
+        window,
+    }
 }
 
 /// One key's operations so far.
@@ -713,6 +728,9 @@ impl Judge {
                 KeyResult::NotLinearizable { prefix, stuck, .. } => {
                     f.keys_violated += 1;
                     lin.push(format!("not linearizable: key {:?}: {}", c.key, explain(c)));
+                    if let (true, Some(w)) = (self.involved.is_empty(), &c.window) {
+                        self.involved = w.ops.iter().map(|o| c.ops[o.id].clone()).collect();
+                    }
                     if self.involved.is_empty() {
                         let local: Vec<usize> = prefix
                             .iter()
@@ -827,6 +845,14 @@ fn explain(c: &KeyCheck) -> String {
     }
     if let Some(&last) = prefix.last() {
         s.push_str(&format!("; last placed: [{}]", describe(&c.ops[last])));
+    }
+    if let Some(w) = &c.window {
+        s.push_str(&format!(
+            "; the smallest window that cannot be ordered on its own: {} operations from {:.3} s to {:.3} s",
+            w.ops.len(),
+            w.from as f64 / 1e6,
+            w.to as f64 / 1e6
+        ));
     }
     s
 }

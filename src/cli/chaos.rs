@@ -124,9 +124,6 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
     match v.outcome {
         Outcome::Ok => Ok(()),
         Outcome::Violation => Err(Exit::failed(v.violations[0].clone())),
-        Outcome::Inconclusive => Err(Exit {
-            code: 3,
-            message: format!("inconclusive: {}", v.undecided[0]),
-        }),
+        Outcome::Inconclusive => Err(Exit::undecided(format!("inconclusive: {}", v.undecided[0]))),
     }
 }

@@ -128,10 +128,9 @@ pub fn run(a: SimArgs) -> Result<(), Exit> {
         return if report.is_clean() {
             Ok(())
         } else if report.is_undecided() {
-            Err(Exit {
-                code: 3,
-                message: "inconclusive: a check could not be decided within its budget".into(),
-            })
+            Err(Exit::undecided(
+                "inconclusive: a check could not be decided within its budget",
+            ))
         } else {
             Err(Exit::failed("the simulated history violated an invariant"))
         };
@@ -156,13 +155,10 @@ pub fn run(a: SimArgs) -> Result<(), Exit> {
     if sweep.failing.is_empty() && sweep.undecided.is_empty() {
         Ok(())
     } else if sweep.failing.is_empty() {
-        Err(Exit {
-            code: 3,
-            message: format!(
-                "{} seed(s) undecided: a check ran out of its budget",
-                sweep.undecided.len()
-            ),
-        })
+        Err(Exit::undecided(format!(
+            "{} seed(s) undecided: a check ran out of its budget",
+            sweep.undecided.len()
+        )))
     } else {
         Err(Exit::failed(format!(
             "{} seed(s) violated an invariant",
