@@ -371,11 +371,10 @@ impl Judge {
             Event::Log {
                 node,
                 at,
-                from,
-                floor,
                 entries,
                 next,
-            } => self.log(node, at, from, floor, entries, next),
+                ..
+            } => self.log(node, at, entries, next),
             Event::Status {
                 node,
                 at,
@@ -495,16 +494,9 @@ impl Judge {
         self.checked.push(c);
     }
 
-    fn log(
-        &mut self,
-        node: NodeId,
-        at: u64,
-        from: Slot,
-        floor: Slot,
-        entries: Vec<(Slot, Value)>,
-        next: Slot,
-    ) {
-        let _ = (from, floor);
+    /// A page read from `node`: compare each slot with what others gave, and
+    /// move its cursor to `next`.
+    fn log(&mut self, node: NodeId, at: u64, entries: Vec<(Slot, Value)>, next: Slot) {
         let Some(&cursor) = self.cursors.get(&node) else {
             return; // not a member: nothing to compare with
         };
