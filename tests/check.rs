@@ -3,7 +3,7 @@
 //! output checked.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use synod::check::history::{History, Status};

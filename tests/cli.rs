@@ -1,6 +1,6 @@
 //! The command line as a user meets it: output, exit codes, errors.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod support;
 
