@@ -142,7 +142,7 @@ async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
     // only once its record is durable, and `status` shows the promise only then.
     use actix::prelude::*;
     use synod::node::disk::{self, Synced};
-    use synod::node::roles::AcceptorActor;
+    use synod::node::roles::RoleActor;
     use synod::node::router::{Deliver, Input, Roles, Router};
     use synod::paxos::{Acceptor, Ballot, Message, Record};
 
@@ -150,10 +150,11 @@ async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
     let status = std::rc::Rc::new(std::cell::RefCell::new(synod::net::NodeStatus::default()));
     let (tx, queue) = disk::queue();
     let router_ctx: Context<Router> = Context::new();
-    let acceptor = AcceptorActor::new(
+    let acceptor = RoleActor::new(
         Acceptor::new(1, Rules::ALL),
         router_ctx.address(),
-        tx,
+        Some(tx),
+        None,
         status.clone(),
     )
     .start();

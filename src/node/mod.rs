@@ -23,11 +23,11 @@ use thiserror::Error;
 
 use crate::cluster::Cluster;
 use crate::net::{NodeStatus, Secret};
-use crate::paxos::{Acceptor, Learner, NodeId, Notice, Proposer, Replica, Rule, Rules, Snapshot};
+use crate::paxos::{Durable, NodeId, NodeSetup, Notice, Rule, Rules, Snapshot, SnapshotFile};
 use crate::storage::{FileLog, Recovered, StorageError};
 use conn::{Conn, ConnContext, LinkConfig, PeerLink};
 use disk::DiskOptions;
-use roles::{AcceptorActor, LearnerActor, ProposerActor, ReplicaActor};
+use roles::RoleActor;
 use router::{Roles, Router, SharedStatus};
 
 /// What one node needs to run.
@@ -67,6 +67,17 @@ pub struct Tuning {
     /// Fault injection for tests: the logs fail after this many syncs
     /// (`SYNOD_FAIL_SYNC_AFTER=N`), as a broken disk would.
     pub fail_sync_after: Option<u64>,
+}
+
+impl Tuning {
+    /// `cfg` with these fast paths.
+    pub fn apply(&self, mut cfg: crate::paxos::ProposerConfig) -> crate::paxos::ProposerConfig {
+        cfg.window = self.window;
+        cfg.max_batch = self.max_batch;
+        cfg.read_index = self.read_index;
+        cfg.fast_election = self.fast_election;
+        cfg
+    }
 }
 
 impl Default for Tuning {
@@ -170,6 +181,33 @@ fn open_logs(dir: &Path, fsync: bool) -> Result<[(FileLog, Recovered); 3], Stora
     ])
 }
 
+/// A role's actor whose records are synced before what depends on them
+/// leaves, and its log thread, which reports each sync back to it.
+fn synced_role<M: roles::Shown>(
+    (name, router, status): (String, Addr<Router>, SharedStatus),
+    log: FileLog,
+    core: M,
+    tick: Option<Duration>,
+    opts: DiskOptions,
+) -> (Addr<RoleActor<M>>, JoinHandle<()>) {
+    let ctx: Context<RoleActor<M>> = Context::new();
+    let disk = disk::spawn(&name, log, Some(ctx.address().recipient()), opts);
+    let actor = RoleActor::new(core, router, Some(disk.tx), tick, status);
+    (ctx.run(actor), disk.thread)
+}
+
+/// The snapshot in `dir`, decoded, if there is one.
+fn load_snapshot(dir: &Path) -> Result<Option<(SnapshotFile, Snapshot)>, StorageError> {
+    let Some(file) = crate::storage::snapshot::load(dir)? else {
+        return Ok(None);
+    };
+    let s = Snapshot::decode(&file).map_err(|reason| StorageError::BadSnapshot {
+        path: crate::storage::snapshot::path(dir),
+        reason,
+    })?;
+    Ok(Some((file, s)))
+}
+
 /// Start node `cfg.id` in the running System, serving on `listener`.
 pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHandle, NodeError> {
     let id = cfg.id;
@@ -182,24 +220,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let [(alog, arec), (plog, prec), (llog, mut lrec)] = open_logs(&cfg.data_dir, cluster.fsync)?;
-    let rcfg = cluster.replica_config();
-    let snapshot = match crate::storage::snapshot::load(&cfg.data_dir)? {
-        Some(file) => {
-            let s = Snapshot::decode(&file).map_err(|reason| StorageError::BadSnapshot {
-                path: crate::storage::snapshot::path(&cfg.data_dir),
-                reason,
-            })?;
-            Some((file, s))
-        }
-        None => None,
-    };
-    let base = snapshot.as_ref().map_or(0, |(f, _)| f.slot);
-    // With `persist` broken (teaching runs), nothing survives a restart.
-    let persist = cfg.rules.holds(Rule::Persist);
-    if !persist {
-        lrec.records.clear();
-    }
+    let [(alog, arec), (plog, prec), (llog, lrec)] = open_logs(&cfg.data_dir, cluster.fsync)?;
     for (log, rec) in [(&alog, &arec), (&plog, &prec), (&llog, &lrec)] {
         if let Some((at, bytes)) = rec.cut {
             tracing::warn!(
@@ -208,88 +229,64 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
             );
         }
     }
-    let ids = cluster.ids();
-    // The learner counts phase-2 quorums (majorities unless the file says).
-    let q = cluster
-        .proposer_config()
-        .quorums(ids.len(), cfg.rules)
-        .phase2;
+    let (snap_file, snap) = match load_snapshot(&cfg.data_dir)? {
+        Some((f, s)) => (Some(f), Some(s)),
+        None => (None, None),
+    };
+    let base = snap_file.as_ref().map_or(0, |f| f.slot);
     let incarnation = crate::net::auth::random_u64();
+    let roles = crate::paxos::recover(
+        &NodeSetup::new(
+            id,
+            cluster.ids(),
+            cfg.rules,
+            cfg.tuning.apply(cluster.proposer_config()),
+            cluster.replica_config(),
+            incarnation ^ id,
+        ),
+        Durable {
+            acceptor: &arec.records,
+            proposer: &prec.records,
+            learner: &lrec.records,
+            snapshot: snap_file.as_ref().zip(snap),
+        },
+    );
+    tracing::info!(
+        "recovered: promised {}, next round {}, snapshot below slot {base}",
+        roles.acceptor.promised(),
+        roles.proposer.next_round()
+    );
     let status: SharedStatus = Rc::new(RefCell::new(NodeStatus {
         id,
         incarnation,
         role: "follower".into(),
         ..NodeStatus::default()
     }));
-    let tick = Duration::from_millis(cluster.tick_ms());
-
+    let tick = Some(Duration::from_millis(cluster.tick_ms()));
     let router_ctx: Context<Router> = Context::new();
     let router = router_ctx.address();
     let opts = DiskOptions {
         group: cfg.tuning.group_commit,
         fail_after: cfg.tuning.fail_sync_after,
     };
-
-    let acceptor_ctx: Context<AcceptorActor> = Context::new();
-    let adisk = disk::spawn(
-        &format!("node{id}-acceptor-log"),
-        alog,
-        Some(acceptor_ctx.address().recipient()),
-        opts,
-    );
-    let leader_ctx: Context<ProposerActor> = Context::new();
-    let pdisk = disk::spawn(
-        &format!("node{id}-proposer-log"),
-        plog,
-        Some(leader_ctx.address().recipient()),
-        opts,
-    );
+    let synced = |name: &str| {
+        (
+            format!("node{id}-{name}-log"),
+            router.clone(),
+            status.clone(),
+        )
+    };
+    let (acceptor, athread) = synced_role(synced("acceptor"), alog, roles.acceptor, None, opts);
+    let (proposer, pthread) = synced_role(synced("proposer"), plog, roles.proposer, tick, opts);
     let ldisk = disk::spawn(&format!("node{id}-learner-log"), llog, None, opts);
-    let mut proposer_cfg = cluster.proposer_config();
-    proposer_cfg.window = cfg.tuning.window;
-    proposer_cfg.max_batch = cfg.tuning.max_batch;
-    proposer_cfg.read_index = cfg.tuning.read_index;
-    proposer_cfg.fast_election = cfg.tuning.fast_election;
-    let acceptor_core = Acceptor::recover(id, cfg.rules, &arec.records).with_keep(rcfg.keep);
-    let leader_core = Proposer::recover(
-        id,
-        ids.clone(),
-        cfg.rules,
-        proposer_cfg,
-        incarnation ^ id,
-        &prec.records,
-        acceptor_core.promised(),
-    );
-    tracing::info!(
-        "recovered: promised {}, next round {}, snapshot below slot {base}",
-        acceptor_core.promised(),
-        leader_core.next_round()
-    );
-    let acceptor = acceptor_ctx.run(AcceptorActor::new(
-        acceptor_core,
+    let learner = RoleActor::new(
+        roles.learner,
         router.clone(),
-        adisk.tx,
-        status.clone(),
-    ));
-    let leader = leader_ctx.run(ProposerActor::new(
-        leader_core,
-        router.clone(),
-        pdisk.tx,
-        tick,
-        status.clone(),
-    ));
-    let learner = LearnerActor::new(
-        Learner::recover(id, ids.clone(), q, cfg.rules, &lrec.records).with_keep(rcfg.keep),
-        router.clone(),
-        persist.then_some(ldisk.tx),
+        Some(ldisk.tx),
         tick,
         status.clone(),
     )
     .start();
-    let replica_core = match snapshot {
-        Some((file, s)) => Replica::restore(id, rcfg, &file, s),
-        None => Replica::new(id, rcfg),
-    };
     let snap_router = router.clone();
     let (writer, snapshot_thread) = disk::SnapshotWriter::spawn(
         &format!("node{id}-snapshots"),
@@ -303,7 +300,9 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
             });
         },
     );
-    let replica = ReplicaActor::new(replica_core, router.clone(), writer, status.clone()).start();
+    let replica = RoleActor::new(roles.replica, router.clone(), None, None, status.clone())
+        .with_snapshots(writer)
+        .start();
     let peers: BTreeMap<NodeId, Recipient<router::Outbound>> = cluster
         .nodes
         .iter()
@@ -325,7 +324,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         id,
         Roles {
             acceptor: acceptor.recipient(),
-            proposer: leader.recipient(),
+            proposer: proposer.recipient(),
             learner: learner.clone().recipient(),
             replica: replica.recipient(),
         },
@@ -348,7 +347,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         me: id,
         incarnation,
         cluster: cluster.name.clone(),
-        members: ids,
+        members: cluster.ids(),
         secret: cfg.secret.clone(),
         router: router.clone(),
         log: learner.recipient(),
@@ -383,7 +382,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     Ok(NodeHandle {
         router,
         status,
-        disks: vec![adisk.thread, pdisk.thread, ldisk.thread, snapshot_thread],
+        disks: vec![athread, pthread, ldisk.thread, snapshot_thread],
     })
 }
 

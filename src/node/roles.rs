@@ -1,17 +1,20 @@
-//! One actor per Paxos role, each wrapping its pure state machine from
-//! `crate::paxos` and carrying out the effects it returns through the role's
-//! [`Gate`]: records to the role's log thread, messages that must wait held
-//! until the thread reports them durable ([`Synced`]), everything else at once.
+//! One generic actor per Paxos role: [`RoleActor<M>`] wraps the role's pure
+//! state machine ([`Machine`]) and carries out the effects it returns through
+//! the role's [`Gate`], syncing records the way the role says
+//! ([`Machine::SYNC`]): before the messages that depend on them leave, once a
+//! tick, or not at all. What each role adds to the node's status is its
+//! [`Shown`] hook.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
 use super::disk::{Append, DiskTx, SnapshotWriter, Synced};
 use super::router::{Deliver, Effects, GetLog, Input, Router, SharedStatus};
+use crate::net::NodeStatus;
 use crate::paxos::{
-    Acceptor, Ballot, Forgotten, Gate, Learner, Mode, Outbox, Proposer, Ready, Replica,
+    Acceptor, Ballot, Gate, Learner, Machine, Outbox, Proposer, Ready, Record, Replica, Sync,
 };
 
 /// Send a role's ready effects on: messages and notices to the router,
@@ -38,10 +41,10 @@ fn carry(router: &Addr<Router>, disk: Option<&DiskTx>, ready: Ready) {
 /// client session shares) this long is logged, with what it handled.
 const SLOW_HANDLER: std::time::Duration = std::time::Duration::from_millis(50);
 
-fn note_slow(role: &str, what: &str, started: std::time::Instant) {
+fn note_slow(role: crate::paxos::Role, what: &str, started: Instant) {
     let took = started.elapsed();
     if took >= SLOW_HANDLER {
-        tracing::warn!("the {role} took {} ms handling {what}", took.as_millis());
+        tracing::warn!("the {role:?} took {} ms handling {what}", took.as_millis());
     }
 }
 
@@ -56,276 +59,77 @@ fn release(router: &Addr<Router>, gate: &mut Gate, batch: u64) {
     }
 }
 
-// ------------------------------------------------------------------ acceptor
+/// What a role shows in the node's status.
+pub trait Shown: Machine + Unpin + 'static {
+    /// What of the status may be shown only once the records written with
+    /// it are durable (the acceptor's promise); `()` for the others.
+    type Durable: Unpin + 'static;
 
-/// The acceptor: promises and accepts leave only after their records are
-/// durable, and `status` shows a promise only once it is.
-pub struct AcceptorActor {
-    core: Acceptor,
-    router: Addr<Router>,
-    disk: DiskTx,
-    gate: Gate,
-    /// The promise as of each batch not yet durable.
-    promised_at: VecDeque<(u64, Ballot)>,
-    status: SharedStatus,
+    /// The durable part as it stands now.
+    fn durable(&self) -> Self::Durable;
+
+    /// Show a durable part.
+    fn show_durable(_d: Self::Durable, _st: &mut NodeStatus) {}
+
+    /// Show the rest, after every input.
+    fn show(&self, _st: &mut NodeStatus) {}
+
+    /// Show what the log thread reports at a sync.
+    fn show_synced(_s: &Synced, _st: &mut NodeStatus) {}
 }
 
-impl AcceptorActor {
-    /// Wrap `core`; its records go to `disk`.
-    pub fn new(core: Acceptor, router: Addr<Router>, disk: DiskTx, status: SharedStatus) -> Self {
-        AcceptorActor {
-            core,
-            router,
-            disk,
-            gate: Gate::new(),
-            promised_at: VecDeque::new(),
-            status,
-        }
+impl Shown for Acceptor {
+    type Durable = Ballot;
+
+    fn durable(&self) -> Ballot {
+        self.promised()
     }
-}
 
-impl Actor for AcceptorActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, _: &mut Context<Self>) {
-        // What it promised before a restart (durable: it was recovered).
-        self.status.borrow_mut().promised = self.core.promised();
+    fn show_durable(promised: Ballot, st: &mut NodeStatus) {
+        st.promised = promised;
     }
-}
 
-impl Handler<Deliver> for AcceptorActor {
-    type Result = ();
-
-    fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
-        let started = std::time::Instant::now();
-        let what = input.kind();
-        let mut out = Outbox::new();
-        match input {
-            Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
-            Input::Notice(n) => self.core.notice(n, &mut out),
-        }
-        let ready = self.gate.ready(out);
-        match &ready.persist {
-            Some(p) => self.promised_at.push_back((p.batch, self.core.promised())),
-            // Nothing new to sync: the promise shown is the promise held, if
-            // every batch before is durable (always, with `persist` broken).
-            None if self.promised_at.is_empty() => {
-                self.status.borrow_mut().promised = self.core.promised();
-            }
-            None => {}
-        }
-        carry(&self.router, Some(&self.disk), ready);
-        note_slow("acceptor", what, started);
-    }
-}
-
-impl Handler<Synced> for AcceptorActor {
-    type Result = ();
-
-    fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
-        release(&self.router, &mut self.gate, s.batch);
-        let mut st = self.status.borrow_mut();
-        while self.promised_at.front().is_some_and(|(b, _)| *b <= s.batch) {
-            st.promised = self.promised_at.pop_front().expect("checked").1;
-        }
+    fn show_synced(s: &Synced, st: &mut NodeStatus) {
         st.records = s.records;
         st.syncs = s.syncs;
     }
 }
 
-// ------------------------------------------------------------------ leader
+impl Shown for Proposer {
+    type Durable = ();
 
-/// The proposer role: elections, heartbeats, batching. Its log holds the
-/// rounds it used, durable before a Prepare leaves.
-pub struct ProposerActor {
-    core: Proposer,
-    router: Addr<Router>,
-    disk: DiskTx,
-    gate: Gate,
-    tick: Duration,
-    status: SharedStatus,
-    mode: Mode,
-}
+    fn durable(&self) {}
 
-impl ProposerActor {
-    /// Wrap `core`, ticking every `tick`; its records go to `disk`.
-    pub fn new(
-        core: Proposer,
-        router: Addr<Router>,
-        disk: DiskTx,
-        tick: Duration,
-        status: SharedStatus,
-    ) -> Self {
-        ProposerActor {
-            core,
-            router,
-            disk,
-            gate: Gate::new(),
-            tick,
-            status,
-            mode: Mode::Follower,
-        }
-    }
-
-    fn carry(&mut self, out: Outbox) {
-        let ready = self.gate.ready(out);
-        carry(&self.router, Some(&self.disk), ready);
-        let mode = self.core.mode();
-        if mode != self.mode {
+    fn show(&self, st: &mut NodeStatus) {
+        let mode = self.mode();
+        if st.role != mode.name() {
             match mode {
-                Mode::Leader => tracing::info!("leading at ballot {}", self.core.ballot()),
-                Mode::Candidate => tracing::info!("candidate at ballot {}", self.core.ballot()),
-                Mode::PreCandidate => tracing::debug!("asking for pre-votes"),
-                Mode::Follower => tracing::info!(
+                crate::paxos::Mode::Leader => tracing::info!("leading at ballot {}", self.ballot()),
+                crate::paxos::Mode::Candidate => {
+                    tracing::info!("candidate at ballot {}", self.ballot())
+                }
+                crate::paxos::Mode::PreCandidate => tracing::debug!("asking for pre-votes"),
+                crate::paxos::Mode::Follower => tracing::info!(
                     "following (leader: {})",
-                    self.core
-                        .leader_hint()
+                    self.leader_hint()
                         .map_or("unknown".into(), |l| l.to_string())
                 ),
             }
-            self.mode = mode;
+            st.role = mode.name().to_string();
         }
-        let mut st = self.status.borrow_mut();
-        st.role = mode.name().to_string();
-        st.ballot = self.core.ballot();
-        st.leader = self.core.leader_hint();
+        st.ballot = self.ballot();
+        st.leader = self.leader_hint();
     }
 }
 
-impl Actor for ProposerActor {
-    type Context = Context<Self>;
+impl Shown for Learner {
+    type Durable = ();
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let mut last = std::time::Instant::now();
-        let late = (self.tick * 10).max(std::time::Duration::from_millis(100));
-        ctx.run_interval(self.tick, move |act, _| {
-            let now = std::time::Instant::now();
-            let gap = now.duration_since(last);
-            last = now;
-            if gap >= late {
-                // Heartbeats and timeouts ride on this tick: a stall this long
-                // can make followers start an election (etcd warns alike).
-                tracing::warn!(
-                    "this node's event loop stalled for {} ms (an overloaded machine?); heartbeats were late",
-                    gap.as_millis()
-                );
-            }
-            let mut out = Outbox::new();
-            act.core.tick(&mut out);
-            act.carry(out);
-        });
-    }
-}
+    fn durable(&self) {}
 
-impl Handler<Deliver> for ProposerActor {
-    type Result = ();
-
-    fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
-        let started = std::time::Instant::now();
-        let what = input.kind();
-        let mut out = Outbox::new();
-        match input {
-            Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
-            Input::Notice(n) => self.core.notice(n, &mut out),
-        }
-        self.carry(out);
-        note_slow("proposer", what, started);
-    }
-}
-
-impl Handler<Synced> for ProposerActor {
-    type Result = ();
-
-    fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
-        release(&self.router, &mut self.gate, s.batch);
-    }
-}
-
-// ------------------------------------------------------------------ learner
-
-/// The learner: counts votes, spreads and catches up on chosen slots. Its
-/// records need no sync before anything is said (they can be learned again), so
-/// they go to the log thread once a tick rather than once a slot: a crash loses
-/// at most a tick of them, which catch-up restores.
-pub struct LearnerActor {
-    core: Learner,
-    router: Addr<Router>,
-    /// `None` when nothing may be persisted (the `persist` rule is off).
-    disk: Option<DiskTx>,
-    gate: Gate,
-    unwritten: Vec<crate::paxos::Record>,
-    tick: Duration,
-    status: SharedStatus,
-}
-
-impl LearnerActor {
-    /// Wrap `core`; its records go to `disk`.
-    pub fn new(
-        core: Learner,
-        router: Addr<Router>,
-        disk: Option<DiskTx>,
-        tick: Duration,
-        status: SharedStatus,
-    ) -> Self {
-        LearnerActor {
-            core,
-            router,
-            disk,
-            gate: Gate::new(),
-            unwritten: Vec::new(),
-            tick,
-            status,
-        }
-    }
-
-    fn write(&mut self) {
-        if let (false, Some(disk)) = (self.unwritten.is_empty(), &self.disk) {
-            let records = std::mem::take(&mut self.unwritten);
-            let mut out = Outbox::new();
-            out.persist = records;
-            let ready = self.gate.ready(out);
-            // Nothing waits for the learner's records.
-            if let Some(p) = ready.persist {
-                self.gate.synced(p.batch);
-                disk.send(Append {
-                    batch: p.batch,
-                    records: p.records,
-                    rewrite: false,
-                    forgotten: Forgotten::default(),
-                });
-            }
-        }
-    }
-
-    fn carry(&mut self, mut out: Outbox) {
-        if out.rewrite {
-            // A compaction: what waited to be written is in the new content.
-            self.unwritten.clear();
-            let ready = self.gate.ready(Outbox {
-                persist: std::mem::take(&mut out.persist),
-                rewrite: true,
-                forgotten: std::mem::take(&mut out.forgotten),
-                ..Outbox::new()
-            });
-            if let (Some(p), Some(disk)) = (ready.persist, &self.disk) {
-                self.gate.synced(p.batch);
-                disk.send(Append {
-                    batch: p.batch,
-                    records: p.records,
-                    rewrite: true,
-                    forgotten: ready.forgotten,
-                });
-            }
-            out.rewrite = false;
-        } else if self.disk.is_some() {
-            self.unwritten.append(&mut out.persist);
-        }
-        out.persist.clear();
-        let ready = self.gate.ready(out);
-        carry(&self.router, None, ready);
-        let mut st = self.status.borrow_mut();
-        st.chosen = self.core.first_unchosen();
-        let conflicts = self.core.conflicts();
+    fn show(&self, st: &mut NodeStatus) {
+        st.chosen = self.first_unchosen();
+        let conflicts = self.conflicts();
         if conflicts.len() as u64 != st.conflicts {
             st.conflicts = conflicts.len() as u64;
             st.first_conflicts = conflicts
@@ -337,32 +141,179 @@ impl LearnerActor {
     }
 }
 
-impl Actor for LearnerActor {
+impl Shown for Replica {
+    type Durable = ();
+
+    fn durable(&self) {}
+
+    fn show(&self, st: &mut NodeStatus) {
+        st.applied = self.next_slot();
+        st.snapshot = self.snapshot_slot();
+        st.sessions = self.sessions() as u64;
+        st.digest = self.digest();
+    }
+}
+
+/// A role's actor: its machine, its gate, its log (if it keeps one).
+pub struct RoleActor<M: Shown> {
+    core: M,
+    router: Addr<Router>,
+    /// The role's log thread (`None`: the role keeps no log).
+    disk: Option<DiskTx>,
+    gate: Gate,
+    /// How often the machine ticks (`None`: never).
+    tick: Option<Duration>,
+    status: SharedStatus,
+    /// The durable part of the status as of each batch not yet synced.
+    pending: VecDeque<(u64, M::Durable)>,
+    /// Records of a lazily synced role, written once a tick.
+    unwritten: Vec<Record>,
+    /// Where the replica's snapshots go.
+    snapshots: Option<SnapshotWriter>,
+}
+
+impl<M: Shown> RoleActor<M> {
+    /// Wrap `core`; its records go to `disk`, it ticks every `tick`.
+    pub fn new(
+        core: M,
+        router: Addr<Router>,
+        disk: Option<DiskTx>,
+        tick: Option<Duration>,
+        status: SharedStatus,
+    ) -> Self {
+        RoleActor {
+            core,
+            router,
+            disk,
+            gate: Gate::new(),
+            tick,
+            status,
+            pending: VecDeque::new(),
+            unwritten: Vec::new(),
+            snapshots: None,
+        }
+    }
+
+    /// The same actor, saving the snapshots its machine takes with `w`.
+    pub fn with_snapshots(mut self, w: SnapshotWriter) -> Self {
+        self.snapshots = Some(w);
+        self
+    }
+
+    /// Carry out `out`: through the gate, records to the log as the role's
+    /// [`Sync`] says, the rest to the router; then update the status.
+    fn carry(&mut self, mut out: Outbox) {
+        if self.core.sync() == Sync::Lazy {
+            self.stage(&mut out);
+        }
+        let mut ready = self.gate.ready(out);
+        if let (Some(snap), Some(w)) = (ready.snapshot.take(), &self.snapshots) {
+            w.save(snap);
+        }
+        let mut st = self.status.borrow_mut();
+        match &ready.persist {
+            Some(p) => self.pending.push_back((p.batch, self.core.durable())),
+            // Nothing new to sync: what is held is durable once every batch
+            // before it is (always, with `persist` broken).
+            None if self.pending.is_empty() => M::show_durable(self.core.durable(), &mut st),
+            None => {}
+        }
+        self.core.show(&mut st);
+        drop(st);
+        carry(&self.router, self.disk.as_ref(), ready);
+    }
+
+    /// A lazily synced role: keep its records for the next tick's write, or
+    /// (a compaction) write the new content now; nothing waits for them.
+    fn stage(&mut self, out: &mut Outbox) {
+        if out.rewrite {
+            // What waited to be written is in the new content.
+            self.unwritten.clear();
+            let ready = self.gate.ready(Outbox {
+                persist: std::mem::take(&mut out.persist),
+                rewrite: true,
+                forgotten: std::mem::take(&mut out.forgotten),
+                ..Outbox::new()
+            });
+            self.write(ready);
+            out.rewrite = false;
+        } else {
+            self.unwritten.append(&mut out.persist);
+        }
+    }
+
+    /// Write what a lazily synced role staged.
+    fn flush(&mut self) {
+        if self.unwritten.is_empty() {
+            return;
+        }
+        let ready = self.gate.ready(Outbox {
+            persist: std::mem::take(&mut self.unwritten),
+            ..Outbox::new()
+        });
+        self.write(ready);
+    }
+
+    fn write(&mut self, ready: Ready) {
+        if let (Some(p), Some(disk)) = (ready.persist, &self.disk) {
+            // Nothing waits for these records.
+            self.gate.synced(p.batch);
+            disk.send(Append {
+                batch: p.batch,
+                records: p.records,
+                rewrite: p.rewrite,
+                forgotten: ready.forgotten,
+            });
+        }
+    }
+}
+
+impl<M: Shown> Actor for RoleActor<M> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Tell the replica and the proposer what was chosen before a restart.
+        // What it recovered: the durable part is durable, and the learner
+        // tells the others what was chosen before the restart.
+        M::show_durable(self.core.durable(), &mut self.status.borrow_mut());
         let mut out = Outbox::new();
-        self.core.replay(&mut out);
+        self.core.started(&mut out);
         self.carry(out);
-        ctx.run_interval(self.tick, |act, _| {
+        let Some(tick) = self.tick else { return };
+        let mut last = Instant::now();
+        let late = (tick * 10).max(Duration::from_millis(100));
+        ctx.run_interval(tick, move |act, _| {
+            let now = Instant::now();
+            let gap = now.duration_since(last);
+            last = now;
+            if gap >= late && act.core.role() == crate::paxos::Role::Proposer {
+                // Heartbeats and timeouts ride on this tick: a stall this long
+                // can make followers start an election (etcd warns alike).
+                tracing::warn!(
+                    "this node's event loop stalled for {} ms (an overloaded machine?); heartbeats were late",
+                    gap.as_millis()
+                );
+            }
             let mut out = Outbox::new();
             act.core.tick(&mut out);
             act.carry(out);
-            act.write();
+            if act.core.sync() == Sync::Lazy {
+                act.flush();
+            }
         });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.write();
+        if self.core.sync() == Sync::Lazy {
+            self.flush();
+        }
     }
 }
 
-impl Handler<Deliver> for LearnerActor {
+impl<M: Shown> Handler<Deliver> for RoleActor<M> {
     type Result = ();
 
     fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let what = input.kind();
         let mut out = Outbox::new();
         match input {
@@ -370,11 +321,25 @@ impl Handler<Deliver> for LearnerActor {
             Input::Notice(n) => self.core.notice(n, &mut out),
         }
         self.carry(out);
-        note_slow("learner", what, started);
+        note_slow(self.core.role(), what, started);
     }
 }
 
-impl Handler<GetLog> for LearnerActor {
+impl<M: Shown> Handler<Synced> for RoleActor<M> {
+    type Result = ();
+
+    fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
+        release(&self.router, &mut self.gate, s.batch);
+        let mut st = self.status.borrow_mut();
+        while self.pending.front().is_some_and(|(b, _)| *b <= s.batch) {
+            let (_, d) = self.pending.pop_front().expect("checked");
+            M::show_durable(d, &mut st);
+        }
+        M::show_synced(&s, &mut st);
+    }
+}
+
+impl Handler<GetLog> for RoleActor<Learner> {
     type Result = MessageResult<GetLog>;
 
     fn handle(&mut self, q: GetLog, _: &mut Context<Self>) -> Self::Result {
@@ -402,68 +367,4 @@ fn short(mut s: String) -> String {
         s.push('…');
     }
     s
-}
-
-// ------------------------------------------------------------------ replica
-
-/// The replica: applies chosen slots in order and answers clients; takes
-/// snapshots (made durable by a thread of their own) and serves and installs
-/// them.
-pub struct ReplicaActor {
-    core: Replica,
-    router: Addr<Router>,
-    gate: Gate,
-    snapshots: SnapshotWriter,
-    status: SharedStatus,
-}
-
-impl ReplicaActor {
-    /// Wrap `core`; its snapshots go to `snapshots`.
-    pub fn new(
-        core: Replica,
-        router: Addr<Router>,
-        snapshots: SnapshotWriter,
-        status: SharedStatus,
-    ) -> Self {
-        ReplicaActor {
-            core,
-            router,
-            gate: Gate::new(),
-            snapshots,
-            status,
-        }
-    }
-}
-
-impl Actor for ReplicaActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, _: &mut Context<Self>) {
-        self.status.borrow_mut().snapshot = self.core.snapshot_slot();
-    }
-}
-
-impl Handler<Deliver> for ReplicaActor {
-    type Result = ();
-
-    fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
-        let started = std::time::Instant::now();
-        let what = input.kind();
-        let mut out = Outbox::new();
-        match input {
-            Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
-            Input::Notice(notice) => self.core.notice(notice, &mut out),
-        }
-        let mut ready = self.gate.ready(out);
-        if let Some(snap) = ready.snapshot.take() {
-            self.snapshots.save(snap);
-        }
-        carry(&self.router, None, ready);
-        let mut st = self.status.borrow_mut();
-        st.applied = self.core.next_slot();
-        st.snapshot = self.core.snapshot_slot();
-        st.sessions = self.core.sessions() as u64;
-        st.digest = self.core.digest();
-        note_slow("replica", what, started);
-    }
 }

@@ -117,6 +117,8 @@ impl Learner {
         records: impl IntoIterator<Item = &'a Record>,
     ) -> Self {
         let mut l = Learner::new(id, nodes, quorum, rules);
+        // With `persist` broken (teaching runs), nothing survives a restart.
+        let records = records.into_iter().filter(|_| rules.holds(Rule::Persist));
         for r in records {
             match r {
                 Record::Chosen { slot, value } if *slot >= l.floor => {
@@ -426,10 +428,14 @@ impl Learner {
             }
         }
         self.chosen.insert(slot, value.clone());
-        out.persist.push(Record::Chosen {
-            slot,
-            value: value.clone(),
-        });
+        // With `persist` broken nothing survives a restart: the learner
+        // forgets too.
+        if self.rules.holds(Rule::Persist) {
+            out.persist.push(Record::Chosen {
+                slot,
+                value: value.clone(),
+            });
+        }
         if spread {
             self.spread.push((slot, value.clone()));
         }

@@ -56,6 +56,7 @@ pub mod campaign;
 pub mod decree;
 pub mod gate;
 pub mod learner;
+pub mod machine;
 pub mod message;
 pub mod proposer;
 pub mod quorum;
@@ -68,6 +69,7 @@ pub use campaign::Campaign;
 pub use decree::{DecreeProposer, DecreeState};
 pub use gate::{Gate, Persist, Ready};
 pub use learner::Learner;
+pub use machine::{recover, Durable, Machine, NodeSetup, Roles, Sync};
 pub use message::{
     Command, Digest, Envelope, Forgotten, Message, Notice, Outbox, Outcome, PValue, Record, Reply,
     Role, SnapshotFile, Value,

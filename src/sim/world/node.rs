@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, VecDeque};
 use super::{Ev, World};
 use crate::paxos::quorum::majority;
 use crate::paxos::{
-    Acceptor, Ballot, Campaign, DecreeProposer, Digest, Envelope, Gate, Learner, Message, Mode,
-    NodeId, Notice, Outbox, Persist, Proposer, Record, Replica, Role, Rule, Slot, Snapshot,
-    SnapshotFile, Value,
+    self, Acceptor, Ballot, Campaign, DecreeProposer, Digest, Durable, Envelope, Gate, Learner,
+    Machine, Message, Mode, NodeId, NodeSetup, Notice, Outbox, Persist, Proposer, Record, Replica,
+    Role, Rule, Slot, Snapshot, SnapshotFile, Sync, Value,
 };
 use crate::sim::invariants as inv;
 use crate::sim::Workload;
@@ -97,6 +97,20 @@ impl Node {
     pub(super) fn disk(&mut self, role: Role) -> &mut Disk {
         &mut self.disks[slot_of(role)]
     }
+
+    /// The machine that plays `role` here (none: a node with no proposer).
+    pub(super) fn machine(&mut self, role: Role) -> Option<&mut dyn Machine> {
+        match role {
+            Role::Acceptor => Some(&mut self.acceptor),
+            Role::Proposer => match &mut self.driver {
+                Driver::Idle => None,
+                Driver::Decree(d) => Some(d),
+                Driver::Multi(p) => Some(p.as_mut()),
+            },
+            Role::Learner => Some(&mut self.learner),
+            Role::Replica => Some(&mut self.replica),
+        }
+    }
 }
 
 /// What an acceptor's durable records back: the highest ballot among them,
@@ -140,42 +154,44 @@ impl World {
         let rules = self.cfg.rules;
         let rcfg = self.cfg.replica;
         let seed = self.cfg.seed ^ (id << 32) ^ (inc << 48);
-        let acceptor = Acceptor::recover(id, rules, logs.acceptor.durable())
-            .with_limit(self.cfg.promise_limit)
-            .with_keep(rcfg.keep);
-        let driver = match self.cfg.workload {
-            Workload::Decree { proposers } if id as usize > proposers => Driver::Idle,
-            Workload::Decree { .. } => {
-                let mut p =
-                    Campaign::recover(id, ids.clone(), majority(n), rules, logs.proposer.durable());
-                if rules.holds(Rule::Round) {
-                    p.observe(acceptor.promised());
-                }
-                Driver::Decree(DecreeProposer::new(p, Value::Text(own_value(id)), 8, seed))
-            }
-            _ => Driver::Multi(Box::new(Proposer::recover(
+        let snapshot = logs.snapshot;
+        let decoded = snapshot
+            .as_ref()
+            .map(|f| Snapshot::decode(f).expect("the simulator's snapshots check out"));
+        let setup = NodeSetup {
+            promise_limit: self.cfg.promise_limit,
+            learn_bytes: self.cfg.max_frame / 4,
+            ..NodeSetup::new(
                 id,
                 ids.clone(),
                 rules,
                 self.cfg.proposer.clone(),
+                rcfg,
                 seed,
-                logs.proposer.durable(),
-                acceptor.promised(),
-            ))),
+            )
         };
-        let q2 = self.cfg.proposer.quorums(n, rules).phase2;
-        let learner = Learner::recover(id, ids, q2, rules, logs.learner.durable())
-            .with_max_bytes(self.cfg.max_frame / 4)
-            .with_keep(rcfg.keep);
-        let snapshot = logs.snapshot;
-        let replica = match &snapshot {
-            Some(file) => {
-                let s = Snapshot::decode(file).expect("the simulator's snapshots check out");
-                Replica::restore(id, rcfg, file, s)
+        let roles = paxos::recover(
+            &setup,
+            Durable {
+                acceptor: logs.acceptor.durable(),
+                proposer: logs.proposer.durable(),
+                learner: logs.learner.durable(),
+                snapshot: snapshot.as_ref().zip(decoded),
+            },
+        );
+        let driver = match self.cfg.workload {
+            Workload::Decree { proposers } if id as usize > proposers => Driver::Idle,
+            Workload::Decree { .. } => {
+                let mut p = Campaign::recover(id, ids, majority(n), rules, logs.proposer.durable());
+                if rules.holds(Rule::Round) {
+                    p.observe(roles.acceptor.promised());
+                }
+                Driver::Decree(DecreeProposer::new(p, Value::Text(own_value(id)), 8, seed))
             }
-            None => Replica::new(id, rcfg),
-        }
-        .with_audit();
+            _ => Driver::Multi(Box::new(roles.proposer)),
+        };
+        let (acceptor, learner) = (roles.acceptor, roles.learner);
+        let replica = roles.replica.with_audit();
         let disk = |log| Disk {
             log,
             ..Disk::default()
@@ -238,16 +254,8 @@ impl World {
             _ => None,
         };
         let mut out = Outbox::new();
-        let n = self.node(id);
-        match role {
-            Role::Acceptor => n.acceptor.handle(env.from, env.msg, &mut out),
-            Role::Proposer => match &mut n.driver {
-                Driver::Idle => {}
-                Driver::Decree(d) => d.handle(env.from, env.msg, &mut out),
-                Driver::Multi(l) => l.handle(env.from, env.msg, &mut out),
-            },
-            Role::Learner => n.learner.handle(env.from, env.msg, &mut out),
-            Role::Replica => n.replica.handle(env.from, env.msg, &mut out),
+        if let Some(m) = self.node(id).machine(role) {
+            m.handle(env.from, env.msg, &mut out);
         }
         if let Some((ballot, slot, value)) = accept {
             // Ballot uniqueness, from the ground truth: what this acceptor now
@@ -266,40 +274,26 @@ impl World {
     pub(super) fn local(&mut self, id: NodeId, notice: Notice) {
         for &role in notice.roles() {
             let mut out = Outbox::new();
-            let n = self.node(id);
-            let notice = notice.clone();
-            match role {
-                Role::Proposer => match &mut n.driver {
-                    Driver::Idle => {}
-                    Driver::Decree(d) => d.notice(notice),
-                    Driver::Multi(l) => l.notice(notice, &mut out),
-                },
-                Role::Learner => n.learner.notice(notice, &mut out),
-                Role::Replica => n.replica.notice(notice, &mut out),
-                Role::Acceptor => n.acceptor.notice(notice, &mut out),
+            if let Some(m) = self.node(id).machine(role) {
+                m.notice(notice.clone(), &mut out);
             }
             self.effects(id, role, out);
         }
     }
 
     pub(super) fn tick(&mut self, id: NodeId) {
-        // The learner's records need no sync before anything is said: its log
-        // is synced once a tick.
-        let n = self.node(id);
-        n.disk(Role::Learner)
-            .log
-            .sync()
-            .expect("in-memory logs do not fail");
-        let mut out = Outbox::new();
-        match &mut n.driver {
-            Driver::Idle => {}
-            Driver::Decree(d) => d.tick(&mut out),
-            Driver::Multi(l) => l.tick(&mut out),
+        for role in [Role::Proposer, Role::Learner] {
+            let n = self.node(id);
+            let Some(m) = n.machine(role) else { continue };
+            let lazy = m.sync() == Sync::Lazy;
+            let mut out = Outbox::new();
+            m.tick(&mut out);
+            if lazy {
+                // Nothing waits for these records: the log is synced once a tick.
+                n.disk(role).log.sync().expect("in-memory logs do not fail");
+            }
+            self.effects(id, role, out);
         }
-        self.effects(id, Role::Proposer, out);
-        let mut out = Outbox::new();
-        self.node(id).learner.tick(&mut out);
-        self.effects(id, Role::Learner, out);
     }
 
     /// Start phase 1 on node `id` at once (a scenario's script).
@@ -313,7 +307,10 @@ impl World {
 
     /// Carry out a role's effects through its gate, as the real node does.
     pub(super) fn effects(&mut self, id: NodeId, role: Role, out: Outbox) {
-        let persist_rule = self.cfg.rules.holds(Rule::Persist);
+        let lazy = self
+            .node(id)
+            .machine(role)
+            .is_some_and(|m| m.sync() == Sync::Lazy);
         let mut ready = self.node(id).disk(role).gate.ready(out);
         if let Some(file) = ready.snapshot.take() {
             self.save_snapshot(id, file);
@@ -324,24 +321,18 @@ impl World {
             rewrite,
         }) = ready.persist
         {
-            // With `persist` broken, nothing is durable: the learner forgets too.
-            let keep = persist_rule || role != Role::Learner;
             let disk = self.node(id).disk(role);
-            let writes = match (keep, rewrite) {
-                (false, _) => 0,
-                (true, true) => {
-                    disk.log.rewrite_later(records);
-                    1
+            let writes = if rewrite {
+                disk.log.rewrite_later(records);
+                1
+            } else {
+                for r in &records {
+                    disk.log.append(r).expect("in-memory logs do not fail");
                 }
-                (true, false) => {
-                    for r in &records {
-                        disk.log.append(r).expect("in-memory logs do not fail");
-                    }
-                    records.len()
-                }
+                records.len()
             };
             disk.unsynced.push_back((batch, writes));
-            if role == Role::Learner {
+            if lazy {
                 // Nothing waits for the learner's records.
                 disk.gate.synced(batch);
             } else {
