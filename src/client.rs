@@ -326,7 +326,7 @@ enum Silence {
 
 /// A client id that is unique with overwhelming probability.
 pub fn fresh_id() -> u64 {
-    crate::net::auth::random_u64() >> 1
+    crate::rng::os_u64() >> 1
 }
 
 /// A connection to a node, framed.

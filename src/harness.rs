@@ -110,7 +110,7 @@ pub fn loopback_cluster(
         heartbeat_ms,
         election_timeout_ms,
         fsync: true,
-        snapshot_every: 10_000,
+        snapshot_every: crate::paxos::replica::SNAPSHOT_EVERY,
         redis_auth: false,
         quorums: None,
         secret: None,

@@ -1,5 +1,6 @@
 //! The seeded generator behind every random choice of the simulator, the
-//! fault schedules and the election jitter.
+//! fault schedules and the election jitter, and the operating system's
+//! randomness (`os_fill`, `os_u64`) for what must never repeat.
 //!
 //! The stream is PCG (`rand_pcg::Pcg64Mcg`, O'Neill 2014), whose output for a
 //! given state is fixed by its published algorithm, so a seed replays the same
@@ -104,6 +105,23 @@ impl Rng {
             items.swap(i, j);
         }
     }
+}
+
+/// Fill `buf` with random bytes from the operating system: for what must
+/// never repeat across runs (nonces, secrets, a process's incarnation, a
+/// client's id), unlike the seeded stream above, which must.
+///
+/// # Panics
+/// If the operating system has no randomness to give, which Linux always has.
+pub fn os_fill(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the operating system gives random bytes");
+}
+
+/// A random 64-bit number from the operating system.
+pub fn os_u64() -> u64 {
+    let mut b = [0u8; 8];
+    os_fill(&mut b);
+    u64::from_le_bytes(b)
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
-//! Statistics, in one place: latency quantiles from an HDR histogram, and
-//! confidence intervals by batch means with Student's t from `statrs`.
+//! Statistics, in one place: latency quantiles from an HDR histogram (over a
+//! whole run, or a sliding window for a node's `status`), and confidence
+//! intervals by batch means with Student's t from `statrs`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -52,6 +56,87 @@ impl Latencies {
             return 0.0;
         }
         self.0.value_at_quantile(q) as f64 / 1e3
+    }
+}
+
+/// Operations answered lately: how many, and their latency, over the last
+/// `span`, a second at a time (so the count is exact at any rate and the
+/// memory is bounded by the span, not the rate: one histogram a second).
+#[derive(Debug)]
+pub struct Window {
+    span: Duration,
+    /// (start of a second, operations answered in it, their latencies in
+    /// µs), oldest first.
+    seconds: VecDeque<(Instant, u64, Histogram<u32>)>,
+    /// Histograms of seconds gone, to reuse.
+    spare: Vec<Histogram<u32>>,
+}
+
+impl Window {
+    /// Latencies kept from 1 µs to 60 s (longer ones count as 60 s), three
+    /// significant digits.
+    const MAX_US: u64 = 60_000_000;
+
+    /// An empty window looking `span` back.
+    pub fn new(span: Duration) -> Self {
+        Window {
+            span,
+            seconds: VecDeque::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// One operation answered at `now`, `took` after it was asked.
+    pub fn record(&mut self, now: Instant, took: Duration) {
+        self.forget(now);
+        let us = (took.as_micros() as u64).clamp(1, Self::MAX_US);
+        let fresh = match self.seconds.back() {
+            Some((start, _, _)) => now.duration_since(*start) >= Duration::from_secs(1),
+            None => true,
+        };
+        if fresh {
+            let h = self.spare.pop().unwrap_or_else(|| {
+                Histogram::new_with_bounds(1, Self::MAX_US, 3).expect("valid bounds")
+            });
+            self.seconds.push_back((now, 0, h));
+        }
+        let (_, n, h) = self.seconds.back_mut().expect("a second is open");
+        *n += 1;
+        let _ = h.record(us);
+    }
+
+    /// Drop the seconds that ended more than the span before `now`.
+    fn forget(&mut self, now: Instant) {
+        while let Some((start, _, _)) = self.seconds.front() {
+            if now.duration_since(*start) <= self.span {
+                break;
+            }
+            let (_, _, mut h) = self.seconds.pop_front().expect("not empty");
+            h.reset();
+            self.spare.push(h);
+        }
+    }
+
+    /// Operations answered in the span before `now`, and their median and
+    /// 99th percentile in µs (zeros if none).
+    pub fn summary(&mut self, now: Instant) -> (u64, u64, u64) {
+        self.forget(now);
+        let Some((_, _, first)) = self.seconds.front() else {
+            return (0, 0, 0);
+        };
+        let mut all = first.clone();
+        for (_, _, h) in self.seconds.iter().skip(1) {
+            let _ = all.add(h);
+        }
+        let n = self.seconds.iter().map(|(_, n, _)| n).sum();
+        (n, all.value_at_quantile(0.5), all.value_at_quantile(0.99))
+    }
+}
+
+impl Default for Window {
+    /// The window a node's `status` reports on.
+    fn default() -> Self {
+        Window::new(crate::net::CLIENT_WINDOW)
     }
 }
 
@@ -109,6 +194,33 @@ pub fn median(values: &[f64]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_window_gives_count_median_and_tail_and_forgets_what_is_old() {
+        use std::time::{Duration, Instant};
+        let mut w = super::Window::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(w.summary(t0), (0, 0, 0));
+        for ms in 1..=100 {
+            w.record(t0, Duration::from_millis(ms));
+        }
+        let (n, p50, p99) = w.summary(t0);
+        assert_eq!(n, 100);
+        assert!((50_000..=50_100).contains(&p50), "{p50}");
+        assert!((99_000..=99_100).contains(&p99), "{p99}");
+        // Five seconds on, a burst of fast ones: every second in the span
+        // counts, exactly.
+        let t5 = t0 + Duration::from_secs(5);
+        for _ in 0..10_000 {
+            w.record(t5, Duration::from_micros(7));
+        }
+        let (n, p50, _) = w.summary(t5);
+        assert_eq!((n, p50), (10_100, 7));
+        // Past the span the first second is gone, the burst stays.
+        let (n, p50, p99) = w.summary(t0 + Duration::from_secs(11));
+        assert_eq!((n, p50, p99), (10_000, 7, 7));
+        assert_eq!(w.summary(t0 + Duration::from_secs(16)), (0, 0, 0));
+    }
+
     use super::*;
 
     #[test]

@@ -50,8 +50,9 @@ pub fn find() -> Result<PathBuf, String> {
 /// Start a 3-node etcd in `dir` on free loopback ports; wait until it serves.
 pub fn start(dir: &Path) -> Result<Etcd, String> {
     let bin = find()?;
-    let peers: Vec<u16> = (0..3).map(|_| super::free_port()).collect();
-    let clients: Vec<u16> = (0..3).map(|_| super::free_port()).collect();
+    // All six at once: ports taken one at a time could repeat.
+    let ports = crate::harness::free_ports(6);
+    let (peers, clients) = ports.split_at(3);
     let initial: Vec<String> = peers
         .iter()
         .enumerate()

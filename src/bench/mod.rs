@@ -476,13 +476,6 @@ fn find_program(name: &str, package: &str) -> Result<std::path::PathBuf, String>
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
 /// Bring up an `n`-node cluster with the default timings on free ports under
 /// `tmp`; returns once a leader serves. It is stopped (and wiped) when dropped.
 fn fresh_cluster(tmp: &std::path::Path, n: usize, name: &str) -> Result<Running, String> {

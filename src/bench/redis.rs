@@ -47,7 +47,7 @@ pub fn find() -> Result<PathBuf, String> {
 /// snapshots; wait until it answers.
 pub fn start(dir: &Path) -> Result<Redis, String> {
     let bin = find()?;
-    let port = super::free_port();
+    let port = crate::harness::free_ports(1)[0];
     let data = dir.join("redis");
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
     let log = std::fs::File::create(dir.join("redis.log")).map_err(|e| e.to_string())?;

@@ -287,8 +287,8 @@ pub struct Episode {
 
 /// The schedule that exposes `rule` broken on real processes, where the
 /// random one rarely does: it replaces the node track. `None`: the random
-/// schedule exposes it, or nothing on real processes can (README,
-/// "Breaking the rules").
+/// schedule exposes it, or nothing on real processes can (docs/chaos.md,
+/// "Breaking the rules on real processes").
 fn exposing(rule: Option<Rule>, seed: u64, start: u64, end: u64) -> Option<Vec<Episode>> {
     let mut rng = Rng::derive(seed, 3);
     let mut episodes = Vec::new();

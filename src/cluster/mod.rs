@@ -29,11 +29,11 @@ fn default_true() -> bool {
     true
 }
 fn default_snapshot_every() -> u64 {
-    10_000
+    crate::paxos::replica::SNAPSHOT_EVERY
 }
 
 /// The range `snapshot_every` may take.
-pub const SNAPSHOT_EVERY: std::ops::RangeInclusive<u64> = 10..=100_000_000;
+pub const SNAPSHOT_EVERY_RANGE: std::ops::RangeInclusive<u64> = 10..=100_000_000;
 
 /// The file as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,14 +323,15 @@ impl Cluster {
         {
             return Err(at(find(text, "quorums", 0), why));
         }
-        if !SNAPSHOT_EVERY.contains(&raw.snapshot_every) {
+        if !SNAPSHOT_EVERY_RANGE.contains(&raw.snapshot_every) {
             return Err(at(
                 find(text, "snapshot_every", 0),
                 format!(
-                    "snapshot_every {} is out of range: take a snapshot every {} to {} slots (default 10000)",
+                    "snapshot_every {} is out of range: take a snapshot every {} to {} slots (default {})",
                     raw.snapshot_every,
-                    SNAPSHOT_EVERY.start(),
-                    SNAPSHOT_EVERY.end()
+                    SNAPSHOT_EVERY_RANGE.start(),
+                    SNAPSHOT_EVERY_RANGE.end(),
+                    crate::paxos::replica::SNAPSHOT_EVERY
                 ),
             ));
         }

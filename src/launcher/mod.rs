@@ -335,9 +335,8 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
                 disk_bytes: st.map(|s| s.disk_bytes),
                 sessions: st.map(|s| s.sessions),
                 digest: st.map(|s| format!("{:016x}", s.digest)),
-                client_ops_per_s: st.map(|s| {
-                    s.client_ops as f64 / crate::node::conn::ClientWindow::SPAN.as_secs_f64()
-                }),
+                client_ops_per_s: st
+                    .map(|s| s.client_ops as f64 / crate::net::CLIENT_WINDOW.as_secs_f64()),
                 client_p50_ms: st.map(|s| s.client_p50_us as f64 / 1000.0),
                 client_p99_ms: st.map(|s| s.client_p99_us as f64 / 1000.0),
                 conflicts: st.map(|s| s.conflicts).filter(|&c| c > 0),

@@ -67,7 +67,7 @@ impl Secret {
     /// 32 fresh random bytes from the operating system.
     pub fn generate() -> Secret {
         let mut b = [0u8; SECRET_BYTES];
-        fill(&mut b);
+        crate::rng::os_fill(&mut b);
         Secret(b)
     }
 
@@ -168,26 +168,11 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
     blake3::hash(a) == blake3::hash(b)
 }
 
-/// Fill `buf` with random bytes from the operating system.
-///
-/// # Panics
-/// If the operating system has no randomness to give, which Linux always has.
-pub fn fill(buf: &mut [u8]) {
-    getrandom::fill(buf).expect("the operating system gives random bytes");
-}
-
 /// A fresh nonce.
 pub fn nonce() -> Nonce {
     let mut n = [0u8; NONCE_BYTES];
-    fill(&mut n);
+    crate::rng::os_fill(&mut n);
     n
-}
-
-/// A random 64-bit number (a process's incarnation, a client's id).
-pub fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    fill(&mut b);
-    u64::from_le_bytes(b)
 }
 
 #[cfg(test)]

@@ -27,10 +27,9 @@ pub use faults::NetFaults;
 pub const MAGIC: u32 = 0x5359_4E44;
 /// Bumped whenever a wire type changes.
 pub const PROTOCOL: u16 = 2;
-/// The largest frame a node reads or writes.
-pub const MAX_FRAME: usize = 32 << 20;
-/// The largest key and value of one operation, together, in bytes.
-pub const MAX_OP_BYTES: usize = 1 << 20;
+pub use crate::paxos::{MAX_FRAME, MAX_OP_BYTES};
+/// How far back a node's `status` counts client operations and their latency.
+pub const CLIENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 /// The most log entries one `Request::Log` answer carries.
 pub const MAX_LOG_ENTRIES: usize = 10_000;
 /// The most bytes of values one `Request::Log` answer carries.
@@ -351,7 +350,7 @@ pub struct NodeStatus {
     /// A digest of the sequence its replica applied (equal digests at equal
     /// `applied`: the same state).
     pub digest: u64,
-    /// Client operations its connections answered in the last 10 s.
+    /// Client operations its connections answered in the last [`CLIENT_WINDOW`].
     pub client_ops: u64,
     /// Their median time from request to answer, µs.
     pub client_p50_us: u64,

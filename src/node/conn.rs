@@ -416,67 +416,7 @@ pub struct ConnContext {
     /// Handshakes under way.
     pub handshakes: std::cell::Cell<usize>,
     /// How long client operations took to answer, lately (for `status`).
-    pub clients: std::cell::RefCell<ClientWindow>,
-}
-
-/// Client operations answered lately: how many in the last
-/// [`ClientWindow::SPAN`] (counted a second at a time, so exactly, at any
-/// rate), and the times from request to answer of the newest
-/// [`ClientWindow::CAP`] of them (enough for a median and a 99th percentile,
-/// and cheap to sort on each `status`).
-#[derive(Debug, Default)]
-pub struct ClientWindow {
-    samples: std::collections::VecDeque<(std::time::Instant, u32)>,
-    /// (start of a second, operations answered in it), oldest first.
-    counts: std::collections::VecDeque<(std::time::Instant, u64)>,
-}
-
-impl ClientWindow {
-    /// How far back it looks.
-    pub const SPAN: std::time::Duration = std::time::Duration::from_secs(10);
-    /// Latency samples kept at most.
-    pub const CAP: usize = 8_192;
-
-    /// One operation answered after `took`.
-    pub fn record(&mut self, took: std::time::Duration) {
-        let now = std::time::Instant::now();
-        if self.samples.len() == Self::CAP {
-            self.samples.pop_front();
-        }
-        let us = took.as_micros().min(u32::MAX as u128) as u32;
-        self.samples.push_back((now, us));
-        match self.counts.back_mut() {
-            Some((start, n)) if now.duration_since(*start) < std::time::Duration::from_secs(1) => {
-                *n += 1
-            }
-            _ => self.counts.push_back((now, 1)),
-        }
-        self.forget(now);
-    }
-
-    /// Drop what is older than the span.
-    fn forget(&mut self, now: std::time::Instant) {
-        let old = |at: &std::time::Instant| now.duration_since(*at) > Self::SPAN;
-        while self.samples.front().is_some_and(|(at, _)| old(at)) {
-            self.samples.pop_front();
-        }
-        while self.counts.front().is_some_and(|(at, _)| old(at)) {
-            self.counts.pop_front();
-        }
-    }
-
-    /// Operations answered in the span, and the median and 99th percentile
-    /// of the newest samples, in µs.
-    pub fn summary(&mut self) -> (u64, u64, u64) {
-        self.forget(std::time::Instant::now());
-        let mut us: Vec<u32> = self.samples.iter().map(|&(_, u)| u).collect();
-        if us.is_empty() {
-            return (0, 0, 0);
-        }
-        us.sort_unstable();
-        let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize] as u64;
-        (self.counts.iter().map(|&(_, n)| n).sum(), at(0.5), at(0.99))
-    }
+    pub clients: std::cell::RefCell<crate::stats::Window>,
 }
 
 /// The largest frame read before the caller proved the secret: a hello fits
@@ -562,7 +502,7 @@ impl Conn {
                 let now = std::time::Instant::now();
                 if self.asked.len() >= 1024 {
                     self.asked
-                        .retain(|_, at| now.duration_since(*at) <= ClientWindow::SPAN);
+                        .retain(|_, at| now.duration_since(*at) <= net::CLIENT_WINDOW);
                 }
                 if self.asked.len() < 1024 {
                     self.asked.insert((client, seq), now);
@@ -576,8 +516,11 @@ impl Conn {
             Request::Status => {
                 let mut st = self.ctx.status.borrow().clone();
                 st.id = self.ctx.me;
-                (st.client_ops, st.client_p50_us, st.client_p99_us) =
-                    self.ctx.clients.borrow_mut().summary();
+                (st.client_ops, st.client_p50_us, st.client_p99_us) = self
+                    .ctx
+                    .clients
+                    .borrow_mut()
+                    .summary(std::time::Instant::now());
                 st.disk_bytes = dir_bytes(&self.ctx.data_dir);
                 self.respond(&Response::Status(Box::new(st)));
             }
@@ -704,37 +647,15 @@ impl Handler<ToClient> for Conn {
 
     fn handle(&mut self, ToClient(r): ToClient, _: &mut Context<Self>) {
         if let Some(at) = self.asked.remove(&(r.client, r.seq)) {
-            self.ctx.clients.borrow_mut().record(at.elapsed());
+            self.ctx
+                .clients
+                .borrow_mut()
+                .record(std::time::Instant::now(), at.elapsed());
         }
         self.respond(&Response::Op {
             client: r.client,
             seq: r.seq,
             outcome: r.outcome,
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ClientWindow;
-    use std::time::Duration;
-
-    #[test]
-    fn the_client_window_gives_count_median_and_tail() {
-        let mut w = ClientWindow::default();
-        assert_eq!(w.summary(), (0, 0, 0));
-        for ms in 1..=100 {
-            w.record(Duration::from_millis(ms));
-        }
-        let (n, p50, p99) = w.summary();
-        assert_eq!(n, 100);
-        assert!((50_000..=51_000).contains(&p50), "{p50}");
-        assert_eq!(p99, 99_000);
-        // The samples are bounded (the oldest go first); the count is not
-        // capped by them.
-        for _ in 0..ClientWindow::CAP {
-            w.record(Duration::from_micros(7));
-        }
-        assert_eq!(w.summary(), (100 + ClientWindow::CAP as u64, 7, 7));
     }
 }

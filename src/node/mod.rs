@@ -55,15 +55,9 @@ pub struct NodeConfig {
 pub struct Tuning {
     /// One sync for every record waiting in the acceptor's log.
     pub group_commit: bool,
-    /// Reads without a log write.
-    pub read_index: bool,
-    /// Slots in flight at the leader.
-    pub window: usize,
-    /// Commands per slot at most.
-    pub max_batch: usize,
-    /// Elect at once when a leader's process is known gone, and at a
-    /// cluster's first start (`SYNOD_FAST_ELECTION=0`: wait for timeouts).
-    pub fast_election: bool,
+    /// The leader's fast paths (`SYNOD_READ_INDEX`, `SYNOD_WINDOW`,
+    /// `SYNOD_MAX_BATCH`, `SYNOD_FAST_ELECTION=0`: wait for timeouts).
+    pub fast: crate::paxos::FastPaths,
     /// Fault injection for tests: the logs fail after this many syncs
     /// (`SYNOD_FAIL_SYNC_AFTER=N`), as a broken disk would.
     pub fail_sync_after: Option<u64>,
@@ -72,23 +66,16 @@ pub struct Tuning {
 impl Tuning {
     /// `cfg` with these fast paths.
     pub fn apply(&self, mut cfg: crate::paxos::ProposerConfig) -> crate::paxos::ProposerConfig {
-        cfg.window = self.window;
-        cfg.max_batch = self.max_batch;
-        cfg.read_index = self.read_index;
-        cfg.fast_election = self.fast_election;
+        cfg.fast = self.fast;
         cfg
     }
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        let l = crate::paxos::ProposerConfig::default();
         Tuning {
             group_commit: true,
-            read_index: l.read_index,
-            window: l.window,
-            max_batch: l.max_batch,
-            fast_election: l.fast_election,
+            fast: Default::default(),
             fail_sync_after: None,
         }
     }
@@ -111,10 +98,11 @@ impl Tuning {
                 .unwrap_or(default)
         };
         t.group_commit = flag("SYNOD_GROUP_COMMIT", t.group_commit);
-        t.read_index = flag("SYNOD_READ_INDEX", t.read_index);
-        t.fast_election = flag("SYNOD_FAST_ELECTION", t.fast_election);
-        t.window = num("SYNOD_WINDOW", t.window);
-        t.max_batch = num("SYNOD_MAX_BATCH", t.max_batch);
+        let f = &mut t.fast;
+        f.read_index = flag("SYNOD_READ_INDEX", f.read_index);
+        f.fast_election = flag("SYNOD_FAST_ELECTION", f.fast_election);
+        f.window = num("SYNOD_WINDOW", f.window);
+        f.max_batch = num("SYNOD_MAX_BATCH", f.max_batch);
         t.fail_sync_after = std::env::var("SYNOD_FAIL_SYNC_AFTER")
             .ok()
             .and_then(|v| v.parse().ok());
@@ -234,7 +222,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         None => (None, None),
     };
     let base = snap_file.as_ref().map_or(0, |f| f.slot);
-    let incarnation = crate::net::auth::random_u64();
+    let incarnation = crate::rng::os_u64();
     let roles = crate::paxos::recover(
         &NodeSetup::new(
             id,

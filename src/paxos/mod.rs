@@ -63,6 +63,13 @@ pub mod quorum;
 pub mod replica;
 pub mod rules;
 
+/// The largest frame a node reads or writes: messages and snapshot chunks
+/// are cut to fit it. A protocol limit, so the core owns it; the wire
+/// (`net`) and the simulator both take it from here.
+pub const MAX_FRAME: usize = 32 << 20;
+/// The largest key and value of one operation, together, in bytes.
+pub const MAX_OP_BYTES: usize = 1 << 20;
+
 pub use acceptor::{Acceptor, PromiseLimit};
 pub use ballot::{Ballot, NodeId, Slot};
 pub use campaign::Campaign;
@@ -74,7 +81,7 @@ pub use message::{
     Command, Digest, Envelope, Forgotten, Message, Notice, Outbox, Outcome, PValue, Record, Reply,
     Role, SnapshotFile, Value,
 };
-pub use proposer::{Mode, Proposer, ProposerConfig};
+pub use proposer::{FastPaths, Mode, Proposer, ProposerConfig};
 pub use quorum::Quorums;
 pub use replica::{Replica, ReplicaConfig, Snapshot};
 pub use rules::{Rule, Rules};

@@ -33,6 +33,9 @@ use super::ballot::{NodeId, Slot};
 use super::message::{Command, Message, Notice, Outbox, Outcome, Reply, SnapshotFile, Value};
 use crate::kv::{Kv, OpResult};
 
+/// Applied slots between two snapshots, unless a cluster file says otherwise.
+pub const SNAPSHOT_EVERY: u64 = 10_000;
+
 /// When to snapshot, and how much to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaConfig {
@@ -48,7 +51,7 @@ pub struct ReplicaConfig {
 
 impl Default for ReplicaConfig {
     fn default() -> Self {
-        ReplicaConfig::every(10_000)
+        ReplicaConfig::every(SNAPSHOT_EVERY)
     }
 }
 

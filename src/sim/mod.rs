@@ -258,7 +258,7 @@ impl SimConfig {
             plan: Vec::new(),
             client_timeout_ms: 300,
             client_deadline_ms: 2_500,
-            max_frame: crate::net::MAX_FRAME,
+            max_frame: crate::paxos::MAX_FRAME,
             promise_limit: PromiseLimit::default(),
             replica: ReplicaConfig {
                 snapshot_every: 0,
@@ -288,7 +288,7 @@ impl SimConfig {
             plan: Vec::new(),
             client_timeout_ms: 300,
             client_deadline_ms: 2_500,
-            max_frame: crate::net::MAX_FRAME,
+            max_frame: crate::paxos::MAX_FRAME,
             promise_limit: PromiseLimit::default(),
             replica: ReplicaConfig {
                 snapshot_every: 0,

@@ -13,9 +13,7 @@ use super::invariants::Violation;
 use super::world::SCRIPT_CLIENT;
 use super::{run as simulate, Faults, PlanAction, Report, SimConfig, Workload};
 use crate::kv::Op;
-use crate::paxos::{
-    Ballot, Command, Envelope, Message, PromiseLimit, ProposerConfig, Role, Rule, Rules, Value,
-};
+use crate::paxos::{Ballot, Command, Envelope, Message, PromiseLimit, Role, Rule, Rules, Value};
 
 /// One named scenario.
 pub struct Scenario {
@@ -219,10 +217,7 @@ fn lagging_promise(c: &mut SimConfig) {
         entries: 64,
         bytes: 16 << 10,
     };
-    c.proposer = ProposerConfig {
-        max_batch: 4,
-        ..ProposerConfig::default()
-    };
+    c.proposer.fast.max_batch = 4;
     let big = "x".repeat(1000);
     let mut plan = vec![
         (1, PlanAction::Campaign(1)),
@@ -319,7 +314,7 @@ fn dead_incarnation(c: &mut SimConfig) {
     // node 2 would take over the moment node 1's links closed (as it would
     // have to wait for a timeout had node 1 been paused instead), and the
     // stale acknowledgements would never meet the leader they could fool.
-    c.proposer.fast_election = false;
+    c.proposer.fast.fast_election = false;
     let mut plan = vec![
         (1, PlanAction::Campaign(1)),
         (

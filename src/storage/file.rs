@@ -225,7 +225,7 @@ fn read_cover(h: &[u8], salt: u32) -> Cover {
 /// out as one.
 fn new_salt() -> u32 {
     let mut b = [0u8; 4];
-    crate::net::auth::fill(&mut b);
+    crate::rng::os_fill(&mut b);
     u32::from_le_bytes(b)
 }
 

@@ -49,7 +49,7 @@ impl WebOptions {
     /// Serve `dir` at `addr` with a fresh token.
     pub fn new(dir: RunDir, addr: SocketAddr) -> WebOptions {
         let mut raw = [0u8; 16];
-        crate::net::auth::fill(&mut raw);
+        crate::rng::os_fill(&mut raw);
         WebOptions {
             dir,
             addr,

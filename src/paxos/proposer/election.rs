@@ -61,7 +61,7 @@ impl Proposer {
             && lowest
             && self.mode == Mode::Follower
             && self.reachable.len() + 1 >= self.quorum
-            && self.cfg.fast_election
+            && self.cfg.fast.fast_election
             && self.rules.holds(Rule::Prevote)
         {
             self.timed_out(out);
@@ -78,7 +78,7 @@ impl Proposer {
         // It cannot lead any more: this node grants pre-votes from now on.
         self.heard_leader = None;
         self.leader_hint = None;
-        let fast = self.cfg.fast_election && self.rules.holds(Rule::Prevote);
+        let fast = self.cfg.fast.fast_election && self.rules.holds(Rule::Prevote);
         if fast && self.successor(node) == Some(self.id) {
             // A peer may see our request before it sees the leader's link
             // close, and refuse: ask again soon (2, 4, 8, ... ticks, up to the

@@ -46,24 +46,44 @@ pub struct ProposerConfig {
     pub heartbeat_ticks: u32,
     /// Election timeout, drawn uniformly from this range (ticks) each time.
     pub election_ticks: (u32, u32),
+    /// The fast paths (each can be switched off to measure what it buys).
+    #[serde(flatten)]
+    pub fast: FastPaths,
+    /// Bytes of commands in one slot at most.
+    pub max_batch_bytes: usize,
+    /// Commands (and reads) waiting at the leader at most; past it, `Busy`.
+    pub max_waiting: usize,
+    /// Phase-1 and phase-2 quorums; `None`: majorities (see [`Quorums::resolve`]).
+    pub quorums: Option<Quorums>,
+}
+
+/// What the leader may do to go faster; none changes what is chosen. The
+/// node's tuning (`SYNOD_WINDOW`, `SYNOD_READ_INDEX`, ...) sets this struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastPaths {
     /// Slots in flight at once.
     pub window: usize,
     /// Commands in one slot at most.
     pub max_batch: usize,
-    /// Bytes of commands in one slot at most.
-    pub max_batch_bytes: usize,
     /// Serve reads without a log write (read-index): confirm leadership with one
     /// heartbeat round to a majority, then read once every slot below the
     /// leader's `first_unchosen` is applied.
     pub read_index: bool,
-    /// Commands (and reads) waiting at the leader at most; past it, `Busy`.
-    pub max_waiting: usize,
     /// Elect without waiting out a timeout where the facts allow it: when a
     /// leader's process is known gone (`PeerGone`) and at a cluster's first
     /// start (`PeerUp`). See [`election`].
     pub fast_election: bool,
-    /// Phase-1 and phase-2 quorums; `None`: majorities (see [`Quorums::resolve`]).
-    pub quorums: Option<Quorums>,
+}
+
+impl Default for FastPaths {
+    fn default() -> Self {
+        FastPaths {
+            window: 2,
+            max_batch: 512,
+            read_index: true,
+            fast_election: true,
+        }
+    }
 }
 
 impl ProposerConfig {
@@ -78,12 +98,9 @@ impl Default for ProposerConfig {
         ProposerConfig {
             heartbeat_ticks: 5,
             election_ticks: (15, 30),
-            window: 2,
-            max_batch: 512,
+            fast: FastPaths::default(),
             max_batch_bytes: 256 * 1024,
-            read_index: true,
             max_waiting: 10_000,
-            fast_election: true,
             quorums: None,
         }
     }
@@ -383,7 +400,7 @@ impl Proposer {
                 seq: cmd.seq,
                 outcome: Outcome::Busy,
             });
-        } else if self.cfg.read_index && cmd.op.is_read() {
+        } else if self.cfg.fast.read_index && cmd.op.is_read() {
             self.read(cmd, out);
         } else {
             self.queue.push_back(cmd);

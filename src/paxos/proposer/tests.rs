@@ -8,12 +8,14 @@ fn cfg() -> ProposerConfig {
     ProposerConfig {
         heartbeat_ticks: 2,
         election_ticks: (4, 4),
-        window: 2,
-        max_batch: 2,
+        fast: FastPaths {
+            window: 2,
+            max_batch: 2,
+            read_index: true,
+            fast_election: true,
+        },
         max_batch_bytes: 1 << 20,
-        read_index: true,
         max_waiting: 100,
-        fast_election: true,
         quorums: None,
     }
 }
@@ -618,10 +620,8 @@ fn a_successor_known_gone_is_skipped_and_a_followers_death_changes_nothing() {
 
 #[test]
 fn fast_elections_can_be_switched_off_and_need_the_pre_vote() {
-    let off = ProposerConfig {
-        fast_election: false,
-        ..cfg()
-    };
+    let mut off = cfg();
+    off.fast.fast_election = false;
     let mut f = following_two(3, off);
     let mut out = Outbox::new();
     f.notice(Notice::PeerGone { node: 2 }, &mut out);

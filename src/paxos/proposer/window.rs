@@ -21,12 +21,12 @@ impl Proposer {
 
     /// Fill the window with batches of the commands waiting.
     pub(super) fn propose_waiting(&mut self, out: &mut Outbox) {
-        while self.in_flight.len() < self.cfg.window && !self.queue.is_empty() {
+        while self.in_flight.len() < self.cfg.fast.window && !self.queue.is_empty() {
             let mut batch = Vec::new();
             let mut bytes = 0;
             while let Some(cmd) = self.queue.front() {
                 let size = cmd.op.size() + 16;
-                if batch.len() >= self.cfg.max_batch
+                if batch.len() >= self.cfg.fast.max_batch
                     || (!batch.is_empty() && bytes + size > self.cfg.max_batch_bytes)
                 {
                     break;

@@ -15,6 +15,14 @@ pub(super) const FAULT_GAP_MS: f64 = 250.0;
 /// replayed (a link's reconnect backoff), with the `fresh` guard broken.
 const REPLAY_AFTER_MS: u64 = 100;
 
+/// The node faults the random schedule picks from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Crash,
+    Partition,
+    Pause,
+}
+
 impl World {
     pub(super) fn inject_fault(&mut self) {
         if !self.faults_on {
@@ -28,46 +36,49 @@ impl World {
         }
         let mut kinds = Vec::new();
         if f.crash {
-            kinds.push("crash");
+            kinds.push(Kind::Crash);
         }
         if f.partition {
-            kinds.push("partition");
+            kinds.push(Kind::Partition);
         }
         if f.pause {
-            kinds.push("pause");
+            kinds.push(Kind::Pause);
         }
-        let kind = kinds[self.rng.below(kinds.len())];
-        if kind == "pause" {
-            let up: Vec<NodeId> = self
-                .nodes
-                .iter()
-                .filter(|n| n.up && !n.paused)
-                .map(|n| n.id)
-                .collect();
-            if !up.is_empty() {
-                let id = up[self.rng.below(up.len())];
-                let until = self.now + 50 + self.rng.exp(400.0) as u64;
-                self.pause(id, Some(until));
-            }
-        } else if kind == "partition" {
-            if self.sides.is_none() {
-                let sides: Vec<u8> = (0..self.cfg.nodes)
-                    .map(|_| self.rng.below(2) as u8)
+        match kinds[self.rng.below(kinds.len())] {
+            Kind::Pause => {
+                let up: Vec<NodeId> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.up && !n.paused)
+                    .map(|n| n.id)
                     .collect();
-                let show = sides_text(&sides);
-                self.note(|| format!("partition: {show}"));
-                self.sides = Some(sides);
-                self.stats.partitions += 1;
-                let heal = self.now + 50 + self.rng.exp(400.0) as u64;
-                self.push(heal, Ev::Heal);
+                if !up.is_empty() {
+                    let id = up[self.rng.below(up.len())];
+                    let until = self.now + 50 + self.rng.exp(400.0) as u64;
+                    self.pause(id, Some(until));
+                }
             }
-        } else {
-            let up: Vec<NodeId> = self.nodes.iter().filter(|n| n.up).map(|n| n.id).collect();
-            if !up.is_empty() {
-                let id = up[self.rng.below(up.len())];
-                self.crash(id);
-                let back = self.now + 20 + self.rng.exp(400.0) as u64;
-                self.push(back, Ev::Restart(id));
+            Kind::Partition => {
+                if self.sides.is_none() {
+                    let sides: Vec<u8> = (0..self.cfg.nodes)
+                        .map(|_| self.rng.below(2) as u8)
+                        .collect();
+                    let show = sides_text(&sides);
+                    self.note(|| format!("partition: {show}"));
+                    self.sides = Some(sides);
+                    self.stats.partitions += 1;
+                    let heal = self.now + 50 + self.rng.exp(400.0) as u64;
+                    self.push(heal, Ev::Heal);
+                }
+            }
+            Kind::Crash => {
+                let up: Vec<NodeId> = self.nodes.iter().filter(|n| n.up).map(|n| n.id).collect();
+                if !up.is_empty() {
+                    let id = up[self.rng.below(up.len())];
+                    self.crash(id);
+                    let back = self.now + 20 + self.rng.exp(400.0) as u64;
+                    self.push(back, Ev::Restart(id));
+                }
             }
         }
         let next = self.now + 1 + self.rng.exp(FAULT_GAP_MS) as u64;
