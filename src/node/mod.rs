@@ -8,8 +8,12 @@
 
 pub mod conn;
 pub mod disk;
+pub mod inject;
+pub mod link;
 pub mod roles;
 pub mod router;
+pub mod tap;
+mod writer;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -25,8 +29,9 @@ use crate::cluster::Cluster;
 use crate::net::{NodeStatus, Secret};
 use crate::paxos::{Durable, NodeId, NodeSetup, Notice, Rule, Rules, Snapshot, SnapshotFile};
 use crate::storage::{FileLog, Recovered, StorageError};
-use conn::{Conn, ConnContext, LinkConfig, PeerLink};
+use conn::{Conn, ConnContext};
 use disk::DiskOptions;
+use link::{LinkConfig, PeerLink};
 use roles::RoleActor;
 use router::{Roles, Router, SharedStatus};
 

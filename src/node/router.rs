@@ -5,6 +5,8 @@
 //! from the router to the role that handles them. Notices between the roles of
 //! this node go through the router too, in order, and never near a socket.
 //! The router also remembers which client connection waits for which command.
+//! The fault layer it sends through is [`super::inject`]; the sample of sent
+//! messages it keeps for the live page is [`super::tap`].
 //!
 //! Everything the roles and the connections need from one another is defined
 //! here, so the arrows run one way: `roles` and `conn` use the router; the
@@ -17,10 +19,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::inject::Injector;
+use super::tap::Tap;
 use crate::net::faults::Fate;
 use crate::net::{NetFaults, NodeStatus};
 use crate::paxos::{Command, Envelope, Message, NodeId, Notice, Reply, Role, Slot, Value};
-use crate::rng::Rng;
 
 /// The node's status, shared by the actors of its (single-threaded) System.
 pub type SharedStatus = Rc<RefCell<NodeStatus>>;
@@ -112,20 +115,13 @@ pub struct GetLog {
     pub limit: usize,
 }
 
-/// The sampled messages after event `after` (at most [`TAP_LEN`]).
+/// The sampled messages after event `after` (at most [`super::tap::TAP_LEN`]).
 #[derive(Message)]
 #[rtype(result = "Vec<crate::net::MsgEvent>")]
 pub struct GetMessages {
     /// The last event the asker has.
     pub after: u64,
 }
-
-/// Messages the tap keeps (the newest).
-pub const TAP_LEN: usize = 512;
-/// Messages of one kind the tap samples per second at most: watching costs
-/// the cluster little (14 kinds, so at most 140 a second), and heartbeats do
-/// not crowd out the Accepts a page wants to see.
-const TAP_RATE: u32 = 10;
 
 /// Where the router sends each role's inputs.
 pub struct Roles {
@@ -155,19 +151,12 @@ pub struct Router {
     id: NodeId,
     roles: Roles,
     peers: BTreeMap<NodeId, Recipient<Outbound>>,
-    faults: NetFaults,
-    rng: Rng,
+    inject: Injector,
     waiting: HashMap<(u64, u64), (u64, Recipient<ToClient>)>,
     status: SharedStatus,
     sent: u64,
-    /// The sampled messages, newest last, and the samples taken of each
-    /// kind in the current tenth of a second.
-    tap: std::collections::VecDeque<crate::net::MsgEvent>,
-    tap_seq: u64,
-    tap_budget: (u64, std::collections::BTreeMap<&'static str, u32>),
-    /// When a page last asked for the sample: with no one watching for 5 s,
-    /// nothing is sampled (the tap costs an unwatched cluster nothing).
-    watched_at: Option<std::time::Instant>,
+    /// A sample of the messages sent, for the live page.
+    tap: Tap,
     /// Each peer's link as last reported (open or closed), blocked or not:
     /// told to the roles when a partition that hid it heals.
     links: BTreeMap<NodeId, bool>,
@@ -185,16 +174,12 @@ impl Router {
             id,
             roles,
             peers,
-            faults: NetFaults::none(),
-            rng: Rng::new(id),
+            inject: Injector::new(id),
             waiting: HashMap::new(),
             status,
             sent: 0,
             links: BTreeMap::new(),
-            tap: std::collections::VecDeque::new(),
-            tap_seq: 0,
-            tap_budget: (0, Default::default()),
-            watched_at: None,
+            tap: Tap::default(),
         }
     }
 
@@ -221,56 +206,17 @@ impl Router {
         }
     }
 
-    /// Note a message sent (`copies` of it; 0: dropped), within the budget.
-    fn sample(&mut self, env: &Envelope, copies: u8) {
-        if self.watched_at.is_none() {
-            return;
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        // The budget is spent a tenth at a time, so a second's samples are
-        // spread over it rather than bunched at its start.
-        let tenth = now / 100_000;
-        if self.tap_budget.0 != tenth {
-            self.tap_budget = (tenth, Default::default());
-        }
-        let taken = self.tap_budget.1.entry(env.msg.kind()).or_insert(0);
-        if *taken == TAP_RATE / 10 {
-            return;
-        }
-        *taken += 1;
-        self.tap_seq += 1;
-        if self.tap.len() == TAP_LEN {
-            self.tap.pop_front();
-        }
-        self.tap.push_back(crate::net::MsgEvent {
-            seq: self.tap_seq,
-            at_us: now,
-            from: env.from,
-            to: env.to,
-            kind: env.msg.kind().to_string(),
-            brief: env.msg.brief(),
-            dropped: copies == 0,
-            copies,
-        });
-    }
-
     fn remote(&mut self, env: Envelope, ctx: &mut Context<Self>) {
         if !self.peers.contains_key(&env.to) {
             return;
         }
-        let fate = if self.faults.is_clear() {
-            None
-        } else {
-            Some(self.faults.decide(&mut self.rng, env.to))
-        };
+        let fate = self.inject.fate(env.to);
         let copies = match &fate {
             None => 1,
             Some(Fate::Drop) => 0,
             Some(Fate::Send { copies, .. }) => *copies,
         };
-        self.sample(&env, copies);
+        self.tap.sample(&env, copies);
         let Some(link) = self.peers.get(&env.to) else {
             return;
         };
@@ -303,13 +249,7 @@ impl Actor for Router {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_millis(200), |act, _| {
             act.status.borrow_mut().sent = act.sent;
-            if act
-                .watched_at
-                .is_some_and(|t| t.elapsed() > Duration::from_secs(5))
-            {
-                act.watched_at = None;
-                act.tap.clear();
-            }
+            act.tap.expire();
         });
     }
 }
@@ -341,7 +281,7 @@ impl Handler<Inbound> for Router {
 
     fn handle(&mut self, Inbound(peer, envs): Inbound, _: &mut Context<Self>) {
         // A partition cuts both ways: what a blocked peer sends is dropped too.
-        if self.faults.blocked.contains(&peer) {
+        if self.inject.faults().blocked.contains(&peer) {
             return;
         }
         for env in envs {
@@ -369,7 +309,7 @@ impl Handler<PeerEvent> for Router {
     fn handle(&mut self, e: PeerEvent, _: &mut Context<Self>) {
         self.links.insert(e.peer, e.up);
         // Across a partition nothing is learned, not even a peer's death.
-        if !self.faults.blocked.contains(&e.peer) {
+        if !self.inject.faults().blocked.contains(&e.peer) {
             self.link(e.peer, e.up);
         }
     }
@@ -397,14 +337,7 @@ impl Handler<GetMessages> for Router {
     type Result = MessageResult<GetMessages>;
 
     fn handle(&mut self, q: GetMessages, _: &mut Context<Self>) -> Self::Result {
-        self.watched_at = Some(std::time::Instant::now());
-        MessageResult(
-            self.tap
-                .iter()
-                .filter(|m| m.seq > q.after)
-                .cloned()
-                .collect(),
-        )
+        MessageResult(self.tap.since(q.after))
     }
 }
 
@@ -413,14 +346,13 @@ impl Handler<SetFaults> for Router {
 
     fn handle(&mut self, SetFaults(f): SetFaults, _: &mut Context<Self>) {
         tracing::info!("message faults now: {f}");
-        self.rng = Rng::derive(f.seed, self.id);
         self.status.borrow_mut().faults = f.clone();
+        let old = self.inject.set(f);
         // A healed partition shows each link as it is now.
         for (&peer, &up) in &self.links {
-            if self.faults.blocked.contains(&peer) && !f.blocked.contains(&peer) {
+            if old.blocked.contains(&peer) && !self.inject.faults().blocked.contains(&peer) {
                 self.link(peer, up);
             }
         }
-        self.faults = f;
     }
 }
