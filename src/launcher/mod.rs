@@ -1,30 +1,30 @@
-//! Spawn, supervise and stop node processes; answer `status`.
+//! Spawn, supervise and stop node processes. `status` (the table and the
+//! JSON) and the faults applied through the nodes are rooms of their own.
 //!
 //! synod signals only the process ids it recorded in the run directory's state
 //! file, and before it signals one it checks that the process is still the
 //! `synod node` it started (a recycled pid is left alone).
 
+mod faults;
 pub mod process;
+mod status;
 mod supervise;
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use serde::Serialize;
 
 use crate::client;
 use crate::cluster::rundir::{NodeState, RunDir, State};
 use crate::cluster::Cluster;
 use crate::net::{NetFaults, NodeStatus, Request, Response, Secret};
 use crate::paxos::{NodeId, Rule};
+use faults::set_faults;
+pub use faults::{change_faults, parse_sides, partition};
 use process::{alive_node, signal};
+pub use status::{query_all, status, status_json, table, NodeRow, STATUS_TIMEOUT};
 pub use supervise::{print_log, supervise};
-
-/// How long a status query may take per node.
-pub const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// A launcher error: the message, and whether it is the user's input (exit 2)
 /// or a failed operation (exit 1).
@@ -55,57 +55,6 @@ impl From<String> for LaunchError {
     fn from(m: String) -> Self {
         LaunchError::usage(m)
     }
-}
-
-/// One row of `synod status`.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeRow {
-    /// Node id.
-    pub id: NodeId,
-    /// Its address.
-    pub addr: String,
-    /// Where it serves RESP, if it does.
-    pub redis_addr: Option<String>,
-    /// Its process id, if running.
-    pub pid: Option<u32>,
-    /// "up", "down" or "paused".
-    pub state: &'static str,
-    /// "leader", "follower", "pre-candidate", "candidate", or null if it did
-    /// not answer.
-    pub role: Option<String>,
-    /// The highest ballot its acceptor promised (durably), as "round.node".
-    pub promised: Option<String>,
-    /// The ballot of its own latest attempt to lead, as "round.node".
-    pub ballot: Option<String>,
-    /// First slot not known chosen.
-    pub chosen: Option<u64>,
-    /// Next slot to apply.
-    pub applied: Option<u64>,
-    /// Every slot below this is in its latest durable snapshot (0: none yet).
-    pub snapshot: Option<u64>,
-    /// Bytes of its data directory.
-    pub disk_bytes: Option<u64>,
-    /// Clients its replica remembers (the de-duplication table).
-    pub sessions: Option<u64>,
-    /// A digest of what it applied, as 16 hex digits (equal at equal
-    /// `applied`: the same state).
-    pub digest: Option<String>,
-    /// Client operations it answered per second, over the last 10 s.
-    pub client_ops_per_s: Option<f64>,
-    /// Their median time from request to answer, ms.
-    pub client_p50_ms: Option<f64>,
-    /// Their 99th percentile, ms.
-    pub client_p99_ms: Option<f64>,
-    /// Slots its learner saw chosen with two different values (only with a
-    /// rule broken), and the first few as (slot, kept, other).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub conflicts: Option<u64>,
-    /// The first conflicts.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub first_conflicts: Vec<(u64, String, String)>,
-    /// Message faults in force.
-    #[serde(skip)]
-    pub faults: String,
 }
 
 /// Options of `up`.
@@ -280,151 +229,6 @@ pub fn wait_for_leader(cluster: &Cluster, wait: Duration) -> Result<NodeId, Stri
     }
 }
 
-/// Ask every node for its status, in parallel; those that answer.
-pub fn query_all(cluster: &Cluster, timeout: Duration) -> BTreeMap<NodeId, NodeStatus> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = cluster
-            .nodes
-            .iter()
-            .map(|n| {
-                s.spawn(
-                    move || match client::query(n.addr, cluster, &Request::Status, timeout) {
-                        Ok(Response::Status(st)) => Some((n.id, *st)),
-                        _ => None,
-                    },
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok().flatten())
-            .collect()
-    })
-}
-
-/// The rows of `synod status`.
-pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
-    let cluster = dir.cluster()?;
-    let state = dir.state();
-    let answers = query_all(&cluster, STATUS_TIMEOUT);
-    let rows = cluster
-        .nodes
-        .iter()
-        .map(|n| {
-            let ns = state.nodes.get(&n.id).cloned().unwrap_or_default();
-            let pid = ns.pid.filter(|&p| alive_node(p, dir, n.id));
-            let st = answers.get(&n.id);
-            let state = match (pid, ns.paused) {
-                (Some(_), true) => "paused",
-                (Some(_), false) => "up",
-                (None, _) if st.is_some() => "up",
-                (None, _) => "down",
-            };
-            NodeRow {
-                id: n.id,
-                addr: n.addr.to_string(),
-                redis_addr: n.redis_addr.map(|a| a.to_string()),
-                pid,
-                state,
-                role: st.map(|s| s.role.clone()),
-                promised: st.map(|s| s.promised.to_string()),
-                ballot: st.map(|s| s.ballot.to_string()),
-                chosen: st.map(|s| s.chosen),
-                applied: st.map(|s| s.applied),
-                snapshot: st.map(|s| s.snapshot),
-                disk_bytes: st.map(|s| s.disk_bytes),
-                sessions: st.map(|s| s.sessions),
-                digest: st.map(|s| format!("{:016x}", s.digest)),
-                client_ops_per_s: st
-                    .map(|s| s.client_ops as f64 / crate::net::CLIENT_WINDOW.as_secs_f64()),
-                client_p50_ms: st.map(|s| s.client_p50_us as f64 / 1000.0),
-                client_p99_ms: st.map(|s| s.client_p99_us as f64 / 1000.0),
-                conflicts: st.map(|s| s.conflicts).filter(|&c| c > 0),
-                first_conflicts: st.map(|s| s.first_conflicts.clone()).unwrap_or_default(),
-                faults: st.map_or(String::new(), |s| s.faults.to_string()),
-            }
-        })
-        .collect();
-    Ok((cluster, rows))
-}
-
-/// The status table as text.
-pub fn table(rows: &[NodeRow]) -> String {
-    // A RESP column only when some node serves RESP: its port, or its whole
-    // address when that is on another IP than the node's.
-    let resp = rows.iter().any(|r| r.redis_addr.is_some());
-    let resp_of = |r: &NodeRow| match &r.redis_addr {
-        None => "-".to_string(),
-        Some(a) => {
-            let (ip, port) = a.rsplit_once(':').unwrap_or((a, ""));
-            if r.addr.rsplit_once(':').map(|(i, _)| i) == Some(ip) {
-                format!(":{port}")
-            } else {
-                a.clone()
-            }
-        }
-    };
-    let col = |text: String| {
-        if resp {
-            format!(" {text:<6}")
-        } else {
-            String::new()
-        }
-    };
-    let mut s = format!(
-        "{:>3}  {:<21}{} {:>8}  {:<7} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
-        "id",
-        "addr",
-        col("resp".into()),
-        "pid",
-        "state",
-        "role",
-        "promised",
-        "chosen",
-        "applied",
-        "snapshot",
-        "disk",
-        "faults"
-    );
-    for r in rows {
-        let dash = || "-".to_string();
-        s.push_str(&format!(
-            "{:>3}  {:<21}{} {:>8}  {:<7} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
-            r.id,
-            r.addr,
-            col(resp_of(r)),
-            r.pid.map_or_else(dash, |p| p.to_string()),
-            r.state,
-            r.role.clone().unwrap_or_else(dash),
-            r.promised.clone().unwrap_or_else(dash),
-            r.chosen.map_or_else(dash, |c| c.to_string()),
-            r.applied.map_or_else(dash, |c| c.to_string()),
-            r.snapshot.map_or_else(dash, |c| c.to_string()),
-            r.disk_bytes.map_or_else(dash, bytes),
-            if r.faults == "none" { "" } else { &r.faults },
-        ));
-    }
-    for r in rows {
-        for (slot, kept, other) in &r.first_conflicts {
-            s.push_str(&format!(
-                "! node {}'s learner saw slot {slot} chosen twice: {kept}, then {other} (only a broken rule allows it)\n",
-                r.id
-            ));
-        }
-    }
-    s
-}
-
-/// Bytes for people: 812 B, 12.3 KiB, 45.6 MiB.
-fn bytes(n: u64) -> String {
-    match n {
-        n if n < 1 << 10 => format!("{n} B"),
-        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n if n < 1 << 30 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
-        n => format!("{:.2} GiB", n as f64 / (1 << 30) as f64),
-    }
-}
-
 /// Stop every node synod started (SIGTERM, then SIGKILL after `grace`), and
 /// forget their pids. With `wipe`, delete the run directory.
 pub fn down(dir: &RunDir, wipe: bool, grace: Duration) -> Result<Vec<NodeId>, LaunchError> {
@@ -584,157 +388,4 @@ pub fn reap(children: Vec<(NodeId, Child)>) {
             let _ = child.wait();
         });
     }
-}
-
-fn set_faults(cluster: &Cluster, id: NodeId, f: &NetFaults) -> Result<(), LaunchError> {
-    let addr = cluster.node(id).expect("known").addr;
-    match client::query(
-        addr,
-        cluster,
-        &Request::SetFaults(f.clone()),
-        Duration::from_secs(1),
-    ) {
-        Ok(Response::Ok) => Ok(()),
-        Ok(other) => Err(LaunchError::failed(format!("node {id} refused: {other:?}"))),
-        Err(e) => Err(LaunchError::failed(format!(
-            "node {id} did not answer: {e}"
-        ))),
-    }
-}
-
-/// Change the message faults of the nodes in `ids` with `change`; remember them
-/// for restarts. Nodes that are down keep the change for when they return.
-pub fn change_faults(
-    dir: &RunDir,
-    ids: &[NodeId],
-    change: impl Fn(NodeId, &mut NetFaults),
-) -> Result<Vec<String>, LaunchError> {
-    let cluster = dir.cluster()?;
-    for &id in ids {
-        known(&cluster, id)?;
-    }
-    let _lock = dir.lock()?;
-    let mut state = dir.state();
-    let mut skipped = Vec::new();
-    for &id in ids {
-        let ns = state.nodes.entry(id).or_default();
-        change(id, &mut ns.faults);
-        let running = ns.pid.is_some_and(|p| alive_node(p, dir, id)) && !ns.paused;
-        if running {
-            if let Err(e) = set_faults(&cluster, id, &ns.faults) {
-                skipped.push(e.message);
-            }
-        } else {
-            skipped.push(format!(
-                "node {id} is not running; it gets the change when it restarts"
-            ));
-        }
-    }
-    dir.save(&state)?;
-    Ok(skipped)
-}
-
-/// Parse a partition like "1,2|3,4,5" into sides; every node listed at most once.
-/// `synod status --json`: the cluster's name, its quorums and every node's row.
-pub fn status_json(dir: &RunDir) -> Result<serde_json::Value, LaunchError> {
-    let (cluster, rows) = status(dir)?;
-    let n = cluster.nodes.len();
-    let q = cluster
-        .proposer_config()
-        .quorums(n, crate::paxos::Rules::ALL);
-    Ok(serde_json::json!({
-        "cluster": cluster.name,
-        "quorums": {"phase1": q.phase1, "phase2": q.phase2, "flexible": cluster.quorums.is_some()},
-        "nodes": rows,
-    }))
-}
-
-/// Split the cluster into `sides`: each node drops what it sends to, and what
-/// it hears from, the other sides; a node on no side is cut off alone. A line
-/// that says what was done.
-pub fn partition(dir: &RunDir, sides: &[Vec<NodeId>]) -> Result<String, LaunchError> {
-    let cluster = dir.cluster().map_err(LaunchError::usage)?;
-    let ids = cluster.ids();
-    let mut sides: Vec<Vec<NodeId>> = sides.iter().filter(|s| !s.is_empty()).cloned().collect();
-    let mut seen = Vec::new();
-    for &id in sides.iter().flatten() {
-        if !ids.contains(&id) {
-            return Err(LaunchError::usage(format!(
-                "no node {id} in cluster {:?}",
-                cluster.name
-            )));
-        }
-        if seen.contains(&id) {
-            return Err(LaunchError::usage(format!("node {id} is on two sides")));
-        }
-        seen.push(id);
-    }
-    for &id in &ids {
-        if !seen.contains(&id) {
-            sides.push(vec![id]);
-        }
-    }
-    if sides.len() < 2 {
-        return Err(LaunchError::usage(
-            "give at least two sides, like [[1,2],[3,4,5]]".to_string(),
-        ));
-    }
-    let side_of = |id: NodeId| sides.iter().position(|s| s.contains(&id));
-    let notes = change_faults(dir, &ids, |id, f| {
-        f.blocked = ids
-            .iter()
-            .copied()
-            .filter(|&o| side_of(o) != side_of(id))
-            .collect();
-    })?;
-    let shown: Vec<String> = sides
-        .iter()
-        .map(|s| {
-            s.iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect();
-    let mut text = format!("partitioned: {}", shown.join(" | "));
-    for n in notes {
-        text.push_str(&format!("; note: {n}"));
-    }
-    Ok(text)
-}
-
-pub fn parse_sides(spec: &str, cluster: &Cluster) -> Result<Vec<Vec<NodeId>>, LaunchError> {
-    let mut seen = Vec::new();
-    let mut sides = Vec::new();
-    for part in spec.split('|') {
-        let mut side = Vec::new();
-        for tok in part.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let id: NodeId = tok.parse().map_err(|_| {
-                LaunchError::usage(format!("bad partition {spec:?}: {tok:?} is not a node id; write sides like \"1,2|3,4,5\""))
-            })?;
-            known(cluster, id)?;
-            if seen.contains(&id) {
-                return Err(LaunchError::usage(format!(
-                    "bad partition {spec:?}: node {id} is on two sides"
-                )));
-            }
-            seen.push(id);
-            side.push(id);
-        }
-        if !side.is_empty() {
-            sides.push(side);
-        }
-    }
-    if sides.len() < 2 && seen.len() == cluster.nodes.len() {
-        return Err(LaunchError::usage(format!(
-            "bad partition {spec:?}: give at least two sides, like \"1,2|3,4,5\""
-        )));
-    }
-    // Nodes not listed are on a side of their own each.
-    for id in cluster.ids() {
-        if !seen.contains(&id) {
-            sides.push(vec![id]);
-        }
-    }
-    Ok(sides)
 }
