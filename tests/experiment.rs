@@ -1,9 +1,9 @@
 //! The quorum experiment: the simulator reproduces the theory within its
 //! interval, and a quick run on real processes writes outputs that parse.
 
-use synod::experiment::{self, simulated, Mode, Options, Timing};
+use synod::experiment::{self, simulated, Backend, Options, Timing};
 
-fn options(out: std::path::PathBuf, sizes: Vec<usize>, mode: Mode) -> Options {
+fn options(out: std::path::PathBuf, sizes: Vec<usize>, mode: Backend) -> Options {
     Options {
         sizes,
         p: 0.2,
@@ -19,7 +19,7 @@ fn options(out: std::path::PathBuf, sizes: Vec<usize>, mode: Mode) -> Options {
 #[test]
 fn the_simulator_reproduces_the_theory_within_its_interval() {
     let dir = tempfile::tempdir().unwrap();
-    let o = options(dir.path().to_path_buf(), vec![3, 4], Mode::Sim);
+    let o = options(dir.path().to_path_buf(), vec![3, 4], Backend::Sim);
     let t = Timing::sim(true);
     for n in [3, 4] {
         let (crash, split, _) = simulated::run_size(n, &o, &t, None);
@@ -52,7 +52,7 @@ fn with_flexible_quorums_the_simulator_lands_between_the_bounds() {
     // than 2, and with 2 only while the leader is one of them. The bounds come
     // from the binomial sums, the split theory from counting every split.
     let dir = tempfile::tempdir().unwrap();
-    let o = options(dir.path().to_path_buf(), vec![4], Mode::Sim);
+    let o = options(dir.path().to_path_buf(), vec![4], Backend::Sim);
     let t = Timing::sim(true);
     let q = experiment::FlexResult::quorums(4);
     assert_eq!((q.phase1, q.phase2), (3, 2));

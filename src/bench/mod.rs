@@ -63,7 +63,7 @@ impl KvClient for crate::resp::client::RespKv {
 
 /// What to run.
 #[derive(Clone, Debug)]
-pub struct Workload {
+pub struct Load {
     /// Concurrent closed-loop clients.
     pub clients: usize,
     /// Measured time.
@@ -128,7 +128,7 @@ pub fn cpu_seconds(pids: &[u32]) -> f64 {
 /// 100 ms with the fraction done.
 pub fn run(
     system: &str,
-    w: &Workload,
+    w: &Load,
     pids: &[u32],
     make: impl Fn(usize) -> Box<dyn KvClient>,
     tick: impl Fn(f64),
@@ -285,7 +285,7 @@ fn bar(progress: bool, label: String) -> indicatif::ProgressBar {
 
 fn one_row(
     system: &str,
-    w: &Workload,
+    w: &Load,
     pids: &[u32],
     make: impl Fn(usize) -> Box<dyn KvClient>,
     progress: bool,
@@ -321,7 +321,7 @@ pub fn resp_clients(cluster: &Cluster) -> Result<impl Fn(usize) -> Box<dyn KvCli
 /// `resp`, a second row per count drives it over RESP.
 pub fn against_running(
     dir: &crate::cluster::rundir::RunDir,
-    w: &Workload,
+    w: &Load,
     clients: &[usize],
     resp: bool,
     progress: bool,
@@ -335,7 +335,7 @@ pub fn against_running(
     };
     let mut rows = Vec::new();
     for &c in clients {
-        let w = Workload {
+        let w = Load {
             clients: c,
             ..w.clone()
         };
@@ -392,7 +392,7 @@ impl Rival {
 /// row by row `reps` times; the median row of each system and client count.
 pub fn against(
     rival: Rival,
-    w: &Workload,
+    w: &Load,
     clients: &[usize],
     reps: usize,
     progress: bool,
@@ -414,7 +414,7 @@ pub fn against(
         let mut raw: Vec<Row> = Vec::new();
         for _ in 0..reps {
             for &c in clients {
-                let wc = Workload {
+                let wc = Load {
                     clients: c,
                     ..w.clone()
                 };

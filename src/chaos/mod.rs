@@ -38,7 +38,7 @@ use crate::paxos::{NodeId, Rule, Slot};
 use judge::{Findings, Judge, JudgeConfig, Writes};
 use report::SeriesBuilder;
 use schedule::{Episode, Fault, Kind, Target};
-use workload::{KeyRing, Kv, Msg, Tap};
+use workload::{ChaosClient, KeyRing, Msg, Tap};
 
 /// Search steps the linearizability checker may spend per key.
 pub const CHECK_BUDGET: u64 = 5_000_000;
@@ -130,7 +130,7 @@ pub enum Outcome {
 
 /// The verdict, as `verdict.json` holds it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Verdict {
+pub struct RunVerdict {
     /// OK, VIOLATION or INCONCLUSIVE.
     pub outcome: Outcome,
     /// Every key's history is linearizable (false if one is not, or could
@@ -196,7 +196,7 @@ pub struct Verdict {
     pub clients: usize,
 }
 
-impl Verdict {
+impl RunVerdict {
     /// True if every check ran and passed.
     pub fn is_clean(&self) -> bool {
         self.outcome == Outcome::Ok
@@ -206,7 +206,7 @@ impl Verdict {
 /// Everything a chaos run produced.
 pub struct ChaosRun {
     /// The verdict.
-    pub verdict: Verdict,
+    pub verdict: RunVerdict,
     /// The per-second series and latencies.
     pub series: SeriesBuilder,
     /// The schedule it followed.
@@ -396,7 +396,7 @@ impl Observers {
         let clients = {
             let (cluster, ring, tap, seed) = (cluster.clone(), ring.clone(), tap.clone(), o.seed);
             Workers::spawn(o.clients.max(1), move |i, stop| {
-                let kv = Kv::new(&cluster, resp.as_deref(), i);
+                let kv = ChaosClient::new(&cluster, resp.as_deref(), i);
                 workload::client_loop(i, kv, &ring, &tap, seed, stop)
             })
         };
@@ -479,8 +479,8 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(fail)?;
 
     // Read every key in use, then follow every log to its end.
-    let mut reader = Kv::new(cluster, None, usize::MAX);
-    if let Kv::Native(c) = &mut reader {
+    let mut reader = ChaosClient::new(cluster, None, usize::MAX);
+    if let ChaosClient::Native(c) = &mut reader {
         c.timeout = Duration::from_secs(5);
     }
     for key in ring.take_all() {
@@ -515,7 +515,7 @@ fn verdict(
     faults: Vec<FaultEvent>,
     checker_ms: f64,
     verdict_after_ms: f64,
-) -> Verdict {
+) -> RunVerdict {
     let outcome = if !f.violations.is_empty() {
         Outcome::Violation
     } else if !f.undecided.is_empty() {
@@ -524,7 +524,7 @@ fn verdict(
         Outcome::Ok
     };
     let (ok, failed, unknown) = f.counts;
-    Verdict {
+    RunVerdict {
         outcome,
         linearizable: f.keys_violated == 0 && f.keys_undecided == 0,
         inconclusive: f.keys_undecided > 0,

@@ -298,7 +298,7 @@ fn esc(s: &str) -> String {
 }
 
 /// A fault's span, for the charts: (lane, start s, end s, what).
-fn fault_spans(v: &super::Verdict) -> Vec<(usize, f64, f64, String)> {
+fn fault_spans(v: &super::RunVerdict) -> Vec<(usize, f64, f64, String)> {
     let mut open: std::collections::BTreeMap<usize, &FaultEvent> = Default::default();
     let mut spans = Vec::new();
     for e in &v.faults {

@@ -134,7 +134,7 @@ impl KeyRing {
 }
 
 /// A client's way to the cluster.
-pub enum Kv {
+pub enum ChaosClient {
     /// synod's own client.
     Native(Client),
     /// RESP, to one node's Redis port at a time.
@@ -145,17 +145,17 @@ pub enum Kv {
 /// timeout (5 s), so a reply that is coming is not given up on.
 const RESP_TIMEOUT: Duration = Duration::from_secs(6);
 
-impl Kv {
+impl ChaosClient {
     /// Client `i` of a run: over RESP to `resp`'s ports if given, else
     /// synod's own client with short timeouts (faults are expected).
-    pub fn new(cluster: &Cluster, resp: Option<&[SocketAddr]>, i: usize) -> Kv {
+    pub fn new(cluster: &Cluster, resp: Option<&[SocketAddr]>, i: usize) -> ChaosClient {
         match resp {
-            Some(addrs) => Kv::Resp(RespKv::new(addrs.to_vec(), i, RESP_TIMEOUT)),
+            Some(addrs) => ChaosClient::Resp(RespKv::new(addrs.to_vec(), i, RESP_TIMEOUT)),
             None => {
                 let mut c = Client::new(cluster.clone());
                 c.timeout = Duration::from_millis(1_000);
                 c.attempt_timeout = Duration::from_millis(250);
-                Kv::Native(c)
+                ChaosClient::Native(c)
             }
         }
     }
@@ -163,16 +163,16 @@ impl Kv {
     /// Run `op`: its result, or whether it may have been applied.
     fn execute(&mut self, op: &Op) -> Result<OpResult, bool> {
         match self {
-            Kv::Native(c) => c.execute(op.clone()).map_err(|e| e.maybe_applied()),
-            Kv::Resp(r) => r.execute(op).map_err(|e| e.maybe_applied),
+            ChaosClient::Native(c) => c.execute(op.clone()).map_err(|e| e.maybe_applied()),
+            ChaosClient::Resp(r) => r.execute(op).map_err(|e| e.maybe_applied),
         }
     }
 
     /// The (client, seq) the log holds for the last operation.
     fn ids(&self) -> (u64, u64) {
         match self {
-            Kv::Native(c) => (c.id(), c.seq()),
-            Kv::Resp(r) => (r.id(), r.seq()),
+            ChaosClient::Native(c) => (c.id(), c.seq()),
+            ChaosClient::Resp(r) => (r.id(), r.seq()),
         }
     }
 
@@ -202,7 +202,14 @@ impl Kv {
 }
 
 /// Client `i`: operations until told to stop, each on a key of the ring.
-pub fn client_loop(i: usize, mut kv: Kv, ring: &KeyRing, tap: &Tap, seed: u64, stop: &AtomicBool) {
+pub fn client_loop(
+    i: usize,
+    mut kv: ChaosClient,
+    ring: &KeyRing,
+    tap: &Tap,
+    seed: u64,
+    stop: &AtomicBool,
+) {
     let mut rng = Rng::derive(seed, 10_000 + i as u64);
     // The last value this client saw for each key, for its cas.
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();

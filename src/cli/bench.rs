@@ -64,7 +64,7 @@ pub fn run(a: BenchArgs) -> Result<(), Exit> {
         return Ok(());
     }
     let clients: Vec<usize> = a.clients.iter().map(|&c| c as usize).collect();
-    let w = crate::bench::Workload {
+    let w = crate::bench::Load {
         clients: 1,
         duration: a.duration,
         warmup: a.warmup,

@@ -68,11 +68,11 @@ pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
         quick: a.quick,
         out: a.out.clone(),
         mode: if a.sim {
-            crate::experiment::Mode::Sim
+            crate::experiment::Backend::Sim
         } else if a.with_sim {
-            crate::experiment::Mode::Both
+            crate::experiment::Backend::Both
         } else {
-            crate::experiment::Mode::Real
+            crate::experiment::Backend::Real
         },
         progress: std::io::stderr().is_terminal(),
         flexible: a.flexible,

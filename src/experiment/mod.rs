@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where the experiment runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub enum Backend {
     /// Real processes on loopback.
     Real,
     /// The simulator, in virtual time.
@@ -46,7 +46,7 @@ pub struct Options {
     /// Where results go.
     pub out: PathBuf,
     /// Real, simulated or both.
-    pub mode: Mode,
+    pub mode: Backend,
     /// Draw progress bars.
     pub progress: bool,
     /// Also run every even size with flexible quorums (N/2 + 1, N/2).
@@ -416,7 +416,7 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
     std::fs::create_dir_all(&o.out)
         .map_err(|e| fail(format!("cannot create {}: {e}", o.out.display())))?;
     let mut all = Vec::new();
-    if matches!(o.mode, Mode::Real | Mode::Both) {
+    if matches!(o.mode, Backend::Real | Backend::Both) {
         let t = Timing::real(o.quick);
         let base = o.out.join(".run");
         let started = std::time::Instant::now();
@@ -437,7 +437,7 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
         let _ = std::fs::remove_dir_all(&base);
         all.push(Results::new("real", o, rows, t, started));
     }
-    if matches!(o.mode, Mode::Sim | Mode::Both) {
+    if matches!(o.mode, Backend::Sim | Backend::Both) {
         let t = Timing::sim(o.quick);
         let started = std::time::Instant::now();
         let mut rows = Rows::default();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::kv::{Op, OpResult};
 
-use super::proto::{self, Reply};
+use super::proto::{self, Frame};
 
 /// One RESP connection.
 pub struct RespConn {
@@ -31,7 +31,7 @@ impl RespConn {
     }
 
     /// Send one command and read its reply.
-    pub fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Reply> {
+    pub fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Frame> {
         self.out.clear();
         proto::command(args, &mut self.out);
         self.stream.write_all(&self.out)?;
@@ -109,7 +109,7 @@ impl RespKv {
                 self.next = (self.next + 1) % self.addrs.len();
                 let conn = RespConn::connect(addr, self.timeout).and_then(|mut c| {
                     match c.call(&[b"CLIENT", b"ID"])? {
-                        Reply::Int(id) => Ok((c, id as u64)),
+                        Frame::Int(id) => Ok((c, id as u64)),
                         other => Err(std::io::Error::other(format!("CLIENT ID: {other:?}"))),
                     }
                 });
@@ -177,13 +177,13 @@ impl RespKv {
             }
         };
         match (op, reply) {
-            (Op::Put { .. }, Reply::Simple(s)) if s == "OK" => Ok(OpResult::Done),
-            (Op::Cas { .. }, Reply::Simple(s)) if s == "OK" => Ok(OpResult::Swapped(true)),
-            (Op::Cas { .. }, Reply::Bulk(None)) => Ok(OpResult::Swapped(false)),
-            (Op::Get { .. }, Reply::Bulk(v)) => Ok(OpResult::Value(
+            (Op::Put { .. }, Frame::Simple(s)) if s == "OK" => Ok(OpResult::Done),
+            (Op::Cas { .. }, Frame::Simple(s)) if s == "OK" => Ok(OpResult::Swapped(true)),
+            (Op::Cas { .. }, Frame::Bulk(None)) => Ok(OpResult::Swapped(false)),
+            (Op::Get { .. }, Frame::Bulk(v)) => Ok(OpResult::Value(
                 v.map(|b| String::from_utf8_lossy(&b).into_owned()),
             )),
-            (_, Reply::Error(e)) => {
+            (_, Frame::Error(e)) => {
                 if e.contains("session expired") {
                     self.conn = None;
                 }

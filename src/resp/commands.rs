@@ -9,7 +9,7 @@ use crate::client::ClientError;
 use crate::kv::{Op, OpResult};
 use crate::net::NodeStatus;
 
-use super::proto::{Args, Reply};
+use super::proto::{Args, Frame};
 
 /// Where commands go: the cluster (a node's client), or a map in tests.
 pub trait Backend {
@@ -36,7 +36,7 @@ pub enum After {
 pub type PasswordCheck = Box<dyn Fn(&[u8]) -> bool + Send>;
 
 /// One connection's state: which node, whether it authenticated.
-pub struct Session {
+pub struct ClientState {
     /// This node's id.
     pub node: u64,
     /// This node's RESP port (for INFO).
@@ -51,74 +51,78 @@ pub struct Session {
 
 /// The error for a failed operation: TRYAGAIN when the cluster could not
 /// commit it in time (the client may retry), ERR otherwise.
-fn failed(e: &ClientError) -> Reply {
+fn failed(e: &ClientError) -> Frame {
     match e {
         ClientError::NoQuorum { .. } | ClientError::Busy { .. } | ClientError::NotLeader { .. } => {
-            Reply::Error(format!("TRYAGAIN {e}"))
+            Frame::Error(format!("TRYAGAIN {e}"))
         }
-        ClientError::Expired => Reply::err(e),
+        ClientError::Expired => Frame::err(e),
     }
 }
 
-fn text(arg: &[u8], what: &str) -> Result<String, Reply> {
+fn text(arg: &[u8], what: &str) -> Result<String, Frame> {
     String::from_utf8(arg.to_vec()).map_err(|_| {
-        Reply::err(format!(
+        Frame::err(format!(
             "synod keeps UTF-8 text; this {what} is not valid UTF-8"
         ))
     })
 }
 
-fn arity(name: &str) -> Reply {
-    Reply::err(format!("wrong number of arguments for '{name}' command"))
+fn arity(name: &str) -> Frame {
+    Frame::err(format!("wrong number of arguments for '{name}' command"))
 }
 
 /// Run one command; the reply, and whether to keep the connection.
-pub fn dispatch(args: &Args, session: &mut Session, backend: &mut dyn Backend) -> (Reply, After) {
+pub fn dispatch(
+    args: &Args,
+    session: &mut ClientState,
+    backend: &mut dyn Backend,
+) -> (Frame, After) {
     let Some(first) = args.first() else {
-        return (Reply::err("empty command"), After::Continue);
+        return (Frame::err("empty command"), After::Continue);
     };
     let name = String::from_utf8_lossy(first).to_ascii_lowercase();
     let rest = &args[1..];
     match name.as_str() {
-        "quit" => return (Reply::ok(), After::Close),
+        "quit" => return (Frame::ok(), After::Close),
         "auth" => return (auth(rest, session), After::Continue),
         _ => {}
     }
     if session.password.is_some() && !session.authenticated && name != "hello" {
         return (
-            Reply::Error("NOAUTH Authentication required.".into()),
+            Frame::Error("NOAUTH Authentication required.".into()),
             After::Continue,
         );
     }
     let reply = match run(&name, first, rest, session, backend) {
         Ok(r) | Err(r) => r,
     };
-    if matches!(&reply, Reply::Error(e) if e.contains("session expired")) {
+    if matches!(&reply, Frame::Error(e) if e.contains("session expired")) {
         backend.renew();
     }
     (reply, After::Continue)
 }
 
-fn auth(rest: &[Vec<u8>], session: &mut Session) -> Reply {
+fn auth(rest: &[Vec<u8>], session: &mut ClientState) -> Frame {
     let password = match rest {
         [p] => p,
         [user, p] if user.as_slice() == b"default" => p,
         [_, _] => {
-            return Reply::Error(
+            return Frame::Error(
                 "WRONGPASS invalid username-password pair or user is disabled.".into(),
             )
         }
         _ => return arity("auth"),
     };
     match &session.password {
-        None => Reply::err(
+        None => Frame::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ),
         Some(check) if check(password) => {
             session.authenticated = true;
-            Reply::ok()
+            Frame::ok()
         }
-        Some(_) => Reply::Error(
+        Some(_) => Frame::Error(
             "WRONGPASS invalid username-password pair or user is disabled.".into(),
         ),
     }
@@ -128,18 +132,18 @@ fn run(
     name: &str,
     first: &[u8],
     rest: &[Vec<u8>],
-    session: &mut Session,
+    session: &mut ClientState,
     backend: &mut dyn Backend,
-) -> Result<Reply, Reply> {
+) -> Result<Frame, Frame> {
     let exec = |backend: &mut dyn Backend, op: Op| backend.execute(op).map_err(|e| failed(&e));
     Ok(match (name, rest) {
-        ("ping", []) => Reply::Simple("PONG".into()),
-        ("ping", [msg]) | ("echo", [msg]) => Reply::bulk(msg.clone()),
+        ("ping", []) => Frame::Simple("PONG".into()),
+        ("ping", [msg]) | ("echo", [msg]) => Frame::bulk(msg.clone()),
         ("get", [key]) => {
             let key = text(key, "key")?;
             match exec(backend, Op::Get { key })? {
-                OpResult::Value(v) => Reply::Bulk(v.map(String::into_bytes)),
-                other => return Err(Reply::err(format!("unexpected result {other}"))),
+                OpResult::Value(v) => Frame::Bulk(v.map(String::into_bytes)),
+                other => return Err(Frame::err(format!("unexpected result {other}"))),
             }
         }
         ("set", [key, value, opts @ ..]) => set(key, value, opts, backend)?,
@@ -151,7 +155,7 @@ fn run(
                     n += 1;
                 }
             }
-            Reply::Int(n)
+            Frame::Int(n)
         }
         ("exists", keys) if !keys.is_empty() => {
             let mut n = 0;
@@ -161,36 +165,36 @@ fn run(
                     n += 1;
                 }
             }
-            Reply::Int(n)
+            Frame::Int(n)
         }
         ("mget", keys) if !keys.is_empty() => {
             let mut values = Vec::with_capacity(keys.len());
             for key in keys {
                 let key = text(key, "key")?;
                 values.push(match exec(backend, Op::Get { key })? {
-                    OpResult::Value(v) => Reply::Bulk(v.map(String::into_bytes)),
-                    _ => Reply::nil(),
+                    OpResult::Value(v) => Frame::Bulk(v.map(String::into_bytes)),
+                    _ => Frame::nil(),
                 });
             }
-            Reply::Array(values)
+            Frame::Array(values)
         }
-        ("info", [] | [_]) => Reply::bulk(info(session, backend.status())),
-        ("select", [db]) if db.as_slice() == b"0" => Reply::ok(),
-        ("select", [_]) => Reply::err("DB index is out of range"),
+        ("info", [] | [_]) => Frame::bulk(info(session, backend.status())),
+        ("select", [db]) if db.as_slice() == b"0" => Frame::ok(),
+        ("select", [_]) => Frame::err("DB index is out of range"),
         ("command", _) => command(rest),
         ("config", [sub, params @ ..])
             if sub.eq_ignore_ascii_case(b"get") && !params.is_empty() =>
         {
             config_get(params, session)
         }
-        ("config", [sub, ..]) => Reply::err(format!(
+        ("config", [sub, ..]) => Frame::err(format!(
             "CONFIG {} is not supported; synod's settings live in its cluster file",
             String::from_utf8_lossy(sub)
         )),
         ("client", [sub, ..]) => client(sub, backend),
         ("hello", []) => hello(session),
         ("hello", [v, ..]) if v.as_slice() == b"2" => hello(session),
-        ("hello", _) => Reply::Error("NOPROTO this protocol version is not supported".into()),
+        ("hello", _) => Frame::Error("NOPROTO this protocol version is not supported".into()),
         (
             "ping" | "echo" | "get" | "set" | "del" | "unlink" | "exists" | "mget" | "info"
             | "select" | "config" | "client",
@@ -204,7 +208,7 @@ fn run(
             for a in rest.iter().take(8) {
                 msg.push_str(&format!("'{}' ", String::from_utf8_lossy(a)));
             }
-            Reply::err(msg)
+            Frame::err(msg)
         }
     })
 }
@@ -215,7 +219,7 @@ fn set(
     value: &[u8],
     opts: &[Vec<u8>],
     backend: &mut dyn Backend,
-) -> Result<Reply, Reply> {
+) -> Result<Frame, Frame> {
     let key = text(key, "key")?;
     let new = text(value, "value")?;
     enum Cond {
@@ -236,27 +240,27 @@ fn set(
                     i += 1;
                     Cond::Equal(text(&opts[i], "value")?)
                 }
-                ("ex" | "px" | "exat" | "pxat" | "keepttl", _) => return Err(Reply::err(
+                ("ex" | "px" | "exat" | "pxat" | "keepttl", _) => return Err(Frame::err(
                     "synod keys do not expire (EX, PX, EXAT, PXAT and KEEPTTL are not supported)",
                 )),
                 ("get", _) => {
-                    return Err(Reply::err(
+                    return Err(Frame::err(
                         "SET ... GET is not supported; use GET, then SET ... IFEQ",
                     ))
                 }
-                _ => return Err(Reply::err("syntax error")),
+                _ => return Err(Frame::err("syntax error")),
             };
         i += 1;
     }
     let swapped = |r: OpResult| match r {
-        OpResult::Swapped(true) => Reply::ok(),
-        _ => Reply::nil(),
+        OpResult::Swapped(true) => Frame::ok(),
+        _ => Frame::nil(),
     };
     let exec = |backend: &mut dyn Backend, op: Op| backend.execute(op).map_err(|e| failed(&e));
     Ok(match cond {
         Cond::Always => {
             exec(backend, Op::Put { key, value: new })?;
-            Reply::ok()
+            Frame::ok()
         }
         Cond::Absent => swapped(exec(
             backend,
@@ -280,10 +284,10 @@ fn set(
         Cond::Present => {
             for _ in 0..100 {
                 let OpResult::Value(current) = exec(backend, Op::Get { key: key.clone() })? else {
-                    return Err(Reply::err("unexpected result"));
+                    return Err(Frame::err("unexpected result"));
                 };
                 let Some(current) = current else {
-                    return Ok(Reply::nil());
+                    return Ok(Frame::nil());
                 };
                 let op = Op::Cas {
                     key: key.clone(),
@@ -291,10 +295,10 @@ fn set(
                     new: new.clone(),
                 };
                 if exec(backend, op)? == OpResult::Swapped(true) {
-                    return Ok(Reply::ok());
+                    return Ok(Frame::ok());
                 }
             }
-            return Err(Reply::Error(
+            return Err(Frame::Error(
                 "TRYAGAIN the key kept changing under SET ... XX".into(),
             ));
         }
@@ -302,7 +306,7 @@ fn set(
 }
 
 /// INFO: a server section, replication in Redis's terms, and the node's Paxos state.
-fn info(session: &Session, status: Option<NodeStatus>) -> String {
+fn info(session: &ClientState, status: Option<NodeStatus>) -> String {
     let mut s = String::new();
     s.push_str("# Server\r\n");
     s.push_str("redis_version:7.0.0\r\n");
@@ -343,12 +347,12 @@ fn info(session: &Session, status: Option<NodeStatus>) -> String {
 }
 
 /// COMMAND: enough for redis-cli to start (it asks for DOCS and COUNT).
-fn command(rest: &[Vec<u8>]) -> Reply {
+fn command(rest: &[Vec<u8>]) -> Frame {
     match rest.first().map(|s| s.to_ascii_lowercase()) {
-        Some(s) if s == b"count" => Reply::Int(COMMANDS.len() as i64),
-        Some(s) if s == b"docs" || s == b"info" => Reply::Array(Vec::new()),
-        None => Reply::Array(COMMANDS.iter().map(|c| Reply::bulk(*c)).collect()),
-        Some(_) => Reply::Array(Vec::new()),
+        Some(s) if s == b"count" => Frame::Int(COMMANDS.len() as i64),
+        Some(s) if s == b"docs" || s == b"info" => Frame::Array(Vec::new()),
+        None => Frame::Array(COMMANDS.iter().map(|c| Frame::bulk(*c)).collect()),
+        Some(_) => Frame::Array(Vec::new()),
     }
 }
 
@@ -359,7 +363,7 @@ const COMMANDS: [&str; 15] = [
 ];
 
 /// CONFIG GET: what redis-benchmark asks at start, answered truthfully.
-fn config_get(params: &[Vec<u8>], session: &Session) -> Reply {
+fn config_get(params: &[Vec<u8>], session: &ClientState) -> Frame {
     let known = [
         ("save", String::new()),
         ("appendonly", "yes".to_string()),
@@ -374,42 +378,42 @@ fn config_get(params: &[Vec<u8>], session: &Session) -> Reply {
         let p = p.to_ascii_lowercase();
         for (k, v) in &known {
             if p == k.as_bytes() || p == b"*" {
-                out.push(Reply::bulk(*k));
-                out.push(Reply::bulk(v.clone()));
+                out.push(Frame::bulk(*k));
+                out.push(Frame::bulk(v.clone()));
             }
         }
     }
-    Reply::Array(out)
+    Frame::Array(out)
 }
 
-fn client(sub: &[u8], backend: &mut dyn Backend) -> Reply {
+fn client(sub: &[u8], backend: &mut dyn Backend) -> Frame {
     match sub.to_ascii_lowercase().as_slice() {
-        b"setinfo" | b"setname" => Reply::ok(),
-        b"id" => Reply::Int(backend.client_id() as i64),
-        b"getname" => Reply::nil(),
-        _ => Reply::err(format!(
+        b"setinfo" | b"setname" => Frame::ok(),
+        b"id" => Frame::Int(backend.client_id() as i64),
+        b"getname" => Frame::nil(),
+        _ => Frame::err(format!(
             "CLIENT {} is not supported",
             String::from_utf8_lossy(sub)
         )),
     }
 }
 
-fn hello(session: &Session) -> Reply {
-    Reply::Array(vec![
-        Reply::bulk("server"),
-        Reply::bulk("synod"),
-        Reply::bulk("version"),
-        Reply::bulk(env!("CARGO_PKG_VERSION")),
-        Reply::bulk("proto"),
-        Reply::Int(2),
-        Reply::bulk("id"),
-        Reply::Int(session.node as i64),
-        Reply::bulk("mode"),
-        Reply::bulk("standalone"),
-        Reply::bulk("role"),
-        Reply::bulk("master"),
-        Reply::bulk("modules"),
-        Reply::Array(Vec::new()),
+fn hello(session: &ClientState) -> Frame {
+    Frame::Array(vec![
+        Frame::bulk("server"),
+        Frame::bulk("synod"),
+        Frame::bulk("version"),
+        Frame::bulk(env!("CARGO_PKG_VERSION")),
+        Frame::bulk("proto"),
+        Frame::Int(2),
+        Frame::bulk("id"),
+        Frame::Int(session.node as i64),
+        Frame::bulk("mode"),
+        Frame::bulk("standalone"),
+        Frame::bulk("role"),
+        Frame::bulk("master"),
+        Frame::bulk("modules"),
+        Frame::Array(Vec::new()),
     ])
 }
 
@@ -453,8 +457,8 @@ mod tests {
         }
     }
 
-    fn session(password: Option<&'static str>) -> Session {
-        Session {
+    fn session(password: Option<&'static str>) -> ClientState {
+        ClientState {
             node: 2,
             port: 8302,
             fsync: true,
@@ -472,7 +476,7 @@ mod tests {
         }
     }
 
-    fn say(s: &mut Session, m: &mut Map, line: &str) -> Reply {
+    fn say(s: &mut ClientState, m: &mut Map, line: &str) -> Frame {
         let args = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
         dispatch(&args, s, m).0
     }
@@ -480,29 +484,29 @@ mod tests {
     #[test]
     fn set_get_and_conditional_sets_follow_redis() {
         let (mut s, mut m) = (session(None), map());
-        assert_eq!(say(&mut s, &mut m, "GET k"), Reply::nil());
-        assert_eq!(say(&mut s, &mut m, "SET k v XX"), Reply::nil());
-        assert_eq!(say(&mut s, &mut m, "SET k a NX"), Reply::ok());
-        assert_eq!(say(&mut s, &mut m, "SET k b NX"), Reply::nil());
-        assert_eq!(say(&mut s, &mut m, "get k"), Reply::bulk("a"));
-        assert_eq!(say(&mut s, &mut m, "SET k c IFEQ b"), Reply::nil());
-        assert_eq!(say(&mut s, &mut m, "SET k c IFEQ a"), Reply::ok());
-        assert_eq!(say(&mut s, &mut m, "SET k d XX"), Reply::ok());
-        assert_eq!(say(&mut s, &mut m, "GET k"), Reply::bulk("d"));
+        assert_eq!(say(&mut s, &mut m, "GET k"), Frame::nil());
+        assert_eq!(say(&mut s, &mut m, "SET k v XX"), Frame::nil());
+        assert_eq!(say(&mut s, &mut m, "SET k a NX"), Frame::ok());
+        assert_eq!(say(&mut s, &mut m, "SET k b NX"), Frame::nil());
+        assert_eq!(say(&mut s, &mut m, "get k"), Frame::bulk("a"));
+        assert_eq!(say(&mut s, &mut m, "SET k c IFEQ b"), Frame::nil());
+        assert_eq!(say(&mut s, &mut m, "SET k c IFEQ a"), Frame::ok());
+        assert_eq!(say(&mut s, &mut m, "SET k d XX"), Frame::ok());
+        assert_eq!(say(&mut s, &mut m, "GET k"), Frame::bulk("d"));
         assert_eq!(
             say(&mut s, &mut m, "SET k d NX XX"),
-            Reply::err("syntax error")
+            Frame::err("syntax error")
         );
         assert!(
-            matches!(say(&mut s, &mut m, "SET k d EX 10"), Reply::Error(e) if e.contains("expire"))
+            matches!(say(&mut s, &mut m, "SET k d EX 10"), Frame::Error(e) if e.contains("expire"))
         );
         assert_eq!(
             say(&mut s, &mut m, "MGET k nope k"),
-            Reply::Array(vec![Reply::bulk("d"), Reply::nil(), Reply::bulk("d")])
+            Frame::Array(vec![Frame::bulk("d"), Frame::nil(), Frame::bulk("d")])
         );
-        assert_eq!(say(&mut s, &mut m, "EXISTS k nope k"), Reply::Int(2));
-        assert_eq!(say(&mut s, &mut m, "DEL k nope"), Reply::Int(1));
-        assert_eq!(say(&mut s, &mut m, "DEL k"), Reply::Int(0));
+        assert_eq!(say(&mut s, &mut m, "EXISTS k nope k"), Frame::Int(2));
+        assert_eq!(say(&mut s, &mut m, "DEL k nope"), Frame::Int(1));
+        assert_eq!(say(&mut s, &mut m, "DEL k"), Frame::Int(0));
         // Every data command went through the backend, as log operations.
         assert!(m.ops.iter().all(|op| op.key() == "k" || op.key() == "nope"));
     }
@@ -514,18 +518,18 @@ mod tests {
         let (r, after) = dispatch(&args, &mut s, &mut m);
         assert_eq!(
             r,
-            Reply::err("unknown command 'LPUSH', with args beginning with: 'l' 'x' ")
+            Frame::err("unknown command 'LPUSH', with args beginning with: 'l' 'x' ")
         );
         assert_eq!(after, After::Continue);
         assert_eq!(
             say(&mut s, &mut m, "GET"),
-            Reply::err("wrong number of arguments for 'get' command")
+            Frame::err("wrong number of arguments for 'get' command")
         );
-        assert_eq!(say(&mut s, &mut m, "PING"), Reply::Simple("PONG".into()));
+        assert_eq!(say(&mut s, &mut m, "PING"), Frame::Simple("PONG".into()));
         let (_, after) = dispatch(&vec![b"QUIT".to_vec()], &mut s, &mut m);
         assert_eq!(after, After::Close);
         let bad = vec![b"GET".to_vec(), vec![0xff, 0xfe]];
-        assert!(matches!(dispatch(&bad, &mut s, &mut m).0, Reply::Error(e) if e.contains("UTF-8")));
+        assert!(matches!(dispatch(&bad, &mut s, &mut m).0, Frame::Error(e) if e.contains("UTF-8")));
     }
 
     #[test]
@@ -533,10 +537,10 @@ mod tests {
         let (mut s, mut m) = (session(None), map());
         m.fail = true;
         assert!(
-            matches!(say(&mut s, &mut m, "SET k v"), Reply::Error(e) if e.starts_with("TRYAGAIN no quorum"))
+            matches!(say(&mut s, &mut m, "SET k v"), Frame::Error(e) if e.starts_with("TRYAGAIN no quorum"))
         );
         assert!(
-            matches!(say(&mut s, &mut m, "GET k"), Reply::Error(e) if e.starts_with("TRYAGAIN"))
+            matches!(say(&mut s, &mut m, "GET k"), Frame::Error(e) if e.starts_with("TRYAGAIN"))
         );
     }
 
@@ -545,27 +549,27 @@ mod tests {
         let (mut s, mut m) = (session(Some("sesame")), map());
         assert_eq!(
             say(&mut s, &mut m, "GET k"),
-            Reply::Error("NOAUTH Authentication required.".into())
+            Frame::Error("NOAUTH Authentication required.".into())
         );
         assert!(m.ops.is_empty());
         assert!(
-            matches!(say(&mut s, &mut m, "AUTH wrong"), Reply::Error(e) if e.starts_with("WRONGPASS"))
+            matches!(say(&mut s, &mut m, "AUTH wrong"), Frame::Error(e) if e.starts_with("WRONGPASS"))
         );
         assert!(
-            matches!(say(&mut s, &mut m, "AUTH alice sesame"), Reply::Error(e) if e.starts_with("WRONGPASS"))
+            matches!(say(&mut s, &mut m, "AUTH alice sesame"), Frame::Error(e) if e.starts_with("WRONGPASS"))
         );
-        assert_eq!(say(&mut s, &mut m, "AUTH default sesame"), Reply::ok());
-        assert_eq!(say(&mut s, &mut m, "GET k"), Reply::nil());
+        assert_eq!(say(&mut s, &mut m, "AUTH default sesame"), Frame::ok());
+        assert_eq!(say(&mut s, &mut m, "GET k"), Frame::nil());
         let (mut s, mut m) = (session(None), map());
         assert!(
-            matches!(say(&mut s, &mut m, "AUTH x"), Reply::Error(e) if e.contains("without any password"))
+            matches!(say(&mut s, &mut m, "AUTH x"), Frame::Error(e) if e.contains("without any password"))
         );
     }
 
     #[test]
     fn info_and_config_tell_the_truth() {
         let (mut s, mut m) = (session(None), map());
-        let Reply::Bulk(Some(info)) = say(&mut s, &mut m, "INFO") else {
+        let Frame::Bulk(Some(info)) = say(&mut s, &mut m, "INFO") else {
             panic!("INFO is a bulk string")
         };
         let info = String::from_utf8(info).unwrap();
@@ -576,14 +580,14 @@ mod tests {
         assert!(info.contains("paxos_role:follower\r\n") && info.contains("applied:7\r\n"));
         assert_eq!(
             say(&mut s, &mut m, "CONFIG GET appendfsync"),
-            Reply::Array(vec![Reply::bulk("appendfsync"), Reply::bulk("always")])
+            Frame::Array(vec![Frame::bulk("appendfsync"), Frame::bulk("always")])
         );
-        assert_eq!(say(&mut s, &mut m, "CONFIG GET nope"), Reply::Array(vec![]));
+        assert_eq!(say(&mut s, &mut m, "CONFIG GET nope"), Frame::Array(vec![]));
         assert!(matches!(
             say(&mut s, &mut m, "CONFIG SET save x"),
-            Reply::Error(_)
+            Frame::Error(_)
         ));
-        assert_eq!(say(&mut s, &mut m, "COMMAND DOCS"), Reply::Array(vec![]));
-        assert_eq!(say(&mut s, &mut m, "CLIENT ID"), Reply::Int(42));
+        assert_eq!(say(&mut s, &mut m, "COMMAND DOCS"), Frame::Array(vec![]));
+        assert_eq!(say(&mut s, &mut m, "CLIENT ID"), Frame::Int(42));
     }
 }

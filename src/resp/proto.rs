@@ -116,7 +116,7 @@ fn parse_inline(buf: &[u8]) -> Result<Option<(Args, usize)>, ProtocolError> {
 
 /// A reply, as RESP2 encodes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reply {
+pub enum Frame {
     /// `+OK`
     Simple(String),
     /// `-ERR ...`: the text includes the error code (`ERR`, `NOAUTH`, ...).
@@ -126,38 +126,38 @@ pub enum Reply {
     /// `$5\r\nhello` or the null bulk `$-1`.
     Bulk(Option<Vec<u8>>),
     /// `*2\r\n...`
-    Array(Vec<Reply>),
+    Array(Vec<Frame>),
 }
 
-impl Reply {
+impl Frame {
     /// `+OK`.
-    pub fn ok() -> Reply {
-        Reply::Simple("OK".into())
+    pub fn ok() -> Frame {
+        Frame::Simple("OK".into())
     }
 
     /// `-ERR <text>`.
-    pub fn err(text: impl fmt::Display) -> Reply {
-        Reply::Error(format!("ERR {text}"))
+    pub fn err(text: impl fmt::Display) -> Frame {
+        Frame::Error(format!("ERR {text}"))
     }
 
     /// A bulk string.
-    pub fn bulk(bytes: impl Into<Vec<u8>>) -> Reply {
-        Reply::Bulk(Some(bytes.into()))
+    pub fn bulk(bytes: impl Into<Vec<u8>>) -> Frame {
+        Frame::Bulk(Some(bytes.into()))
     }
 
     /// The null bulk string.
-    pub fn nil() -> Reply {
-        Reply::Bulk(None)
+    pub fn nil() -> Frame {
+        Frame::Bulk(None)
     }
 
     /// Append the encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Reply::Simple(s) => {
+            Frame::Simple(s) => {
                 out.push(b'+');
                 out.extend_from_slice(s.as_bytes());
             }
-            Reply::Error(e) => {
+            Frame::Error(e) => {
                 out.push(b'-');
                 // An error is one line.
                 out.extend(
@@ -165,13 +165,13 @@ impl Reply {
                         .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
                 );
             }
-            Reply::Int(i) => out.extend_from_slice(format!(":{i}").as_bytes()),
-            Reply::Bulk(None) => out.extend_from_slice(b"$-1"),
-            Reply::Bulk(Some(b)) => {
+            Frame::Int(i) => out.extend_from_slice(format!(":{i}").as_bytes()),
+            Frame::Bulk(None) => out.extend_from_slice(b"$-1"),
+            Frame::Bulk(Some(b)) => {
                 out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
                 out.extend_from_slice(b);
             }
-            Reply::Array(items) => {
+            Frame::Array(items) => {
                 out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
                 for item in items {
                     item.encode(out);
@@ -185,11 +185,11 @@ impl Reply {
 
 /// Parse one reply from the front of `buf` (what a RESP client reads):
 /// `Ok(Some((reply, used)))`, or `Ok(None)` if it is not whole yet.
-pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> {
+pub fn parse_reply(buf: &[u8]) -> Result<Option<(Frame, usize)>, ProtocolError> {
     reply_at(buf, 0, 0)
 }
 
-fn reply_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Reply, usize)>, ProtocolError> {
+fn reply_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)>, ProtocolError> {
     if depth > 8 {
         return err("replies nested too deep");
     }
@@ -202,22 +202,22 @@ fn reply_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Reply, usize)
     let text = || String::from_utf8_lossy(body).into_owned();
     let n = || number(body).ok_or_else(|| ProtocolError(format!("bad length {:?}", text())));
     Ok(Some(match kind {
-        b'+' => (Reply::Simple(text()), next),
-        b'-' => (Reply::Error(text()), next),
-        b':' => (Reply::Int(n()?), next),
+        b'+' => (Frame::Simple(text()), next),
+        b'-' => (Frame::Error(text()), next),
+        b':' => (Frame::Int(n()?), next),
         b'$' => match n()? {
-            -1 => (Reply::nil(), next),
+            -1 => (Frame::nil(), next),
             l if l < 0 || l as u64 > MAX_BULK as u64 => return err("invalid bulk length"),
             l => {
                 let l = l as usize;
                 if buf.len() < next + l + 2 {
                     return Ok(None);
                 }
-                (Reply::bulk(buf[next..next + l].to_vec()), next + l + 2)
+                (Frame::bulk(buf[next..next + l].to_vec()), next + l + 2)
             }
         },
         b'*' => match n()? {
-            -1 => (Reply::Array(Vec::new()), next),
+            -1 => (Frame::Array(Vec::new()), next),
             c if c < 0 || c as u64 > MAX_ARGS as u64 => return err("invalid multibulk length"),
             c => {
                 let mut items = Vec::with_capacity((c as usize).min(64));
@@ -229,7 +229,7 @@ fn reply_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Reply, usize)
                     items.push(item);
                     at = used;
                 }
-                (Reply::Array(items), at)
+                (Frame::Array(items), at)
             }
         },
         other => {
@@ -307,12 +307,12 @@ mod tests {
     #[test]
     fn replies_encode_as_resp2() {
         let mut out = Vec::new();
-        Reply::Array(vec![
-            Reply::ok(),
-            Reply::err("no\r\nway"),
-            Reply::Int(-2),
-            Reply::bulk("hi"),
-            Reply::nil(),
+        Frame::Array(vec![
+            Frame::ok(),
+            Frame::err("no\r\nway"),
+            Frame::Int(-2),
+            Frame::bulk("hi"),
+            Frame::nil(),
         ])
         .encode(&mut out);
         assert_eq!(
@@ -324,12 +324,12 @@ mod tests {
         assert_eq!(used, out.len());
         assert_eq!(
             back,
-            Reply::Array(vec![
-                Reply::ok(),
-                Reply::err("no  way"),
-                Reply::Int(-2),
-                Reply::bulk("hi"),
-                Reply::nil(),
+            Frame::Array(vec![
+                Frame::ok(),
+                Frame::err("no  way"),
+                Frame::Int(-2),
+                Frame::bulk("hi"),
+                Frame::nil(),
             ])
         );
         for cut in 0..out.len() {

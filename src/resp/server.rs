@@ -20,8 +20,8 @@ use crate::kv::{Op, OpResult};
 use crate::net::{NodeStatus, Request, Response};
 use crate::paxos::NodeId;
 
-use super::commands::{dispatch, After, Backend, PasswordCheck, Session};
-use super::proto::{self, Reply};
+use super::commands::{dispatch, After, Backend, ClientState, PasswordCheck};
+use super::proto::{self, Frame};
 
 /// Connections served at once; one more is told so and closed.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -130,7 +130,7 @@ fn serve(mut stream: TcpStream, cfg: &RespConfig) {
         (true, None) => Some(Box::new(|_: &[u8]| false) as PasswordCheck),
         (false, _) => None,
     };
-    let mut session = Session {
+    let mut session = ClientState {
         node: cfg.node,
         port: me.and_then(|n| n.redis_addr).map_or(0, |a| a.port()),
         fsync: cfg.cluster.fsync,
@@ -160,14 +160,14 @@ fn serve(mut stream: TcpStream, cfg: &RespConfig) {
                 }
                 Ok(None) if buf.len() - used > MAX_REQUEST => {
                     tracing::warn!("RESP client {peer}: a request above {MAX_REQUEST} bytes; closing the connection");
-                    Reply::err("Protocol error: request too big").encode(&mut out);
+                    Frame::err("Protocol error: request too big").encode(&mut out);
                     close = true;
                     break;
                 }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!("RESP client {peer}: {e}; closing the connection");
-                    Reply::err(&e).encode(&mut out);
+                    Frame::err(&e).encode(&mut out);
                     close = true;
                     break;
                 }

@@ -26,11 +26,11 @@ impl Harness for Mem {
     }
 }
 
-struct Disk {
+struct TestDisk {
     dir: tempfile::TempDir,
 }
 
-impl Harness for Disk {
+impl Harness for TestDisk {
     type Log = FileLog;
     fn fresh(&mut self) -> FileLog {
         let path = self.dir.path().join("acceptor.log");
@@ -177,7 +177,7 @@ fn suite_in_memory() {
 
 #[test]
 fn suite_on_disk() {
-    run_suite(&mut Disk {
+    run_suite(&mut TestDisk {
         dir: tempfile::tempdir().unwrap(),
     });
 }
