@@ -124,6 +124,16 @@ impl actix::Handler<synod::node::router::Outbound> for Wire {
     }
 }
 
+/// Answered by the wire once everything sent to it before was recorded.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct Barrier;
+
+impl actix::Handler<Barrier> for Wire {
+    type Result = ();
+    fn handle(&mut self, _: Barrier, _: &mut Self::Context) {}
+}
+
 /// Takes inputs meant for a role and does nothing with them.
 struct Sink;
 
@@ -165,7 +175,9 @@ async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
         learner: sink.clone().recipient(),
         replica: sink.recipient(),
     };
-    let peers = [(2, Wire(wire.clone()).start().recipient())].into();
+    let wire_addr = Wire(wire.clone()).start();
+    let peers = [(2, wire_addr.clone().recipient())].into();
+    let router = router_ctx.address();
     router_ctx.run(Router::new(1, roles, peers, status.clone()));
 
     let ballot = Ballot::new(3, 2);
@@ -180,7 +192,14 @@ async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
         }))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Whatever the acceptor handed the router before this, and the router
+    // the wire, has arrived once each answers a message sent after it
+    // (one mailbox each, in order).
+    router
+        .send(synod::node::router::GetMessages { after: 0 })
+        .await
+        .unwrap();
+    wire_addr.send(Barrier).await.unwrap();
     assert!(
         wire.lock().unwrap().is_empty(),
         "nothing leaves before the sync"

@@ -87,8 +87,10 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     // Some node's snapshot covers 400 slots or more: its logs were cut at
     // 200 or more (the margin is snapshot_every when that is below 1,000).
     let covered = (1..=5)
-        .filter_map(|id| std::fs::read(env.run_dir().join(format!("node-{id}/snapshot.bin"))).ok())
-        .map(|b| u64::from_le_bytes(b[12..20].try_into().unwrap()))
+        .filter_map(|id| {
+            synod::storage::snapshot::load(&env.run_dir().join(format!("node-{id}"))).unwrap()
+        })
+        .map(|s| s.slot)
         .max();
     assert!(
         covered >= Some(400),

@@ -461,12 +461,23 @@ pub fn against(
     result
 }
 
-/// Where program `name` is, or how to install it (`package` on Debian).
+/// Where program `name` is, or how to install it (`package` on Debian):
+/// searched on `PATH`, then in the system's program directories (a minimal
+/// `PATH` misses them). `SYNOD_SEARCH_PATH`, when set, is the whole search
+/// path instead (the tests use it to see the message where the program is
+/// installed).
 fn find_program(name: &str, package: &str) -> Result<std::path::PathBuf, String> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"])
+    let dirs: Vec<String> = match std::env::var("SYNOD_SEARCH_PATH") {
+        Ok(only) => only.split(':').map(String::from).collect(),
+        Err(_) => std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"])
+            .map(String::from)
+            .collect(),
+    };
+    let found = dirs
+        .iter()
         .map(|d| std::path::Path::new(d).join(name))
         .find(|p| p.is_file());
     found.ok_or_else(|| {
