@@ -94,9 +94,10 @@ pub fn dispatch(
             After::Continue,
         );
     }
-    let reply = match run(&name, first, rest, session, backend) {
-        Ok(r) | Err(r) => r,
-    };
+    let reply =
+        match RedisCommand::parse(&name, first, rest).and_then(|cmd| cmd.apply(session, backend)) {
+            Ok(r) | Err(r) => r,
+        };
     if matches!(&reply, Frame::Error(e) if e.contains("session expired")) {
         backend.renew();
     }
@@ -128,117 +129,185 @@ fn auth(rest: &[Vec<u8>], session: &mut ClientState) -> Frame {
     }
 }
 
-fn run(
-    name: &str,
-    first: &[u8],
-    rest: &[Vec<u8>],
-    session: &mut ClientState,
-    backend: &mut dyn Backend,
-) -> Result<Frame, Frame> {
-    let exec = |backend: &mut dyn Backend, op: Op| backend.execute(op).map_err(|e| failed(&e));
-    Ok(match (name, rest) {
-        ("ping", []) => Frame::Simple("PONG".into()),
-        ("ping", [msg]) | ("echo", [msg]) => Frame::bulk(msg.clone()),
-        ("get", [key]) => {
-            let key = text(key, "key")?;
-            match exec(backend, Op::Get { key })? {
-                OpResult::Value(v) => Frame::Bulk(v.map(String::into_bytes)),
-                other => return Err(Frame::err(format!("unexpected result {other}"))),
-            }
-        }
-        ("set", [key, value, opts @ ..]) => set(key, value, opts, backend)?,
-        ("del", keys) | ("unlink", keys) if !keys.is_empty() => {
-            let mut n = 0;
-            for key in keys {
-                let key = text(key, "key")?;
-                if let OpResult::Value(Some(_)) = exec(backend, Op::Delete { key })? {
-                    n += 1;
-                }
-            }
-            Frame::Int(n)
-        }
-        ("exists", keys) if !keys.is_empty() => {
-            let mut n = 0;
-            for key in keys {
-                let key = text(key, "key")?;
-                if let OpResult::Value(Some(_)) = exec(backend, Op::Get { key })? {
-                    n += 1;
-                }
-            }
-            Frame::Int(n)
-        }
-        ("mget", keys) if !keys.is_empty() => {
-            let mut values = Vec::with_capacity(keys.len());
-            for key in keys {
-                let key = text(key, "key")?;
-                values.push(match exec(backend, Op::Get { key })? {
-                    OpResult::Value(v) => Frame::Bulk(v.map(String::into_bytes)),
-                    _ => Frame::nil(),
-                });
-            }
-            Frame::Array(values)
-        }
-        ("info", [] | [_]) => Frame::bulk(info(session, backend.status())),
-        ("select", [db]) if db.as_slice() == b"0" => Frame::ok(),
-        ("select", [_]) => Frame::err("DB index is out of range"),
-        ("command", _) => command(rest),
-        ("config", [sub, params @ ..])
-            if sub.eq_ignore_ascii_case(b"get") && !params.is_empty() =>
-        {
-            config_get(params, session)
-        }
-        ("config", [sub, ..]) => Frame::err(format!(
-            "CONFIG {} is not supported; synod's settings live in its cluster file",
-            String::from_utf8_lossy(sub)
-        )),
-        ("client", [sub, ..]) => client(sub, backend),
-        ("hello", []) => hello(session),
-        ("hello", [v, ..]) if v.as_slice() == b"2" => hello(session),
-        ("hello", _) => Frame::Error("NOPROTO this protocol version is not supported".into()),
-        (
-            "ping" | "echo" | "get" | "set" | "del" | "unlink" | "exists" | "mget" | "info"
-            | "select" | "config" | "client",
-            _,
-        ) => arity(name),
-        _ => {
-            let mut msg = format!(
-                "unknown command '{}', with args beginning with: ",
-                String::from_utf8_lossy(&first[..first.len().min(128)])
-            );
-            for a in rest.iter().take(8) {
-                msg.push_str(&format!("'{}' ", String::from_utf8_lossy(a)));
-            }
-            Frame::err(msg)
-        }
-    })
+/// A parsed command: what [`RedisCommand::parse`] makes of the arguments
+/// (mini-redis's frames → typed commands → apply). Parsing checks arity,
+/// UTF-8 and options; nothing reaches the cluster before it succeeds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RedisCommand {
+    /// PING [message]
+    Ping(Option<Vec<u8>>),
+    /// ECHO message
+    Echo(Vec<u8>),
+    /// GET key
+    Get(String),
+    /// SET key value [NX | XX | IFEQ old]
+    Set {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: String,
+        /// When to write.
+        cond: SetCond,
+    },
+    /// DEL / UNLINK key...
+    Del(Vec<String>),
+    /// EXISTS key...
+    Exists(Vec<String>),
+    /// MGET key...
+    Mget(Vec<String>),
+    /// INFO [section]
+    Info,
+    /// SELECT 0 (the only database)
+    Select,
+    /// COMMAND [COUNT | DOCS | INFO ...]
+    Command(Option<Vec<u8>>),
+    /// CONFIG GET parameter...
+    ConfigGet(Vec<Vec<u8>>),
+    /// CLIENT subcommand (SETINFO, SETNAME, ID, GETNAME)
+    Client(Vec<u8>),
+    /// HELLO [2]
+    Hello,
 }
 
-/// SET key value [NX | XX | IFEQ old]: plain, if absent, if present, if equal.
-fn set(
-    key: &[u8],
-    value: &[u8],
-    opts: &[Vec<u8>],
-    backend: &mut dyn Backend,
-) -> Result<Frame, Frame> {
-    let key = text(key, "key")?;
-    let new = text(value, "value")?;
-    enum Cond {
-        Always,
-        Absent,
-        Present,
-        Equal(String),
+/// When SET writes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetCond {
+    /// Always.
+    Always,
+    /// NX: if the key is absent.
+    Absent,
+    /// XX: if it is present.
+    Present,
+    /// IFEQ old: if it holds `old`.
+    Equal(String),
+}
+
+fn keys(args: &[Vec<u8>]) -> Result<Vec<String>, Frame> {
+    args.iter().map(|k| text(k, "key")).collect()
+}
+
+impl RedisCommand {
+    /// Parse command `name` (lowercase; `first` as sent) with arguments
+    /// `rest`; the error reply if it is not one synod serves as given.
+    pub fn parse(name: &str, first: &[u8], rest: &[Vec<u8>]) -> Result<Self, Frame> {
+        use RedisCommand as C;
+        Ok(match (name, rest) {
+            ("ping", []) => C::Ping(None),
+            ("ping", [msg]) => C::Ping(Some(msg.clone())),
+            ("echo", [msg]) => C::Echo(msg.clone()),
+            ("get", [key]) => C::Get(text(key, "key")?),
+            ("set", [key, value, opts @ ..]) => C::Set {
+                key: text(key, "key")?,
+                value: text(value, "value")?,
+                cond: set_cond(opts)?,
+            },
+            ("del" | "unlink", ks) if !ks.is_empty() => C::Del(keys(ks)?),
+            ("exists", ks) if !ks.is_empty() => C::Exists(keys(ks)?),
+            ("mget", ks) if !ks.is_empty() => C::Mget(keys(ks)?),
+            ("info", [] | [_]) => C::Info,
+            ("select", [db]) if db.as_slice() == b"0" => C::Select,
+            ("select", [_]) => return Err(Frame::err("DB index is out of range")),
+            ("command", _) => C::Command(rest.first().map(|s| s.to_ascii_lowercase())),
+            ("config", [sub, params @ ..])
+                if sub.eq_ignore_ascii_case(b"get") && !params.is_empty() =>
+            {
+                C::ConfigGet(params.to_vec())
+            }
+            ("config", [sub, ..]) => {
+                return Err(Frame::err(format!(
+                    "CONFIG {} is not supported; synod's settings live in its cluster file",
+                    String::from_utf8_lossy(sub)
+                )))
+            }
+            ("client", [sub, ..]) => C::Client(sub.to_ascii_lowercase()),
+            ("hello", []) => C::Hello,
+            ("hello", [v, ..]) if v.as_slice() == b"2" => C::Hello,
+            ("hello", _) => {
+                return Err(Frame::Error(
+                    "NOPROTO this protocol version is not supported".into(),
+                ))
+            }
+            (
+                "ping" | "echo" | "get" | "set" | "del" | "unlink" | "exists" | "mget" | "info"
+                | "select" | "config" | "client",
+                _,
+            ) => return Err(arity(name)),
+            _ => {
+                let mut msg = format!(
+                    "unknown command '{}', with args beginning with: ",
+                    String::from_utf8_lossy(&first[..first.len().min(128)])
+                );
+                for a in rest.iter().take(8) {
+                    msg.push_str(&format!("'{}' ", String::from_utf8_lossy(a)));
+                }
+                return Err(Frame::err(msg));
+            }
+        })
     }
-    let mut cond = Cond::Always;
+
+    /// Carry the command out against `backend`: the reply.
+    pub fn apply(self, session: &ClientState, backend: &mut dyn Backend) -> Result<Frame, Frame> {
+        use RedisCommand as C;
+        let exec = |backend: &mut dyn Backend, op: Op| backend.execute(op).map_err(|e| failed(&e));
+        Ok(match self {
+            C::Ping(None) => Frame::Simple("PONG".into()),
+            C::Ping(Some(msg)) | C::Echo(msg) => Frame::bulk(msg),
+            C::Get(key) => match exec(backend, Op::Get { key })? {
+                OpResult::Value(v) => Frame::Bulk(v.map(String::into_bytes)),
+                other => return Err(Frame::err(format!("unexpected result {other}"))),
+            },
+            C::Set { key, value, cond } => set(key, value, cond, backend)?,
+            C::Del(keys) => {
+                let mut n = 0;
+                for key in keys {
+                    if let OpResult::Value(Some(_)) = exec(backend, Op::Delete { key })? {
+                        n += 1;
+                    }
+                }
+                Frame::Int(n)
+            }
+            C::Exists(keys) => {
+                let mut n = 0;
+                for key in keys {
+                    if let OpResult::Value(Some(_)) = exec(backend, Op::Get { key })? {
+                        n += 1;
+                    }
+                }
+                Frame::Int(n)
+            }
+            C::Mget(keys) => {
+                let mut values = Vec::with_capacity(keys.len());
+                for key in keys {
+                    values.push(match exec(backend, Op::Get { key })? {
+                        OpResult::Value(v) => Frame::Bulk(v.map(String::into_bytes)),
+                        _ => Frame::nil(),
+                    });
+                }
+                Frame::Array(values)
+            }
+            C::Info => Frame::bulk(info(session, backend.status())),
+            C::Select => Frame::ok(),
+            C::Command(sub) => command(sub.as_deref()),
+            C::ConfigGet(params) => config_get(&params, session),
+            C::Client(sub) => client(&sub, backend),
+            C::Hello => hello(session),
+        })
+    }
+}
+
+/// SET's options: NX, XX or IFEQ old, at most one; expiry and GET refused.
+fn set_cond(opts: &[Vec<u8>]) -> Result<SetCond, Frame> {
+    let mut cond = SetCond::Always;
     let mut i = 0;
     while i < opts.len() {
         let opt = String::from_utf8_lossy(&opts[i]).to_ascii_lowercase();
         cond =
             match (opt.as_str(), &cond) {
-                ("nx", Cond::Always) => Cond::Absent,
-                ("xx", Cond::Always) => Cond::Present,
-                ("ifeq", Cond::Always) if i + 1 < opts.len() => {
+                ("nx", SetCond::Always) => SetCond::Absent,
+                ("xx", SetCond::Always) => SetCond::Present,
+                ("ifeq", SetCond::Always) if i + 1 < opts.len() => {
                     i += 1;
-                    Cond::Equal(text(&opts[i], "value")?)
+                    SetCond::Equal(text(&opts[i], "value")?)
                 }
                 ("ex" | "px" | "exat" | "pxat" | "keepttl", _) => return Err(Frame::err(
                     "synod keys do not expire (EX, PX, EXAT, PXAT and KEEPTTL are not supported)",
@@ -252,17 +321,22 @@ fn set(
             };
         i += 1;
     }
+    Ok(cond)
+}
+
+/// SET key value under `cond`: plain, if absent, if present, if equal.
+fn set(key: String, new: String, cond: SetCond, backend: &mut dyn Backend) -> Result<Frame, Frame> {
     let swapped = |r: OpResult| match r {
         OpResult::Swapped(true) => Frame::ok(),
         _ => Frame::nil(),
     };
     let exec = |backend: &mut dyn Backend, op: Op| backend.execute(op).map_err(|e| failed(&e));
     Ok(match cond {
-        Cond::Always => {
+        SetCond::Always => {
             exec(backend, Op::Put { key, value: new })?;
             Frame::ok()
         }
-        Cond::Absent => swapped(exec(
+        SetCond::Absent => swapped(exec(
             backend,
             Op::Cas {
                 key,
@@ -270,7 +344,7 @@ fn set(
                 new,
             },
         )?),
-        Cond::Equal(old) => swapped(exec(
+        SetCond::Equal(old) => swapped(exec(
             backend,
             Op::Cas {
                 key,
@@ -281,7 +355,7 @@ fn set(
         // If present: read it, then swap from what was read. A swap refused
         // means someone wrote between the two: read again. The write happens
         // at the swap, while the key holds what was read, so it is present.
-        Cond::Present => {
+        SetCond::Present => {
             for _ in 0..100 {
                 let OpResult::Value(current) = exec(backend, Op::Get { key: key.clone() })? else {
                     return Err(Frame::err("unexpected result"));
@@ -347,10 +421,10 @@ fn info(session: &ClientState, status: Option<NodeStatus>) -> String {
 }
 
 /// COMMAND: enough for redis-cli to start (it asks for DOCS and COUNT).
-fn command(rest: &[Vec<u8>]) -> Frame {
-    match rest.first().map(|s| s.to_ascii_lowercase()) {
-        Some(s) if s == b"count" => Frame::Int(COMMANDS.len() as i64),
-        Some(s) if s == b"docs" || s == b"info" => Frame::Array(Vec::new()),
+fn command(sub: Option<&[u8]>) -> Frame {
+    match sub {
+        Some(b"count") => Frame::Int(COMMANDS.len() as i64),
+        Some(b"docs" | b"info") => Frame::Array(Vec::new()),
         None => Frame::Array(COMMANDS.iter().map(|c| Frame::bulk(*c)).collect()),
         Some(_) => Frame::Array(Vec::new()),
     }
@@ -387,7 +461,7 @@ fn config_get(params: &[Vec<u8>], session: &ClientState) -> Frame {
 }
 
 fn client(sub: &[u8], backend: &mut dyn Backend) -> Frame {
-    match sub.to_ascii_lowercase().as_slice() {
+    match sub {
         b"setinfo" | b"setname" => Frame::ok(),
         b"id" => Frame::Int(backend.client_id() as i64),
         b"getname" => Frame::nil(),
@@ -474,6 +548,29 @@ mod tests {
             ops: Vec::new(),
             fail: false,
         }
+    }
+
+    #[test]
+    fn a_command_is_parsed_whole_before_anything_reaches_the_cluster() {
+        let args = |ws: &[&[u8]]| ws.iter().map(|w| w.to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            RedisCommand::parse("set", b"SET", &args(&[b"k", b"v", b"IFEQ", b"old"])),
+            Ok(RedisCommand::Set {
+                key: "k".into(),
+                value: "v".into(),
+                cond: SetCond::Equal("old".into()),
+            })
+        );
+        assert_eq!(
+            RedisCommand::parse("set", b"SET", &args(&[b"k", b"v", b"NX", b"XX"])),
+            Err(Frame::err("syntax error"))
+        );
+        // A DEL whose second key is not UTF-8 deletes nothing, not the first.
+        let (mut s, mut m) = (session(None), map());
+        let del = args(&[b"DEL", b"a", b"\xff"]);
+        let (reply, _) = dispatch(&del, &mut s, &mut m);
+        assert!(matches!(reply, Frame::Error(e) if e.contains("UTF-8")));
+        assert!(m.ops.is_empty(), "{:?}", m.ops);
     }
 
     fn say(s: &mut ClientState, m: &mut Map, line: &str) -> Frame {
