@@ -141,3 +141,23 @@ break-rates seeds="10" secs="40":
         sim=$("$synod" sim --seeds 2000 --break $rule --faults all 2>/dev/null | sed -n 's/^seed \([0-9]*\): .*/\1/p' | head -1)
         echo "| \`$rule\` | $caught of {{seeds}} | ${first:--} | ${sim:-none} |"
     done
+
+# The same bench, an older commit against this checkout, alternating, in one
+# sitting: medians of `reps` repetitions at 1 and 16 clients (3-node cluster).
+bench-ab before reps="6":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -q
+    wt=$(mktemp -d); git worktree add -q --detach "$wt" {{before}}
+    (cd "$wt" && CARGO_TARGET_DIR="$PWD/../target-bench-ab" cargo build --release -q)
+    old="$wt/../target-bench-ab/release/synod"; new="$PWD/target/release/synod"
+    for rep in $(seq {{reps}}); do
+        for bin in "$old" "$new"; do
+            d=$(mktemp -d)
+            (cd "$d" && "$bin" up "$OLDPWD/clusters/three.ron" --detach >/dev/null \
+              && echo "== $([ "$bin" = "$old" ] && echo before || echo after) $rep" \
+              && "$bin" bench --clients 1,16 --duration 5s --warmup 1s --json; "$bin" down --wipe >/dev/null)
+            rm -rf "$d"
+        done
+    done
+    git worktree remove --force "$wt"
