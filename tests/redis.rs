@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{free_ports, Env};
 
@@ -223,11 +223,10 @@ fn without_a_quorum_a_write_is_refused_within_the_timeout() {
     let (env, ports) = resp_cluster("lonely", "");
     env.ok(&["kill", "2"]);
     env.ok(&["kill", "3"]);
-    let started = Instant::now();
+    // The answer is the event waited for: `raw` gives up after 10 s without
+    // one, so a write that hangs fails here whatever the machine's speed.
     let (got, _) = raw(ports[0], b"SET k v\r\n", 1);
-    let took = started.elapsed();
     assert!(got.starts_with("-TRYAGAIN no quorum"), "{got}");
-    assert!(took < Duration::from_secs(9), "took {took:?}");
 }
 
 /// redis-cli and redis-benchmark, when installed (Debian's redis-tools);
