@@ -1,7 +1,7 @@
 //! One generic actor per Paxos role: [`RoleActor<M>`] wraps the role's pure
 //! state machine ([`Machine`]) and carries out the effects it returns through
 //! the role's [`Gate`], syncing records the way the role says
-//! ([`Machine::SYNC`]): before the messages that depend on them leave, once a
+//! ([`Machine::sync`]): before the messages that depend on them leave, once a
 //! tick, or not at all. What each role adds to the node's status is its
 //! [`Shown`] hook.
 

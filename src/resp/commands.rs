@@ -257,24 +257,8 @@ impl RedisCommand {
                 other => return Err(Frame::err(format!("unexpected result {other}"))),
             },
             C::Set { key, value, cond } => set(key, value, cond, backend)?,
-            C::Del(keys) => {
-                let mut n = 0;
-                for key in keys {
-                    if let OpResult::Value(Some(_)) = exec(backend, Op::Delete { key })? {
-                        n += 1;
-                    }
-                }
-                Frame::Int(n)
-            }
-            C::Exists(keys) => {
-                let mut n = 0;
-                for key in keys {
-                    if let OpResult::Value(Some(_)) = exec(backend, Op::Get { key })? {
-                        n += 1;
-                    }
-                }
-                Frame::Int(n)
-            }
+            C::Del(keys) => present(backend, keys, |key| Op::Delete { key })?,
+            C::Exists(keys) => present(backend, keys, |key| Op::Get { key })?,
             C::Mget(keys) => {
                 let mut values = Vec::with_capacity(keys.len());
                 for key in keys {
@@ -293,6 +277,21 @@ impl RedisCommand {
             C::Hello => hello(session),
         })
     }
+}
+
+/// DEL and EXISTS: run `op` on each key in turn; how many held a value.
+fn present(
+    backend: &mut dyn Backend,
+    keys: Vec<String>,
+    op: impl Fn(String) -> Op,
+) -> Result<Frame, Frame> {
+    let mut n = 0;
+    for key in keys {
+        if let OpResult::Value(Some(_)) = backend.execute(op(key)).map_err(|e| failed(&e))? {
+            n += 1;
+        }
+    }
+    Ok(Frame::Int(n))
 }
 
 /// SET's options: NX, XX or IFEQ old, at most one; expiry and GET refused.
