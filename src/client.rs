@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::cluster::Cluster;
 use crate::kv::{Op, OpResult};
-use crate::net::{self, Caller, Challenge, FrameStream, Hello, Request, Response, Welcome};
+use crate::net::{self, Challenge, FrameStream, Hello, Request, Response, Welcome};
 use crate::paxos::quorum::majority;
 use crate::paxos::{NodeId, Outcome, Slot, Value};
 
@@ -332,15 +332,15 @@ pub fn fresh_id() -> u64 {
 /// A connection to a node, framed.
 pub type Connection = FrameStream<TcpStream>;
 
-/// Connect to a node and shake hands as a client: answer its challenge with a
-/// proof of the cluster's secret, and check its proof back. Returns once it
-/// welcomed us.
+/// Connect to a node and shake hands with the cluster's keys (the
+/// administrator's or the client's): answer its challenge signed with ours,
+/// and check its signature back. Returns once it welcomed us.
 pub fn connect(
     addr: SocketAddr,
     cluster: &Cluster,
     timeout: Duration,
 ) -> std::io::Result<Connection> {
-    let secret = cluster.secret()?;
+    let keys = cluster.keys()?;
     let timeout = timeout.max(Duration::from_millis(1));
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_nodelay(true)?;
@@ -359,13 +359,13 @@ pub fn connect(
             challenge.node
         )));
     }
-    let hello = Hello::new(&cluster.name, Caller::Client, secret, &challenge);
+    let hello = Hello::new(&cluster.name, keys, &challenge);
     conn.send(&net::encode(&hello))?;
     let welcome: Welcome = net::decode(&conn.recv()?).map_err(std::io::Error::other)?;
-    if !welcome.genuine(&cluster.name, secret, &challenge, &hello) {
+    if !welcome.genuine(&cluster.name, &keys.roster, &challenge, &hello) {
         return Err(std::io::Error::other(format!(
-            "{addr} did not prove the secret of cluster {:?}",
-            cluster.name
+            "{addr} did not prove it is node {} of cluster {:?}",
+            challenge.node, cluster.name
         )));
     }
     Ok(conn)

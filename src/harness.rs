@@ -113,7 +113,7 @@ pub fn loopback_cluster(
         snapshot_every: crate::paxos::replica::SNAPSHOT_EVERY,
         redis_auth: false,
         quorums: None,
-        secret: None,
+        keys: None,
     }
 }
 

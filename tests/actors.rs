@@ -42,8 +42,10 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
         snapshot_every: 10_000,
         redis_auth: false,
         quorums: None,
-        secret: Some(Secret::from_bytes([7; 32])),
+        keys: None,
     };
+    let secret = Secret::from_bytes([7; 32]);
+    let cluster = cluster.clone().with_secret(secret.clone());
     let nodes: Vec<NodeHandle> = listeners
         .into_iter()
         .enumerate()
@@ -54,7 +56,7 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
                 data_dir: data.path().join(format!("n{}", i + 1)),
                 rules: Rules::ALL,
                 tuning: node::Tuning::default(),
-                secret: Secret::from_bytes([7; 32]),
+                keys: secret.node_keys(&cluster.name, &cluster.ids(), i as u64 + 1),
             };
             node::start(cfg, l).unwrap()
         })

@@ -1,5 +1,6 @@
-//! The door: only a process that knows the cluster's secret, and only a member
-//! for peer traffic, gets a word in; numbers from the wire are range-checked;
+//! The door: only a process that holds a key the roster knows gets a word in,
+//! and only as whom that key makes it (a member for peer traffic, the
+//! administrator for faults); numbers from the wire are range-checked;
 //! and a node that cannot keep its word (a failing disk) stops rather than lie.
 //! Real processes, each test in its own directory and ports.
 
@@ -11,23 +12,19 @@ use std::time::Duration;
 
 use support::Env;
 use synod::cluster::Cluster;
+use synod::net::auth::{Identity, Roster};
 use synod::net::{
-    self, Caller, Challenge, FrameStream, Hello, NetFaults, Request, Response, Secret,
+    self, Caller, Challenge, FrameStream, Hello, Keys, NetFaults, Request, Response, Secret,
 };
 
-/// Open a connection to `addr` and answer its challenge as `caller` of
-/// `cluster` with `secret`; the stream, and whether the node welcomed us.
-fn knock(
-    addr: &str,
-    cluster: &str,
-    caller: Caller,
-    secret: &Secret,
-) -> (FrameStream<TcpStream>, bool) {
+/// Open a connection to `addr` and answer its challenge of `cluster` signed
+/// with `keys`; the stream, and whether the node welcomed us.
+fn knock(addr: &str, cluster: &str, keys: &Keys) -> (FrameStream<TcpStream>, bool) {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut s = FrameStream::new(s);
     let challenge: Challenge = net::decode(&s.recv().unwrap()).unwrap();
-    let hello = Hello::new(cluster, caller, secret, &challenge);
+    let hello = Hello::new(cluster, keys, &challenge);
     s.send(&net::encode(&hello)).unwrap();
     let welcomed = s.recv().is_ok();
     (s, welcomed)
@@ -35,6 +32,21 @@ fn knock(
 
 fn first_addr(c: &Cluster) -> String {
     c.nodes[0].addr.to_string()
+}
+
+/// The master secret `synod up` made.
+fn master(env: &Env) -> Secret {
+    Secret::load(&env.run_dir().join("secret")).unwrap()
+}
+
+/// Node `id`'s keys as `who`: what a process holding `id`'s key and the
+/// roster would sign with.
+fn keys_of(env: &Env, cluster: &Cluster, id: u64, who: Caller) -> Keys {
+    let secret = master(env);
+    secret
+        .node_keys(&cluster.name, &cluster.ids(), id)
+        .node
+        .as_caller(who)
 }
 
 #[test]
@@ -46,10 +58,10 @@ fn a_stranger_who_knows_only_the_name_and_ports_changes_nothing() {
     let wrong = Secret::from_bytes([0x5a; 32]);
 
     // As a client: no welcome, so no SetFaults, no writes.
-    let (_, welcomed) = knock(&addr, &cluster.name, Caller::Client, &wrong);
+    let ids = cluster.ids();
+    let (_, welcomed) = knock(&addr, &cluster.name, &wrong.admin_keys(&cluster.name, &ids));
     assert!(!welcomed, "a wrong secret must not be welcomed");
-    let mut stranger = cluster.clone();
-    stranger.secret = Some(wrong.clone());
+    let stranger = cluster.clone().with_secret(wrong.clone());
     let blocked = NetFaults {
         blocked: [2, 3].into(),
         ..NetFaults::none()
@@ -62,7 +74,11 @@ fn a_stranger_who_knows_only_the_name_and_ports_changes_nothing() {
     );
     assert!(r.is_err(), "{r:?}");
     // As a peer (voting, feeding chosen values): dropped at the hello.
-    let (_, welcomed) = knock(&addr, &cluster.name, Caller::Node(2), &wrong);
+    let (_, welcomed) = knock(
+        &addr,
+        &cluster.name,
+        &wrong.node_keys(&cluster.name, &ids, 2).node,
+    );
     assert!(!welcomed);
     // Raw bytes that claim to be a frame of envelopes, before any hello.
     let mut s = TcpStream::connect(&addr).unwrap();
@@ -74,7 +90,11 @@ fn a_stranger_who_knows_only_the_name_and_ports_changes_nothing() {
     let st = env.status();
     assert!(Env::all_nodes(&st, "up"), "{st}");
     let log = env.node_log(1);
-    assert!(log.contains("wrong proof of the cluster secret"), "{log}");
+    assert!(
+        log.contains("wrong proof of the administrator's key"),
+        "{log}"
+    );
+    assert!(log.contains("wrong proof of node 2's key"), "{log}");
     assert!(!log.contains("message faults now"), "{log}");
 }
 
@@ -83,19 +103,18 @@ fn a_node_not_in_the_cluster_file_is_refused_even_with_the_secret() {
     let env = Env::new("members", 3);
     env.up();
     let cluster = env.cluster();
-    let secret = cluster.secret().unwrap().clone();
+    let secret = master(&env);
+    let ids = cluster.ids();
     let (_, welcomed) = knock(
         &first_addr(&cluster),
         &cluster.name,
-        Caller::Node(9),
-        &secret,
+        &secret.node_keys(&cluster.name, &ids, 9).node,
     );
     assert!(!welcomed);
     let (_, welcomed) = knock(
         &first_addr(&cluster),
         &cluster.name,
-        Caller::Node(1),
-        &secret,
+        &secret.node_keys(&cluster.name, &ids, 1).node,
     );
     assert!(!welcomed, "a node cannot be its own peer");
     assert!(
@@ -114,12 +133,10 @@ fn a_peer_cannot_send_what_is_not_a_protocol_message() {
     let env = Env::new("notices", 3);
     env.up();
     let cluster = env.cluster();
-    let secret = cluster.secret().unwrap().clone();
     let (mut s, welcomed) = knock(
         &first_addr(&cluster),
         &cluster.name,
-        Caller::Node(2),
-        &secret,
+        &keys_of(&env, &cluster, 2, Caller::Node(2)),
     );
     assert!(welcomed);
     // PeerFrame([Envelope { from: 2, to: 1, msg: variant 11 }]) in postcard.
@@ -132,6 +149,119 @@ fn a_peer_cannot_send_what_is_not_a_protocol_message() {
     );
     assert!(env.wait_for(2.0, || env.node_log(1).contains("undecodable frame")));
     env.ok(&["put", "still", "serving"]);
+}
+
+#[test]
+fn what_one_node_holds_poses_as_no_other_and_sets_no_faults() {
+    let env = Env::new("identity", 3);
+    env.up();
+    let cluster = env.cluster();
+    let run = env.run_dir();
+    // Exactly what node 1 holds: its key file, the client key, the roster.
+    let roster = std::sync::Arc::new(Roster::load(&run.join("keys.ron")).unwrap());
+    let own = Identity::load(&run.join("node-1").join("identity")).unwrap();
+    let client = Identity::load(&run.join("client.key")).unwrap();
+    let addr = cluster.nodes[2].addr.to_string();
+    let as_ = |who: Caller, id: &Identity| Keys::new(who, id.clone(), roster.clone());
+    // As itself it is welcomed at node 3; as node 2 or the administrator, not.
+    assert!(knock(&addr, &cluster.name, &as_(Caller::Node(1), &own)).1);
+    for (who, key) in [
+        (Caller::Node(2), &own),
+        (Caller::Admin, &own),
+        (Caller::Admin, &client),
+        (Caller::Node(2), &client),
+    ] {
+        let (_, welcomed) = knock(&addr, &cluster.name, &as_(who.clone(), key));
+        assert!(!welcomed, "{who:?} with another's key was welcomed");
+    }
+    // With the client key it may ask, but not set faults.
+    let as_client = cluster.clone().with_keys(as_(Caller::Client, &client));
+    let blocked = NetFaults {
+        blocked: [1, 2].into(),
+        ..NetFaults::none()
+    };
+    let r = synod::client::query(
+        cluster.nodes[2].addr,
+        &as_client,
+        &Request::SetFaults(blocked),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert!(
+        matches!(&r, Response::Error(e) if e.contains("administrator")),
+        "{r:?}"
+    );
+    let r = synod::client::query(
+        cluster.nodes[2].addr,
+        &as_client,
+        &Request::Status,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert!(matches!(r, Response::Status(_)), "{r:?}");
+    let log = env.node_log(3);
+    assert!(log.contains("wrong proof of node 2's key"), "{log}");
+    assert!(log.contains("is not the administrator"), "{log}");
+    assert!(!log.contains("message faults now"), "{log}");
+    env.ok(&["put", "k", "v"]);
+    assert_eq!(env.ok(&["get", "k"]), "v\n");
+}
+
+#[test]
+fn the_resp_password_opens_no_node_port() {
+    let env = Env::new("resppw", 3);
+    env.up();
+    let cluster = env.cluster();
+    let pw = std::fs::read_to_string(env.run_dir().join("resp-password")).unwrap();
+    // Whoever sniffs it and tries it as the master secret, for every caller.
+    let bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&pw.trim()[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let posing = Secret::from_bytes(bytes.try_into().unwrap());
+    let ids = cluster.ids();
+    let addr = first_addr(&cluster);
+    let admin = posing.admin_keys(&cluster.name, &ids);
+    assert!(!knock(&addr, &cluster.name, &admin).1);
+    let n2 = posing.node_keys(&cluster.name, &ids, 2);
+    assert!(!knock(&addr, &cluster.name, &n2.node).1);
+    assert!(!knock(&addr, &cluster.name, &n2.client).1);
+    env.ok(&["put", "k", "v"]);
+}
+
+#[test]
+fn a_credential_others_may_read_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("modes", 3);
+    env.up();
+    let secret = env.run_dir().join("secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = env.synod(&["get", "k"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("readable by others") && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A node's own key likewise: it refuses to start, and says why.
+    env.ok(&["kill", "2"]);
+    let key = env.run_dir().join("node-2").join("identity");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["node", "--id", "2", "--cluster"])
+        .arg(env.run_dir().join("cluster.ron"))
+        .arg("--data")
+        .arg(env.run_dir().join("node-2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("identity: readable by others"), "{err}");
+    // `synod restart` issues the key again, private.
+    env.ok(&["restart", "2"]);
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    env.ok(&["put", "k", "v"]);
 }
 
 #[test]

@@ -184,14 +184,22 @@ fn garbage_closes_that_connection_and_the_node_serves_on() {
 }
 
 #[test]
-fn with_redis_auth_only_the_secret_opens_the_door() {
+fn with_redis_auth_only_the_resp_password_opens_the_door() {
     let (env, ports) = resp_cluster("auth", "redis_auth: true,");
     let (got, _) = raw(ports[0], b"GET k\r\n", 1);
     assert_eq!(got, "-NOAUTH Authentication required.\r\n");
     let (got, _) = raw(ports[0], b"AUTH nope\r\n", 1);
     assert!(got.starts_with("-WRONGPASS"), "{got}");
+    // The master secret is not the RESP password.
     let secret = std::fs::read_to_string(env.run_dir().join("secret")).unwrap();
-    let url = format!("redis://:{}@127.0.0.1:{}/", secret.trim(), ports[0]);
+    let (got, _) = raw(
+        ports[0],
+        format!("AUTH {}\r\n", secret.trim()).as_bytes(),
+        1,
+    );
+    assert!(got.starts_with("-WRONGPASS"), "{got}");
+    let password = std::fs::read_to_string(env.run_dir().join("resp-password")).unwrap();
+    let url = format!("redis://:{}@127.0.0.1:{}/", password.trim(), ports[0]);
     let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
     let v: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();

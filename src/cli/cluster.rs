@@ -9,7 +9,6 @@ use clap::Args;
 use super::{base, find, ClusterArg, Exit};
 use crate::cluster::Cluster;
 use crate::launcher::{self, UpOptions};
-use crate::net::Secret;
 use crate::node::{self, NodeConfig};
 use crate::paxos::{NodeId, Rule, Rules};
 
@@ -30,8 +29,8 @@ pub struct UpArgs {
     /// the cluster file gives a node a redis_addr)
     #[arg(long)]
     redis: bool,
-    /// RESP clients must AUTH with the cluster's secret (the text of
-    /// .synod/<name>/secret), as the cluster file's `redis_auth: true`
+    /// RESP clients must AUTH with the cluster's RESP password (the text of
+    /// .synod/<name>/resp-password), as the cluster file's `redis_auth: true`
     #[arg(long)]
     redis_auth: bool,
     /// Also serve the live page (as `synod web`) while the cluster runs in
@@ -80,9 +79,15 @@ pub struct NodeRunArgs {
     /// Its data directory (default: ./node-<id>)
     #[arg(long)]
     data: Option<PathBuf>,
-    /// The cluster's secret file (default: `secret` beside the cluster file)
+    /// This node's own key (default: `identity` in its data directory)
     #[arg(long, value_name = "FILE")]
-    secret: Option<PathBuf>,
+    identity: Option<PathBuf>,
+    /// The client key its RESP front calls with (default: `client.key` beside the cluster file)
+    #[arg(long, value_name = "FILE")]
+    client_key: Option<PathBuf>,
+    /// The public roster of keys (default: `keys.ron` beside the cluster file)
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
     /// Run with one Paxos rule or guard off (teaching only)
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
@@ -101,7 +106,7 @@ pub fn up(a: UpArgs) -> Result<(), Exit> {
     cluster.redis_auth |= a.redis_auth;
     if cluster.redis_auth && cluster.nodes.iter().all(|n| n.redis_addr.is_none()) {
         return Err(Exit::usage(
-            "--redis-auth asks RESP clients for the secret, but no node serves RESP: add --redis, or redis_addr in the cluster file",
+            "--redis-auth asks RESP clients for a password, but no node serves RESP: add --redis, or redis_addr in the cluster file",
         ));
     }
     if a.web.is_some() && a.detach {
@@ -131,6 +136,12 @@ pub fn up(a: UpArgs) -> Result<(), Exit> {
             .map(|r| format!(" (rule `{r}` is OFF: teaching run)"))
             .unwrap_or_default()
     );
+    if up.cluster.redis_auth {
+        println!(
+            "RESP clients AUTH with the password in {}",
+            up.dir.resp_password_file().display()
+        );
+    }
     if a.detach {
         println!("(detached; `synod status`, `synod down` to stop)");
         // The children are left to run; init adopts them when we exit.
@@ -239,15 +250,22 @@ pub fn node(a: NodeRunArgs) -> Result<(), Exit> {
     let data = a
         .data
         .unwrap_or_else(|| Path::new(".").join(format!("node-{}", a.id)));
-    let secret_file = a.secret.unwrap_or_else(|| {
+    let beside = |name: &str| {
         a.cluster
             .parent()
             .unwrap_or_else(|| Path::new("."))
-            .join("secret")
-    });
-    let secret = Secret::load(&secret_file).map_err(|e| {
+            .join(name)
+    };
+    let keys = node::load_keys(
+        &cluster,
+        a.id,
+        &a.identity.unwrap_or_else(|| data.join("identity")),
+        &a.client_key.unwrap_or_else(|| beside("client.key")),
+        &a.keys.unwrap_or_else(|| beside("keys.ron")),
+    )
+    .map_err(|e| {
         Exit::usage(format!(
-            "{e}\n(every node proves the cluster's secret; `synod up` makes one, or pass --secret FILE)"
+            "{e}\n(`synod up` writes every node's keys; or pass --identity, --client-key, --keys)"
         ))
     })?;
     let cfg = NodeConfig {
@@ -256,7 +274,7 @@ pub fn node(a: NodeRunArgs) -> Result<(), Exit> {
         data_dir: data,
         rules: Rules::breaking(a.broken),
         tuning: node::Tuning::from_env(),
-        secret,
+        keys,
     };
     node::run(cfg).map_err(|e| {
         tracing::error!("{e}");

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::Secret;
+use crate::net::{Keys, Secret};
 use crate::paxos::{NodeId, ProposerConfig, Quorums, ReplicaConfig};
 
 /// The built-in default cluster (`synod up` with no file): five nodes.
@@ -109,16 +109,17 @@ pub struct Cluster {
     pub fsync: bool,
     /// Take a snapshot every this many applied slots, and compact the logs.
     pub snapshot_every: u64,
-    /// RESP clients must AUTH with the cluster's secret (then a RESP port may
+    /// RESP clients must AUTH with the cluster's RESP password (then a RESP port may
     /// listen beyond loopback).
     pub redis_auth: bool,
     /// Flexible quorums (phase 1 to lead, phase 2 to choose); `None`: majorities.
     pub quorums: Option<Quorums>,
-    /// The cluster's secret, when known: never in the cluster file; read from
-    /// the run directory (`.synod/<name>/secret`). Every connection to a node
-    /// must prove it.
+    /// The keys this process calls nodes with, when known: never in the
+    /// cluster file; the administrator's come from the run directory's
+    /// secret (`.synod/<name>/secret`), a node's RESP front has the client
+    /// key. Every connection to a node must prove one.
     #[serde(skip)]
-    pub secret: Option<Secret>,
+    pub keys: Option<Keys>,
 }
 
 /// A cluster file that cannot be used: where and why.
@@ -271,7 +272,7 @@ impl Cluster {
                         return Err(at(
                             pos(),
                             format!(
-                                "node {}: redis_addr {r} is not a loopback address; add `redis_auth: true` so RESP clients must AUTH with the cluster's secret (as Redis's protected mode asks)",
+                                "node {}: redis_addr {r} is not a loopback address; add `redis_auth: true` so RESP clients must AUTH with the cluster's RESP password (as Redis's protected mode asks)",
                                 n.id
                             ),
                         ));
@@ -344,7 +345,7 @@ impl Cluster {
             snapshot_every: raw.snapshot_every,
             redis_auth: raw.redis_auth,
             quorums: raw.quorums,
-            secret: None,
+            keys: None,
         })
     }
 
@@ -398,15 +399,22 @@ impl Cluster {
         Ok(self)
     }
 
-    /// The same cluster, with its secret.
-    pub fn with_secret(mut self, secret: Secret) -> Cluster {
-        self.secret = Some(secret);
+    /// The same cluster, called by its administrator: keys derived from
+    /// the master secret.
+    pub fn with_secret(self, secret: Secret) -> Cluster {
+        let keys = secret.admin_keys(&self.name, &self.ids());
+        self.with_keys(keys)
+    }
+
+    /// The same cluster, called with `keys`.
+    pub fn with_keys(mut self, keys: Keys) -> Cluster {
+        self.keys = Some(keys);
         self
     }
 
-    /// The cluster's secret, or why there is none.
-    pub fn secret(&self) -> std::io::Result<&Secret> {
-        self.secret.as_ref().ok_or_else(|| {
+    /// The keys this process calls nodes with, or why there are none.
+    pub fn keys(&self) -> std::io::Result<&Keys> {
+        self.keys.as_ref().ok_or_else(|| {
             std::io::Error::other(format!(
                 "no secret known for cluster {:?} (it lives in .synod/{}/secret, made by `synod up`)",
                 self.name, self.name

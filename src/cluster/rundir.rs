@@ -3,8 +3,11 @@
 //! ```text
 //! .synod/<name>/cluster.ron     the cluster file the nodes run with
 //! .synod/<name>/state.json      the process ids synod started, pauses, faults
-//! .synod/<name>/secret          the cluster's secret (mode 0600), kept across down/up
-//! .synod/<name>/node-<id>/      a node's logs (acceptor.log, learner.log)
+//! .synod/<name>/secret          the master secret (mode 0600), kept across down/up
+//! .synod/<name>/keys.ron        the public roster: every node's key, the client's, the administrator's
+//! .synod/<name>/client.key      the client key the nodes' RESP fronts call with (0600)
+//! .synod/<name>/resp-password   what RESP clients give AUTH (0600)
+//! .synod/<name>/node-<id>/      a node's logs (acceptor.log, learner.log) and its identity (0600)
 //! .synod/<name>/node-<id>.log   a node's own output
 //! ```
 
@@ -110,6 +113,26 @@ impl RunDir {
     /// The secret file.
     pub fn secret_file(&self) -> PathBuf {
         self.root.join("secret")
+    }
+
+    /// The public roster of keys (every node reads it).
+    pub fn keys_file(&self) -> PathBuf {
+        self.root.join("keys.ron")
+    }
+
+    /// The client key (every node's RESP front calls the cluster with it).
+    pub fn client_key_file(&self) -> PathBuf {
+        self.root.join("client.key")
+    }
+
+    /// The password RESP clients give AUTH.
+    pub fn resp_password_file(&self) -> PathBuf {
+        self.root.join("resp-password")
+    }
+
+    /// Node `id`'s own key, in its data directory.
+    pub fn identity_file(&self, id: NodeId) -> PathBuf {
+        self.node_dir(id).join("identity")
     }
 
     /// The state file.

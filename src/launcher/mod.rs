@@ -126,6 +126,7 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
     // cluster gets a new one.
     let secret = Secret::load_or_create(&dir.secret_file())
         .map_err(|e| LaunchError::failed(e.to_string()))?;
+    issue_shared(&dir, &secret, &cluster)?;
     let cluster = cluster.with_secret(secret);
     std::fs::write(dir.cluster_file(), cluster.to_ron()).map_err(|e| {
         LaunchError::failed(format!(
@@ -166,9 +167,48 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
     })
 }
 
+/// Write the credentials every node and RESP user reads, derived from the
+/// master secret: the public roster (`keys.ron`), the client key and the RESP
+/// password (both 0600).
+fn issue_shared(dir: &RunDir, secret: &Secret, cluster: &Cluster) -> Result<(), LaunchError> {
+    let fail = |e: crate::net::auth::SecretError| LaunchError::failed(e.to_string());
+    secret
+        .roster(&cluster.name, &cluster.ids())
+        .save(&dir.keys_file())
+        .map_err(fail)?;
+    secret
+        .identity(&cluster.name, &crate::net::Caller::Client)
+        .save(&dir.client_key_file())
+        .map_err(fail)?;
+    crate::net::auth::write_private(
+        &dir.resp_password_file(),
+        &format!("{}\n", secret.resp_password(&cluster.name)),
+    )
+    .map_err(fail)
+}
+
+/// Write node `id`'s own key into its data directory (0600): only it reads
+/// it; it is derived again from the master secret each time the node starts.
+fn issue_identity(dir: &RunDir, id: NodeId) -> Result<(), LaunchError> {
+    let fail = |e: String| LaunchError::failed(e);
+    let secret = Secret::load(&dir.secret_file()).map_err(|e| fail(e.to_string()))?;
+    let name = dir
+        .root()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::fs::create_dir_all(dir.node_dir(id))
+        .map_err(|e| fail(format!("cannot create {}: {e}", dir.node_dir(id).display())))?;
+    secret
+        .identity(&name, &crate::net::Caller::Node(id))
+        .save(&dir.identity_file(id))
+        .map_err(|e| fail(e.to_string()))
+}
+
 /// Start node `id` of `dir` as a process of its own session (Ctrl-C in a
 /// terminal does not reach it; synod stops it by pid).
 pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, LaunchError> {
+    issue_identity(dir, id)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -187,8 +227,12 @@ pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, La
         .arg(id.to_string())
         .arg("--data")
         .arg(dir.node_dir(id))
-        .arg("--secret")
-        .arg(dir.secret_file())
+        .arg("--identity")
+        .arg(dir.identity_file(id))
+        .arg("--client-key")
+        .arg(dir.client_key_file())
+        .arg("--keys")
+        .arg(dir.keys_file())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err);

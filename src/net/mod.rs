@@ -3,9 +3,9 @@
 //! A frame is a 4-byte big-endian length and then a postcard payload (DESIGN.md
 //! §4), at most [`MAX_FRAME`] bytes, on the way out as on the way in. Every
 //! connection opens with a handshake ([`auth`]): the node sends a
-//! [`Challenge`], the caller answers with a [`Hello`] that proves it knows the
-//! cluster's secret, and the node answers with a [`Welcome`] that proves it
-//! back. A caller from another cluster or version, a node id outside the
+//! [`Challenge`], the caller answers with a [`Hello`] signed with its key (a
+//! node's own, the client key or the administrator's), and the node answers
+//! with a [`Welcome`] signed with its own. A caller from another cluster or version, a node id outside the
 //! cluster, a wrong proof, a frame above the limit, or bytes that do not decode
 //! close that connection with one log line, and the node keeps serving.
 //!
@@ -20,13 +20,13 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::kv::Op;
 use crate::paxos::{Ballot, Envelope, NodeId, Outcome, Slot, Value};
-pub use auth::{Nonce, Proof, Secret};
+pub use auth::{Keys, NodeKeys, Nonce, Proof, Roster, Secret};
 pub use faults::NetFaults;
 
 /// "SYND".
 pub const MAGIC: u32 = 0x5359_4E44;
 /// Bumped whenever a wire type changes.
-pub const PROTOCOL: u16 = 2;
+pub const PROTOCOL: u16 = 3;
 pub use crate::paxos::{MAX_FRAME, MAX_OP_BYTES};
 /// How far back a node's `status` counts client operations and their latency.
 pub const CLIENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
@@ -40,8 +40,22 @@ pub const MAX_LOG_BYTES: usize = 8 << 20;
 pub enum Caller {
     /// Another node of the cluster, which will send [`PeerFrame`]s.
     Node(NodeId),
-    /// A client or the launcher, which will send [`Request`]s.
+    /// A client (a node's RESP front, a program holding the client key),
+    /// which will send [`Request`]s other than faults.
     Client,
+    /// The administrator (the CLI, the launcher, chaos, bench, web), which
+    /// may send every [`Request`].
+    Admin,
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::Node(id) => write!(f, "node {id}"),
+            Caller::Client => write!(f, "the client"),
+            Caller::Admin => write!(f, "the administrator"),
+        }
+    }
 }
 
 impl Caller {
@@ -49,7 +63,13 @@ impl Caller {
         match self {
             Caller::Node(id) => format!("node {id}").into_bytes(),
             Caller::Client => b"client".to_vec(),
+            Caller::Admin => b"admin".to_vec(),
         }
+    }
+
+    /// True for callers that send [`Request`]s.
+    pub fn is_client(&self) -> bool {
+        !matches!(self, Caller::Node(_))
     }
 }
 
@@ -96,18 +116,19 @@ pub struct Hello {
     pub caller: Caller,
     /// Fresh for this connection.
     pub nonce: Nonce,
-    /// MAC("hello", cluster, caller, the node called, the challenge's nonce,
-    /// this nonce): bound to the one node that issued the challenge, so a
-    /// hello cannot be relayed to another.
+    /// The caller's signature of ("hello", cluster, caller, the node called,
+    /// the challenge's nonce, this nonce): bound to the one node that issued
+    /// the challenge, so a hello cannot be relayed to another.
     pub proof: Proof,
 }
 
 impl Hello {
-    /// The hello of this build, answering `challenge`, proving `secret`.
-    pub fn new(cluster: &str, caller: Caller, secret: &Secret, challenge: &Challenge) -> Self {
+    /// The hello of this build, answering `challenge`, signed with `keys`.
+    pub fn new(cluster: &str, keys: &Keys, challenge: &Challenge) -> Self {
         let nonce = auth::nonce();
+        let caller = keys.caller.clone();
         let parts = hello_parts(cluster, &caller, challenge, &nonce);
-        let proof = secret.mac(&parts.each_ref().map(Vec::as_slice));
+        let proof = keys.prove(&parts.each_ref().map(Vec::as_slice));
         Hello {
             magic: MAGIC,
             version: PROTOCOL,
@@ -119,12 +140,13 @@ impl Hello {
     }
 
     /// Why a node of `cluster` whose members are `members` refuses this hello
-    /// to `challenge`, if it does.
+    /// to `challenge`, if it does: checked against the key `roster` holds for
+    /// the caller it names.
     pub fn refusal(
         &self,
         cluster: &str,
         members: &[NodeId],
-        secret: &Secret,
+        roster: &Roster,
         challenge: &Challenge,
     ) -> Option<String> {
         if let Some(why) = check_version(self.magic, self.version) {
@@ -142,10 +164,11 @@ impl Hello {
             }
         }
         let parts = hello_parts(&self.cluster, &self.caller, challenge, &self.nonce);
-        if !secret.verify(&parts.each_ref().map(Vec::as_slice), &self.proof) {
-            return Some("wrong proof of the cluster secret".into());
+        match roster.key(&self.caller) {
+            Some(key) if key.verify(&parts.each_ref().map(Vec::as_slice), &self.proof) => None,
+            Some(_) => Some(format!("wrong proof of {}'s key", self.caller)),
+            None => Some(format!("no key known for {}", self.caller)),
         }
-        None
     }
 }
 
@@ -157,8 +180,8 @@ pub struct Welcome {
     /// Which process of it this is: random per start, so frames meant for an
     /// earlier process are told apart.
     pub incarnation: u64,
-    /// MAC("welcome", cluster, node, incarnation, the hello's nonce, the
-    /// challenge's nonce).
+    /// The node's signature of ("welcome", cluster, node, incarnation, the
+    /// hello's nonce, the challenge's nonce).
     pub proof: Proof,
 }
 
@@ -168,7 +191,7 @@ impl Welcome {
     pub fn new(
         cluster: &str,
         incarnation: u64,
-        secret: &Secret,
+        keys: &Keys,
         challenge: &Challenge,
         hello: &Hello,
     ) -> Self {
@@ -177,16 +200,16 @@ impl Welcome {
         Welcome {
             node,
             incarnation,
-            proof: secret.mac(&parts.each_ref().map(Vec::as_slice)),
+            proof: keys.prove(&parts.each_ref().map(Vec::as_slice)),
         }
     }
 
-    /// True if this welcome proves the secret for the handshake of `hello`
-    /// and `challenge`.
+    /// True if this welcome is signed with the key `roster` holds for the
+    /// node that issued `challenge`, for the handshake of `hello`.
     pub fn genuine(
         &self,
         cluster: &str,
-        secret: &Secret,
+        roster: &Roster,
         challenge: &Challenge,
         hello: &Hello,
     ) -> bool {
@@ -198,7 +221,10 @@ impl Welcome {
             &challenge.nonce,
         );
         self.node == challenge.node
-            && secret.verify(&parts.each_ref().map(Vec::as_slice), &self.proof)
+            && roster
+                .nodes
+                .get(&self.node)
+                .is_some_and(|k| k.verify(&parts.each_ref().map(Vec::as_slice), &self.proof))
     }
 }
 
@@ -456,6 +482,9 @@ mod tests {
     fn a_hello_answers_one_node_and_cannot_be_relayed_to_another() {
         let secret = Secret::from_bytes([3; 32]);
         let members = [1, 2, 3];
+        let roster = secret.roster("c", &members);
+        let one = secret.node_keys("c", &members, 1).node;
+        let two = secret.node_keys("c", &members, 2).node;
         // Node 2 challenges a stranger, who relays the nonce to node 1 as if
         // it came from node 3 (whose port the stranger holds).
         let at_two = Challenge::new(2);
@@ -463,16 +492,47 @@ mod tests {
             node: 3,
             ..at_two.clone()
         };
-        let hello = Hello::new("c", Caller::Node(1), &secret, &relayed);
-        assert!(hello.refusal("c", &members, &secret, &at_two).is_some());
+        let hello = Hello::new("c", &one, &relayed);
+        assert!(hello.refusal("c", &members, &roster, &at_two).is_some());
         // Answered to node 2's own challenge, it passes.
-        let hello = Hello::new("c", Caller::Node(1), &secret, &at_two);
-        assert_eq!(hello.refusal("c", &members, &secret, &at_two), None);
-        // And a welcome checks out only for the handshake it answers.
-        let w = Welcome::new("c", 99, &secret, &at_two, &hello);
-        assert!(w.genuine("c", &secret, &at_two, &hello));
-        assert!(!w.genuine("c", &Secret::from_bytes([4; 32]), &at_two, &hello));
-        assert!(!w.genuine("c", &secret, &relayed, &hello));
+        let hello = Hello::new("c", &one, &at_two);
+        assert_eq!(hello.refusal("c", &members, &roster, &at_two), None);
+        // And a welcome checks out only for the handshake it answers, signed
+        // by the node that challenged.
+        let w = Welcome::new("c", 99, &two, &at_two, &hello);
+        assert!(w.genuine("c", &roster, &at_two, &hello));
+        let other = Secret::from_bytes([4; 32]).roster("c", &members);
+        assert!(!w.genuine("c", &other, &at_two, &hello));
+        assert!(!w.genuine("c", &roster, &relayed, &hello));
+        let w = Welcome::new("c", 99, &one, &at_two, &hello);
+        assert!(
+            !w.genuine("c", &roster, &at_two, &hello),
+            "node 1 signing as 2"
+        );
+    }
+
+    #[test]
+    fn one_nodes_key_poses_neither_as_another_node_nor_as_the_administrator() {
+        let secret = Secret::from_bytes([3; 32]);
+        let members = [1, 2, 3];
+        let roster = secret.roster("c", &members);
+        let at_three = Challenge::new(3);
+        let mut one = secret.node_keys("c", &members, 1);
+        assert_eq!(
+            Hello::new("c", &one.node, &at_three).refusal("c", &members, &roster, &at_three),
+            None
+        );
+        // Node 1's key, naming node 2, or the administrator, or a client.
+        for posing in [Caller::Node(2), Caller::Admin] {
+            one.node.caller = posing.clone();
+            let hello = Hello::new("c", &one.node, &at_three);
+            let why = hello.refusal("c", &members, &roster, &at_three).unwrap();
+            assert!(why.contains("wrong proof"), "{posing:?}: {why}");
+        }
+        // And the client key every node holds is no administrator's.
+        one.client.caller = Caller::Admin;
+        let hello = Hello::new("c", &one.client, &at_three);
+        assert!(hello.refusal("c", &members, &roster, &at_three).is_some());
     }
 
     #[test]

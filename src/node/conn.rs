@@ -1,7 +1,8 @@
 //! [`Conn`]: a connection someone opened *to* this node: a peer's link (frames
 //! of envelopes) or a client (requests and responses). It sends a challenge
-//! at once; the first frame back must be a [`Hello`] of at most 4 KiB with a
-//! good proof, from a member of this cluster, within 5 s. Anything else
+//! at once; the first frame back must be a [`Hello`] of at most 4 KiB signed
+//! with the key the roster holds for who it names (a member, the client, the
+//! administrator), within 5 s. Only the administrator may set faults. Anything else
 //! (garbage, another cluster, a stranger, a wrong proof, an oversized frame)
 //! closes just that connection, with one log line naming the remote address.
 //! Only then is the actor made, reading frames up to the full limit.
@@ -23,7 +24,7 @@ use tokio_util::codec::FramedRead;
 use super::router::{
     ClientCommand, Forget, GetLog, GetMessages, Inbound, Router, SetFaults, SharedStatus, ToClient,
 };
-use crate::net::{self, Caller, Challenge, Hello, PeerFrame, Request, Response, Secret, Welcome};
+use crate::net::{self, Caller, Challenge, Hello, Keys, PeerFrame, Request, Response, Welcome};
 use crate::paxos::{Command, NodeId};
 
 use super::writer::Writer;
@@ -41,8 +42,8 @@ pub struct ConnContext {
     pub cluster: String,
     /// Its members.
     pub members: Vec<NodeId>,
-    /// Its secret.
-    pub secret: Secret,
+    /// Its keys: it signs as itself, and checks callers by the roster.
+    pub keys: Keys,
     /// The router.
     pub router: Addr<Router>,
     /// Where `synod log` asks.
@@ -57,14 +58,14 @@ pub struct ConnContext {
     pub clients: std::cell::RefCell<crate::stats::Window>,
 }
 
-/// The largest frame read before the caller proved the secret: a hello fits
+/// The largest frame read before the caller proved its key: a hello fits
 /// in far less, and a stranger cannot make the node reserve more.
 const HELLO_FRAME: usize = 4096;
 /// Handshakes under way at once, at most; more connections wait their turn
 /// by being closed at once.
 const MAX_HANDSHAKES: usize = 64;
 
-/// A connection someone opened to this node, once it proved the secret.
+/// A connection someone opened to this node, once it proved its key.
 pub struct Conn {
     ctx: Rc<ConnContext>,
     peer_addr: SocketAddr,
@@ -79,7 +80,7 @@ type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, tokio_util::codec::Leng
 
 impl Conn {
     /// Serve `stream`, accepted from `peer_addr`: challenge it at once, and
-    /// serve it only once its hello proves the cluster's secret.
+    /// serve it only once its hello proves a key the roster knows.
     pub fn serve(stream: TcpStream, peer_addr: SocketAddr, ctx: Rc<ConnContext>, session: u64) {
         if ctx.handshakes.get() >= MAX_HANDSHAKES {
             tracing::warn!(
@@ -188,6 +189,16 @@ impl Conn {
                     })
                     .wait(ctx);
             }
+            Request::SetFaults(_) if self.caller != Caller::Admin => {
+                tracing::warn!(
+                    "refused faults from {}: {} is not the administrator",
+                    self.peer_addr,
+                    self.caller
+                );
+                self.respond(&Response::Error(
+                    "message faults take the administrator's key".into(),
+                ));
+            }
             Request::SetFaults(f) => match f.check(&self.ctx.members) {
                 Ok(()) => {
                     self.ctx.router.do_send(SetFaults(f));
@@ -203,7 +214,7 @@ impl Conn {
 }
 
 /// The node's side of the handshake: challenge, a hello that proves the
-/// secret (read with a small frame limit), welcome. Then the connection reads
+/// caller's key (read with a small frame limit), welcome. Then the connection reads
 /// frames up to the full limit.
 async fn welcome(stream: TcpStream, ctx: &ConnContext) -> Result<(Reader, Writer, Caller), String> {
     let _ = stream.set_nodelay(true);
@@ -218,16 +229,10 @@ async fn welcome(stream: TcpStream, ctx: &ConnContext) -> Result<(Reader, Writer
         None => return Err("closed before its hello".into()),
     };
     let hello: Hello = net::decode(&frame).map_err(|e| format!("bad hello: {e}"))?;
-    if let Some(why) = hello.refusal(&ctx.cluster, &ctx.members, &ctx.secret, &challenge) {
+    if let Some(why) = hello.refusal(&ctx.cluster, &ctx.members, &ctx.keys.roster, &challenge) {
         return Err(format!("refused hello: {why}"));
     }
-    let welcome = Welcome::new(
-        &ctx.cluster,
-        ctx.incarnation,
-        &ctx.secret,
-        &challenge,
-        &hello,
-    );
+    let welcome = Welcome::new(&ctx.cluster, ctx.incarnation, &ctx.keys, &challenge, &hello);
     writer.send(net::encode(&welcome));
     // From now on, frames up to the full limit.
     frames.decoder_mut().set_max_frame_length(net::MAX_FRAME);
@@ -238,7 +243,7 @@ impl Actor for Conn {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if self.caller == Caller::Client {
+        if self.caller.is_client() {
             self.ctx.router.do_send(Forget(self.session));
         }
     }
@@ -255,7 +260,7 @@ impl StreamHandler<Result<BytesMut, std::io::Error>> for Conn {
                 Ok(PeerFrame(envs)) => self.ctx.router.do_send(Inbound(peer, envs)),
                 Err(e) => self.drop_conn(&e, ctx),
             },
-            Caller::Client => match net::decode::<Request>(&frame) {
+            Caller::Client | Caller::Admin => match net::decode::<Request>(&frame) {
                 Ok(req) => self.request(req, ctx),
                 Err(e) => self.drop_conn(&e, ctx),
             },

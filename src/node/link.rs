@@ -1,5 +1,5 @@
 //! [`PeerLink`]: this node's connection *to* one peer. It connects (and
-//! reconnects, with backoff), proves the cluster secret in the handshake,
+//! reconnects, with backoff), proves this node's key in the handshake,
 //! learns which process of the peer it reached (its incarnation), and batches
 //! the envelopes routed to it into frames of at most [`net::MAX_FRAME`].
 //! While the peer is unreachable, frames wait in a backlog bounded in bytes;
@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use super::router::{Outbound, PeerEvent, Router};
-use crate::net::{self, Caller, Challenge, Hello, Secret, Welcome};
+use crate::net::{self, Challenge, Hello, Keys, Welcome};
 use crate::paxos::{Envelope, NodeId};
 
 use super::conn::HELLO_TIMEOUT;
@@ -43,8 +43,8 @@ pub struct LinkConfig {
     pub addr: SocketAddr,
     /// The cluster's name.
     pub cluster: String,
-    /// The cluster's secret.
-    pub secret: Secret,
+    /// This node's keys (it signs as itself; it checks the peer's key).
+    pub keys: Keys,
     /// Drop frames queued for a dead process of the peer (the `fresh` guard).
     pub fresh: bool,
     /// Told when the peer's process is reached and when its end closes.
@@ -217,7 +217,7 @@ impl PeerLink {
     }
 }
 
-/// Connect to the peer and shake hands: read its challenge, prove the secret,
+/// Connect to the peer and shake hands: read its challenge, sign as this node,
 /// check its proof back. `Err(None)`: not reachable (quietly retried);
 /// `Err(Some(why))`: reached, but it is not who it should be.
 async fn handshake(cfg: Rc<LinkConfig>) -> Result<Handshaken, Option<String>> {
@@ -244,15 +244,15 @@ async fn handshake(cfg: Rc<LinkConfig>) -> Result<Handshaken, Option<String>> {
             cfg.addr, challenge.node
         )));
     }
-    let hello = Hello::new(&cfg.cluster, Caller::Node(cfg.me), &cfg.secret, &challenge);
+    let hello = Hello::new(&cfg.cluster, &cfg.keys, &challenge);
     let mut buf = BytesMut::new();
     net::put_frame(&mut buf, net::encode(&hello)).map_err(|e| Some(e.to_string()))?;
     write.write_all(&buf).await.map_err(|_| None)?;
     let welcome: Welcome = net::decode(&next().await?).map_err(Some)?;
-    if !welcome.genuine(&cfg.cluster, &cfg.secret, &challenge, &hello) {
+    if !welcome.genuine(&cfg.cluster, &cfg.keys.roster, &challenge, &hello) {
         return Err(Some(format!(
-            "{} did not prove the cluster secret; not sending it anything",
-            cfg.addr
+            "{} did not prove it is node {}; not sending it anything",
+            cfg.addr, cfg.peer
         )));
     }
     Ok((frames, write, welcome.incarnation))

@@ -26,7 +26,7 @@ use actix::prelude::*;
 use thiserror::Error;
 
 use crate::cluster::Cluster;
-use crate::net::{NodeStatus, Secret};
+use crate::net::{NodeKeys, NodeStatus};
 use crate::paxos::{Durable, NodeId, NodeSetup, Notice, Rule, Rules, Snapshot, SnapshotFile};
 use crate::storage::{FileLog, Recovered, StorageError};
 use conn::{Conn, ConnContext};
@@ -48,8 +48,9 @@ pub struct NodeConfig {
     pub rules: Rules,
     /// The fast paths, on by default (off only to measure what each buys).
     pub tuning: Tuning,
-    /// The cluster's secret: every connection proves it.
-    pub secret: Secret,
+    /// Its keys: its own identity, the client key for its RESP front, and
+    /// the roster it checks callers by. Never the master secret.
+    pub keys: NodeKeys,
 }
 
 /// The fast paths of a node. Each can be switched off from the environment
@@ -142,6 +143,55 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A key file cannot be read.
+    #[error(transparent)]
+    KeyFile(#[from] crate::net::auth::SecretError),
+    /// The keys do not belong to this node of this cluster.
+    #[error("{0}")]
+    Keys(String),
+}
+
+/// Node `id`'s keys from its files: its own key, the client key and the
+/// roster, each checked against the others and the cluster.
+pub fn load_keys(
+    cluster: &Cluster,
+    id: NodeId,
+    identity: &std::path::Path,
+    client_key: &std::path::Path,
+    roster: &std::path::Path,
+) -> Result<NodeKeys, NodeError> {
+    use crate::net::auth::{Identity, Roster};
+    use crate::net::{Caller, Keys};
+    let me = Identity::load(identity)?;
+    let client = Identity::load(client_key)?;
+    let r = Roster::load(roster)?;
+    let wrong = |what: String| Err(NodeError::Keys(format!("{}: {what}", roster.display())));
+    if r.cluster != cluster.name {
+        return wrong(format!(
+            "the keys of cluster {:?}, not {:?}",
+            r.cluster, cluster.name
+        ));
+    }
+    if let Some(n) = cluster.ids().into_iter().find(|n| !r.nodes.contains_key(n)) {
+        return wrong(format!("no key for node {n}"));
+    }
+    if r.nodes.get(&id) != Some(&me.public()) {
+        return wrong(format!(
+            "node {id}'s key is not the one in {}",
+            identity.display()
+        ));
+    }
+    if r.client != client.public() {
+        return wrong(format!(
+            "the client key is not the one in {}",
+            client_key.display()
+        ));
+    }
+    let r = std::sync::Arc::new(r);
+    Ok(NodeKeys {
+        node: Keys::new(Caller::Node(id), me, r.clone()),
+        client: Keys::new(Caller::Client, client, r),
+    })
 }
 
 /// A node running inside the current System.
@@ -306,7 +356,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
                 peer: n.id,
                 addr: n.addr,
                 cluster: cluster.name.clone(),
-                secret: cfg.secret.clone(),
+                keys: cfg.keys.node.clone(),
                 fresh: cfg.rules.holds(Rule::Fresh),
                 router: router.clone(),
             });
@@ -341,7 +391,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         incarnation,
         cluster: cluster.name.clone(),
         members: cluster.ids(),
-        secret: cfg.secret.clone(),
+        keys: cfg.keys.node.clone(),
         router: router.clone(),
         log: learner.recipient(),
         status: status.clone(),
@@ -406,7 +456,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     };
     let resp_id = cfg.id;
     let resp_cfg = crate::resp::RespConfig {
-        cluster: cfg.cluster.clone().with_secret(cfg.secret.clone()),
+        cluster: cfg.cluster.clone().with_keys(cfg.keys.client.clone()),
         node: cfg.id,
     };
     // A panic in any actor or thread ends the process: a node is never alive

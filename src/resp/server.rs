@@ -31,7 +31,8 @@ pub const MAX_REQUEST: usize = 4 << 20;
 /// What a node's RESP port needs.
 #[derive(Clone, Debug)]
 pub struct RespConfig {
-    /// The cluster, with its secret (the port's client proves it to nodes).
+    /// The cluster, with the client key (the port's client proves it to
+    /// nodes) and the roster (which checks the RESP password).
     pub cluster: Cluster,
     /// This node.
     pub node: NodeId,
@@ -122,11 +123,11 @@ fn serve(mut stream: TcpStream, cfg: &RespConfig) {
         .map_or_else(|_| "?".to_string(), |a: SocketAddr| a.to_string());
     let _ = stream.set_nodelay(true);
     let me = cfg.cluster.node(cfg.node);
-    let password = match (cfg.cluster.redis_auth, cfg.cluster.secret.clone()) {
-        (true, Some(secret)) => {
-            Some(Box::new(move |p: &[u8]| secret.is_password(p)) as PasswordCheck)
+    let password = match (cfg.cluster.redis_auth, cfg.cluster.keys.clone()) {
+        (true, Some(keys)) => {
+            Some(Box::new(move |p: &[u8]| keys.roster.is_resp_password(p)) as PasswordCheck)
         }
-        // Asked for AUTH but no secret to check it against: nobody gets in.
+        // Asked for AUTH but no roster to check it against: nobody gets in.
         (true, None) => Some(Box::new(|_: &[u8]| false) as PasswordCheck),
         (false, _) => None,
     };
