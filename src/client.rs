@@ -43,6 +43,22 @@ pub enum ClientError {
     /// The replicas forgot this client (it was idle while many others came).
     #[error("this client's session expired (it was idle while the cluster saw many other clients); the command was not applied now, but an earlier attempt may have been")]
     Expired,
+    /// The operation is above the size limit: refused before anything is sent.
+    #[error("the operation's key and value are {size} bytes; the limit is {limit} bytes (1 MiB); nothing was sent")]
+    TooLarge {
+        /// Its key and value, in bytes.
+        size: usize,
+        /// [`crate::paxos::MAX_OP_BYTES`].
+        limit: usize,
+    },
+    /// A node refused the request outright (nothing was proposed).
+    #[error("node {node} refused it: {why}")]
+    Refused {
+        /// The node.
+        node: NodeId,
+        /// Its reason.
+        why: String,
+    },
     /// The node asked is not the leader and the client may not go elsewhere.
     #[error("node {node} is not the leader ({}){}", .leader.map_or("no leader known".to_string(), |l| format!("node {l} is")), if *.maybe_applied { "; an earlier attempt went unanswered, so the operation may still be applied" } else { "" })]
     NotLeader {
@@ -61,7 +77,9 @@ impl ClientError {
         match self {
             ClientError::NoQuorum { maybe_applied, .. }
             | ClientError::NotLeader { maybe_applied, .. } => *maybe_applied,
-            ClientError::Busy { .. } => false,
+            ClientError::Busy { .. }
+            | ClientError::TooLarge { .. }
+            | ClientError::Refused { .. } => false,
             ClientError::Expired => true,
         }
     }
@@ -129,6 +147,12 @@ impl Client {
 
     /// Run `op` through the replicated log.
     pub fn execute(&mut self, op: Op) -> Result<OpResult, ClientError> {
+        if op.size() > net::MAX_OP_BYTES {
+            return Err(ClientError::TooLarge {
+                size: op.size(),
+                limit: net::MAX_OP_BYTES,
+            });
+        }
         self.seq += 1;
         let seq = self.seq;
         let started = Instant::now();
@@ -173,7 +197,11 @@ impl Client {
             };
             match self.ask(target, &request, wait, |r| {
                 matches!(r, Response::Op { client, seq: s, .. } if *client == request_client(&request) && *s == seq)
+                    || matches!(r, Response::Error(_))
             }) {
+                Ok(Response::Error(why)) => {
+                    return Err(ClientError::Refused { node: target, why })
+                }
                 Ok(Response::Op {
                     outcome: Outcome::Done(result),
                     ..

@@ -285,3 +285,73 @@ fn redis_cli_and_redis_benchmark_run_out_of_the_box() {
     let v = env.ok(&["get", "key:__rand_int__"]);
     assert_eq!(v.trim().len(), 3, "{v:?}");
 }
+
+#[test]
+fn an_operation_above_the_limit_is_refused_at_once_by_every_front() {
+    use synod::client::{Client, ClientError};
+    use synod::kv::Op;
+    use synod::net::{Request, Response, MAX_OP_BYTES};
+    let (env, ports) = resp_cluster("sizes", "");
+    // A value of exactly the limit: with its one-byte key, one byte over.
+    let value = "x".repeat(MAX_OP_BYTES);
+    let limit_said = format!(
+        "the operation's key and value are {} bytes; the limit is {MAX_OP_BYTES} bytes",
+        MAX_OP_BYTES + 1
+    );
+    let set = |v: &str| format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{v}\r\n", v.len());
+    // RESP: an error naming the limit, not a wait for a quorum; the
+    // connection stays open.
+    let (got, closed) = raw(ports[0], set(&value).as_bytes(), 1);
+    assert!(
+        got.starts_with(&format!("-ERR {limit_said}")),
+        "{}",
+        &got[..got.len().min(200)]
+    );
+    assert!(!closed);
+    // The client library, before sending anything.
+    let mut c = Client::new(env.cluster());
+    let e = c
+        .execute(Op::Put {
+            key: "k".into(),
+            value: value.clone(),
+        })
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ClientError::TooLarge {
+            size: MAX_OP_BYTES + 1,
+            limit: MAX_OP_BYTES
+        }
+    );
+    // The CLI, the value on standard input: bad input, exit 2.
+    let o = env.synod_stdin(&["put", "k"], value.as_bytes());
+    let err = support::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&limit_said), "{err}");
+    // A node asked directly, past every front.
+    let r = synod::client::query(
+        env.cluster().nodes[0].addr,
+        &env.cluster(),
+        &Request::Op {
+            client: 1,
+            seq: 1,
+            op: Op::Put {
+                key: "k".into(),
+                value,
+            },
+        },
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(
+        matches!(&r, Response::Error(e) if e.contains("the limit is 1048576 bytes")),
+        "{r:?}"
+    );
+    // Below the limit, every front commits.
+    let fits = "y".repeat(1_000_000);
+    let (got, _) = raw(ports[1], set(&fits).as_bytes(), 1);
+    assert_eq!(got, "+OK\r\n");
+    let o = env.synod_stdin(&["put", "k2"], fits.as_bytes());
+    assert!(o.status.success(), "{}", support::stderr(&o));
+    assert_eq!(env.ok(&["get", "k2"]).len(), 1_000_001);
+}

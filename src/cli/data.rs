@@ -26,7 +26,8 @@ pub struct ClientOpts {
 #[derive(Debug, Args)]
 pub struct PutArgs {
     key: String,
-    value: String,
+    /// The value; read from standard input if omitted (as etcdctl put does)
+    value: Option<String>,
     #[command(flatten)]
     o: ClientOpts,
 }
@@ -81,10 +82,22 @@ fn execute(o: &ClientOpts, op: Op) -> Result<OpResult, Exit> {
 }
 
 pub fn put(a: PutArgs) -> Result<(), Exit> {
-    let op = Op::Put {
-        key: a.key,
-        value: a.value,
+    let value = match a.value {
+        Some(v) => v,
+        None => {
+            use std::io::Read as _;
+            // One byte past the limit is enough to refuse it.
+            let mut v = String::new();
+            std::io::stdin()
+                .take(crate::net::MAX_OP_BYTES as u64 + 1)
+                .read_to_string(&mut v)
+                .map_err(|e| {
+                    Exit::usage(format!("cannot read the value from standard input: {e}"))
+                })?;
+            v
+        }
     };
+    let op = Op::Put { key: a.key, value };
     execute(&a.o, op).map(|_| ())
 }
 

@@ -141,7 +141,10 @@ impl From<LaunchError> for Exit {
 
 impl From<ClientError> for Exit {
     fn from(e: ClientError) -> Self {
-        Exit::failed(e.to_string())
+        match e {
+            ClientError::TooLarge { .. } => Exit::usage(e.to_string()),
+            _ => Exit::failed(e.to_string()),
+        }
     }
 }
 

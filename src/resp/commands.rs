@@ -56,7 +56,9 @@ fn failed(e: &ClientError) -> Frame {
         ClientError::NoQuorum { .. } | ClientError::Busy { .. } | ClientError::NotLeader { .. } => {
             Frame::Error(format!("TRYAGAIN {e}"))
         }
-        ClientError::Expired => Frame::err(e),
+        ClientError::Expired | ClientError::TooLarge { .. } | ClientError::Refused { .. } => {
+            Frame::err(e)
+        }
     }
 }
 

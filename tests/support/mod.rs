@@ -98,6 +98,23 @@ impl Env {
             .expect("run synod")
     }
 
+    /// Run `synod ARGS` with `input` on its standard input.
+    pub fn synod_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_synod"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run synod");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // synod may stop reading early (past the limit): a broken pipe is fine.
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        child.wait_with_output().expect("wait for synod")
+    }
+
     /// Run `synod ARGS` with extra environment variables.
     pub fn synod_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_synod"))
