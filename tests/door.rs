@@ -391,3 +391,106 @@ fn garbage_in_the_unsynced_tail_does_not_stop_a_restart() {
         "v\n"
     );
 }
+
+/// Hold `n` idle connections to `addr` (never saying hello), opening new ones
+/// as the node closes them, until `stop`; how many were opened in all.
+fn hold_idle(
+    addr: std::net::SocketAddr,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut held: Vec<TcpStream> = Vec::new();
+        let mut opened = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            held.retain_mut(|s| {
+                let mut b = [0u8; 256];
+                match s.read(&mut b) {
+                    Ok(0) => false,
+                    Ok(_) => true,
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                }
+            });
+            while held.len() < n {
+                match TcpStream::connect(addr) {
+                    Ok(s) => {
+                        s.set_nonblocking(true).unwrap();
+                        held.push(s);
+                        opened += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        opened
+    })
+}
+
+#[test]
+fn strangers_holding_idle_connections_keep_out_neither_peers_nor_the_cli() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = Env::new("slots", 3);
+    env.up();
+    let cluster = env.cluster();
+    let leader = env.leader(5.0);
+    let follower = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
+    // 300 idle connections on the leader's port, topped up as they are shed.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let addr = cluster.node(leader).unwrap().addr;
+    let strangers = hold_idle(addr, 300, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    // The CLI gets in, at the leader itself, again and again.
+    let mut took = Vec::new();
+    for i in 0..10 {
+        let t = std::time::Instant::now();
+        env.ok(&["put", "k", &i.to_string(), "--node", &leader.to_string()]);
+        took.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    took.sort_by(f64::total_cmp);
+    eprintln!(
+        "put --node LEADER under 300 idle connections: median {:.1} ms, max {:.1} ms",
+        took[5], took[9]
+    );
+    // A restarted peer gets its links to the leader back and catches up.
+    env.ok(&["kill", &follower.to_string()]);
+    env.ok(&["put", "while-down", "1"]);
+    env.ok(&["restart", &follower.to_string()]);
+    env.ok(&["put", "after", "1"]);
+    assert!(env.wait_for(10.0, || {
+        let st = env.status();
+        Env::all_nodes(&st, "up")
+    }));
+    let r = synod::client::query(
+        cluster.node(follower).unwrap().addr,
+        &cluster,
+        &Request::Log {
+            from: 0,
+            limit: 1000,
+        },
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let Response::Log { first_unchosen, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        first_unchosen >= 12,
+        "the restarted peer learned {first_unchosen} slots"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let opened = strangers.join().unwrap();
+    assert!(opened >= 300, "{opened}");
+    // The leader's log names the shedding, counted, not one line each.
+    let log = env.node_log(leader);
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("dropping connection") || l.contains("made room"))
+        .count();
+    assert!(
+        log.contains("older handshake(s) without a hello dropped"),
+        "{log}"
+    );
+    assert!(lines < opened, "{lines} log lines for {opened} connections");
+}

@@ -2,9 +2,11 @@
 //! of envelopes) or a client (requests and responses). It sends a challenge
 //! at once; the first frame back must be a [`Hello`] of at most 4 KiB signed
 //! with the key the roster holds for who it names (a member, the client, the
-//! administrator), within 5 s. Only the administrator may set faults. Anything else
+//! administrator), within 2 s (see [`super::gate`] for how many may wait). Only
+//! the administrator may set faults. Anything else
 //! (garbage, another cluster, a stranger, a wrong proof, an oversized frame)
-//! closes just that connection, with one log line naming the remote address.
+//! closes just that connection, with a log line naming the remote address
+//! (a few a second at most; the rest are counted).
 //! Only then is the actor made, reading frames up to the full limit.
 //!
 //! Reading is a stream attached to the actor; writing goes through a
@@ -27,10 +29,12 @@ use super::router::{
 use crate::net::{self, Caller, Challenge, Hello, Keys, PeerFrame, Request, Response, Welcome};
 use crate::paxos::{Command, NodeId};
 
+use super::gate::{Gate, Quiet};
 use super::writer::Writer;
 
-/// Seconds a new connection has to finish its handshake.
-pub(super) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection has to finish its handshake (a peer or the CLI
+/// says hello within milliseconds; a stranger holds a slot no longer).
+pub(super) const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What every connection to this node needs to know.
 pub struct ConnContext {
@@ -52,8 +56,10 @@ pub struct ConnContext {
     pub status: SharedStatus,
     /// Its data directory (for its size in `status`).
     pub data_dir: std::path::PathBuf,
-    /// Handshakes under way.
-    pub handshakes: std::cell::Cell<usize>,
+    /// Handshakes under way ([`Gate`]), and how often a refusal is logged.
+    pub gate: std::cell::RefCell<Gate>,
+    /// The refusal log's budget.
+    pub quiet: std::cell::RefCell<Quiet>,
     /// How long client operations took to answer, lately (for `status`).
     pub clients: std::cell::RefCell<crate::stats::Window>,
 }
@@ -61,9 +67,6 @@ pub struct ConnContext {
 /// The largest frame read before the caller proved its key: a hello fits
 /// in far less, and a stranger cannot make the node reserve more.
 const HELLO_FRAME: usize = 4096;
-/// Handshakes under way at once, at most; more connections wait their turn
-/// by being closed at once.
-const MAX_HANDSHAKES: usize = 64;
 
 /// A connection someone opened to this node, once it proved its key.
 pub struct Conn {
@@ -82,16 +85,20 @@ impl Conn {
     /// Serve `stream`, accepted from `peer_addr`: challenge it at once, and
     /// serve it only once its hello proves a key the roster knows.
     pub fn serve(stream: TcpStream, peer_addr: SocketAddr, ctx: Rc<ConnContext>, session: u64) {
-        if ctx.handshakes.get() >= MAX_HANDSHAKES {
-            tracing::warn!(
-                "dropping connection from {peer_addr}: {MAX_HANDSHAKES} handshakes already under way"
-            );
-            return;
+        let (ticket, pushed_out, evicted) = ctx.gate.borrow_mut().admit(peer_addr.ip());
+        if evicted > 0 {
+            refused(&ctx, &format!("made room for {peer_addr}: {evicted} older handshake(s) without a hello dropped"));
         }
-        ctx.handshakes.set(ctx.handshakes.get() + 1);
         actix_rt::spawn(async move {
-            let shake = tokio::time::timeout(HELLO_TIMEOUT, welcome(stream, &ctx)).await;
-            ctx.handshakes.set(ctx.handshakes.get() - 1);
+            let shake = tokio::select! {
+                shake = tokio::time::timeout(HELLO_TIMEOUT, welcome(stream, &ctx)) => Some(shake),
+                _ = pushed_out => None,
+            };
+            ctx.gate.borrow_mut().done(ticket);
+            let Some(shake) = shake else {
+                // Pushed out by newer connections: already logged.
+                return;
+            };
             match shake {
                 Ok(Ok((reader, writer, caller))) => {
                     Conn::create(move |c| {
@@ -106,10 +113,16 @@ impl Conn {
                         }
                     });
                 }
-                Ok(Err(why)) => tracing::warn!("dropping connection from {peer_addr}: {why}"),
-                Err(_) => tracing::warn!(
-                    "dropping connection from {peer_addr}: no hello within {} s",
-                    HELLO_TIMEOUT.as_secs()
+                Ok(Err(why)) => refused(
+                    &ctx,
+                    &format!("dropping connection from {peer_addr}: {why}"),
+                ),
+                Err(_) => refused(
+                    &ctx,
+                    &format!(
+                        "dropping connection from {peer_addr}: no hello within {} s",
+                        HELLO_TIMEOUT.as_secs()
+                    ),
                 ),
             }
         });
@@ -210,6 +223,16 @@ impl Conn {
                 }
             },
         }
+    }
+}
+
+/// Log a refused handshake, unless the budget for such lines is spent (then
+/// it is counted, and the next line written says how many were not).
+fn refused(ctx: &ConnContext, line: &str) {
+    match ctx.quiet.borrow_mut().allow(std::time::Instant::now()) {
+        Some(0) => tracing::warn!("{line}"),
+        Some(n) => tracing::warn!("{line} ({n} more refusals not logged)"),
+        None => {}
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod conn;
 pub mod disk;
+pub mod gate;
 pub mod inject;
 pub mod link;
 pub mod roles;
@@ -396,7 +397,8 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         log: learner.recipient(),
         status: status.clone(),
         data_dir: cfg.data_dir.clone(),
-        handshakes: std::cell::Cell::new(0),
+        gate: Default::default(),
+        quiet: std::cell::RefCell::new(gate::Quiet::new(std::time::Instant::now())),
         clients: Default::default(),
     });
     actix_rt::spawn(async move {
