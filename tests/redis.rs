@@ -355,3 +355,72 @@ fn an_operation_above_the_limit_is_refused_at_once_by_every_front() {
     assert!(o.status.success(), "{}", support::stderr(&o));
     assert_eq!(env.ok(&["get", "k2"]).len(), 1_000_001);
 }
+
+/// Node `id`'s peak resident memory so far, in MB (VmHWM).
+fn peak_mb(env: &Env, id: u64) -> f64 {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.run_dir().join("state.json")).unwrap())
+            .unwrap();
+    let pid = state["nodes"][id.to_string()]["pid"].as_u64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+/// Read from `s` until `bytes` arrived or it closed; how many did.
+fn drain(s: &mut TcpStream, bytes: usize) -> usize {
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while got < bytes {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
+}
+
+#[test]
+fn one_connection_cannot_make_a_node_hold_a_huge_reply() {
+    let (env, ports) = resp_cluster("replies", "");
+    let value = "v".repeat(1_000_000);
+    let (got, _) = raw(
+        ports[0],
+        format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$1000000\r\n{value}\r\n").as_bytes(),
+        1,
+    );
+    assert_eq!(got, "+OK\r\n");
+    let before = peak_mb(&env, 1);
+    let element = "$1000000\r\n".len() + 1_000_000 + 2;
+    // One MGET naming the big key 400 times: a 400 MB reply, read slowly.
+    let n = 400;
+    let mut cmd = format!("*{}\r\n$4\r\nMGET\r\n", n + 1);
+    for _ in 0..n {
+        cmd.push_str("$3\r\nbig\r\n");
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", ports[0])).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(cmd.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let want = format!("*{n}\r\n").len() + n * element;
+    assert_eq!(drain(&mut s, want), want);
+    // The same as a pipeline of 400 GETs.
+    let pipeline = "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(n);
+    s.write_all(pipeline.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(drain(&mut s, n * element), n * element);
+    let after = peak_mb(&env, 1);
+    eprintln!(
+        "node 1 peak resident: {before:.0} MB before, {after:.0} MB after 2 x 400 MB of replies"
+    );
+    // The reply was never whole in the node: far below its 400 MB.
+    assert!(
+        after < before + 100.0,
+        "peak {before:.0} MB -> {after:.0} MB"
+    );
+    env.ok(&["put", "still", "serving"]);
+}

@@ -9,7 +9,7 @@ use crate::client::ClientError;
 use crate::kv::{Op, OpResult};
 use crate::net::NodeStatus;
 
-use super::proto::{Args, Frame};
+use super::proto::{Args, Frame, Replies};
 
 /// Where commands go: the cluster (a node's client), or a map in tests.
 pub trait Backend {
@@ -74,36 +74,48 @@ fn arity(name: &str) -> Frame {
     Frame::err(format!("wrong number of arguments for '{name}' command"))
 }
 
-/// Run one command; the reply, and whether to keep the connection.
+/// Run one command, its reply written to `out`; whether to keep the
+/// connection.
 pub fn dispatch(
     args: &Args,
     session: &mut ClientState,
     backend: &mut dyn Backend,
-) -> (Frame, After) {
+    out: &mut Replies,
+) -> After {
     let Some(first) = args.first() else {
-        return (Frame::err("empty command"), After::Continue);
+        out.frame(&Frame::err("empty command"));
+        return After::Continue;
     };
     let name = String::from_utf8_lossy(first).to_ascii_lowercase();
     let rest = &args[1..];
     match name.as_str() {
-        "quit" => return (Frame::ok(), After::Close),
-        "auth" => return (auth(rest, session), After::Continue),
+        "quit" => {
+            out.frame(&Frame::ok());
+            return After::Close;
+        }
+        "auth" => {
+            out.frame(&auth(rest, session));
+            return After::Continue;
+        }
         _ => {}
     }
     if session.password.is_some() && !session.authenticated && name != "hello" {
-        return (
-            Frame::Error("NOAUTH Authentication required.".into()),
-            After::Continue,
-        );
+        out.frame(&Frame::Error("NOAUTH Authentication required.".into()));
+        return After::Continue;
     }
     let reply =
-        match RedisCommand::parse(&name, first, rest).and_then(|cmd| cmd.apply(session, backend)) {
-            Ok(r) | Err(r) => r,
-        };
-    if matches!(&reply, Frame::Error(e) if e.contains("session expired")) {
-        backend.renew();
+        RedisCommand::parse(&name, first, rest).and_then(|cmd| cmd.apply(session, backend, out));
+    if let Err(reply) = reply {
+        if matches!(&reply, Frame::Error(e) if e.contains("session expired")) {
+            backend.renew();
+        }
+        out.frame(&reply);
     }
-    (reply, After::Continue)
+    if out.broken() {
+        After::Close
+    } else {
+        After::Continue
+    }
 }
 
 fn auth(rest: &[Vec<u8>], session: &mut ClientState) -> Frame {
@@ -247,11 +259,17 @@ impl RedisCommand {
         })
     }
 
-    /// Carry the command out against `backend`: the reply.
-    pub fn apply(self, session: &ClientState, backend: &mut dyn Backend) -> Result<Frame, Frame> {
+    /// Carry the command out against `backend`, writing its reply to `out`;
+    /// an error reply (nothing written yet) comes back as `Err`.
+    pub fn apply(
+        self,
+        session: &ClientState,
+        backend: &mut dyn Backend,
+        out: &mut Replies,
+    ) -> Result<(), Frame> {
         use RedisCommand as C;
         let exec = |backend: &mut dyn Backend, op: Op| backend.execute(op).map_err(|e| failed(&e));
-        Ok(match self {
+        let reply = match self {
             C::Ping(None) => Frame::Simple("PONG".into()),
             C::Ping(Some(msg)) | C::Echo(msg) => Frame::bulk(msg),
             C::Get(key) => match exec(backend, Op::Get { key })? {
@@ -261,24 +279,47 @@ impl RedisCommand {
             C::Set { key, value, cond } => set(key, value, cond, backend)?,
             C::Del(keys) => present(backend, keys, |key| Op::Delete { key })?,
             C::Exists(keys) => present(backend, keys, |key| Op::Get { key })?,
-            C::Mget(keys) => {
-                let mut values = Vec::with_capacity(keys.len());
-                for key in keys {
-                    values.push(match exec(backend, Op::Get { key })? {
-                        OpResult::Value(v) => Frame::Bulk(v.map(String::into_bytes)),
-                        _ => Frame::nil(),
-                    });
-                }
-                Frame::Array(values)
-            }
+            C::Mget(keys) => return mget(keys, backend, out),
             C::Info => Frame::bulk(info(session, backend.status())),
             C::Select => Frame::ok(),
             C::Command(sub) => command(sub.as_deref()),
             C::ConfigGet(params) => config_get(&params, session),
             C::Client(sub) => client(&sub, backend),
             C::Hello => hello(session),
-        })
+        };
+        out.frame(&reply);
+        Ok(())
     }
+}
+
+/// MGET: each value written as it is read, so the reply is never whole in
+/// memory. An error on the first key is the reply; a later one leaves the
+/// array unfinished, so the connection is closed (with a log line).
+fn mget(keys: Vec<String>, backend: &mut dyn Backend, out: &mut Replies) -> Result<(), Frame> {
+    let n = keys.len();
+    for (i, key) in keys.into_iter().enumerate() {
+        let value = match backend.execute(Op::Get { key }) {
+            Ok(OpResult::Value(v)) => Frame::Bulk(v.map(String::into_bytes)),
+            Ok(_) => Frame::nil(),
+            Err(e) if i == 0 => return Err(failed(&e)),
+            Err(e) => {
+                tracing::warn!(
+                    "RESP: MGET failed at key {} of {n}: {e}; closing the connection",
+                    i + 1
+                );
+                out.cut();
+                return Ok(());
+            }
+        };
+        if i == 0 {
+            out.array(n);
+        }
+        out.frame(&value);
+        if out.broken() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// DEL and EXISTS: run `op` on each key in turn; how many held a value.
@@ -577,6 +618,17 @@ mod tests {
     fn say(s: &mut ClientState, m: &mut Map, line: &str) -> Frame {
         let args = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
         dispatch(&args, s, m).0
+    }
+
+    /// One command's reply, read back from what it wrote, and the verdict.
+    fn dispatch(args: &Args, s: &mut ClientState, m: &mut Map) -> (Frame, After) {
+        let mut out = Replies::buffer();
+        let after = super::dispatch(args, s, m, &mut out);
+        let (frame, used) = super::super::proto::parse_reply(out.bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(used, out.bytes().len(), "one reply, whole");
+        (frame, after)
     }
 
     #[test]

@@ -17,6 +17,94 @@ pub const MAX_ARGS: usize = 65_536;
 /// The longest inline command line.
 pub const MAX_INLINE: usize = 64 * 1024;
 
+/// Replies are written out once this many bytes wait (and at the end of
+/// every batch of commands read): what a connection holds of its replies is
+/// this plus one reply element (at most one value, 1 MiB).
+pub const FLUSH_AT: usize = 64 * 1024;
+
+/// Where a connection's replies go: a small buffer, written to the socket as
+/// it fills, so a reply of many values (an MGET, a pipeline) is never built
+/// whole in memory.
+pub struct Replies<'a> {
+    buf: Vec<u8>,
+    sink: Option<&'a mut dyn std::io::Write>,
+    cut: bool,
+    failed: bool,
+}
+
+impl<'a> Replies<'a> {
+    /// Replies written to `sink` as they fill [`FLUSH_AT`].
+    pub fn to(sink: &'a mut dyn std::io::Write) -> Replies<'a> {
+        Replies {
+            buf: Vec::with_capacity(FLUSH_AT),
+            sink: Some(sink),
+            cut: false,
+            failed: false,
+        }
+    }
+
+    /// Replies kept in memory (tests).
+    pub fn buffer() -> Replies<'static> {
+        Replies {
+            buf: Vec::new(),
+            sink: None,
+            cut: false,
+            failed: false,
+        }
+    }
+
+    /// Add one reply (or one element of an array whose header was sent).
+    pub fn frame(&mut self, f: &Frame) {
+        f.encode(&mut self.buf);
+        self.spill();
+    }
+
+    /// Start an array of `n` elements, each then given to [`Replies::frame`].
+    pub fn array(&mut self, n: usize) {
+        self.buf.extend_from_slice(format!("*{n}\r\n").as_bytes());
+    }
+
+    /// Mark the stream as cut (a reply left unfinished): the connection must
+    /// be closed.
+    pub fn cut(&mut self) {
+        self.cut = true;
+    }
+
+    /// True if the socket failed or a reply was left unfinished.
+    pub fn broken(&self) -> bool {
+        self.cut || self.failed
+    }
+
+    fn spill(&mut self) {
+        if self.buf.len() >= FLUSH_AT && self.sink.is_some() {
+            let _ = self.flush();
+        }
+    }
+
+    /// Write out what waits.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            if !self.buf.is_empty() {
+                let r = sink.write_all(&self.buf);
+                self.buf.clear();
+                if let Err(e) = r {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes kept (of [`Replies::buffer`]).
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
 /// A request the parser cannot read: the connection gets this as an error
 /// reply and is closed.
 #[derive(Clone, Debug, PartialEq, Eq)]

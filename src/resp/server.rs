@@ -1,8 +1,10 @@
 //! A node's RESP port: one thread accepts, one thread a connection.
 //!
-//! Each connection reads what arrives, answers every whole command in order
-//! (pipelined commands included), writes the answers in one go, and reads
-//! again. Commands go to the cluster through synod's own client, with a
+//! Each connection reads what arrives (at most [`MAX_REQUEST`] of a command
+//! not yet whole), answers every whole command in order (pipelined commands
+//! included), writing replies out as they fill 64 KiB ([`Replies`]: an MGET's
+//! values, a pipeline's replies are never held whole), and reads again. So
+//! one connection holds a few MiB at most, whatever it asks. Commands go to the cluster through synod's own client, with a
 //! client id of the connection's own: it finds the leader (a follower's
 //! connection is forwarded there without the RESP client knowing), retries
 //! with the same request id, and gives up within its timeout. A protocol
@@ -21,12 +23,15 @@ use crate::net::{NodeStatus, Request, Response};
 use crate::paxos::NodeId;
 
 use super::commands::{dispatch, After, Backend, ClientState, PasswordCheck};
-use super::proto::{self, Frame};
+use super::proto::{self, Frame, Replies};
 
 /// Connections served at once; one more is told so and closed.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// The most a connection may have sent of one command before it is whole.
 pub const MAX_REQUEST: usize = 4 << 20;
+
+/// How long a client may leave replies unread before it is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a node's RESP port needs.
 #[derive(Clone, Debug)]
@@ -139,12 +144,18 @@ fn serve(mut stream: TcpStream, cfg: &RespConfig) {
         authenticated: false,
     };
     let mut backend = ClusterBackend { cfg, client: None };
+    // Replies go out through a second handle as they are made; a client that
+    // stops reading them is dropped after WRITE_TIMEOUT.
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let _ = writer.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut out: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         let mut used = 0;
         let mut close = false;
+        let mut out = Replies::to(&mut writer);
         loop {
             match proto::parse(&buf[used..]) {
                 Ok(Some((args, n))) => {
@@ -152,35 +163,32 @@ fn serve(mut stream: TcpStream, cfg: &RespConfig) {
                     if args.is_empty() {
                         continue;
                     }
-                    let (reply, after) = dispatch(&args, &mut session, &mut backend);
-                    reply.encode(&mut out);
-                    if after == After::Close {
+                    if dispatch(&args, &mut session, &mut backend, &mut out) == After::Close {
                         close = true;
                         break;
                     }
                 }
                 Ok(None) if buf.len() - used > MAX_REQUEST => {
                     tracing::warn!("RESP client {peer}: a request above {MAX_REQUEST} bytes; closing the connection");
-                    Frame::err("Protocol error: request too big").encode(&mut out);
+                    out.frame(&Frame::err("Protocol error: request too big"));
                     close = true;
                     break;
                 }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!("RESP client {peer}: {e}; closing the connection");
-                    Frame::err(&e).encode(&mut out);
+                    out.frame(&Frame::err(&e));
                     close = true;
                     break;
                 }
             }
         }
         buf.drain(..used);
-        if !out.is_empty() {
-            if stream.write_all(&out).is_err() {
-                return;
-            }
-            out.clear();
+        if let Err(e) = out.flush() {
+            tracing::warn!("RESP client {peer}: its replies could not be written ({e}; it has {} s to read them); closing the connection", WRITE_TIMEOUT.as_secs());
+            return;
         }
+        drop(out);
         if close {
             // Let the client read the last reply: closing with its bytes
             // unread would reset the connection and lose it.
