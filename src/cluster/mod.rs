@@ -33,7 +33,7 @@ fn default_snapshot_every() -> u64 {
 }
 
 /// The range `snapshot_every` may take.
-pub const SNAPSHOT_EVERY_RANGE: std::ops::RangeInclusive<u64> = 10..=100_000_000;
+pub const SNAPSHOT_EVERY_RANGE: std::ops::RangeInclusive<u64> = 10..=500_000;
 
 /// The file as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

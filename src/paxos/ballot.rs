@@ -20,6 +20,15 @@ pub type Slot = u64;
 pub const MAX_ROUND: u64 = 1 << 48;
 /// The highest slot a role takes from a message, for the same reason.
 pub const MAX_SLOT: Slot = 1 << 48;
+/// How far past what it knows a message may reach, in slots: a promise's
+/// accepted slots above its start (or floor), a learned value above the
+/// learner's first unchosen slot. A real cluster stays within a snapshot
+/// interval (at most 500,000 slots) and a window of the leader's; a
+/// member that names a slot farther out would make a new leader fill every
+/// slot in between, so the message is dropped instead.
+pub const MAX_SPAN: Slot = 1 << 20;
+/// The largest snapshot a replica takes in from a peer, in bytes.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 32;
 
 /// A proposal number: totally ordered, unique per proposer.
 ///

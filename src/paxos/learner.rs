@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT};
+use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT, MAX_SPAN};
 use super::message::{Digest, Message, Notice, Outbox, Record, Value};
 use super::rules::{Rule, Rules};
 
@@ -153,6 +153,12 @@ impl Learner {
         self.first_unchosen
     }
 
+    /// The farthest slot a message may name here: [`MAX_SPAN`] past the
+    /// first unchosen slot, never past [`MAX_SLOT`].
+    fn reach(&self) -> Slot {
+        self.first_unchosen.saturating_add(MAX_SPAN).min(MAX_SLOT)
+    }
+
     /// Slots below it are no longer held here (a snapshot has them).
     pub fn floor(&self) -> Slot {
         self.floor
@@ -176,7 +182,9 @@ impl Learner {
             return;
         }
         match msg {
-            Message::Accepted { slot, .. } if slot > MAX_SLOT => {}
+            // Votes and values farther out than a real cluster reaches are
+            // dropped: a lagging learner fetches them again by catch-up.
+            Message::Accepted { slot, .. } if slot > self.reach() => {}
             Message::Accepted {
                 ballot,
                 slot,
@@ -194,7 +202,8 @@ impl Learner {
                 digest,
             } => self.contest(from, slot, ballot, digest),
             Message::Learn { entries } => {
-                for (slot, value) in entries.into_iter().filter(|(s, _)| *s <= MAX_SLOT) {
+                let reach = self.reach();
+                for (slot, value) in entries.into_iter().filter(|(s, _)| *s <= reach) {
                     self.learn(slot, value, false, out);
                 }
             }

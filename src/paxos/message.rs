@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::ballot::{Ballot, NodeId, Slot};
+use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT, MAX_SNAPSHOT_BYTES, MAX_SPAN};
 use crate::kv::{Op, OpResult};
 
 /// A client command: `(client, seq)` identifies it across retries, so a replica
@@ -237,6 +237,70 @@ pub enum Message {
     /// The answer to a pre-vote: granted only by a node that has not heard
     /// from a live leader for an election timeout.
     PreVoteReply { ballot: Ballot, granted: bool },
+}
+
+impl Message {
+    /// True if every number in the message is one a real cluster can send:
+    /// rounds up to [`MAX_ROUND`](super::ballot::MAX_ROUND), slots up to [`MAX_SLOT`], a promise's
+    /// slots within [`MAX_SPAN`] of where it starts, a snapshot chunk inside
+    /// a snapshot of at most [`MAX_SNAPSHOT_BYTES`]. Every role drops a
+    /// message that is not ([`super::Machine::handle`]), so no arithmetic
+    /// on a peer's numbers can wrap, and no loop or map they size can run
+    /// away.
+    pub fn in_range(&self) -> bool {
+        let slot = |s: &Slot| *s <= MAX_SLOT;
+        match self {
+            Message::Prepare { ballot, from_slot } => ballot.in_range() && slot(from_slot),
+            Message::Promise {
+                ballot,
+                from_slot,
+                accepted,
+                next,
+                floor,
+            } => {
+                let reach = (*from_slot).max(*floor).saturating_add(MAX_SPAN);
+                ballot.in_range()
+                    && slot(from_slot)
+                    && slot(floor)
+                    && next.is_none_or(|n| n > *from_slot && n <= MAX_SLOT)
+                    && accepted.iter().all(|p| {
+                        p.ballot.in_range() && p.slot >= *from_slot && p.slot <= reach.min(MAX_SLOT)
+                    })
+            }
+            Message::Nack { ballot, promised } => ballot.in_range() && promised.in_range(),
+            Message::Accept {
+                ballot, slot: s, ..
+            }
+            | Message::Accepted {
+                ballot, slot: s, ..
+            } => ballot.in_range() && slot(s),
+            Message::Heartbeat {
+                ballot,
+                first_unchosen,
+                ..
+            } => ballot.in_range() && slot(first_unchosen),
+            Message::HeartbeatAck { ballot, .. }
+            | Message::PreVote { ballot }
+            | Message::PreVoteReply { ballot, .. } => ballot.in_range(),
+            Message::Learn { entries } => entries.iter().all(|(s, _)| slot(s)),
+            Message::CatchUp { from_slot } => slot(from_slot),
+            Message::Compacted { floor } => slot(floor),
+            Message::SnapshotRequest { slot: s, .. } => slot(s),
+            Message::SnapshotChunk {
+                slot: s,
+                offset,
+                total,
+                data,
+                ..
+            } => {
+                slot(s)
+                    && *total <= MAX_SNAPSHOT_BYTES
+                    && offset
+                        .checked_add(data.len() as u64)
+                        .is_some_and(|end| end <= *total)
+            }
+        }
+    }
 }
 
 /// What the roles of one node tell each other. Never serialised, never on the

@@ -286,6 +286,11 @@ impl Proposer {
         self.leader_hint
     }
 
+    /// The next slot it would propose in, as leader.
+    pub fn next_slot(&self) -> Slot {
+        self.next_slot
+    }
+
     /// The first slot this node does not know chosen.
     pub fn first_unchosen(&self) -> Slot {
         self.first_unchosen
