@@ -445,7 +445,7 @@ mod numbers_from_peers {
         }
     }
 
-    fn machine<'a>(roles: &'a mut Roles, role: Role) -> &'a mut dyn Machine {
+    fn machine(roles: &mut Roles, role: Role) -> &mut dyn Machine {
         match role {
             Role::Acceptor => &mut roles.acceptor,
             Role::Proposer => &mut roles.proposer,
@@ -516,7 +516,7 @@ mod numbers_from_peers {
                         for &r in n.roles() {
                             let mut o = Outbox::default();
                             machine(&mut roles, r).notice(n.clone(), &mut o);
-                            next.extend(o.notices.drain(..));
+                            next.append(&mut o.notices);
                             assert!(slots_out(&o).all(|s| s <= MAX_SLOT + MAX_SPAN + 1));
                         }
                     }
