@@ -18,8 +18,8 @@ fn the_page_the_api_and_the_token() {
     std::io::Write::write_all(
         &mut events,
         format!(
-            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
-            w.port
+            "GET /api/events?token={} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            w.token, w.port
         )
         .as_bytes(),
     )
@@ -58,10 +58,25 @@ fn the_page_the_api_and_the_token() {
         );
     }
 
-    let (code, st) = http(w.port, "GET", "/api/status", &[], "");
+    let with_token = [("X-Synod-Token", w.token.as_str())];
+    let (code, st) = http(w.port, "GET", "/api/status", &with_token, "");
     assert_eq!(code, 200, "{st}");
     let st: serde_json::Value = serde_json::from_str(&st).unwrap();
     assert_eq!(st["nodes"].as_array().unwrap().len(), 3, "{st}");
+    // Reads of the cluster need the token too: its state, and its events
+    // (which carry keys and values).
+    for path in ["/api/status", "/api/events", "/api/events?token=nope"] {
+        let (code, body) = http(w.port, "GET", path, &[], "");
+        assert_eq!(code, 403, "{path}: {body}");
+    }
+    // A page of another site whose name points here (DNS rebinding) sends
+    // its own name as Host: refused, token or not.
+    for path in ["/", "/app.js", "/api/status"] {
+        let (code, body) = support::http_host(w.port, "evil.example", "GET", path, &with_token);
+        assert_eq!(code, 421, "{path}: {body}");
+    }
+    let (code, _) = support::http_host(w.port, &format!("localhost:{}", w.port), "GET", "/", &[]);
+    assert_eq!(code, 200);
 
     // No token, a wrong token, another origin: 403, nothing done.
     let leader = env.leader(5.0);
@@ -127,7 +142,13 @@ fn the_page_the_api_and_the_token() {
         let _: serde_json::Value = serde_json::from_str(line).expect("one JSON object per event");
     }
     // The node that answered counted the put, and timed it.
-    let (_, st) = http(w.port, "GET", "/api/status", &[], "");
+    let (_, st) = http(
+        w.port,
+        "GET",
+        "/api/status",
+        &[("X-Synod-Token", token)],
+        "",
+    );
     let st: serde_json::Value = serde_json::from_str(&st).unwrap();
     let busiest = st["nodes"]
         .as_array()
@@ -187,7 +208,8 @@ fn up_with_web_serves_the_page_until_ctrl_c() {
         "{line}"
     );
     assert!(env.wait_for(10.0, || TcpStream::connect(("127.0.0.1", port)).is_ok()));
-    let (code, st) = http(port, "GET", "/api/status", &[], "");
+    let token = line.trim().rsplit("token=").next().unwrap().to_string();
+    let (code, st) = http(port, "GET", "/api/status", &[("X-Synod-Token", &token)], "");
     assert_eq!(code, 200, "{st}");
     assert!(st.contains(r#""cluster":"upweb""#), "{st}");
 

@@ -3,9 +3,11 @@
 //! `--replay DIR`, a finished chaos run to scrub ([`replay`]).
 //!
 //! One actix-web server on loopback (any other address only when asked, with
-//! a warning), its assets embedded. Reads are open to whoever reaches the
-//! address; every action needs the per-run token the URL carries, and a
-//! request from another origin is refused (403). Actions go through the same
+//! a warning), its assets embedded. Every request must name the server's own
+//! address in its `Host` header (so a page of another site cannot reach it
+//! through DNS rebinding); the cluster's state and its message events (keys
+//! and values) need the per-run token the URL carries, and so does every
+//! action, which a request from another origin is also refused (403). Actions go through the same
 //! launcher calls as the CLI. A watcher polls the cluster every 250 ms and
 //! turns what changed, and the messages each node's tap sampled, into
 //! server-sent events for every open page.
@@ -67,11 +69,53 @@ impl WebOptions {
     pub fn exposed(&self) -> Option<String> {
         (!self.addr.ip().is_loopback()).then(|| {
             format!(
-                "warning: serving on {}: anyone who reaches it sees the cluster; actions still need the token",
+                "warning: serving on {}: anyone who reaches it can try; the cluster's state and actions need the token, which crosses the network in clear",
                 self.addr
             )
         })
     }
+}
+
+/// The middleware that refuses (421) a request whose `Host` is not the
+/// address `$bound` ([`host_ok`]), for both servers.
+macro_rules! host_guard {
+    ($bound:expr) => {
+        move |req, srv| {
+            use actix_web::dev::Service as _;
+            let bound = $bound;
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            if host_ok(host, bound) {
+                futures_util::future::Either::Left(srv.call(req))
+            } else {
+                let why = format!("this server answers only to the Host {bound}");
+                let refused = error(actix_web::http::StatusCode::MISDIRECTED_REQUEST, why);
+                futures_util::future::Either::Right(futures_util::future::ready(Ok(
+                    req.into_response(refused)
+                )))
+            }
+        }
+    };
+}
+
+/// True if `host` (a request's `Host` header) names the address the server
+/// is bound to: that address itself, `localhost` on loopback, or, bound to
+/// every address, any IP address with its port. A name other than those is
+/// a page of another site whose name was pointed at us (DNS rebinding).
+fn host_ok(host: Option<&str>, bound: SocketAddr) -> bool {
+    let Some(host) = host else { return false };
+    if host == bound.to_string() {
+        return true;
+    }
+    if bound.ip().is_loopback() && host == format!("localhost:{}", bound.port()) {
+        return true;
+    }
+    bound.ip().is_unspecified()
+        && host
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.port() == bound.port())
 }
 
 struct Web {
@@ -96,8 +140,10 @@ pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
     actix_web::rt::System::new()
         .block_on(async move {
             actix_web::rt::spawn(watch(state.clone()));
+            let bound = o.addr;
             let server = HttpServer::new(move || {
                 App::new()
+                    .wrap_fn(host_guard!(bound))
                     .app_data(state.clone())
                     .app_data(
                         web::JsonConfig::default()
@@ -164,6 +210,7 @@ pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), LaunchErr
         .block_on(async move {
             HttpServer::new(move || {
                 App::new()
+                    .wrap_fn(host_guard!(addr))
                     .app_data(state.clone())
                     .configure(common)
                     .route(
@@ -227,16 +274,37 @@ fn error(status: actix_web::http::StatusCode, why: impl Into<String>) -> HttpRes
     HttpResponse::build(status).json(serde_json::json!({ "error": why.into() }))
 }
 
+/// True if the request carries the token: in the `X-Synod-Token` header, or
+/// (for the event stream, which a browser opens without headers) as the
+/// `token` query parameter.
+fn has_token(req: &HttpRequest, w: &Web) -> bool {
+    let header = req
+        .headers()
+        .get("X-Synod-Token")
+        .and_then(|v| v.to_str().ok());
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("token").cloned());
+    let token = header.map(str::to_string).or(query).unwrap_or_default();
+    crate::net::auth::same(token.as_bytes(), w.token.as_bytes())
+}
+
+/// Reads of the cluster's state need the token: the refusal, if any.
+fn unreadable(req: &HttpRequest, w: &Web) -> Option<HttpResponse> {
+    (!has_token(req, w)).then(|| {
+        error(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "reading the cluster needs the token in the page's URL",
+        )
+    })
+}
+
 /// Actions need the token and, if the browser says where it comes from, this
 /// very origin: the refusal, if any.
 fn refused(req: &HttpRequest, w: &Web) -> Option<HttpResponse> {
     let forbidden = |why: &str| Some(error(actix_web::http::StatusCode::FORBIDDEN, why));
-    let token = req
-        .headers()
-        .get("X-Synod-Token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !crate::net::auth::same(token.as_bytes(), w.token.as_bytes()) {
+    if !has_token(req, w) {
         return forbidden("this action needs the token in the page's URL");
     }
     if let Some(origin) = req
@@ -298,7 +366,10 @@ async fn demo(path: web::Path<String>, q: web::Query<DemoQuery>) -> HttpResponse
 }
 
 /// The same JSON as `synod status --json`.
-async fn status(w: web::Data<Web>) -> HttpResponse {
+async fn status(req: HttpRequest, w: web::Data<Web>) -> HttpResponse {
+    if let Some(r) = unreadable(&req, &w) {
+        return r;
+    }
     let dir = w.dir.clone();
     match web::block(move || launcher::status_json(&dir)).await {
         Ok(Ok(v)) => HttpResponse::Ok().json(v),
@@ -311,7 +382,10 @@ async fn status(w: web::Data<Web>) -> HttpResponse {
 }
 
 /// Server-sent events: one JSON object per event.
-async fn events_stream(w: web::Data<Web>) -> HttpResponse {
+async fn events_stream(req: HttpRequest, w: web::Data<Web>) -> HttpResponse {
+    if let Some(r) = unreadable(&req, &w) {
+        return r;
+    }
     let rx = w.events.subscribe();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         loop {

@@ -67,7 +67,7 @@ async function refresh() {
 
 async function refreshOnce() {
   try {
-    const res = await fetch("/api/status");
+    const res = await fetch("/api/status", { headers: { "X-Synod-Token": token } });
     if (!res.ok) throw new Error(res.statusText);
     const st = await res.json();
     state.status = st;
@@ -271,7 +271,7 @@ function drawDiagram() {
 // ---------------------------------------------------------------- events
 
 function listen() {
-  const es = new EventSource("/api/events");
+  const es = new EventSource("/api/events?token=" + encodeURIComponent(token));
   es.onmessage = (e) => {
     let ev;
     try { ev = JSON.parse(e.data); } catch (_) { return; }
