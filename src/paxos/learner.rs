@@ -202,6 +202,11 @@ impl Learner {
                 digest,
             } => self.contest(from, slot, ballot, digest),
             Message::Learn { entries } => {
+                // A full page answers a catch-up of a learner far behind:
+                // ask for the next at the next tick, not CATCHUP_TICKS later.
+                if entries.len() >= CATCHUP_ENTRIES {
+                    self.behind = self.behind.max(CATCHUP_TICKS - 1);
+                }
                 let reach = self.reach();
                 for (slot, value) in entries.into_iter().filter(|(s, _)| *s <= reach) {
                     self.learn(slot, value, false, out);

@@ -57,13 +57,15 @@ impl Default for ReplicaConfig {
 
 impl ReplicaConfig {
     /// Snapshots every `n` slots, keeping up to 1,000 slots below each (as
-    /// many as `n` when it is smaller) in the logs: a peer that lags by less
-    /// catches up from the log, and an observer that reads the log every so
+    /// many as `n` when it is smaller, but at least 100: a node that just
+    /// installed a snapshot under load must still find the slots after it
+    /// in the others' logs) in the logs: a peer that lags by less catches up
+    /// from the log, and an observer that reads the log every so
     /// often (the chaos checker) sees every slot before it goes.
     pub fn every(n: u64) -> Self {
         ReplicaConfig {
             snapshot_every: n,
-            keep: n.clamp(1, 1_000),
+            keep: n.clamp(100, 1_000),
             max_sessions: 100_000,
             chunk: 1 << 20,
         }
@@ -164,6 +166,11 @@ pub struct Replica {
     /// A snapshot taken or installed and not yet durable.
     unsaved: Option<SnapshotFile>,
     incoming: Option<Incoming>,
+    /// The snapshot each peer is being sent, kept until its last chunk
+    /// leaves even if newer ones are taken meanwhile: a transfer that spans
+    /// several snapshots (taken every few slots under load) would otherwise
+    /// start over from byte 0 with each, and never end. One per peer.
+    pinned: BTreeMap<NodeId, SnapshotFile>,
 }
 
 impl Replica {
@@ -185,6 +192,7 @@ impl Replica {
             served: None,
             unsaved: None,
             incoming: None,
+            pinned: BTreeMap::new(),
         }
     }
 
@@ -311,9 +319,18 @@ impl Replica {
         self.answer_reads(out);
     }
 
-    fn serve(&self, to: NodeId, slot: Slot, offset: u64, out: &mut Outbox) {
-        let Some(file) = &self.served else { return };
-        // Asked for an older snapshot than the one held: start over with this.
+    fn serve(&mut self, to: NodeId, slot: Slot, offset: u64, out: &mut Outbox) {
+        // Go on with the snapshot this peer's transfer started on, however
+        // many were taken since; else start it on the latest (from byte 0,
+        // unless the latest is the one it asks for).
+        let file = match self.pinned.get(&to) {
+            Some(f) if slot != 0 && f.slot == slot => f.clone(),
+            _ => {
+                let Some(latest) = &self.served else { return };
+                self.pinned.insert(to, latest.clone());
+                latest.clone()
+            }
+        };
         let offset = if slot != 0 && slot != file.slot {
             0
         } else {
@@ -321,6 +338,10 @@ impl Replica {
         };
         let start = (offset as usize).min(file.bytes.len());
         let end = (start + self.cfg.chunk).min(file.bytes.len());
+        if end == file.bytes.len() {
+            // The last chunk: nothing more of it will be asked for.
+            self.pinned.remove(&to);
+        }
         out.send(
             self.id,
             to,
@@ -649,5 +670,39 @@ mod tests {
         let restored = Replica::restore(2, cfg(0), &file, Snapshot::decode(&file).unwrap());
         assert_eq!(restored.sessions(), 3);
         assert_eq!(restored.evicted, r.evicted);
+    }
+
+    #[test]
+    fn a_transfer_ends_on_the_snapshot_it_started_on_however_many_are_taken_meanwhile() {
+        let file = |slot: Slot, fill: u8| SnapshotFile {
+            slot,
+            crc: u32::from(fill),
+            bytes: vec![fill; 10].into(),
+        };
+        let mut r = Replica::new(1, ReplicaConfig { chunk: 4, ..cfg(0) });
+        r.served = Some(file(100, 1));
+        let chunk = |r: &mut Replica, slot: Slot, offset: u64| {
+            let mut out = Outbox::default();
+            r.handle(2, Message::SnapshotRequest { slot, offset }, &mut out);
+            match &out.send[0].msg {
+                Message::SnapshotChunk {
+                    slot, offset, data, ..
+                } => (*slot, *offset, data[0]),
+                m => panic!("{m:?}"),
+            }
+        };
+        assert_eq!(chunk(&mut r, 0, 0), (100, 0, 1));
+        // Two newer snapshots are taken while the peer fetches the rest.
+        r.served = Some(file(110, 2));
+        assert_eq!(chunk(&mut r, 100, 4), (100, 4, 1));
+        r.served = Some(file(120, 3));
+        assert_eq!(
+            chunk(&mut r, 100, 8),
+            (100, 8, 1),
+            "the last chunk of the first"
+        );
+        // Done: the next transfer starts on the latest.
+        assert!(r.pinned.is_empty());
+        assert_eq!(chunk(&mut r, 100, 8), (120, 0, 3));
     }
 }
