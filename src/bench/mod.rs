@@ -326,7 +326,7 @@ pub fn against_running(
     resp: bool,
     progress: bool,
 ) -> Result<Vec<Row>, String> {
-    let cluster = dir.cluster()?;
+    let cluster = dir.cluster().map_err(|e| e.to_string())?;
     let pids: Vec<u32> = dir.state().nodes.values().filter_map(|n| n.pid).collect();
     let over_resp = if resp {
         Some(resp_clients(&cluster)?)
@@ -493,7 +493,7 @@ fn fresh_cluster(tmp: &std::path::Path, n: usize, name: &str) -> Result<Running,
     let cluster = harness::loopback_cluster(name, n, 50, (150, 300));
     Running::up(&tmp.join(".synod"), cluster, None)
         .map(Running::wiped)
-        .map_err(|e| e.message)
+        .map_err(|e| e.to_string())
 }
 
 /// Failover and bring-up times, seconds.
@@ -545,7 +545,8 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
         let (dir, cluster) = (&running.dir, &running.cluster);
         let mut failover_s = Vec::new();
         for i in 0..kills {
-            let leader = crate::launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
+            let leader = crate::launcher::wait_for_leader(cluster, Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
             // A writer that never stops; the first write invoked after the kill
             // and acknowledged counts (not one the old leader answered as it died).
             let stop = Arc::new(AtomicBool::new(false));
@@ -569,7 +570,7 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
             };
             std::thread::sleep(Duration::from_millis(300));
             let killed = Instant::now();
-            crate::launcher::kill(dir, leader).map_err(|e| e.message)?;
+            crate::launcher::kill(dir, leader).map_err(|e| e.to_string())?;
             let deadline = Instant::now() + Duration::from_secs(10);
             let next = loop {
                 let acked = acks.lock().expect("not poisoned");
@@ -587,7 +588,7 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
             let next = next.ok_or("no write was acknowledged within 10 s of the leader's death")?;
             failover_s.push(next.duration_since(killed).as_secs_f64());
             crate::launcher::restart(dir, leader, Duration::from_secs(10))
-                .map_err(|e| e.message)?;
+                .map_err(|e| e.to_string())?;
             std::thread::sleep(Duration::from_millis(500));
             b.set_position(500 + (i as u64 + 1) * 500 / kills as u64);
         }

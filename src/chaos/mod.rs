@@ -221,20 +221,14 @@ pub struct ChaosRun {
 pub type ChaosError = LaunchError;
 
 fn fail(m: impl Into<String>) -> ChaosError {
-    LaunchError {
-        code: 1,
-        message: m.into(),
-    }
+    LaunchError::Failed(m.into())
 }
 
 /// Pick or bring up the cluster: a running one is used and left running; one
 /// this run brings up is stopped when the run ends.
 fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<Running, ChaosError> {
     let wanted = match &o.file {
-        Some(f) => Some(Cluster::load(f).map_err(|e| LaunchError {
-            code: 2,
-            message: e.to_string(),
-        })?),
+        Some(f) => Some(Cluster::load(f).map_err(|e| LaunchError::Usage(e.to_string()))?),
         None => None,
     };
     let name = wanted
@@ -247,27 +241,21 @@ fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<Running, ChaosError> {
         if running > 0 {
             let state = dir.state();
             if state.broken != o.broken {
-                return Err(LaunchError {
-                    code: 2,
-                    message: format!(
-                        "cluster {:?} is up with {}; chaos {} needs its own: `synod down` first",
-                        cluster.name,
-                        state
-                            .broken
-                            .map_or("every rule on".to_string(), |r| format!("rule `{r}` off")),
-                        o.broken
-                            .map_or("with every rule on".to_string(), |r| format!("--break {r}")),
-                    ),
-                });
+                return Err(LaunchError::Usage(format!(
+                    "cluster {:?} is up with {}; chaos {} needs its own: `synod down` first",
+                    cluster.name,
+                    state
+                        .broken
+                        .map_or("every rule on".to_string(), |r| format!("rule `{r}` off")),
+                    o.broken
+                        .map_or("with every rule on".to_string(), |r| format!("--break {r}")),
+                )));
             }
             if o.resp && cluster.nodes.iter().any(|n| n.redis_addr.is_none()) {
-                return Err(LaunchError {
-                    code: 2,
-                    message: format!(
+                return Err(LaunchError::Usage(format!(
                         "cluster {:?} is up without a RESP port on every node; `synod down`, then `synod up --redis` (or let chaos bring it up)",
                         cluster.name
-                    ),
-                });
+                    )));
             }
             return Ok(Running::adopt(dir, cluster));
         }
@@ -276,7 +264,7 @@ fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<Running, ChaosError> {
     let cluster = if o.resp {
         cluster
             .with_redis()
-            .map_err(|message| LaunchError { code: 2, message })?
+            .map_err(|e| LaunchError::Usage(e.to_string()))?
     } else {
         cluster
     };
@@ -309,16 +297,12 @@ impl JudgeThread {
         let create = |p: &Path| {
             std::fs::File::create(p)
                 .map(std::io::BufWriter::new)
-                .map_err(|e| LaunchError {
-                    code: 2,
-                    message: format!("cannot write {}: {e}", p.display()),
-                })
+                .map_err(|e| LaunchError::Usage(format!("cannot write {}: {e}", p.display())))
         };
         let history: Option<Box<dyn std::io::Write + Send>> = match out {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| LaunchError {
-                    code: 2,
-                    message: format!("cannot create {}: {e}", dir.display()),
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    LaunchError::Usage(format!("cannot create {}: {e}", dir.display()))
                 })?;
                 Some(Box::new(create(&dir.join("history.jsonl"))?))
             }
@@ -476,7 +460,7 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     }
     let mut applied = applied;
     applied.push(full_restart(dir, cluster, &tap)?);
-    launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(fail)?;
+    launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
 
     // Read every key in use, then follow every log to its end.
     let mut reader = ChaosClient::new(cluster, None, usize::MAX);
@@ -653,7 +637,7 @@ fn full_restart(dir: &RunDir, cluster: &Cluster, tap: &Tap) -> Result<FaultEvent
     }
     for &id in &ids {
         launcher::restart(dir, id, Duration::from_secs(10))
-            .map_err(|e| fail(format!("full restart: {}", e.message)))?;
+            .map_err(|e| fail(format!("full restart: {e}")))?;
     }
     workload::poll_status(cluster, tap);
     Ok(FaultEvent {

@@ -68,9 +68,9 @@ pub struct ChaosArgs {
 pub fn run(a: ChaosArgs) -> Result<(), Exit> {
     if a.plan {
         let cluster = match &a.file {
-            Some(f) => Cluster::load(f).map_err(|e| Exit::usage(e.to_string()))?,
+            Some(f) => Cluster::load(f)?,
             None => match RunDir::find(&base(), a.c.cluster.as_deref()) {
-                Ok(dir) => dir.cluster().map_err(Exit::usage)?,
+                Ok(dir) => dir.cluster()?,
                 Err(_) => Cluster::builtin(),
             },
         };

@@ -409,10 +409,7 @@ pub fn split_available(probes: impl Iterator<Item = (f64, bool)>, start: f64, ho
 /// writes `results.json` (and `results-sim.json`), `availability.svg`,
 /// `cost.svg` and `report.md` into `o.out`.
 pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
-    let fail = |m: String| crate::launcher::LaunchError {
-        code: 1,
-        message: m,
-    };
+    let fail = |m: String| crate::launcher::LaunchError::Failed(m);
     std::fs::create_dir_all(&o.out)
         .map_err(|e| fail(format!("cannot create {}: {e}", o.out.display())))?;
     let mut all = Vec::new();
@@ -469,10 +466,7 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
 /// Write `availability.svg`, `cost.svg` and `report.md` for `runs` (real
 /// first) into `out`.
 pub fn write_report(runs: &[Results], out: &Path) -> Result<(), crate::launcher::LaunchError> {
-    let fail = |m: String| crate::launcher::LaunchError {
-        code: 1,
-        message: m,
-    };
+    let fail = |m: String| crate::launcher::LaunchError::Failed(m);
     let refs: Vec<&Results> = runs.iter().collect();
     report::plot(&refs, &out.join("availability.svg"))
         .map_err(|e| fail(format!("cannot draw the plot: {e}")))?;

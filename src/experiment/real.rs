@@ -108,10 +108,9 @@ pub fn run_size(
     let result = measure(n, o, t, &running.dir, &running.cluster, bar);
     drop(running);
     if crate::signals::stopped() {
-        return Err(LaunchError {
-            code: 1,
-            message: "interrupted: every node this experiment started is stopped".into(),
-        });
+        return Err(LaunchError::Failed(
+            "interrupted: every node this experiment started is stopped".into(),
+        ));
     }
     result
 }
@@ -205,10 +204,7 @@ fn measure(
         p99_ms,
         failover_ms,
     );
-    launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(|e| LaunchError {
-        code: 1,
-        message: e,
-    })?;
+    launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
 
     // Partition model.
     bar.set_message(format!("N={n}: partition model"));

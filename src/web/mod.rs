@@ -20,7 +20,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use crate::cluster::rundir::RunDir;
+use crate::cluster::rundir::{RunDir, RunDirError};
 use crate::launcher::{self, LaunchError};
 use crate::net::NetFaults;
 use crate::paxos::NodeId;
@@ -127,10 +127,7 @@ struct Web {
 /// Serve the page until Ctrl-C (or, without `own_signals`, until the process
 /// ends).
 pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
-    let fail = |m: String| LaunchError {
-        code: 1,
-        message: m,
-    };
+    let fail = |m: String| LaunchError::Failed(m);
     let (events, _) = broadcast::channel(1024);
     let state = web::Data::new(Web {
         dir: o.dir,
@@ -235,10 +232,7 @@ pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), LaunchErr
             .run()
             .await
         })
-        .map_err(|e| LaunchError {
-            code: 1,
-            message: format!("cannot serve on {addr}: {e}"),
-        })
+        .map_err(|e| LaunchError::Failed(format!("cannot serve on {addr}: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -255,12 +249,6 @@ async fn replay_ops(r: web::Data<replay::Replay>, q: web::Query<Window>) -> Http
         );
     }
     HttpResponse::Ok().json(r.window(q.from_ms, q.to_ms))
-}
-
-/// The cluster of `dir`, its file unreadable being bad input (400).
-fn cluster(dir: &RunDir) -> Result<crate::cluster::Cluster, LaunchError> {
-    dir.cluster()
-        .map_err(|message| LaunchError { code: 2, message })
 }
 
 fn asset(body: &'static str, kind: &'static str) -> HttpResponse {
@@ -373,7 +361,10 @@ async fn status(req: HttpRequest, w: web::Data<Web>) -> HttpResponse {
     let dir = w.dir.clone();
     match web::block(move || launcher::status_json(&dir)).await {
         Ok(Ok(v)) => HttpResponse::Ok().json(v),
-        Ok(Err(e)) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.message),
+        Ok(Err(e)) => error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        ),
         Err(e) => error(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             e.to_string(),
@@ -437,7 +428,7 @@ async fn watch(w: web::Data<Web>) {
         let dir = w.dir.clone();
         let afters: Vec<(u64, u64)> = seen.iter().map(|(&id, &(_, a))| (id, a)).collect();
         let Ok(Ok(taps)) = web::block(
-            move || -> Result<Vec<(u64, Vec<crate::net::MsgEvent>)>, String> {
+            move || -> Result<Vec<(u64, Vec<crate::net::MsgEvent>)>, RunDirError> {
                 let cluster = dir.cluster()?;
                 Ok(afters
                     .into_iter()
@@ -539,12 +530,12 @@ async fn node_action(
     let dir = w.dir.clone();
     let act = action.clone();
     let done = web::block(move || -> Result<String, LaunchError> {
-        let cluster = cluster(&dir)?;
+        let cluster = dir.cluster()?;
         if cluster.node(id).is_none() {
-            return Err(LaunchError {
-                code: 2,
-                message: format!("no node {id} in cluster {:?}", cluster.name),
-            });
+            return Err(LaunchError::Usage(format!(
+                "no node {id} in cluster {:?}",
+                cluster.name
+            )));
         }
         match act.as_str() {
             "kill" => launcher::kill(&dir, id).map(|pid| format!("killed node {id} (pid {pid})")),
@@ -556,10 +547,9 @@ async fn node_action(
             "resume" => {
                 launcher::pause(&dir, id, false).map(|pid| format!("resumed node {id} (pid {pid})"))
             }
-            other => Err(LaunchError {
-                code: 2,
-                message: format!("{other:?}: kill, restart, pause or resume"),
-            }),
+            other => Err(LaunchError::Usage(format!(
+                "{other:?}: kill, restart, pause or resume"
+            ))),
         }
     })
     .await;
@@ -583,8 +573,11 @@ fn reply_as(
             announce(w, kind, message.clone());
             HttpResponse::Ok().json(serde_json::json!({ "message": message }))
         }
-        Ok(Err(e)) if e.code == 2 => error(actix_web::http::StatusCode::BAD_REQUEST, e.message),
-        Ok(Err(e)) => error(actix_web::http::StatusCode::CONFLICT, e.message),
+        // The user's input, or a run directory that cannot be read: 400.
+        Ok(Err(e @ (LaunchError::Usage(_) | LaunchError::RunDir(_)))) => {
+            error(actix_web::http::StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e)) => error(actix_web::http::StatusCode::CONFLICT, e.to_string()),
         Err(e) => error(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             e.to_string(),
@@ -617,7 +610,7 @@ async fn heal(req: HttpRequest, w: web::Data<Web>) -> HttpResponse {
     reply(
         &w,
         web::block(move || {
-            let ids = cluster(&dir)?.ids();
+            let ids = dir.cluster()?.ids();
             launcher::change_faults(&dir, &ids, |_, f| *f = NetFaults::none())?;
             Ok("healed: every node reaches every other, no loss, no delay".to_string())
         })
@@ -660,7 +653,7 @@ async fn net(req: HttpRequest, w: web::Data<Web>, body: web::Json<Net>) -> HttpR
     reply(
         &w,
         web::block(move || {
-            let ids = cluster(&dir)?.ids();
+            let ids = dir.cluster()?.ids();
             launcher::change_faults(&dir, &ids, |_, f| f.set_net(n.loss, n.dup, n.delay))?;
             Ok(format!(
                 "network: loss {:?}, dup {:?}, delay {:?}",
@@ -684,7 +677,7 @@ async fn put(req: HttpRequest, w: web::Data<Web>, body: web::Json<Put>) -> HttpR
     let p = body.into_inner();
     let dir = w.dir.clone();
     let done = web::block(move || -> Result<Result<String, String>, LaunchError> {
-        let cluster = cluster(&dir)?;
+        let cluster = dir.cluster()?;
         let mut c = crate::client::Client::new(cluster);
         c.timeout = Duration::from_secs(3);
         Ok(c.execute(crate::kv::Op::Put {
