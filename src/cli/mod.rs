@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::BenchError;
 use crate::check::input::InputError;
 use crate::client::ClientError;
 use crate::cluster::rundir::{RunDir, RunDirError, StateError, BASE};
@@ -170,6 +171,21 @@ impl From<LaunchError> for Exit {
             | LaunchError::NoLeader { .. }
             | LaunchError::State(_)
             | LaunchError::Credentials(_)) => Exit::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<BenchError> for Exit {
+    fn from(e: BenchError) -> Self {
+        match e {
+            BenchError::RunDir(e) => e.into(),
+            BenchError::Launch(e) => e.into(),
+            e @ (BenchError::Missing { .. }
+            | BenchError::Start { .. }
+            | BenchError::NotServing { .. }
+            | BenchError::NoResp(_)
+            | BenchError::NoFailover(_)
+            | BenchError::Io(_)) => Exit::failed(e.to_string()),
         }
     }
 }
