@@ -29,6 +29,7 @@ use crate::cluster::rundir::{RunDir, RunDirError, StateError, BASE};
 use crate::cluster::{ClusterError, RespPortError};
 use crate::launcher::LaunchError;
 use crate::node::NodeError;
+use crate::web::WebError;
 
 /// Paxos you can run, break and measure on one laptop.
 #[derive(Debug, Parser)]
@@ -186,6 +187,15 @@ impl From<BenchError> for Exit {
             | BenchError::NoResp(_)
             | BenchError::NoFailover(_)
             | BenchError::Io(_)) => Exit::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<WebError> for Exit {
+    fn from(e: WebError) -> Self {
+        match e {
+            WebError::Serve { .. } => Exit::failed(e.to_string()),
+            WebError::NotARun { .. } | WebError::Run(_) => Exit::usage(e.to_string()),
         }
     }
 }

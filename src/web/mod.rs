@@ -13,6 +13,7 @@
 //! server-sent events for every open page.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -20,6 +21,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
+use crate::check::input::InputError;
 use crate::cluster::rundir::{RunDir, RunDirError};
 use crate::launcher::{self, LaunchError};
 use crate::net::NetFaults;
@@ -118,6 +120,30 @@ fn host_ok(host: Option<&str>, bound: SocketAddr) -> bool {
             .is_ok_and(|a| a.port() == bound.port())
 }
 
+/// Why the page was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The address cannot be served on.
+    #[error("cannot serve on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A replay's directory is not a finished chaos run's `--out`.
+    #[error("{source}\n{} is not the --out directory of a finished `synod chaos` run", dir.display())]
+    NotARun {
+        /// The directory.
+        dir: PathBuf,
+        /// Why its verdict cannot be read.
+        source: InputError,
+    },
+    /// A file of the run to replay does not read.
+    #[error(transparent)]
+    Run(#[from] InputError),
+}
+
 struct Web {
     dir: RunDir,
     token: String,
@@ -126,8 +152,7 @@ struct Web {
 
 /// Serve the page until Ctrl-C (or, without `own_signals`, until the process
 /// ends).
-pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
-    let fail = |m: String| LaunchError::Failed(m);
+pub fn serve(o: WebOptions) -> Result<(), WebError> {
     let (events, _) = broadcast::channel(1024);
     let state = web::Data::new(Web {
         dir: o.dir,
@@ -180,7 +205,10 @@ pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
                 server.disable_signals().run().await
             }
         })
-        .map_err(|e| fail(format!("cannot serve on {}: {e}", o.addr)))
+        .map_err(|source| WebError::Serve {
+            addr: o.addr,
+            source,
+        })
 }
 
 /// What every page's server has: the style and the worked examples.
@@ -201,7 +229,7 @@ fn common(cfg: &mut web::ServiceConfig) {
 }
 
 /// Serve a finished chaos run's timeline (read-only) until Ctrl-C.
-pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), LaunchError> {
+pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), WebError> {
     let state = web::Data::new(r);
     actix_web::rt::System::new()
         .block_on(async move {
@@ -232,7 +260,7 @@ pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), LaunchErr
             .run()
             .await
         })
-        .map_err(|e| LaunchError::Failed(format!("cannot serve on {addr}: {e}")))
+        .map_err(|source| WebError::Serve { addr, source })
 }
 
 #[derive(Deserialize)]
