@@ -27,6 +27,7 @@ use crate::check::input::InputError;
 use crate::client::ClientError;
 use crate::cluster::rundir::{RunDir, RunDirError, StateError, BASE};
 use crate::cluster::{ClusterError, RespPortError};
+use crate::experiment::ExperimentError;
 use crate::launcher::LaunchError;
 use crate::node::NodeError;
 use crate::web::WebError;
@@ -187,6 +188,21 @@ impl From<BenchError> for Exit {
             | BenchError::NoResp(_)
             | BenchError::NoFailover(_)
             | BenchError::Io(_)) => Exit::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<ExperimentError> for Exit {
+    fn from(e: ExperimentError) -> Self {
+        match e {
+            ExperimentError::Launch(e) => e.into(),
+            e @ (ExperimentError::Interrupted
+            | ExperimentError::Create { .. }
+            | ExperimentError::Write { .. }
+            | ExperimentError::Draw { .. }) => Exit::failed(e.to_string()),
+            e @ (ExperimentError::Read { .. } | ExperimentError::NotARun { .. }) => {
+                Exit::usage(e.to_string())
+            }
         }
     }
 }
