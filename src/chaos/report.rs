@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{ChaosRun, FaultEvent};
+use super::{ChaosError, ChaosRun, FaultEvent};
 use std::collections::BTreeMap;
 
 use crate::check::history::{History, Operation, Status};
@@ -271,7 +271,14 @@ fn yes(b: bool) -> String {
 /// Write `faults.jsonl`, `verdict.json`, `involved.json` (the ids of the
 /// operations in the first violation) and `report.html` beside the
 /// `history.jsonl` the run wrote as it went.
-pub fn write(run: &ChaosRun, dir: &Path) -> std::io::Result<()> {
+pub fn write(run: &ChaosRun, dir: &Path) -> Result<(), ChaosError> {
+    write_files(run, dir).map_err(|source| ChaosError::Report {
+        dir: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn write_files(run: &ChaosRun, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut f = String::new();
     for e in &run.verdict.faults {

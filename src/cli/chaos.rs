@@ -113,8 +113,7 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
     let run = crate::chaos::run(&base(), &opts)?;
     print!("{}", crate::chaos::report::text(&run));
     if let Some(out) = &a.out {
-        crate::chaos::report::write(&run, out)
-            .map_err(|e| Exit::failed(format!("cannot write {}: {e}", out.display())))?;
+        crate::chaos::report::write(&run, out)?;
         println!(
             "wrote {}/{{history.jsonl, faults.jsonl, verdict.json, involved.json, report.html}}; scrub it with `synod web --replay DIR`",
             out.display()

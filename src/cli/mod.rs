@@ -23,6 +23,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bench::BenchError;
+use crate::chaos::ChaosError;
 use crate::check::input::InputError;
 use crate::client::ClientError;
 use crate::cluster::rundir::{RunDir, RunDirError, StateError, BASE};
@@ -188,6 +189,21 @@ impl From<BenchError> for Exit {
             | BenchError::NoResp(_)
             | BenchError::NoFailover(_)
             | BenchError::Io(_)) => Exit::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<ChaosError> for Exit {
+    fn from(e: ChaosError) -> Self {
+        match e {
+            ChaosError::Launch(e) => e.into(),
+            e @ (ChaosError::File(_)
+            | ChaosError::RespPort(_)
+            | ChaosError::Unsuitable(_)
+            | ChaosError::Output { .. }) => Exit::usage(e.to_string()),
+            e @ (ChaosError::Restart(_) | ChaosError::Interrupted | ChaosError::Report { .. }) => {
+                Exit::failed(e.to_string())
+            }
         }
     }
 }
