@@ -94,6 +94,7 @@ pub fn partition(a: PartitionArgs) -> Result<(), Exit> {
 
 /// A delay range MIN..MAX in ms, MIN <= MAX <= 60000. (A range, which clap
 /// has no parser for.)
+// A clap value parser: `Result<_, String>` is clap's idiom.
 fn delay(s: &str) -> Result<(u64, u64), String> {
     let bad = || format!("{s:?}: write MIN..MAX in milliseconds, e.g. 5..50");
     let (lo, hi) = s.split_once("..").ok_or_else(bad)?;

@@ -331,7 +331,7 @@ fn find(c: &ClusterArg) -> Result<RunDir, Exit> {
     Ok(RunDir::find(&base(), c.cluster.as_deref())?)
 }
 
-// The value parsers below return `Result<_, String>`: clap's idiom for them.
+// The clap value parsers below return `Result<_, String>`: clap's idiom.
 
 /// A duration like 60s, 2m, 1500ms, 1h 30m (humantime), or a plain number of
 /// seconds; above zero.

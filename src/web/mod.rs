@@ -22,6 +22,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use crate::check::input::InputError;
+use crate::client::ClientError;
 use crate::cluster::rundir::{RunDir, RunDirError};
 use crate::launcher::{self, LaunchError};
 use crate::net::NetFaults;
@@ -704,21 +705,25 @@ async fn put(req: HttpRequest, w: web::Data<Web>, body: web::Json<Put>) -> HttpR
     }
     let p = body.into_inner();
     let dir = w.dir.clone();
-    let done = web::block(move || -> Result<Result<String, String>, LaunchError> {
-        let cluster = dir.cluster()?;
-        let mut c = crate::client::Client::new(cluster);
-        c.timeout = Duration::from_secs(3);
-        Ok(c.execute(crate::kv::Op::Put {
-            key: p.key.clone(),
-            value: p.value,
-        })
-        .map(|_| format!("put {} committed", p.key))
-        .map_err(|e| e.to_string()))
-    })
+    let done = web::block(
+        move || -> Result<Result<String, ClientError>, LaunchError> {
+            let cluster = dir.cluster()?;
+            let mut c = crate::client::Client::new(cluster);
+            c.timeout = Duration::from_secs(3);
+            Ok(c.execute(crate::kv::Op::Put {
+                key: p.key.clone(),
+                value: p.value,
+            })
+            .map(|_| format!("put {} committed", p.key)))
+        },
+    )
     .await;
     match done {
         // No quorum, no leader in time: the cluster cannot serve it now (503).
-        Ok(Ok(Err(why))) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, why),
+        Ok(Ok(Err(why))) => error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            why.to_string(),
+        ),
         Ok(Ok(Ok(message))) => reply_as(&w, "op", Ok(Ok(message))),
         Ok(Err(e)) => reply(&w, Ok(Err(e))),
         Err(e) => reply(&w, Err(e)),
