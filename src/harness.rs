@@ -14,6 +14,10 @@ use crate::cluster::{Cluster, NodeSpec};
 use crate::launcher::{self, LaunchError, UpOptions};
 use crate::paxos::{NodeId, Rule};
 
+/// A chart plotters could not draw into its SVG (chaos's report, the
+/// experiment's plots).
+pub type DrawError = plotters::drawing::DrawingAreaErrorKind<std::io::Error>;
+
 /// A cluster a run uses. If the run brought it up, it is stopped (and its run
 /// directory deleted, if asked) when this is dropped, however the run ends.
 pub struct Running {

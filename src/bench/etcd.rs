@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::KvClient;
+use super::{BenchError, KvClient};
 
 /// A running etcd cluster that this process started.
 pub struct Etcd {
@@ -43,12 +43,12 @@ impl Drop for Etcd {
 }
 
 /// Where `etcd` is, or how to install it.
-pub fn find() -> Result<PathBuf, String> {
+pub fn find() -> Result<PathBuf, BenchError> {
     super::find_program("etcd", "etcd-server")
 }
 
 /// Start a 3-node etcd in `dir` on free loopback ports; wait until it serves.
-pub fn start(dir: &Path) -> Result<Etcd, String> {
+pub fn start(dir: &Path) -> Result<Etcd, BenchError> {
     let bin = find()?;
     // All six at once: ports taken one at a time could repeat.
     let ports = crate::harness::free_ports(6);
@@ -61,8 +61,7 @@ pub fn start(dir: &Path) -> Result<Etcd, String> {
     let mut children = Vec::new();
     for i in 0..3 {
         let data = dir.join(format!("e{i}"));
-        let log =
-            std::fs::File::create(dir.join(format!("e{i}.log"))).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join(format!("e{i}.log")))?;
         let child = Command::new(&bin)
             .arg("--name")
             .arg(format!("e{i}"))
@@ -86,7 +85,10 @@ pub fn start(dir: &Path) -> Result<Etcd, String> {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|source| BenchError::Start {
+                program: bin.clone(),
+                source,
+            })?;
         children.push(child);
     }
     let etcd = Etcd {
@@ -96,16 +98,18 @@ pub fn start(dir: &Path) -> Result<Etcd, String> {
             .collect(),
         children,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let waited = Duration::from_secs(20);
+    let deadline = Instant::now() + waited;
     'wait: loop {
         for addr in &etcd.clients {
             let mut c = EtcdClient::new(*addr);
             if !c.put("ready", "1") {
                 if Instant::now() > deadline {
-                    return Err(format!(
-                        "etcd did not serve within 20 s; see {}",
-                        dir.display()
-                    ));
+                    return Err(BenchError::NotServing {
+                        program: "etcd",
+                        waited,
+                        see: dir.to_path_buf(),
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(50));
                 continue 'wait;

@@ -13,11 +13,61 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::client::Client;
+use crate::cluster::rundir::RunDirError;
 use crate::cluster::Cluster;
 use crate::harness::{self, Running, Workers};
 use crate::kv::Op;
+use crate::launcher::LaunchError;
 use crate::rng::Rng;
 use crate::stats::Latencies;
+
+/// Why a benchmark did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A program to race is not installed.
+    #[error("{program} is not installed; on Debian or Ubuntu: `apt-get install {package}` (synod installs nothing by itself)")]
+    Missing {
+        /// The program.
+        program: &'static str,
+        /// The Debian package that has it.
+        package: &'static str,
+    },
+    /// It cannot be started.
+    #[error("cannot start {}: {source}", program.display())]
+    Start {
+        /// The program.
+        program: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It started, but did not serve in time.
+    #[error("{program} did not serve within {} s; see {}", waited.as_secs(), see.display())]
+    NotServing {
+        /// The program.
+        program: &'static str,
+        /// How long it was given.
+        waited: Duration,
+        /// Where its output is.
+        see: std::path::PathBuf,
+    },
+    /// The running cluster has no RESP port on some node (`--redis`).
+    #[error(
+        "cluster {0:?} does not serve RESP on every node; bring it up with `synod up --redis`"
+    )]
+    NoResp(String),
+    /// After the leader's SIGKILL, no write was acknowledged in time.
+    #[error("no write was acknowledged within {} s of the leader's death", .0.as_secs())]
+    NoFailover(Duration),
+    /// The running cluster's run directory cannot be used.
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    /// A cluster could not be brought up, stopped or restarted.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// A scratch directory or a log file cannot be made.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// A key-value client the benchmark can drive.
 pub trait KvClient: Send {
@@ -299,14 +349,11 @@ fn one_row(
 }
 
 /// Clients of a synod cluster over its RESP ports, spread over the nodes.
-pub fn resp_clients(cluster: &Cluster) -> Result<impl Fn(usize) -> Box<dyn KvClient>, String> {
+pub fn resp_clients(cluster: &Cluster) -> Result<impl Fn(usize) -> Box<dyn KvClient>, BenchError> {
     let addrs: Vec<std::net::SocketAddr> =
         cluster.nodes.iter().filter_map(|n| n.redis_addr).collect();
     if addrs.len() != cluster.nodes.len() {
-        return Err(format!(
-            "cluster {:?} does not serve RESP on every node; bring it up with `synod up --redis`",
-            cluster.name
-        ));
+        return Err(BenchError::NoResp(cluster.name.clone()));
     }
     Ok(move |i: usize| {
         Box::new(crate::resp::client::RespKv::new(
@@ -325,7 +372,7 @@ pub fn against_running(
     clients: &[usize],
     resp: bool,
     progress: bool,
-) -> Result<Vec<Row>, String> {
+) -> Result<Vec<Row>, BenchError> {
     let cluster = dir.cluster()?;
     let pids: Vec<u32> = dir.state().nodes.values().filter_map(|n| n.pid).collect();
     let over_resp = if resp {
@@ -396,14 +443,14 @@ pub fn against(
     clients: &[usize],
     reps: usize,
     progress: bool,
-) -> Result<Vec<Row>, String> {
+) -> Result<Vec<Row>, BenchError> {
     match rival {
         Rival::Etcd => etcd::find()?,
         Rival::Redis => redis::find()?,
     };
     let tmp = std::env::temp_dir().join(format!("synod-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&tmp)?;
     let result = (|| {
         let (etcd, redis) = match rival {
             Rival::Etcd => (Some(etcd::start(&tmp)?), None),
@@ -466,7 +513,10 @@ pub fn against(
 /// `PATH` misses them). `SYNOD_SEARCH_PATH`, when set, is the whole search
 /// path instead (the tests use it to see the message where the program is
 /// installed).
-fn find_program(name: &str, package: &str) -> Result<std::path::PathBuf, String> {
+fn find_program(
+    name: &'static str,
+    package: &'static str,
+) -> Result<std::path::PathBuf, BenchError> {
     let dirs: Vec<String> = match std::env::var("SYNOD_SEARCH_PATH") {
         Ok(only) => only.split(':').map(String::from).collect(),
         Err(_) => std::env::var("PATH")
@@ -480,20 +530,17 @@ fn find_program(name: &str, package: &str) -> Result<std::path::PathBuf, String>
         .iter()
         .map(|d| std::path::Path::new(d).join(name))
         .find(|p| p.is_file());
-    found.ok_or_else(|| {
-        format!(
-            "{name} is not installed; on Debian or Ubuntu: `apt-get install {package}` (synod installs nothing by itself)"
-        )
+    found.ok_or(BenchError::Missing {
+        program: name,
+        package,
     })
 }
 
 /// Bring up an `n`-node cluster with the default timings on free ports under
 /// `tmp`; returns once a leader serves. It is stopped (and wiped) when dropped.
-fn fresh_cluster(tmp: &std::path::Path, n: usize, name: &str) -> Result<Running, String> {
+fn fresh_cluster(tmp: &std::path::Path, n: usize, name: &str) -> Result<Running, LaunchError> {
     let cluster = harness::loopback_cluster(name, n, 50, (150, 300));
-    Running::up(&tmp.join(".synod"), cluster, None)
-        .map(Running::wiped)
-        .map_err(|e| e.message)
+    Running::up(&tmp.join(".synod"), cluster, None).map(Running::wiped)
 }
 
 /// Failover and bring-up times, seconds.
@@ -528,7 +575,7 @@ impl Failover {
 /// Measure bring-up `kills` times and leader failover `kills` times, on fresh
 /// five-node clusters with the default timings (heartbeat 50 ms, election
 /// timeout 150..300 ms).
-pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
+pub fn failover(kills: usize, progress: bool) -> Result<Failover, BenchError> {
     let tmp = std::env::temp_dir().join(format!("synod-failover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| {
@@ -569,8 +616,9 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
             };
             std::thread::sleep(Duration::from_millis(300));
             let killed = Instant::now();
-            crate::launcher::kill(dir, leader).map_err(|e| e.message)?;
-            let deadline = Instant::now() + Duration::from_secs(10);
+            crate::launcher::kill(dir, leader)?;
+            let bound = Duration::from_secs(10);
+            let deadline = Instant::now() + bound;
             let next = loop {
                 let acked = acks.lock().expect("not poisoned");
                 if let Some(&(_, t)) = acked.iter().find(|&&(invoked, _)| invoked > killed) {
@@ -584,10 +632,9 @@ pub fn failover(kills: usize, progress: bool) -> Result<Failover, String> {
             };
             stop.store(true, Ordering::SeqCst);
             let _ = writer.join();
-            let next = next.ok_or("no write was acknowledged within 10 s of the leader's death")?;
+            let next = next.ok_or(BenchError::NoFailover(bound))?;
             failover_s.push(next.duration_since(killed).as_secs_f64());
-            crate::launcher::restart(dir, leader, Duration::from_secs(10))
-                .map_err(|e| e.message)?;
+            crate::launcher::restart(dir, leader, Duration::from_secs(10))?;
             std::thread::sleep(Duration::from_millis(500));
             b.set_position(500 + (i as u64 + 1) * 500 / kills as u64);
         }

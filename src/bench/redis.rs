@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::KvClient;
+use super::{BenchError, KvClient};
 use crate::resp::client::RespKv;
 
 /// A running redis-server that this process started.
@@ -38,19 +38,19 @@ impl Drop for Redis {
 }
 
 /// Where `redis-server` is, or how to install it.
-pub fn find() -> Result<PathBuf, String> {
+pub fn find() -> Result<PathBuf, BenchError> {
     super::find_program("redis-server", "redis-server")
 }
 
 /// Start redis-server in `dir` on a free loopback port, every write in its
 /// append-only file synced before the reply (`appendfsync always`), no RDB
 /// snapshots; wait until it answers.
-pub fn start(dir: &Path) -> Result<Redis, String> {
+pub fn start(dir: &Path) -> Result<Redis, BenchError> {
     let bin = find()?;
     let port = crate::harness::free_ports(1)[0];
     let data = dir.join("redis");
-    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-    let log = std::fs::File::create(dir.join("redis.log")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&data)?;
+    let log = std::fs::File::create(dir.join("redis.log"))?;
     let child = Command::new(&bin)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .arg("--dir")
@@ -61,19 +61,24 @@ pub fn start(dir: &Path) -> Result<Redis, String> {
         .stdout(log)
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        .map_err(|source| BenchError::Start {
+            program: bin.clone(),
+            source,
+        })?;
     let redis = Redis {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         child,
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let waited = Duration::from_secs(10);
+    let deadline = Instant::now() + waited;
     let mut c = Redis::client(redis.addr);
     while !c.put("ready", "1") {
         if Instant::now() > deadline {
-            return Err(format!(
-                "redis-server did not serve within 10 s; see {}",
-                dir.join("redis.log").display()
-            ));
+            return Err(BenchError::NotServing {
+                program: "redis-server",
+                waited,
+                see: dir.join("redis.log"),
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
         c = Redis::client(redis.addr);

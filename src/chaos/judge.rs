@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::report::SeriesBuilder;
 use crate::check::history::{History, Operation, Status};
+use crate::check::input::InputError;
 use crate::check::linear::{self, describe, KeyResult};
 use crate::check::logs::acknowledged_write;
 use crate::check::window;
@@ -851,15 +852,14 @@ fn explain(c: &KeyCheck) -> String {
 
 /// Read an evidence file (`chaos --evidence`): its configuration, then its
 /// events. Errors name the file and line.
-pub fn load(path: &std::path::Path) -> Result<(JudgeConfig, Vec<Event>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load(path: &std::path::Path) -> Result<(JudgeConfig, Vec<Event>), InputError> {
+    let text = crate::check::input::read(path)?;
     let mut lines = text.lines().enumerate();
-    let at = |i: usize, e: serde_json::Error| {
-        format!("{}:{}:{}: {e}", path.display(), i + 1, e.column())
-    };
-    let (_, first) = lines
-        .next()
-        .ok_or_else(|| format!("{}: empty", path.display()))?;
+    let at = |i: usize, e: serde_json::Error| InputError::json(path, i + 1, &e);
+    let (_, first) = lines.next().ok_or_else(|| InputError::Invalid {
+        path: path.into(),
+        message: "empty".into(),
+    })?;
     let cfg = serde_json::from_str(first).map_err(|e| at(0, e))?;
     let events = lines
         .map(|(i, l)| serde_json::from_str(l).map_err(|e| at(i, e)))

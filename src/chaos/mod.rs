@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::check::history::Operation;
 use crate::cluster::rundir::RunDir;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterError, RespPortError};
 use crate::harness::{self, Poller, Running, Workers};
 use crate::kv::Op;
 use crate::launcher::{self, LaunchError};
@@ -217,24 +217,54 @@ pub struct ChaosRun {
     pub dir: RunDir,
 }
 
-/// A chaos error: bad input (2) or a failed setup (1).
-pub type ChaosError = LaunchError;
-
-fn fail(m: impl Into<String>) -> ChaosError {
-    LaunchError {
-        code: 1,
-        message: m.into(),
-    }
+/// Why a chaos run gave no verdict. (A verdict that is not OK is not an
+/// error: it is the run's answer, in [`RunVerdict`].)
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    /// The cluster file given does not read.
+    #[error(transparent)]
+    File(#[from] ClusterError),
+    /// Its nodes cannot get RESP ports (`--client redis`).
+    #[error(transparent)]
+    RespPort(#[from] RespPortError),
+    /// The running cluster is not one this run can use.
+    #[error("{0}")]
+    Unsuitable(String),
+    /// The `--out` directory or a file the run writes as it goes (its
+    /// history, `--evidence`) cannot be made: found before the run starts.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Output {
+        /// "create" (the directory) or "write" (a file).
+        action: &'static str,
+        /// The directory or file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The cluster could not be brought up, faulted, or found a leader.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// The final restart of every node failed.
+    #[error("full restart: {0}")]
+    Restart(LaunchError),
+    /// Ctrl-C.
+    #[error("interrupted: the faults were healed; no verdict")]
+    Interrupted,
+    /// The report could not be written after the run.
+    #[error("cannot write {}: {source}", dir.display())]
+    Report {
+        /// The `--out` directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Pick or bring up the cluster: a running one is used and left running; one
 /// this run brings up is stopped when the run ends.
 fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<Running, ChaosError> {
     let wanted = match &o.file {
-        Some(f) => Some(Cluster::load(f).map_err(|e| LaunchError {
-            code: 2,
-            message: e.to_string(),
-        })?),
+        Some(f) => Some(Cluster::load(f)?),
         None => None,
     };
     let name = wanted
@@ -247,40 +277,32 @@ fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<Running, ChaosError> {
         if running > 0 {
             let state = dir.state();
             if state.broken != o.broken {
-                return Err(LaunchError {
-                    code: 2,
-                    message: format!(
-                        "cluster {:?} is up with {}; chaos {} needs its own: `synod down` first",
-                        cluster.name,
-                        state
-                            .broken
-                            .map_or("every rule on".to_string(), |r| format!("rule `{r}` off")),
-                        o.broken
-                            .map_or("with every rule on".to_string(), |r| format!("--break {r}")),
-                    ),
-                });
+                return Err(ChaosError::Unsuitable(format!(
+                    "cluster {:?} is up with {}; chaos {} needs its own: `synod down` first",
+                    cluster.name,
+                    state
+                        .broken
+                        .map_or("every rule on".to_string(), |r| format!("rule `{r}` off")),
+                    o.broken
+                        .map_or("with every rule on".to_string(), |r| format!("--break {r}")),
+                )));
             }
             if o.resp && cluster.nodes.iter().any(|n| n.redis_addr.is_none()) {
-                return Err(LaunchError {
-                    code: 2,
-                    message: format!(
+                return Err(ChaosError::Unsuitable(format!(
                         "cluster {:?} is up without a RESP port on every node; `synod down`, then `synod up --redis` (or let chaos bring it up)",
                         cluster.name
-                    ),
-                });
+                    )));
             }
             return Ok(Running::adopt(dir, cluster));
         }
     }
     let cluster = wanted.unwrap_or_else(Cluster::builtin);
     let cluster = if o.resp {
-        cluster
-            .with_redis()
-            .map_err(|message| LaunchError { code: 2, message })?
+        cluster.with_redis()?
     } else {
         cluster
     };
-    Running::up(base, cluster, o.broken)
+    Ok(Running::up(base, cluster, o.broken)?)
 }
 
 /// Run chaos against a cluster under `base` (the `.synod` folder).
@@ -309,16 +331,18 @@ impl JudgeThread {
         let create = |p: &Path| {
             std::fs::File::create(p)
                 .map(std::io::BufWriter::new)
-                .map_err(|e| LaunchError {
-                    code: 2,
-                    message: format!("cannot write {}: {e}", p.display()),
+                .map_err(|source| ChaosError::Output {
+                    action: "write",
+                    path: p.to_path_buf(),
+                    source,
                 })
         };
         let history: Option<Box<dyn std::io::Write + Send>> = match out {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| LaunchError {
-                    code: 2,
-                    message: format!("cannot create {}: {e}", dir.display()),
+                std::fs::create_dir_all(dir).map_err(|source| ChaosError::Output {
+                    action: "create",
+                    path: dir.to_path_buf(),
+                    source,
                 })?;
                 Some(Box::new(create(&dir.join("history.jsonl"))?))
             }
@@ -472,11 +496,11 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
         observers.readers.finish();
         observers.poller.finish();
         judge.finish();
-        return Err(fail("interrupted: the faults were healed; no verdict"));
+        return Err(ChaosError::Interrupted);
     }
     let mut applied = applied;
     applied.push(full_restart(dir, cluster, &tap)?);
-    launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(fail)?;
+    launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
 
     // Read every key in use, then follow every log to its end.
     let mut reader = ChaosClient::new(cluster, None, usize::MAX);
@@ -652,8 +676,7 @@ fn full_restart(dir: &RunDir, cluster: &Cluster, tap: &Tap) -> Result<FaultEvent
         let _ = launcher::kill(dir, id);
     }
     for &id in &ids {
-        launcher::restart(dir, id, Duration::from_secs(10))
-            .map_err(|e| fail(format!("full restart: {}", e.message)))?;
+        launcher::restart(dir, id, Duration::from_secs(10)).map_err(ChaosError::Restart)?;
     }
     workload::poll_status(cluster, tap);
     Ok(FaultEvent {

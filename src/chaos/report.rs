@@ -4,11 +4,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{ChaosRun, FaultEvent};
+use super::{ChaosError, ChaosRun, FaultEvent};
 use std::collections::BTreeMap;
 
 use crate::check::history::{History, Operation, Status};
 use crate::check::linear::describe;
+use crate::harness::DrawError;
 use crate::stats::Latencies;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -270,7 +271,14 @@ fn yes(b: bool) -> String {
 /// Write `faults.jsonl`, `verdict.json`, `involved.json` (the ids of the
 /// operations in the first violation) and `report.html` beside the
 /// `history.jsonl` the run wrote as it went.
-pub fn write(run: &ChaosRun, dir: &Path) -> std::io::Result<()> {
+pub fn write(run: &ChaosRun, dir: &Path) -> Result<(), ChaosError> {
+    write_files(run, dir).map_err(|source| ChaosError::Report {
+        dir: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn write_files(run: &ChaosRun, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut f = String::new();
     for e in &run.verdict.faults {
@@ -338,32 +346,29 @@ fn chart(
     height: u32,
     draw: impl FnOnce(
         &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-    ) -> Result<bool, String>,
-) -> Result<String, String> {
+    ) -> Result<bool, DrawError>,
+) -> Result<String, DrawError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE)?;
         let mut c = ChartBuilder::on(&root)
             .margin(8)
             .x_label_area_size(34)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..secs, 0.0..y_max)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(0.0..secs, 0.0..y_max)?;
         c.configure_mesh()
             .x_desc("time since the run began (s)")
             .y_desc(y_desc)
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         if draw(&mut c)? {
             c.configure_series_labels()
                 .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
+                .draw()?;
         }
-        root.present().map_err(|e| e.to_string())?;
+        root.present()?;
     }
     Ok(svg)
 }
@@ -373,20 +378,19 @@ fn shade(
     c: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     spans: &[(usize, f64, f64, String)],
     y_max: f64,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     c.draw_series(spans.iter().map(|(lane, a, b, _)| {
         Rectangle::new(
             [(*a, 0.0), (*b, y_max)],
             LANE_COLOURS[*lane].mix(0.12).filled(),
         )
-    }))
-    .map_err(|e| e.to_string())?;
+    }))?;
     Ok(())
 }
 
 /// The three charts of the report: the fault timeline, throughput and
 /// latency per second (faults shaded behind both).
-fn charts(run: &ChaosRun) -> Result<[String; 3], String> {
+fn charts(run: &ChaosRun) -> Result<[String; 3], DrawError> {
     let v = &run.verdict;
     let secs = v.duration_s.ceil().max(1.0);
     let series = run.series.seconds(secs as usize);
@@ -398,16 +402,14 @@ fn charts(run: &ChaosRun) -> Result<[String; 3], String> {
                 [(*a, y + 0.15), ((*b).max(a + 0.05), y + 0.85)],
                 LANE_COLOURS[*lane].mix(0.8).filled(),
             )
-        }))
-        .map_err(|e| e.to_string())?;
+        }))?;
         for (i, l) in LANES.iter().enumerate() {
             let y = (LANES.len() - 1 - i) as f64 + 0.5;
             c.draw_series(std::iter::once(Text::new(
                 l.to_string(),
                 (0.2, y),
                 ("sans-serif", 12),
-            )))
-            .map_err(|e| e.to_string())?;
+            )))?;
         }
         Ok(false)
     })?;
@@ -418,8 +420,7 @@ fn charts(run: &ChaosRun) -> Result<[String; 3], String> {
         c.draw_series(LineSeries::new(
             series.iter().enumerate().map(|(i, s)| (at(i), s.ok as f64)),
             RGBColor(34, 170, 85).stroke_width(2),
-        ))
-        .map_err(|e| e.to_string())?
+        ))?
         .label("acknowledged")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(34, 170, 85)));
         c.draw_series(LineSeries::new(
@@ -428,8 +429,7 @@ fn charts(run: &ChaosRun) -> Result<[String; 3], String> {
                 .enumerate()
                 .map(|(i, s)| (at(i), (s.done - s.ok) as f64)),
             RGBColor(204, 51, 51).stroke_width(1),
-        ))
-        .map_err(|e| e.to_string())?
+        ))?
         .label("failed or unknown")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(204, 51, 51)));
         Ok(true)
@@ -449,8 +449,7 @@ fn charts(run: &ChaosRun) -> Result<[String; 3], String> {
             c.draw_series(LineSeries::new(
                 series.iter().enumerate().map(|(i, s)| (at(i), f(s))),
                 colour.stroke_width(2),
-            ))
-            .map_err(|e| e.to_string())?
+            ))?
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
         }
@@ -465,7 +464,7 @@ fn charts(run: &ChaosRun) -> Result<[String; 3], String> {
 pub fn html(run: &ChaosRun) -> String {
     let v = &run.verdict;
     let [timeline, thr, lat] = charts(run).unwrap_or_else(|e| {
-        let msg = format!("<p>(chart not drawn: {})</p>", esc(&e));
+        let msg = format!("<p>(chart not drawn: {})</p>", esc(&e.to_string()));
         [msg.clone(), msg.clone(), msg]
     });
     let mut legend = String::new();

@@ -48,6 +48,7 @@ impl Kind {
 
     /// Parse a list like "kill,pause,partition" ("all" for every kind). (By
     /// hand, not clap's `value_delimiter`: `all` and aliases expand into a set.)
+    // `chaos --faults`'s clap value parser: `Result<_, String>` is clap's idiom.
     pub fn parse_list(s: &str) -> Result<BTreeSet<Kind>, String> {
         let mut set = BTreeSet::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {

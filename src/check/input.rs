@@ -100,7 +100,7 @@ pub struct Loaded {
     pub keyed: bool,
 }
 
-/// A file that cannot be read as a history.
+/// A file that cannot be read: a history, or one of a chaos run's files.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// The file cannot be read.
@@ -121,6 +121,45 @@ pub enum InputError {
         /// What is wrong, and what was expected.
         message: String,
     },
+    /// The file as a whole is not what it should be.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl InputError {
+    /// Line `line` of `path` is not the JSON it should be.
+    pub fn json(path: &Path, line: usize, e: &serde_json::Error) -> Self {
+        InputError::At {
+            path: path.into(),
+            at: Pos {
+                line,
+                col: e.column(),
+            },
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The text of `path`.
+pub fn read(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|source| InputError::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+/// Every line of `path` as JSON (`history.jsonl`, `faults.jsonl`).
+pub fn json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, InputError> {
+    read(path)?
+        .lines()
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| InputError::json(path, i + 1, &e)))
+        .collect()
 }
 
 /// Read the history in `path`.

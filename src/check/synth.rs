@@ -47,6 +47,7 @@ impl Default for Synth {
 
 impl Synth {
     /// Parse `N[,p=P][,v=V][,info=F][,seed=S][,bad]`, e.g. `10000,p=10,seed=3,bad`.
+    // `check --synth`'s clap value parser: `Result<_, String>` is clap's idiom.
     pub fn parse(spec: &str) -> Result<Synth, String> {
         let mut s = Synth::default();
         for (i, part) in spec.split(',').map(str::trim).enumerate() {

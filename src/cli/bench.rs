@@ -55,7 +55,7 @@ pub fn run(a: BenchArgs) -> Result<(), Exit> {
     let progress = std::io::stderr().is_terminal() && !a.json;
     crate::signals::catch();
     if a.failover {
-        let f = crate::bench::failover(a.kills as usize, progress).map_err(Exit::failed)?;
+        let f = crate::bench::failover(a.kills as usize, progress)?;
         if a.json {
             println!("{}", serde_json::to_string(&f).expect("serialises"));
         } else {
@@ -78,13 +78,11 @@ pub fn run(a: BenchArgs) -> Result<(), Exit> {
                 "redis" => crate::bench::Rival::Redis,
                 _ => crate::bench::Rival::Etcd,
             };
-            crate::bench::against(rival, &w, &clients, a.reps as usize, progress)
-                .map_err(Exit::failed)?
+            crate::bench::against(rival, &w, &clients, a.reps as usize, progress)?
         }
         None => {
             let dir = find(&a.c)?;
-            crate::bench::against_running(&dir, &w, &clients, a.redis, progress)
-                .map_err(Exit::failed)?
+            crate::bench::against_running(&dir, &w, &clients, a.redis, progress)?
         }
     };
     if a.json {

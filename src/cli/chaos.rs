@@ -68,9 +68,9 @@ pub struct ChaosArgs {
 pub fn run(a: ChaosArgs) -> Result<(), Exit> {
     if a.plan {
         let cluster = match &a.file {
-            Some(f) => Cluster::load(f).map_err(|e| Exit::usage(e.to_string()))?,
+            Some(f) => Cluster::load(f)?,
             None => match RunDir::find(&base(), a.c.cluster.as_deref()) {
-                Ok(dir) => dir.cluster().map_err(Exit::usage)?,
+                Ok(dir) => dir.cluster()?,
                 Err(_) => Cluster::builtin(),
             },
         };
@@ -113,8 +113,7 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
     let run = crate::chaos::run(&base(), &opts)?;
     print!("{}", crate::chaos::report::text(&run));
     if let Some(out) = &a.out {
-        crate::chaos::report::write(&run, out)
-            .map_err(|e| Exit::failed(format!("cannot write {}: {e}", out.display())))?;
+        crate::chaos::report::write(&run, out)?;
         println!(
             "wrote {}/{{history.jsonl, faults.jsonl, verdict.json, involved.json, report.html}}; scrub it with `synod web --replay DIR`",
             out.display()

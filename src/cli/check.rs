@@ -88,7 +88,7 @@ pub fn run(a: CheckArgs) -> Result<(), Exit> {
             _ => Independent::Auto,
         },
     };
-    let loaded = input::load(&file, &opts).map_err(|e| Exit::usage(e.to_string()))?;
+    let loaded = input::load(&file, &opts)?;
     let r = report::check(&loaded, a.budget);
     if a.json {
         println!("{}", r.json(&loaded));

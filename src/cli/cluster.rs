@@ -95,11 +95,11 @@ pub struct NodeRunArgs {
 
 pub fn up(a: UpArgs) -> Result<(), Exit> {
     let cluster = match &a.file {
-        Some(f) => Cluster::load(f).map_err(|e| Exit::usage(e.to_string()))?,
+        Some(f) => Cluster::load(f)?,
         None => Cluster::builtin(),
     };
     let mut cluster = if a.redis {
-        cluster.with_redis().map_err(Exit::usage)?
+        cluster.with_redis()?
     } else {
         cluster
     };
@@ -166,11 +166,11 @@ pub fn up(a: UpArgs) -> Result<(), Exit> {
         // The page's server lives as long as this process does.
         std::thread::spawn(move || {
             if let Err(e) = crate::web::serve(o) {
-                eprintln!("synod web: {}", e.message);
+                eprintln!("synod web: {e}");
             }
         });
     }
-    launcher::supervise(up, tty, &notes).map_err(Exit::failed)?;
+    launcher::supervise(up, tty, &notes)?;
     println!("\nstopping every node...");
     let stopped = launcher::down(&dir, false, Duration::from_secs(5))?;
     println!(
@@ -219,7 +219,7 @@ pub fn status(a: StatusArgs) -> Result<(), Exit> {
 
 pub fn logs(a: LogsArgs) -> Result<(), Exit> {
     let dir = find(&a.c)?;
-    let cluster = dir.cluster().map_err(Exit::usage)?;
+    let cluster = dir.cluster()?;
     if cluster.node(a.id).is_none() {
         return Err(Exit::usage(format!(
             "no node {} in cluster {:?}",
@@ -229,11 +229,11 @@ pub fn logs(a: LogsArgs) -> Result<(), Exit> {
     if a.follow {
         crate::signals::catch();
     }
-    launcher::print_log(&dir.node_log(a.id), a.follow).map_err(Exit::failed)
+    Ok(launcher::print_log(&dir.node_log(a.id), a.follow)?)
 }
 
 pub fn node(a: NodeRunArgs) -> Result<(), Exit> {
-    let cluster = Cluster::load(&a.cluster).map_err(|e| Exit::usage(e.to_string()))?;
+    let cluster = Cluster::load(&a.cluster)?;
     if cluster.node(a.id).is_none() {
         return Err(Exit::usage(format!(
             "node {} is not in {}",
@@ -278,11 +278,6 @@ pub fn node(a: NodeRunArgs) -> Result<(), Exit> {
     };
     node::run(cfg).map_err(|e| {
         tracing::error!("{e}");
-        match e {
-            node::NodeError::Listen { .. } | node::NodeError::UnknownNode(_) => {
-                Exit::usage(e.to_string())
-            }
-            _ => Exit::failed(e.to_string()),
-        }
+        Exit::from(e)
     })
 }

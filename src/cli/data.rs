@@ -66,7 +66,7 @@ pub struct LogArgs {
 
 fn execute(o: &ClientOpts, op: Op) -> Result<OpResult, Exit> {
     let dir = find(&o.c)?;
-    let cluster = dir.cluster().map_err(Exit::usage)?;
+    let cluster = dir.cluster()?;
     if let Some(n) = o.node {
         if cluster.node(n).is_none() {
             return Err(Exit::usage(format!(
@@ -129,7 +129,7 @@ pub fn cas(a: CasArgs) -> Result<(), Exit> {
 
 pub fn log(a: LogArgs) -> Result<(), Exit> {
     let dir = find(&a.c)?;
-    let cluster = dir.cluster().map_err(Exit::usage)?;
+    let cluster = dir.cluster()?;
     let limit = a.limit as usize;
     let fetched = client::fetch_logs(&cluster, a.from, limit, false, Duration::from_secs(2));
     let floor = client::log_floor(&cluster, Duration::from_secs(2));

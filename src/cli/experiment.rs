@@ -50,7 +50,7 @@ pub struct QuorumArgs {
 pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
     let ExperimentCmd::Quorum(a) = cmd;
     if let Some(dir) = &a.redraw {
-        let runs = crate::experiment::load(dir).map_err(Exit::usage)?;
+        let runs = crate::experiment::load(dir)?;
         crate::experiment::write_report(&runs, dir)?;
         println!(
             "redrew {}/{{availability.svg, cost.svg, report.md}}",

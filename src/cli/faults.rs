@@ -76,7 +76,7 @@ pub fn pause(a: NodeArgs, stop: bool) -> Result<(), Exit> {
 
 pub fn heal(c: ClusterArg) -> Result<(), Exit> {
     let dir = find(&c)?;
-    let ids = dir.cluster().map_err(Exit::usage)?.ids();
+    let ids = dir.cluster()?.ids();
     let notes = launcher::change_faults(&dir, &ids, |_, f| *f = NetFaults::none())?;
     for n in notes {
         eprintln!("note: {n}");
@@ -86,7 +86,7 @@ pub fn heal(c: ClusterArg) -> Result<(), Exit> {
 
 pub fn partition(a: PartitionArgs) -> Result<(), Exit> {
     let dir = find(&a.c)?;
-    let cluster = dir.cluster().map_err(Exit::usage)?;
+    let cluster = dir.cluster()?;
     let sides = launcher::parse_sides(&a.sides, &cluster)?;
     eprintln!("{}", launcher::partition(&dir, &sides)?);
     Ok(())
@@ -94,6 +94,7 @@ pub fn partition(a: PartitionArgs) -> Result<(), Exit> {
 
 /// A delay range MIN..MAX in ms, MIN <= MAX <= 60000. (A range, which clap
 /// has no parser for.)
+// A clap value parser: `Result<_, String>` is clap's idiom.
 fn delay(s: &str) -> Result<(u64, u64), String> {
     let bad = || format!("{s:?}: write MIN..MAX in milliseconds, e.g. 5..50");
     let (lo, hi) = s.split_once("..").ok_or_else(bad)?;
@@ -113,7 +114,7 @@ pub fn net(a: NetArgs) -> Result<(), Exit> {
         return Err(Exit::usage("say what to change: --loss P, --dup P and/or --delay MIN..MAX (`synod heal` clears all)"));
     }
     let dir = find(&a.c)?;
-    let cluster = dir.cluster().map_err(Exit::usage)?;
+    let cluster = dir.cluster()?;
     let ids = match a.node {
         Some(n) => vec![n],
         None => cluster.ids(),

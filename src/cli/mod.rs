@@ -22,9 +22,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::BenchError;
+use crate::chaos::ChaosError;
+use crate::check::input::InputError;
 use crate::client::ClientError;
-use crate::cluster::rundir::{RunDir, BASE};
+use crate::cluster::rundir::{RunDir, RunDirError, StateError, BASE};
+use crate::cluster::{ClusterError, RespPortError};
+use crate::experiment::ExperimentError;
 use crate::launcher::LaunchError;
+use crate::node::NodeError;
+use crate::web::WebError;
 
 /// Paxos you can run, break and measure on one laptop.
 #[derive(Debug, Parser)]
@@ -95,46 +102,132 @@ pub struct ClusterArg {
     cluster: Option<String>,
 }
 
-/// An error for the user: what went wrong, and the exit code it maps to.
+/// An error for the user: what went wrong, its kind deciding the exit code.
+/// Every layer's error becomes one through the `From` impls below: the one
+/// place that says which kind of error exits with which code.
 #[derive(Debug)]
-pub struct Exit {
-    /// 1: the operation failed; 2: bad usage or input; 3: undecided.
-    pub code: u8,
-    /// One or two lines.
-    pub message: String,
+pub enum Exit {
+    /// Exit code 1: the operation failed (no quorum, timed out, a checker
+    /// found a violation).
+    Failed(String),
+    /// Exit code 2: bad usage or bad input.
+    Usage(String),
+    /// Exit code 3: a checker ran out of budget before deciding.
+    Undecided(String),
 }
 
 impl Exit {
-    /// Exit code 1: the operation failed.
+    /// The operation failed.
     pub fn failed(message: impl Into<String>) -> Self {
-        Exit {
-            code: 1,
-            message: message.into(),
-        }
+        Exit::Failed(message.into())
     }
 
-    /// Exit code 2: bad usage or bad input.
+    /// Bad usage or bad input.
     pub fn usage(message: impl Into<String>) -> Self {
-        Exit {
-            code: 2,
-            message: message.into(),
+        Exit::Usage(message.into())
+    }
+
+    /// A checker could not decide.
+    pub fn undecided(message: impl Into<String>) -> Self {
+        Exit::Undecided(message.into())
+    }
+
+    /// The process's exit code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Exit::Failed(_) => 1,
+            Exit::Usage(_) => 2,
+            Exit::Undecided(_) => 3,
         }
     }
 
-    /// Exit code 3: a checker ran out of budget before deciding.
-    pub fn undecided(message: impl Into<String>) -> Self {
-        Exit {
-            code: 3,
-            message: message.into(),
+    /// One or two lines for the user.
+    pub fn message(&self) -> &str {
+        match self {
+            Exit::Failed(m) | Exit::Usage(m) | Exit::Undecided(m) => m,
         }
     }
 }
 
+/// `From` for errors whose every variant is of one kind.
+macro_rules! exit_as {
+    ($kind:ident: $($error:ty),+) => {$(
+        impl From<$error> for Exit {
+            fn from(e: $error) -> Self {
+                Exit::$kind(e.to_string())
+            }
+        }
+    )+};
+}
+
+// A cluster file, a RESP port, a run directory or a history that cannot be used.
+exit_as!(Usage: ClusterError, RespPortError, RunDirError, InputError);
+// The state file could not be locked or written.
+exit_as!(Failed: StateError);
+
 impl From<LaunchError> for Exit {
     fn from(e: LaunchError) -> Self {
-        Exit {
-            code: e.code,
-            message: e.message,
+        match e {
+            LaunchError::Usage(m) => Exit::Usage(m),
+            LaunchError::RunDir(e) => e.into(),
+            e @ (LaunchError::Failed(_)
+            | LaunchError::NoLeader { .. }
+            | LaunchError::State(_)
+            | LaunchError::Credentials(_)) => Exit::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<BenchError> for Exit {
+    fn from(e: BenchError) -> Self {
+        match e {
+            BenchError::RunDir(e) => e.into(),
+            BenchError::Launch(e) => e.into(),
+            e @ (BenchError::Missing { .. }
+            | BenchError::Start { .. }
+            | BenchError::NotServing { .. }
+            | BenchError::NoResp(_)
+            | BenchError::NoFailover(_)
+            | BenchError::Io(_)) => Exit::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<ChaosError> for Exit {
+    fn from(e: ChaosError) -> Self {
+        match e {
+            ChaosError::Launch(e) => e.into(),
+            e @ (ChaosError::File(_)
+            | ChaosError::RespPort(_)
+            | ChaosError::Unsuitable(_)
+            | ChaosError::Output { .. }) => Exit::usage(e.to_string()),
+            e @ (ChaosError::Restart(_) | ChaosError::Interrupted | ChaosError::Report { .. }) => {
+                Exit::failed(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<ExperimentError> for Exit {
+    fn from(e: ExperimentError) -> Self {
+        match e {
+            ExperimentError::Launch(e) => e.into(),
+            e @ (ExperimentError::Interrupted
+            | ExperimentError::Create { .. }
+            | ExperimentError::Write { .. }
+            | ExperimentError::Draw { .. }) => Exit::failed(e.to_string()),
+            e @ (ExperimentError::Read { .. } | ExperimentError::NotARun { .. }) => {
+                Exit::usage(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<WebError> for Exit {
+    fn from(e: WebError) -> Self {
+        match e {
+            WebError::Serve { .. } => Exit::failed(e.to_string()),
+            WebError::NotARun { .. } | WebError::Run(_) => Exit::usage(e.to_string()),
         }
     }
 }
@@ -143,6 +236,15 @@ impl From<ClientError> for Exit {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::TooLarge { .. } => Exit::usage(e.to_string()),
+            _ => Exit::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<NodeError> for Exit {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Listen { .. } | NodeError::UnknownNode(_) => Exit::usage(e.to_string()),
             _ => Exit::failed(e.to_string()),
         }
     }
@@ -175,8 +277,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.message);
-            ExitCode::from(e.code)
+            eprintln!("error: {}", e.message());
+            ExitCode::from(e.code())
         }
     }
 }
@@ -226,8 +328,10 @@ fn base() -> PathBuf {
 
 /// The run directory `c` names (or the only one there is).
 fn find(c: &ClusterArg) -> Result<RunDir, Exit> {
-    RunDir::find(&base(), c.cluster.as_deref()).map_err(Exit::usage)
+    Ok(RunDir::find(&base(), c.cluster.as_deref())?)
 }
+
+// The clap value parsers below return `Result<_, String>`: clap's idiom.
 
 /// A duration like 60s, 2m, 1500ms, 1h 30m (humantime), or a plain number of
 /// seconds; above zero.

@@ -200,6 +200,7 @@ fn scenario(name: &str, broken: Option<Rule>, trace: bool) -> Result<(), Exit> {
 
 /// `Q1,Q2`: the phase-1 and phase-2 quorum sizes. (One typed value, not
 /// clap's `value_delimiter`: exactly two parts, and an error that says so.)
+// A clap value parser: `Result<_, String>` is clap's idiom.
 fn parse_quorums(s: &str) -> Result<Quorums, String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     let num = |p: &str| {

@@ -22,7 +22,7 @@ pub struct WebArgs {
 
 pub fn run(a: WebArgs) -> Result<(), Exit> {
     if let Some(dir) = &a.replay {
-        let r = crate::web::replay::Replay::load(dir).map_err(Exit::usage)?;
+        let r = crate::web::replay::Replay::load(dir)?;
         if !a.addr.ip().is_loopback() {
             eprintln!(
                 "warning: serving on {}: anyone who reaches it sees the run",

@@ -5,7 +5,6 @@
 
 pub mod rundir;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -122,8 +121,10 @@ pub struct Cluster {
     pub keys: Option<Keys>,
 }
 
-/// A cluster file that cannot be used: where and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A cluster file that cannot be used: where and why (`file:line:col: why`,
+/// or `file: why` when the place is unknown).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{place} {message}", place = place(*.line, *.col))]
 pub struct ClusterError {
     /// The file (or the built-in cluster's name).
     pub file: String,
@@ -135,21 +136,38 @@ pub struct ClusterError {
     pub message: String,
 }
 
-impl fmt::Display for ClusterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.col, self.message
-            )
-        } else {
-            write!(f, "{}: {}", self.file, self.message)
-        }
+/// `line:col:` of a place in a file, or nothing if it is unknown.
+fn place(line: usize, col: usize) -> String {
+    if line > 0 {
+        format!("{line}:{col}:")
+    } else {
+        String::new()
     }
 }
 
-impl std::error::Error for ClusterError {}
+/// Why a node cannot be given a RESP port at its own port plus 1000
+/// ([`Cluster::with_redis`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RespPortError {
+    /// The port would be past the last one.
+    #[error(
+        "node {node}: port {port} + 1000 is past 65535; give it a redis_addr in the cluster file"
+    )]
+    PastTheEnd {
+        /// The node.
+        node: NodeId,
+        /// Its port.
+        port: u16,
+    },
+    /// Another node has that address already.
+    #[error("node {node}: {addr} (its port + 1000) is taken by another node; give it a redis_addr in the cluster file")]
+    Taken {
+        /// The node.
+        node: NodeId,
+        /// The address it would get.
+        addr: SocketAddr,
+    },
+}
 
 impl Cluster {
     /// The built-in five-node cluster.
@@ -376,7 +394,7 @@ impl Cluster {
 
     /// Give every node without one a RESP port: its own port plus 1000, on
     /// the same address.
-    pub fn with_redis(mut self) -> Result<Cluster, String> {
+    pub fn with_redis(mut self) -> Result<Cluster, RespPortError> {
         let taken: Vec<SocketAddr> = self
             .nodes
             .iter()
@@ -386,13 +404,17 @@ impl Cluster {
             if n.redis_addr.is_some() {
                 continue;
             }
-            let port = n.addr.port().checked_add(1000).ok_or_else(|| {
-                format!("node {}: port {} + 1000 is past 65535; give it a redis_addr in the cluster file", n.id, n.addr.port())
-            })?;
+            let port = n.addr.port();
+            let port = port
+                .checked_add(1000)
+                .ok_or(RespPortError::PastTheEnd { node: n.id, port })?;
             let mut r = n.addr;
             r.set_port(port);
             if taken.contains(&r) {
-                return Err(format!("node {}: {r} (its port + 1000) is taken by another node; give it a redis_addr in the cluster file", n.id));
+                return Err(RespPortError::Taken {
+                    node: n.id,
+                    addr: r,
+                });
             }
             n.redis_addr = Some(r);
         }

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Cluster;
+use super::{Cluster, ClusterError};
+use crate::net::auth::SecretError;
 use crate::net::{NetFaults, Secret};
 use crate::paxos::{NodeId, Rule};
 
@@ -47,6 +48,67 @@ pub struct State {
     pub launcher: Option<u32>,
 }
 
+/// A run directory that cannot be used: none by that name, none or several
+/// here, or its cluster file or secret unreadable. The user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    /// No cluster by that name is up here.
+    #[error("no cluster named {name:?} in {} (bring it up with `synod up`)", base.display())]
+    NoSuchCluster {
+        /// The name asked for.
+        name: String,
+        /// Where run directories are.
+        base: PathBuf,
+    },
+    /// No cluster is up here.
+    #[error("no cluster here ({} has none); bring one up with `synod up`", base.join("").display())]
+    NoCluster {
+        /// Where run directories are.
+        base: PathBuf,
+    },
+    /// Several are, and none was named.
+    #[error("several clusters here ({}); pick one with --cluster NAME", names.join(", "))]
+    Several {
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// Its cluster file does not read.
+    #[error(transparent)]
+    File(#[from] ClusterError),
+    /// Its secret does not read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+/// The state file could not be locked or written: an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The lock file cannot be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The lock cannot be taken.
+    #[error("cannot lock {}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The state cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// A cluster's run directory.
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -67,14 +129,14 @@ impl RunDir {
     }
 
     /// The run directory to use: the one named, or the only one there is.
-    pub fn find(base: &Path, name: Option<&str>) -> Result<RunDir, String> {
+    pub fn find(base: &Path, name: Option<&str>) -> Result<RunDir, RunDirError> {
         if let Some(name) = name {
             let dir = RunDir::new(base, name);
             if !dir.cluster_file().exists() {
-                return Err(format!(
-                    "no cluster named {name:?} in {} (bring it up with `synod up`)",
-                    base.display()
-                ));
+                return Err(RunDirError::NoSuchCluster {
+                    name: name.to_string(),
+                    base: base.to_path_buf(),
+                });
             }
             return Ok(dir);
         }
@@ -88,15 +150,11 @@ impl RunDir {
             .unwrap_or_default();
         names.sort();
         match names.len() {
-            0 => Err(format!(
-                "no cluster here ({} has none); bring one up with `synod up`",
-                base.join("").display()
-            )),
+            0 => Err(RunDirError::NoCluster {
+                base: base.to_path_buf(),
+            }),
             1 => Ok(RunDir::new(base, &names[0])),
-            _ => Err(format!(
-                "several clusters here ({}); pick one with --cluster NAME",
-                names.join(", ")
-            )),
+            _ => Err(RunDirError::Several { names }),
         }
     }
 
@@ -151,9 +209,9 @@ impl RunDir {
     }
 
     /// The cluster this directory runs, with its secret.
-    pub fn cluster(&self) -> Result<Cluster, String> {
-        let cluster = Cluster::load(&self.cluster_file()).map_err(|e| e.to_string())?;
-        let secret = Secret::load(&self.secret_file()).map_err(|e| e.to_string())?;
+    pub fn cluster(&self) -> Result<Cluster, RunDirError> {
+        let cluster = Cluster::load(&self.cluster_file())?;
+        let secret = Secret::load(&self.secret_file())?;
         Ok(cluster.with_secret(secret))
     }
 
@@ -166,24 +224,30 @@ impl RunDir {
     }
 
     /// Save the state, atomically (write a temporary file, then rename).
-    pub fn save(&self, state: &State) -> Result<(), String> {
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
         let tmp = self.root.join("state.json.tmp");
         let text = serde_json::to_vec_pretty(state).expect("state serialises");
         std::fs::write(&tmp, text)
             .and_then(|_| std::fs::rename(&tmp, self.state_file()))
-            .map_err(|e| format!("cannot write {}: {e}", self.state_file().display()))
+            .map_err(|source| StateError::Write {
+                path: self.state_file(),
+                source,
+            })
     }
 
     /// Take the state lock (so two synod commands do not interleave their
     /// read-modify-write of the state).
-    pub fn lock(&self) -> Result<Lock, String> {
+    pub fn lock(&self) -> Result<Lock, StateError> {
         let path = self.root.join("lock");
-        let file =
-            File::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = match File::create(&path) {
+            Ok(f) => f,
+            Err(source) => return Err(StateError::Open { path, source }),
+        };
         // SAFETY: flock on a descriptor we own; it is released when the file closes.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
         if rc != 0 {
-            return Err(format!("cannot lock {}", path.display()));
+            let source = std::io::Error::last_os_error();
+            return Err(StateError::Lock { path, source });
         }
         Ok(Lock { _file: file })
     }

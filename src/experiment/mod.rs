@@ -18,6 +18,8 @@ pub mod simulated;
 
 use std::path::{Path, PathBuf};
 
+use crate::harness::DrawError;
+use crate::launcher::LaunchError;
 use crate::paxos::Quorums;
 use serde::{Deserialize, Serialize};
 
@@ -405,16 +407,65 @@ pub fn split_available(probes: impl Iterator<Item = (f64, bool)>, start: f64, ho
     n > 0 && ok * 2 >= n
 }
 
+/// Why the experiment did not run, or its report was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// A cluster of real processes could not be brought up or measured.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// Ctrl-C.
+    #[error("interrupted: every node this experiment started is stopped")]
+    Interrupted,
+    /// The output directory cannot be made.
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file of the output cannot be written.
+    #[error("cannot write {name}: {source}")]
+    Write {
+        /// The file's name.
+        name: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A plot cannot be drawn.
+    #[error("cannot draw the {what}: {source}")]
+    Draw {
+        /// Which plot.
+        what: &'static str,
+        /// Why.
+        source: DrawError,
+    },
+    /// A saved run to redraw cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not a saved run.
+    #[error("{}: not a saved run: {source}", path.display())]
+    NotARun {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
 /// Run the experiment; returns one [`Results`] per mode run (real first), and
 /// writes `results.json` (and `results-sim.json`), `availability.svg`,
 /// `cost.svg` and `report.md` into `o.out`.
-pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
-    let fail = |m: String| crate::launcher::LaunchError {
-        code: 1,
-        message: m,
-    };
-    std::fs::create_dir_all(&o.out)
-        .map_err(|e| fail(format!("cannot create {}: {e}", o.out.display())))?;
+pub fn run(o: &Options) -> Result<Vec<Results>, ExperimentError> {
+    std::fs::create_dir_all(&o.out).map_err(|source| ExperimentError::Create {
+        path: o.out.clone(),
+        source,
+    })?;
     let mut all = Vec::new();
     if matches!(o.mode, Backend::Real | Backend::Both) {
         let t = Timing::real(o.quick);
@@ -460,7 +511,7 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
             o.out.join(name),
             serde_json::to_string_pretty(r).expect("results serialise"),
         )
-        .map_err(|e| fail(format!("cannot write {name}: {e}")))?;
+        .map_err(|source| ExperimentError::Write { name, source })?;
     }
     write_report(&all, &o.out)?;
     Ok(all)
@@ -468,35 +519,39 @@ pub fn run(o: &Options) -> Result<Vec<Results>, crate::launcher::LaunchError> {
 
 /// Write `availability.svg`, `cost.svg` and `report.md` for `runs` (real
 /// first) into `out`.
-pub fn write_report(runs: &[Results], out: &Path) -> Result<(), crate::launcher::LaunchError> {
-    let fail = |m: String| crate::launcher::LaunchError {
-        code: 1,
-        message: m,
-    };
+pub fn write_report(runs: &[Results], out: &Path) -> Result<(), ExperimentError> {
     let refs: Vec<&Results> = runs.iter().collect();
-    report::plot(&refs, &out.join("availability.svg"))
-        .map_err(|e| fail(format!("cannot draw the plot: {e}")))?;
+    report::plot(&refs, &out.join("availability.svg")).map_err(|source| ExperimentError::Draw {
+        what: "plot",
+        source,
+    })?;
     if let Some(main) = refs.first() {
-        report::plot_cost(main, &out.join("cost.svg"))
-            .map_err(|e| fail(format!("cannot draw the cost plot: {e}")))?;
+        report::plot_cost(main, &out.join("cost.svg")).map_err(|source| ExperimentError::Draw {
+            what: "cost plot",
+            source,
+        })?;
     }
-    std::fs::write(out.join("report.md"), report::markdown(&refs))
-        .map_err(|e| fail(format!("cannot write report.md: {e}")))
+    std::fs::write(out.join("report.md"), report::markdown(&refs)).map_err(|source| {
+        ExperimentError::Write {
+            name: "report.md",
+            source,
+        }
+    })
 }
 
 /// The runs saved in `dir` (`results.json`, and `results-sim.json` beside it
 /// when both modes ran), to draw their report again.
-pub fn load(dir: &Path) -> Result<Vec<Results>, String> {
+pub fn load(dir: &Path) -> Result<Vec<Results>, ExperimentError> {
     let mut runs = Vec::new();
     for name in ["results.json", "results-sim.json"] {
         let path = dir.join(name);
         match std::fs::read_to_string(&path) {
-            Ok(text) => runs.push(
-                serde_json::from_str(&text)
-                    .map_err(|e| format!("{}: not a saved run: {e}", path.display()))?,
-            ),
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(run) => runs.push(run),
+                Err(source) => return Err(ExperimentError::NotARun { path, source }),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != "results.json" => {}
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(source) => return Err(ExperimentError::Read { path, source }),
         }
     }
     Ok(runs)

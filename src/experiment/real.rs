@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::plan::{has_majority_side, majority_up, node_downs, split_strata};
-use super::{latency, split_available, Options, SizeResult, SplitResult, Timing};
+use super::{latency, split_available, ExperimentError, Options, SizeResult, SplitResult, Timing};
 use crate::client::{self, Client};
 use crate::cluster::rundir::RunDir;
 use crate::cluster::Cluster;
@@ -100,7 +100,7 @@ pub fn run_size(
     base: &Path,
     bar: &indicatif::ProgressBar,
     quorums: Option<Quorums>,
-) -> Result<Row, LaunchError> {
+) -> Result<Row, ExperimentError> {
     // Fast failure detection, so failover is short next to the holding times.
     let mut cluster = harness::loopback_cluster(&format!("quorum{n}"), n, 10, (40, 80));
     cluster.quorums = quorums;
@@ -108,12 +108,9 @@ pub fn run_size(
     let result = measure(n, o, t, &running.dir, &running.cluster, bar);
     drop(running);
     if crate::signals::stopped() {
-        return Err(LaunchError {
-            code: 1,
-            message: "interrupted: every node this experiment started is stopped".into(),
-        });
+        return Err(ExperimentError::Interrupted);
     }
-    result
+    Ok(result?)
 }
 
 fn measure(
@@ -205,10 +202,7 @@ fn measure(
         p99_ms,
         failover_ms,
     );
-    launcher::wait_for_leader(cluster, Duration::from_secs(10)).map_err(|e| LaunchError {
-        code: 1,
-        message: e,
-    })?;
+    launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
 
     // Partition model.
     bar.set_message(format!("N={n}: partition model"));

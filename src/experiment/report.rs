@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::Results;
+use crate::harness::DrawError;
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
@@ -260,7 +261,7 @@ pub fn answer(r: &Results) -> String {
 
 /// `availability.svg`: availability against N, theory lines and measured points
 /// with their intervals, for both fault models (and the simulator's, if any).
-pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
+pub fn plot(runs: &[&Results], path: &Path) -> Result<(), DrawError> {
     let ns: Vec<usize> = runs
         .iter()
         .flat_map(|r| r.sizes.iter().map(|s| s.n))
@@ -281,7 +282,7 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
         .fold(1.0f64, f64::min);
     let ymin = ((ymin - 0.05).max(0.0) * 10.0).floor() / 10.0;
     let root = SVGBackend::new(path, (1060, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    root.fill(&WHITE)?;
     // The legend gets a panel of its own, clear of the data.
     let (plot_area, legend_area) = root.split_horizontally(740);
     let mut legend: Vec<(Mark, String)> = Vec::new();
@@ -294,8 +295,7 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(56)
-        .build_cartesian_2d(lo..hi, ymin..1.02f64)
-        .map_err(|e| e.to_string())?;
+        .build_cartesian_2d(lo..hi, ymin..1.02f64)?;
     chart
         .configure_mesh()
         .x_desc("nodes N")
@@ -309,13 +309,11 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
             }
         })
         .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    let first = runs.first().ok_or("no results")?;
+        .draw()?;
     let all_n: Vec<usize> = (lo.ceil() as usize..=hi.floor() as usize).collect();
     let theory: Vec<(f64, f64)> = all_n
         .iter()
-        .map(|&n| (n as f64, crate::paxos::quorum::availability(n, first.p)))
+        .map(|&n| (n as f64, crate::paxos::quorum::availability(n, p)))
         .collect();
     let split_theory: Vec<(f64, f64)> = all_n
         .iter()
@@ -323,13 +321,9 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
         .collect();
     let blue = RGBColor(40, 90, 200);
     let orange = RGBColor(220, 120, 30);
-    chart
-        .draw_series(LineSeries::new(theory, blue.stroke_width(2)))
-        .map_err(|e| e.to_string())?;
+    chart.draw_series(LineSeries::new(theory, blue.stroke_width(2)))?;
     legend.push((Mark::Line(blue, 2), "crash model: theory A(N, p)".into()));
-    chart
-        .draw_series(LineSeries::new(split_theory, orange.stroke_width(2)))
-        .map_err(|e| e.to_string())?;
+    chart.draw_series(LineSeries::new(split_theory, orange.stroke_width(2)))?;
     legend.push((Mark::Line(orange, 2), "partition model: theory".into()));
     for (i, r) in runs.iter().enumerate() {
         let dx = if runs.len() > 1 {
@@ -344,54 +338,44 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
         };
         for s in &r.sizes {
             let x = s.n as f64 + dx;
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x, s.ci95[0]), (x, s.ci95[1])],
-                    dot.stroke_width(2),
-                )))
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x, s.ci95[0]), (x, s.ci95[1])],
+                dot.stroke_width(2),
+            )))?;
         }
-        chart
-            .draw_series(
-                r.sizes
-                    .iter()
-                    .map(|s| Circle::new((s.n as f64 + dx, s.measured), 5, dot.filled())),
-            )
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(
+            r.sizes
+                .iter()
+                .map(|s| Circle::new((s.n as f64 + dx, s.measured), 5, dot.filled())),
+        )?;
         legend.push((
             Mark::Dot(dot),
             format!("crash model: measured ({name}), 95% CI"),
         ));
         if i == 0 {
             // The answer's numbers beside the first run's points.
-            chart
-                .draw_series(r.sizes.iter().map(|s| {
-                    Text::new(
-                        format!("{:.1}%", s.measured * 100.0),
-                        (s.n as f64 + dx - 0.42, s.measured),
-                        ("sans-serif", 12).into_font(),
-                    )
-                }))
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(r.sizes.iter().map(|s| {
+                Text::new(
+                    format!("{:.1}%", s.measured * 100.0),
+                    (s.n as f64 + dx - 0.42, s.measured),
+                    ("sans-serif", 12).into_font(),
+                )
+            }))?;
         }
-        chart
-            .draw_series(
-                r.sizes
-                    .iter()
-                    .map(|s| Cross::new((s.n as f64 + dx, s.majority_up), 5, dot.stroke_width(1))),
-            )
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(
+            r.sizes
+                .iter()
+                .map(|s| Cross::new((s.n as f64 + dx, s.majority_up), 5, dot.stroke_width(1))),
+        )?;
         legend.push((
             Mark::Cross(dot),
             format!("crash model: time a majority was up ({name})"),
         ));
-        chart
-            .draw_series(
-                r.partition
-                    .iter()
-                    .map(|s| TriangleMarker::new((s.n as f64 + dx, s.measured), 6, dot.filled())),
-            )
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(
+            r.partition
+                .iter()
+                .map(|s| TriangleMarker::new((s.n as f64 + dx, s.measured), 6, dot.filled())),
+        )?;
         legend.push((
             Mark::Triangle(dot),
             format!("partition model: measured ({name})"),
@@ -399,15 +383,13 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
     }
     let purple = RGBColor(150, 60, 170);
     if let Some(r) = runs.iter().find(|r| !r.flexible.is_empty()) {
-        chart
-            .draw_series(r.flexible.iter().map(|f| {
-                let x = f.n as f64 + 0.3;
-                PathElement::new(
-                    vec![(x, f.bounds[0]), (x, f.bounds[1])],
-                    purple.stroke_width(6),
-                )
-            }))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(r.flexible.iter().map(|f| {
+            let x = f.n as f64 + 0.3;
+            PathElement::new(
+                vec![(x, f.bounds[0]), (x, f.bounds[1])],
+                purple.stroke_width(6),
+            )
+        }))?;
         legend.push((
             Mark::Line(purple, 6),
             "flexible quorums (N/2+1, N/2): theory bounds".into(),
@@ -433,33 +415,29 @@ pub fn plot(runs: &[&Results], path: &Path) -> Result<(), String> {
         } else {
             "real processes"
         };
-        chart
-            .draw_series(r.flexible.iter().map(|f| {
-                let x = f.n as f64 + dx;
-                PathElement::new(
-                    vec![(x, f.crash.ci95[0]), (x, f.crash.ci95[1])],
-                    fill.stroke_width(2),
-                )
-            }))
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(r.flexible.iter().map(|f| {
-                Rectangle::new(
-                    [
-                        (f.n as f64 + dx - 0.04, f.crash.measured + 0.006),
-                        (f.n as f64 + dx + 0.04, f.crash.measured - 0.006),
-                    ],
-                    fill.filled(),
-                )
-            }))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(r.flexible.iter().map(|f| {
+            let x = f.n as f64 + dx;
+            PathElement::new(
+                vec![(x, f.crash.ci95[0]), (x, f.crash.ci95[1])],
+                fill.stroke_width(2),
+            )
+        }))?;
+        chart.draw_series(r.flexible.iter().map(|f| {
+            Rectangle::new(
+                [
+                    (f.n as f64 + dx - 0.04, f.crash.measured + 0.006),
+                    (f.n as f64 + dx + 0.04, f.crash.measured - 0.006),
+                ],
+                fill.filled(),
+            )
+        }))?;
         legend.push((
             Mark::Square(fill),
             format!("flexible quorums: measured ({name})"),
         ));
     }
     draw_legend(&legend_area, &legend)?;
-    root.present().map_err(|e| e.to_string())?;
+    root.present()?;
     Ok(())
 }
 
@@ -477,40 +455,28 @@ enum Mark {
 fn draw_legend(
     area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     entries: &[(Mark, String)],
-) -> Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+) -> Result<(), DrawError> {
     for (i, (mark, text)) in entries.iter().enumerate() {
         let y = 60 + i as i32 * 24;
         let x = 8;
         match *mark {
-            Mark::Line(c, w) => area
-                .draw(&PathElement::new(
-                    vec![(x, y), (x + 22, y)],
-                    c.stroke_width(w),
-                ))
-                .map_err(e)?,
-            Mark::Dot(c) => area
-                .draw(&Circle::new((x + 11, y), 5, c.filled()))
-                .map_err(e)?,
-            Mark::Cross(c) => area
-                .draw(&Cross::new((x + 11, y), 5, c.stroke_width(1)))
-                .map_err(e)?,
-            Mark::Triangle(c) => area
-                .draw(&TriangleMarker::new((x + 11, y), 6, c.filled()))
-                .map_err(e)?,
-            Mark::Square(c) => area
-                .draw(&Rectangle::new(
-                    [(x + 6, y - 5), (x + 16, y + 5)],
-                    c.filled(),
-                ))
-                .map_err(e)?,
+            Mark::Line(c, w) => area.draw(&PathElement::new(
+                vec![(x, y), (x + 22, y)],
+                c.stroke_width(w),
+            ))?,
+            Mark::Dot(c) => area.draw(&Circle::new((x + 11, y), 5, c.filled()))?,
+            Mark::Cross(c) => area.draw(&Cross::new((x + 11, y), 5, c.stroke_width(1)))?,
+            Mark::Triangle(c) => area.draw(&TriangleMarker::new((x + 11, y), 6, c.filled()))?,
+            Mark::Square(c) => area.draw(&Rectangle::new(
+                [(x + 6, y - 5), (x + 16, y + 5)],
+                c.filled(),
+            ))?,
         }
         area.draw(&Text::new(
             text.clone(),
             (x + 30, y - 7),
             ("sans-serif", 13).into_font(),
-        ))
-        .map_err(e)?;
+        ))?;
     }
     Ok(())
 }
@@ -518,9 +484,9 @@ fn draw_legend(
 /// `cost.svg`: what each size costs with every node up: peer messages per
 /// commit (left) and commit latency p50 and p99 (right), against N, for
 /// majority rows (circles) and flexible rows (squares).
-pub fn plot_cost(r: &Results, path: &Path) -> Result<(), String> {
+pub fn plot_cost(r: &Results, path: &Path) -> Result<(), DrawError> {
     let root = SVGBackend::new(path, (900, 400)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(450);
     let ns: Vec<usize> = r.sizes.iter().map(|s| s.n).collect();
     let x = (
@@ -562,7 +528,7 @@ pub fn plot_cost(r: &Results, path: &Path) -> Result<(), String> {
             }),
         ],
     )?;
-    root.present().map_err(|e| e.to_string())?;
+    root.present()?;
     Ok(())
 }
 
@@ -582,7 +548,7 @@ fn cost_panel(
     y_desc: &str,
     x: (f64, f64),
     series: &[CostSeries],
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let ymax = series
         .iter()
         .flat_map(|s| s.line.iter().chain(&s.squares))
@@ -594,8 +560,7 @@ fn cost_panel(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
-        .build_cartesian_2d(x.0..x.1, 0.0..ymax)
-        .map_err(|e| e.to_string())?;
+        .build_cartesian_2d(x.0..x.1, 0.0..ymax)?;
     chart
         .configure_mesh()
         .x_desc("nodes N")
@@ -608,34 +573,27 @@ fn cost_panel(
                 String::new()
             }
         })
-        .draw()
-        .map_err(|e| e.to_string())?;
+        .draw()?;
     for s in series {
         let color = s.color;
         chart
-            .draw_series(LineSeries::new(s.line.clone(), color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
+            .draw_series(LineSeries::new(s.line.clone(), color.stroke_width(2)))?
             .label(s.name.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
-        chart
-            .draw_series(s.line.iter().map(|&p| Circle::new(p, 4, color.filled())))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(s.line.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
         let h = ymax * 0.012;
-        chart
-            .draw_series(s.squares.iter().map(|&(x, y)| {
-                Rectangle::new([(x - 0.06, y + h), (x + 0.06, y - h)], color.filled())
-            }))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(s.squares.iter().map(|&(x, y)| {
+            Rectangle::new([(x - 0.06, y + h), (x + 0.06, y - h)], color.filled())
+        }))?;
     }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
+        .draw()?;
     Ok(())
 }
 

@@ -14,8 +14,8 @@ pub(super) fn set_faults(cluster: &Cluster, id: NodeId, f: &NetFaults) -> Result
         Duration::from_secs(1),
     ) {
         Ok(Response::Ok) => Ok(()),
-        Ok(other) => Err(LaunchError::failed(format!("node {id} refused: {other:?}"))),
-        Err(e) => Err(LaunchError::failed(format!(
+        Ok(other) => Err(LaunchError::Failed(format!("node {id} refused: {other:?}"))),
+        Err(e) => Err(LaunchError::Failed(format!(
             "node {id} did not answer: {e}"
         ))),
     }
@@ -41,7 +41,7 @@ pub fn change_faults(
         let running = ns.pid.is_some_and(|p| alive_node(p, dir, id)) && !ns.paused;
         if running {
             if let Err(e) = set_faults(&cluster, id, &ns.faults) {
-                skipped.push(e.message);
+                skipped.push(e.to_string());
             }
         } else {
             skipped.push(format!(
@@ -57,19 +57,19 @@ pub fn change_faults(
 /// it hears from, the other sides; a node on no side is cut off alone. A line
 /// that says what was done.
 pub fn partition(dir: &RunDir, sides: &[Vec<NodeId>]) -> Result<String, LaunchError> {
-    let cluster = dir.cluster().map_err(LaunchError::usage)?;
+    let cluster = dir.cluster()?;
     let ids = cluster.ids();
     let mut sides: Vec<Vec<NodeId>> = sides.iter().filter(|s| !s.is_empty()).cloned().collect();
     let mut seen = Vec::new();
     for &id in sides.iter().flatten() {
         if !ids.contains(&id) {
-            return Err(LaunchError::usage(format!(
+            return Err(LaunchError::Usage(format!(
                 "no node {id} in cluster {:?}",
                 cluster.name
             )));
         }
         if seen.contains(&id) {
-            return Err(LaunchError::usage(format!("node {id} is on two sides")));
+            return Err(LaunchError::Usage(format!("node {id} is on two sides")));
         }
         seen.push(id);
     }
@@ -79,7 +79,7 @@ pub fn partition(dir: &RunDir, sides: &[Vec<NodeId>]) -> Result<String, LaunchEr
         }
     }
     if sides.len() < 2 {
-        return Err(LaunchError::usage(
+        return Err(LaunchError::Usage(
             "give at least two sides, like [[1,2],[3,4,5]]".to_string(),
         ));
     }
@@ -114,11 +114,11 @@ pub fn parse_sides(spec: &str, cluster: &Cluster) -> Result<Vec<Vec<NodeId>>, La
         let mut side = Vec::new();
         for tok in part.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let id: NodeId = tok.parse().map_err(|_| {
-                LaunchError::usage(format!("bad partition {spec:?}: {tok:?} is not a node id; write sides like \"1,2|3,4,5\""))
+                LaunchError::Usage(format!("bad partition {spec:?}: {tok:?} is not a node id; write sides like \"1,2|3,4,5\""))
             })?;
             known(cluster, id)?;
             if seen.contains(&id) {
-                return Err(LaunchError::usage(format!(
+                return Err(LaunchError::Usage(format!(
                     "bad partition {spec:?}: node {id} is on two sides"
                 )));
             }
@@ -130,7 +130,7 @@ pub fn parse_sides(spec: &str, cluster: &Cluster) -> Result<Vec<Vec<NodeId>>, La
         }
     }
     if sides.len() < 2 && seen.len() == cluster.nodes.len() {
-        return Err(LaunchError::usage(format!(
+        return Err(LaunchError::Usage(format!(
             "bad partition {spec:?}: give at least two sides, like \"1,2|3,4,5\""
         )));
     }

@@ -16,8 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::client;
-use crate::cluster::rundir::{NodeState, RunDir, State};
+use crate::cluster::rundir::{NodeState, RunDir, RunDirError, State, StateError};
 use crate::cluster::Cluster;
+use crate::net::auth::SecretError;
 use crate::net::{NetFaults, NodeStatus, Request, Response, Secret};
 use crate::paxos::{NodeId, Rule};
 use faults::set_faults;
@@ -26,35 +27,36 @@ use process::{alive_node, signal};
 pub use status::{query_all, status, status_json, table, NodeRow, STATUS_TIMEOUT};
 pub use supervise::{print_log, supervise};
 
-/// A launcher error: the message, and whether it is the user's input (exit 2)
-/// or a failed operation (exit 1).
-#[derive(Debug)]
-pub struct LaunchError {
-    /// 1 or 2.
-    pub code: u8,
-    /// One or two lines.
-    pub message: String,
-}
-
-impl LaunchError {
-    fn failed(m: impl Into<String>) -> Self {
-        LaunchError {
-            code: 1,
-            message: m.into(),
-        }
-    }
-    fn usage(m: impl Into<String>) -> Self {
-        LaunchError {
-            code: 2,
-            message: m.into(),
-        }
-    }
-}
-
-impl From<String> for LaunchError {
-    fn from(m: String) -> Self {
-        LaunchError::usage(m)
-    }
+/// Why a launcher operation did not happen. The kind decides the exit code
+/// (`cli::Exit`) and the web page's HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The user's input cannot be used: a node not in the cluster, a port
+    /// taken, a partition that does not split.
+    #[error("{0}")]
+    Usage(String),
+    /// The operation failed: a node that does not run, start or answer.
+    #[error("{0}")]
+    Failed(String),
+    /// No leader was elected in time.
+    #[error("no leader elected within {:.1} s ({answered} of {nodes} nodes answered)", waited.as_secs_f64())]
+    NoLeader {
+        /// How long it waited.
+        waited: Duration,
+        /// Nodes that answered the last poll.
+        answered: usize,
+        /// Nodes in the cluster.
+        nodes: usize,
+    },
+    /// The run directory cannot be found or read.
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    /// The state file cannot be locked or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A credential file cannot be read or written.
+    #[error(transparent)]
+    Credentials(#[from] SecretError),
 }
 
 /// Options of `up`.
@@ -99,7 +101,7 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
             .map(|(id, _)| *id)
             .collect();
         if !running.is_empty() {
-            return Err(LaunchError::failed(format!(
+            return Err(LaunchError::Failed(format!(
                 "cluster {:?} is already up ({} node(s) running); `synod down` first, or `synod status`",
                 cluster.name,
                 running.len()
@@ -111,7 +113,7 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
             std::iter::once(("port", n.addr)).chain(n.redis_addr.map(|r| ("RESP port", r)))
         {
             if let Err(e) = TcpListener::bind(addr) {
-                return Err(LaunchError::usage(format!(
+                return Err(LaunchError::Usage(format!(
                     "node {}: {what} {} ({addr}) cannot be used: {e}",
                     n.id,
                     addr.port(),
@@ -120,16 +122,15 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
         }
     }
     std::fs::create_dir_all(dir.root())
-        .map_err(|e| LaunchError::failed(format!("cannot create {}: {e}", dir.root().display())))?;
+        .map_err(|e| LaunchError::Failed(format!("cannot create {}: {e}", dir.root().display())))?;
     let _lock = dir.lock()?;
     // The secret stays across down and up (the nodes' data does too); a new
     // cluster gets a new one.
-    let secret = Secret::load_or_create(&dir.secret_file())
-        .map_err(|e| LaunchError::failed(e.to_string()))?;
+    let secret = Secret::load_or_create(&dir.secret_file())?;
     issue_shared(&dir, &secret, &cluster)?;
     let cluster = cluster.with_secret(secret);
     std::fs::write(dir.cluster_file(), cluster.to_ron()).map_err(|e| {
-        LaunchError::failed(format!(
+        LaunchError::Failed(format!(
             "cannot write {}: {e}",
             dir.cluster_file().display()
         ))
@@ -154,7 +155,7 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
     dir.save(&state)?;
     drop(_lock);
     let leader = wait_for_leader(&cluster, opts.wait).map_err(|e| {
-        LaunchError::failed(format!(
+        LaunchError::Failed(format!(
             "{e}; the nodes are still running: see `synod logs N`, or `synod down`"
         ))
     })?;
@@ -171,38 +172,35 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
 /// master secret: the public roster (`keys.ron`), the client key and the RESP
 /// password (both 0600).
 fn issue_shared(dir: &RunDir, secret: &Secret, cluster: &Cluster) -> Result<(), LaunchError> {
-    let fail = |e: crate::net::auth::SecretError| LaunchError::failed(e.to_string());
     secret
         .roster(&cluster.name, &cluster.ids())
-        .save(&dir.keys_file())
-        .map_err(fail)?;
+        .save(&dir.keys_file())?;
     secret
         .identity(&cluster.name, &crate::net::Caller::Client)
-        .save(&dir.client_key_file())
-        .map_err(fail)?;
+        .save(&dir.client_key_file())?;
     crate::net::auth::write_private(
         &dir.resp_password_file(),
         &format!("{}\n", secret.resp_password(&cluster.name)),
-    )
-    .map_err(fail)
+    )?;
+    Ok(())
 }
 
 /// Write node `id`'s own key into its data directory (0600): only it reads
 /// it; it is derived again from the master secret each time the node starts.
 fn issue_identity(dir: &RunDir, id: NodeId) -> Result<(), LaunchError> {
-    let fail = |e: String| LaunchError::failed(e);
-    let secret = Secret::load(&dir.secret_file()).map_err(|e| fail(e.to_string()))?;
+    let secret = Secret::load(&dir.secret_file())?;
     let name = dir
         .root()
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    std::fs::create_dir_all(dir.node_dir(id))
-        .map_err(|e| fail(format!("cannot create {}: {e}", dir.node_dir(id).display())))?;
+    std::fs::create_dir_all(dir.node_dir(id)).map_err(|e| {
+        LaunchError::Failed(format!("cannot create {}: {e}", dir.node_dir(id).display()))
+    })?;
     secret
         .identity(&name, &crate::net::Caller::Node(id))
-        .save(&dir.identity_file(id))
-        .map_err(|e| fail(e.to_string()))
+        .save(&dir.identity_file(id))?;
+    Ok(())
 }
 
 /// Start node `id` of `dir` as a process of its own session (Ctrl-C in a
@@ -214,11 +212,11 @@ pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, La
         .append(true)
         .open(dir.node_log(id))
         .map_err(|e| {
-            LaunchError::failed(format!("cannot open {}: {e}", dir.node_log(id).display()))
+            LaunchError::Failed(format!("cannot open {}: {e}", dir.node_log(id).display()))
         })?;
     let err = log
         .try_clone()
-        .map_err(|e| LaunchError::failed(e.to_string()))?;
+        .map_err(|e| LaunchError::Failed(e.to_string()))?;
     let mut cmd = Command::new(exe());
     cmd.arg("node")
         .arg("--cluster")
@@ -241,11 +239,11 @@ pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, La
     }
     process::detach(&mut cmd);
     cmd.spawn()
-        .map_err(|e| LaunchError::failed(format!("cannot start node {id}: {e}")))
+        .map_err(|e| LaunchError::Failed(format!("cannot start node {id}: {e}")))
 }
 
 /// Poll every node until one leads and a majority names it; return its id.
-pub fn wait_for_leader(cluster: &Cluster, wait: Duration) -> Result<NodeId, String> {
+pub fn wait_for_leader(cluster: &Cluster, wait: Duration) -> Result<NodeId, LaunchError> {
     let deadline = Instant::now() + wait;
     let need = crate::paxos::quorum::majority(cluster.nodes.len());
     loop {
@@ -262,12 +260,11 @@ pub fn wait_for_leader(cluster: &Cluster, wait: Duration) -> Result<NodeId, Stri
             }
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "no leader elected within {:.1} s ({} of {} nodes answered)",
-                wait.as_secs_f64(),
-                statuses.len(),
-                cluster.nodes.len()
-            ));
+            return Err(LaunchError::NoLeader {
+                waited: wait,
+                answered: statuses.len(),
+                nodes: cluster.nodes.len(),
+            });
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -308,7 +305,7 @@ pub fn down(dir: &RunDir, wipe: bool, grace: Duration) -> Result<Vec<NodeId>, La
     drop(_lock);
     if wipe {
         std::fs::remove_dir_all(dir.root()).map_err(|e| {
-            LaunchError::failed(format!("cannot remove {}: {e}", dir.root().display()))
+            LaunchError::Failed(format!("cannot remove {}: {e}", dir.root().display()))
         })?;
     }
     Ok(stopped)
@@ -317,7 +314,7 @@ pub fn down(dir: &RunDir, wipe: bool, grace: Duration) -> Result<Vec<NodeId>, La
 fn known(cluster: &Cluster, id: NodeId) -> Result<(), LaunchError> {
     if cluster.node(id).is_none() {
         let ids: Vec<String> = cluster.ids().iter().map(|i| i.to_string()).collect();
-        return Err(LaunchError::usage(format!(
+        return Err(LaunchError::Usage(format!(
             "no node {id} in cluster {:?} (its nodes: {})",
             cluster.name,
             ids.join(", ")
@@ -340,7 +337,7 @@ fn with_running(
     let ns = state.nodes.entry(id).or_default();
     let Some(pid) = ns.pid.filter(|&p| alive_node(p, dir, id)) else {
         ns.pid = None;
-        return Err(LaunchError::failed(format!("node {id} is not running")));
+        return Err(LaunchError::Failed(format!("node {id} is not running")));
     };
     act(pid, ns);
     dir.save(&state)?;
@@ -403,7 +400,7 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
             break;
         }
         if Instant::now() >= deadline {
-            return Err(LaunchError::failed(format!(
+            return Err(LaunchError::Failed(format!(
                 "node {id} (pid {pid}) did not serve within {:.1} s; see `synod logs {id}`",
                 wait.as_secs_f64()
             )));

@@ -5,14 +5,15 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{status, table, Up};
+use super::{status, table, LaunchError, Up};
+use crate::cluster::rundir::StateError;
 use crate::paxos::NodeId;
 
 /// Supervise the nodes of `up` until SIGINT or SIGTERM (the caller has called
 /// [`crate::signals::catch`]): on a terminal (`tty`), redraw the status table
 /// every second with the last exits; otherwise print each exit as it happens.
 /// Returns when told to stop; the caller stops the nodes.
-pub fn supervise(up: Up, tty: bool, notes: &[String]) -> Result<(), String> {
+pub fn supervise(up: Up, tty: bool, notes: &[String]) -> Result<(), StateError> {
     let dir = up.dir.clone();
     {
         let _lock = dir.lock()?;
@@ -68,13 +69,13 @@ pub fn supervise(up: Up, tty: bool, notes: &[String]) -> Result<(), String> {
 
 /// Print the file at `path`; with `follow`, keep printing what is appended
 /// (starting over if it shrinks) until SIGINT or SIGTERM.
-pub fn print_log(path: &Path, follow: bool) -> Result<(), String> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+pub fn print_log(path: &Path, follow: bool) -> Result<(), LaunchError> {
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| LaunchError::Failed(format!("cannot open {}: {e}", path.display())))?;
     let mut out = std::io::stdout().lock();
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(|e| LaunchError::Failed(format!("cannot read {}: {e}", path.display())))?;
     let _ = out.write_all(&buf);
     if !follow {
         return Ok(());

@@ -117,6 +117,7 @@ impl Faults {
     /// (`crash,partition,pause,loss,dup,delay,swarm`, `all` or `none`). Any node
     /// fault makes syncs take up to 5 virtual ms. (By hand, not clap's
     /// `value_delimiter`: `all` and `none` expand into a mix.)
+    // `sim --faults`'s clap value parser: `Result<_, String>` is clap's idiom.
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut f = Faults::none();
         for kind in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {

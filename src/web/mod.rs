@@ -13,6 +13,7 @@
 //! server-sent events for every open page.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -20,7 +21,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use crate::cluster::rundir::RunDir;
+use crate::check::input::InputError;
+use crate::client::ClientError;
+use crate::cluster::rundir::{RunDir, RunDirError};
 use crate::launcher::{self, LaunchError};
 use crate::net::NetFaults;
 use crate::paxos::NodeId;
@@ -118,6 +121,30 @@ fn host_ok(host: Option<&str>, bound: SocketAddr) -> bool {
             .is_ok_and(|a| a.port() == bound.port())
 }
 
+/// Why the page was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The address cannot be served on.
+    #[error("cannot serve on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A replay's directory is not a finished chaos run's `--out`.
+    #[error("{source}\n{} is not the --out directory of a finished `synod chaos` run", dir.display())]
+    NotARun {
+        /// The directory.
+        dir: PathBuf,
+        /// Why its verdict cannot be read.
+        source: InputError,
+    },
+    /// A file of the run to replay does not read.
+    #[error(transparent)]
+    Run(#[from] InputError),
+}
+
 struct Web {
     dir: RunDir,
     token: String,
@@ -126,11 +153,7 @@ struct Web {
 
 /// Serve the page until Ctrl-C (or, without `own_signals`, until the process
 /// ends).
-pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
-    let fail = |m: String| LaunchError {
-        code: 1,
-        message: m,
-    };
+pub fn serve(o: WebOptions) -> Result<(), WebError> {
     let (events, _) = broadcast::channel(1024);
     let state = web::Data::new(Web {
         dir: o.dir,
@@ -183,7 +206,10 @@ pub fn serve(o: WebOptions) -> Result<(), LaunchError> {
                 server.disable_signals().run().await
             }
         })
-        .map_err(|e| fail(format!("cannot serve on {}: {e}", o.addr)))
+        .map_err(|source| WebError::Serve {
+            addr: o.addr,
+            source,
+        })
 }
 
 /// What every page's server has: the style and the worked examples.
@@ -204,7 +230,7 @@ fn common(cfg: &mut web::ServiceConfig) {
 }
 
 /// Serve a finished chaos run's timeline (read-only) until Ctrl-C.
-pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), LaunchError> {
+pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), WebError> {
     let state = web::Data::new(r);
     actix_web::rt::System::new()
         .block_on(async move {
@@ -235,10 +261,7 @@ pub fn serve_replay(r: replay::Replay, addr: SocketAddr) -> Result<(), LaunchErr
             .run()
             .await
         })
-        .map_err(|e| LaunchError {
-            code: 1,
-            message: format!("cannot serve on {addr}: {e}"),
-        })
+        .map_err(|source| WebError::Serve { addr, source })
 }
 
 #[derive(Deserialize)]
@@ -255,12 +278,6 @@ async fn replay_ops(r: web::Data<replay::Replay>, q: web::Query<Window>) -> Http
         );
     }
     HttpResponse::Ok().json(r.window(q.from_ms, q.to_ms))
-}
-
-/// The cluster of `dir`, its file unreadable being bad input (400).
-fn cluster(dir: &RunDir) -> Result<crate::cluster::Cluster, LaunchError> {
-    dir.cluster()
-        .map_err(|message| LaunchError { code: 2, message })
 }
 
 fn asset(body: &'static str, kind: &'static str) -> HttpResponse {
@@ -373,7 +390,10 @@ async fn status(req: HttpRequest, w: web::Data<Web>) -> HttpResponse {
     let dir = w.dir.clone();
     match web::block(move || launcher::status_json(&dir)).await {
         Ok(Ok(v)) => HttpResponse::Ok().json(v),
-        Ok(Err(e)) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.message),
+        Ok(Err(e)) => error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        ),
         Err(e) => error(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             e.to_string(),
@@ -437,7 +457,7 @@ async fn watch(w: web::Data<Web>) {
         let dir = w.dir.clone();
         let afters: Vec<(u64, u64)> = seen.iter().map(|(&id, &(_, a))| (id, a)).collect();
         let Ok(Ok(taps)) = web::block(
-            move || -> Result<Vec<(u64, Vec<crate::net::MsgEvent>)>, String> {
+            move || -> Result<Vec<(u64, Vec<crate::net::MsgEvent>)>, RunDirError> {
                 let cluster = dir.cluster()?;
                 Ok(afters
                     .into_iter()
@@ -539,12 +559,12 @@ async fn node_action(
     let dir = w.dir.clone();
     let act = action.clone();
     let done = web::block(move || -> Result<String, LaunchError> {
-        let cluster = cluster(&dir)?;
+        let cluster = dir.cluster()?;
         if cluster.node(id).is_none() {
-            return Err(LaunchError {
-                code: 2,
-                message: format!("no node {id} in cluster {:?}", cluster.name),
-            });
+            return Err(LaunchError::Usage(format!(
+                "no node {id} in cluster {:?}",
+                cluster.name
+            )));
         }
         match act.as_str() {
             "kill" => launcher::kill(&dir, id).map(|pid| format!("killed node {id} (pid {pid})")),
@@ -556,10 +576,9 @@ async fn node_action(
             "resume" => {
                 launcher::pause(&dir, id, false).map(|pid| format!("resumed node {id} (pid {pid})"))
             }
-            other => Err(LaunchError {
-                code: 2,
-                message: format!("{other:?}: kill, restart, pause or resume"),
-            }),
+            other => Err(LaunchError::Usage(format!(
+                "{other:?}: kill, restart, pause or resume"
+            ))),
         }
     })
     .await;
@@ -583,8 +602,11 @@ fn reply_as(
             announce(w, kind, message.clone());
             HttpResponse::Ok().json(serde_json::json!({ "message": message }))
         }
-        Ok(Err(e)) if e.code == 2 => error(actix_web::http::StatusCode::BAD_REQUEST, e.message),
-        Ok(Err(e)) => error(actix_web::http::StatusCode::CONFLICT, e.message),
+        // The user's input, or a run directory that cannot be read: 400.
+        Ok(Err(e @ (LaunchError::Usage(_) | LaunchError::RunDir(_)))) => {
+            error(actix_web::http::StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e)) => error(actix_web::http::StatusCode::CONFLICT, e.to_string()),
         Err(e) => error(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             e.to_string(),
@@ -617,7 +639,7 @@ async fn heal(req: HttpRequest, w: web::Data<Web>) -> HttpResponse {
     reply(
         &w,
         web::block(move || {
-            let ids = cluster(&dir)?.ids();
+            let ids = dir.cluster()?.ids();
             launcher::change_faults(&dir, &ids, |_, f| *f = NetFaults::none())?;
             Ok("healed: every node reaches every other, no loss, no delay".to_string())
         })
@@ -660,7 +682,7 @@ async fn net(req: HttpRequest, w: web::Data<Web>, body: web::Json<Net>) -> HttpR
     reply(
         &w,
         web::block(move || {
-            let ids = cluster(&dir)?.ids();
+            let ids = dir.cluster()?.ids();
             launcher::change_faults(&dir, &ids, |_, f| f.set_net(n.loss, n.dup, n.delay))?;
             Ok(format!(
                 "network: loss {:?}, dup {:?}, delay {:?}",
@@ -683,21 +705,25 @@ async fn put(req: HttpRequest, w: web::Data<Web>, body: web::Json<Put>) -> HttpR
     }
     let p = body.into_inner();
     let dir = w.dir.clone();
-    let done = web::block(move || -> Result<Result<String, String>, LaunchError> {
-        let cluster = cluster(&dir)?;
-        let mut c = crate::client::Client::new(cluster);
-        c.timeout = Duration::from_secs(3);
-        Ok(c.execute(crate::kv::Op::Put {
-            key: p.key.clone(),
-            value: p.value,
-        })
-        .map(|_| format!("put {} committed", p.key))
-        .map_err(|e| e.to_string()))
-    })
+    let done = web::block(
+        move || -> Result<Result<String, ClientError>, LaunchError> {
+            let cluster = dir.cluster()?;
+            let mut c = crate::client::Client::new(cluster);
+            c.timeout = Duration::from_secs(3);
+            Ok(c.execute(crate::kv::Op::Put {
+                key: p.key.clone(),
+                value: p.value,
+            })
+            .map(|_| format!("put {} committed", p.key)))
+        },
+    )
     .await;
     match done {
         // No quorum, no leader in time: the cluster cannot serve it now (503).
-        Ok(Ok(Err(why))) => error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, why),
+        Ok(Ok(Err(why))) => error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            why.to_string(),
+        ),
         Ok(Ok(Ok(message))) => reply_as(&w, "op", Ok(Ok(message))),
         Ok(Err(e)) => reply(&w, Ok(Err(e))),
         Err(e) => reply(&w, Err(e)),

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use super::WebError;
 use crate::chaos::report::{per_second, Second};
 use crate::check::history::{History, Operation, Status};
+use crate::check::input::{self, InputError};
 
 /// The longest run a replay opens: 30 days, in seconds.
 const MAX_RUN_S: f64 = 30.0 * 86_400.0;
@@ -29,67 +31,36 @@ pub struct Replay {
     seconds: Vec<Second>,
 }
 
-/// `path:line:col: what` for a line that does not parse.
-fn at(path: &Path, line: usize, e: &serde_json::Error) -> String {
-    format!("{}:{}:{}: {e}", path.display(), line, e.column())
-}
-
 impl Replay {
     /// Read `dir`'s verdict.json, faults.jsonl and history.jsonl (and
     /// involved.json, if there).
-    pub fn load(dir: &Path) -> Result<Replay, String> {
+    pub fn load(dir: &Path) -> Result<Replay, WebError> {
         let file = |name: &str| dir.join(name);
-        let read = |name: &str| {
-            std::fs::read_to_string(file(name))
-                .map_err(|e| format!("{}: {e}", file(name).display()))
-        };
-        let text = read("verdict.json").map_err(|e| {
-            format!(
-                "{e}\n{} is not the --out directory of a finished `synod chaos` run",
-                dir.display()
-            )
+        let text = input::read(&file("verdict.json")).map_err(|source| WebError::NotARun {
+            dir: dir.to_path_buf(),
+            source,
         })?;
-        let verdict: Value = serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "{}:{}:{}: {e}",
-                file("verdict.json").display(),
-                e.line(),
-                e.column()
-            )
-        })?;
-        let mut faults = Vec::new();
-        for (i, line) in read("faults.jsonl")?.lines().enumerate() {
-            faults.push(
-                serde_json::from_str(line).map_err(|e| at(&file("faults.jsonl"), i + 1, &e))?,
-            );
-        }
-        let mut ops: Vec<Operation> = Vec::new();
-        for (i, line) in read("history.jsonl")?.lines().enumerate() {
-            ops.push(
-                serde_json::from_str(line).map_err(|e| at(&file("history.jsonl"), i + 1, &e))?,
-            );
-        }
+        let json = |name: &str, e: serde_json::Error| InputError::json(&file(name), e.line(), &e);
+        let verdict: Value = serde_json::from_str(&text).map_err(|e| json("verdict.json", e))?;
+        let faults: Vec<Value> = input::json_lines(&file("faults.jsonl"))?;
+        let mut ops: Vec<Operation> = input::json_lines(&file("history.jsonl"))?;
         ops.sort_by_key(|o| o.invoke);
         let history = History { ops };
         let involved = match std::fs::read_to_string(file("involved.json")) {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| {
-                format!(
-                    "{}:{}:{}: {e}",
-                    file("involved.json").display(),
-                    e.line(),
-                    e.column()
-                )
-            })?,
+            Ok(t) => serde_json::from_str(&t).map_err(|e| json("involved.json", e))?,
             Err(_) => BTreeSet::new(),
         };
         // The run's length sizes the per-second series: a number no run has
         // (a hand-edited file) is refused rather than allocated.
         let duration = verdict["duration_s"].as_f64().unwrap_or(0.0);
         if !(0.0..=MAX_RUN_S).contains(&duration) {
-            return Err(format!(
-                "{}: duration_s {duration} is not the length of a run (0 to {MAX_RUN_S} s)",
-                file("verdict.json").display()
-            ));
+            return Err(InputError::Invalid {
+                path: file("verdict.json"),
+                message: format!(
+                    "duration_s {duration} is not the length of a run (0 to {MAX_RUN_S} s)"
+                ),
+            }
+            .into());
         }
         let secs = duration.ceil() as usize;
         let seconds = per_second(&history, secs);
@@ -223,14 +194,14 @@ mod tests {
     #[test]
     fn a_bad_line_is_named_by_file_line_and_column() {
         let d = run_dir("{\"id\": 0}\nnot json\n");
-        let e = Replay::load(d.path()).err().unwrap();
+        let e = Replay::load(d.path()).err().unwrap().to_string();
         assert!(e.contains("history.jsonl:1:"), "{e}");
         let d = run_dir(OPS);
         std::fs::write(d.path().join("verdict.json"), r#"{"duration_s": 1e300}"#).unwrap();
-        let e = Replay::load(d.path()).err().unwrap();
+        let e = Replay::load(d.path()).err().unwrap().to_string();
         assert!(e.contains("is not the length of a run"), "{e}");
         let empty = tempfile::tempdir().unwrap();
-        let e = Replay::load(empty.path()).err().unwrap();
+        let e = Replay::load(empty.path()).err().unwrap().to_string();
         assert!(
             e.contains("verdict.json") && e.contains("synod chaos"),
             "{e}"
