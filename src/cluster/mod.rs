@@ -464,7 +464,7 @@ impl Cluster {
         ReplicaConfig::every(self.snapshot_every)
     }
 
-    /// The leader's timing in ticks, from the file's milliseconds.
+    /// The proposer's timing in ticks, from the file's milliseconds.
     pub fn proposer_config(&self) -> ProposerConfig {
         let t = self.tick_ms();
         let ticks = |ms: u64| ((ms / t).max(1)).min(u32::MAX as u64) as u32;
