@@ -24,7 +24,7 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     let env = Env::new("chaosok", 5);
     // Snapshots and compaction happen during the run, so the checkers see
     // writes whose slots are gone from every log by the end.
-    env.set("snapshot_every: 200,");
+    env.edit(|c| c.snapshot_every = 200);
     let out = env.path("out");
     let evidence = env.path("evidence.jsonl");
     let (code, text) = chaos(
@@ -528,7 +528,8 @@ fn an_undecided_check_makes_the_run_inconclusive() {
 #[test]
 fn a_run_over_resp_is_clean_too() {
     let env = Env::new("chaosresp", 3);
-    env.with_redis("snapshot_every: 200,");
+    env.with_redis();
+    env.edit(|c| c.snapshot_every = 200);
     let (code, text) = chaos(
         &env,
         &[
