@@ -24,7 +24,7 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     let env = Env::new("chaosok", 5);
     // Snapshots and compaction happen during the run, so the checkers see
     // writes whose slots are gone from every log by the end.
-    env.set("snapshot_every: 200,");
+    env.edit(|c| c.snapshot_every = 200);
     let out = env.path("out");
     let evidence = env.path("evidence.jsonl");
     let (code, text) = chaos(
@@ -37,6 +37,11 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
             "--faults",
             "all",
             "--key-ops",
+            "400",
+            // The clients go on past the 10 s until the event this test
+            // needs (compaction of the run's own slots), within a generous
+            // bound, whatever the machine's speed.
+            "--until-snapshot",
             "400",
             "--out",
             out.to_str().unwrap(),
@@ -84,8 +89,9 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     assert_eq!(verdict["unread_slots"], 0, "{verdict}");
     assert_eq!(verdict["unverified_writes"], 0, "{verdict}");
     assert_eq!(verdict["seed"], 3);
-    // Some node's snapshot covers 400 slots or more: its logs were cut at
-    // 200 or more (the margin is snapshot_every when that is below 1,000).
+    // Some node's snapshot covers 400 slots or more, during the run: its logs
+    // were cut at 200 or more (the margin is snapshot_every when that is
+    // below 1,000). The run waited for it (--until-snapshot) up to its bound.
     let covered = (1..=5)
         .filter_map(|id| {
             synod::storage::snapshot::load(&env.run_dir().join(format!("node-{id}"))).unwrap()
@@ -528,7 +534,8 @@ fn an_undecided_check_makes_the_run_inconclusive() {
 #[test]
 fn a_run_over_resp_is_clean_too() {
     let env = Env::new("chaosresp", 3);
-    env.with_redis("snapshot_every: 200,");
+    env.with_redis();
+    env.edit(|c| c.snapshot_every = 200);
     let (code, text) = chaos(
         &env,
         &[

@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use support::{free_ports, Env};
 
-/// A three-node cluster whose nodes serve RESP on free ports, up; `extra`
-/// goes into the cluster file (e.g. `redis_auth: true,`).
-fn resp_cluster(name: &str, extra: &str) -> (Env, Vec<u16>) {
+/// A three-node cluster whose nodes serve RESP on free ports, up.
+fn resp_cluster(name: &str) -> (Env, Vec<u16>) {
     let env = Env::new(name, 3);
-    let ports = env.with_redis(extra);
+    let ports = env.with_redis();
     env.up();
     (env, ports)
 }
@@ -47,7 +46,7 @@ fn raw(port: u16, bytes: &[u8], lines: usize) -> (String, bool) {
 
 #[test]
 fn a_redis_client_reads_and_writes_through_any_node() {
-    let (env, ports) = resp_cluster("resp", "");
+    let (env, ports) = resp_cluster("resp");
     let leader = env.leader(5.0) as usize;
     let follower = ports[leader % 3]; // a node that is not the leader
     let mut c = redis::Client::open(url(follower))
@@ -137,7 +136,7 @@ fn a_redis_client_reads_and_writes_through_any_node() {
 
 #[test]
 fn pipelined_commands_are_answered_in_order() {
-    let (_env, ports) = resp_cluster("pipe", "");
+    let (_env, ports) = resp_cluster("pipe");
     let mut bytes = Vec::new();
     for i in 0..50 {
         bytes.extend_from_slice(
@@ -163,7 +162,7 @@ fn pipelined_commands_are_answered_in_order() {
 
 #[test]
 fn garbage_closes_that_connection_and_the_node_serves_on() {
-    let (env, ports) = resp_cluster("junk", "");
+    let (env, ports) = resp_cluster("junk");
     for junk in [
         &b"*1\r\n$999999999\r\n"[..],
         b"*99999999999\r\n",
@@ -185,7 +184,10 @@ fn garbage_closes_that_connection_and_the_node_serves_on() {
 
 #[test]
 fn with_redis_auth_only_the_resp_password_opens_the_door() {
-    let (env, ports) = resp_cluster("auth", "redis_auth: true,");
+    let env = Env::new("auth", 3);
+    let ports = env.with_redis();
+    env.edit(|c| c.redis_auth = true);
+    env.up();
     let (got, _) = raw(ports[0], b"GET k\r\n", 1);
     assert_eq!(got, "-NOAUTH Authentication required.\r\n");
     let (got, _) = raw(ports[0], b"AUTH nope\r\n", 1);
@@ -210,12 +212,7 @@ fn with_redis_auth_only_the_resp_password_opens_the_door() {
 fn a_resp_port_beyond_loopback_needs_auth() {
     let env = Env::new("wide", 3);
     let port = free_ports(1)[0];
-    let text = std::fs::read_to_string(&env.file).unwrap().replacen(
-        "(id: 1, addr: ",
-        &format!("(id: 1, redis_addr: \"0.0.0.0:{port}\", addr: "),
-        1,
-    );
-    std::fs::write(&env.file, text).unwrap();
+    env.edit(|c| c.nodes[0].redis_addr = Some(([0, 0, 0, 0], port).into()));
     let o = env.synod(&["up", env.file.to_str().unwrap(), "--detach"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -228,7 +225,7 @@ fn a_resp_port_beyond_loopback_needs_auth() {
 
 #[test]
 fn without_a_quorum_a_write_is_refused_within_the_timeout() {
-    let (env, ports) = resp_cluster("lonely", "");
+    let (env, ports) = resp_cluster("lonely");
     env.ok(&["kill", "2"]);
     env.ok(&["kill", "3"]);
     // The answer is the event waited for: `raw` gives up after 10 s without
@@ -257,7 +254,7 @@ fn redis_cli_and_redis_benchmark_run_out_of_the_box() {
         );
         return;
     }
-    let (env, ports) = resp_cluster("tools", "");
+    let (env, ports) = resp_cluster("tools");
     let port = ports[2].to_string();
     let cli = |args: &[&str]| {
         let o = std::process::Command::new("redis-cli")
@@ -291,7 +288,7 @@ fn an_operation_above_the_limit_is_refused_at_once_by_every_front() {
     use synod::client::{Client, ClientError};
     use synod::kv::Op;
     use synod::net::{Request, Response, MAX_OP_BYTES};
-    let (env, ports) = resp_cluster("sizes", "");
+    let (env, ports) = resp_cluster("sizes");
     // A value of exactly the limit: with its one-byte key, one byte over.
     let value = "x".repeat(MAX_OP_BYTES);
     let limit_said = format!(
@@ -386,7 +383,7 @@ fn drain(s: &mut TcpStream, bytes: usize) -> usize {
 
 #[test]
 fn one_connection_cannot_make_a_node_hold_a_huge_reply() {
-    let (env, ports) = resp_cluster("replies", "");
+    let (env, ports) = resp_cluster("replies");
     let value = "v".repeat(1_000_000);
     let (got, _) = raw(
         ports[0],

@@ -12,7 +12,7 @@ use support::Env;
 /// A three-node cluster that snapshots every 100 slots.
 fn small_snapshots(name: &str) -> Env {
     let env = Env::new(name, 3);
-    env.set("snapshot_every: 100,");
+    env.edit(|c| c.snapshot_every = 100);
     env
 }
 
@@ -120,12 +120,7 @@ fn a_node_whose_log_ends_below_the_others_compaction_catches_up_after_a_restart(
 #[test]
 fn snapshot_every_out_of_range_is_refused_with_its_position() {
     let env = Env::new("badsnap", 3);
-    let text = std::fs::read_to_string(&env.file).unwrap();
-    std::fs::write(
-        &env.file,
-        text.replace("fsync: true,", "fsync: true,\n    snapshot_every: 0,"),
-    )
-    .unwrap();
+    env.edit(|c| c.snapshot_every = 0);
     let file = env.file.to_string_lossy().into_owned();
     let o = env.synod(&["up", &file, "--detach"]);
     assert_eq!(o.status.code(), Some(2));

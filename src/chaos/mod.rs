@@ -81,7 +81,15 @@ pub struct ChaosOptions {
     pub evidence: Option<PathBuf>,
     /// Search steps the linearizability checker may spend per key.
     pub budget: u64,
+    /// Keep the clients going after `duration` (the faults over) until some
+    /// node's snapshot covers this slot, at most [`UNTIL_SNAPSHOT_BOUND`]
+    /// more: for tests that need compaction during the run whatever the
+    /// machine's speed. The extra time is not in the report's charts.
+    pub until_snapshot: Option<Slot>,
 }
+
+/// How long `until_snapshot` waits at most.
+pub const UNTIL_SNAPSHOT_BOUND: Duration = Duration::from_secs(120);
 
 /// A fault as it was applied.
 #[derive(Clone, Debug, Serialize)]
@@ -486,6 +494,9 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     let observers = Observers::start(cluster, o, &ring, &tap, start);
 
     let applied = apply_schedule(dir, cluster, &schedule, o, &tap);
+    if let Some(slot) = o.until_snapshot {
+        until_snapshot(cluster, slot);
+    }
     observers.clients.finish();
     let ended = Instant::now();
     if crate::signals::stopped() {
@@ -664,6 +675,19 @@ fn apply_schedule(
     harness::sleep_until(tap.started + o.duration, || tick(applied.len()));
     bar.finish_and_clear();
     applied
+}
+
+/// Wait until some node's snapshot covers `slot`, at most
+/// [`UNTIL_SNAPSHOT_BOUND`], or until Ctrl-C.
+fn until_snapshot(cluster: &Cluster, slot: Slot) {
+    let deadline = Instant::now() + UNTIL_SNAPSHOT_BOUND;
+    while Instant::now() < deadline && !crate::signals::stopped() {
+        let statuses = launcher::query_all(cluster, Duration::from_millis(200));
+        if statuses.values().any(|s| s.snapshot >= slot) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Heal everything, then SIGKILL and restart every node from its logs.

@@ -63,6 +63,10 @@ pub struct ChaosArgs {
     /// Search steps the linearizability checker may spend per key
     #[arg(long, value_name = "N", default_value_t = crate::chaos::CHECK_BUDGET, hide = true)]
     check_budget: u64,
+    /// Keep the clients going past --duration until some node's snapshot
+    /// covers SLOT (at most two minutes more); for synod's own tests
+    #[arg(long, value_name = "SLOT", hide = true)]
+    until_snapshot: Option<u64>,
 }
 
 pub fn run(a: ChaosArgs) -> Result<(), Exit> {
@@ -108,6 +112,7 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
         out: a.out.clone(),
         evidence: a.evidence,
         budget: a.check_budget,
+        until_snapshot: a.until_snapshot,
     };
     crate::signals::catch();
     let run = crate::chaos::run(&base(), &opts)?;

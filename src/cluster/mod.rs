@@ -367,7 +367,8 @@ impl Cluster {
         })
     }
 
-    /// This cluster as RON text (what `up` writes into the run directory).
+    /// This cluster as RON text, in the shape of the shipped files (a node a
+    /// line): what `up` writes into the run directory, and what tests write.
     pub fn to_ron(&self) -> String {
         let file = ClusterFile {
             name: self.name.clone(),
@@ -387,9 +388,10 @@ impl Cluster {
             redis_auth: self.redis_auth,
             quorums: self.quorums,
         };
-        ron::ser::to_string_pretty(&file, ron::ser::PrettyConfig::default())
-            .expect("a cluster always serialises")
-            + "\n"
+        // Pretty down to the list of nodes; each node's fields on one line.
+        let pretty = ron::ser::PrettyConfig::default().depth_limit(2);
+        let text = ron::ser::to_string_pretty(&file, pretty).expect("a cluster always serialises");
+        format!("Cluster{text}\n")
     }
 
     /// Give every node without one a RESP port: its own port plus 1000, on
@@ -464,7 +466,7 @@ impl Cluster {
         ReplicaConfig::every(self.snapshot_every)
     }
 
-    /// The leader's timing in ticks, from the file's milliseconds.
+    /// The proposer's timing in ticks, from the file's milliseconds.
     pub fn proposer_config(&self) -> ProposerConfig {
         let t = self.tick_ms();
         let ticks = |ms: u64| ((ms / t).max(1)).min(u32::MAX as u64) as u32;
@@ -558,6 +560,14 @@ mod tests {
         assert_eq!(c.proposer_config().election_ticks, (15, 30));
         let again = Cluster::parse(&c.to_ron(), "x").unwrap();
         assert_eq!(again, c);
+        // The shape of the shipped files: a node a line.
+        let shape = concat!(
+            "Cluster(\n",
+            "    name: \"t\",\n",
+            "    nodes: [\n",
+            "        (id: 1, addr: \"127.0.0.1:7101\"),\n",
+        );
+        assert!(c.to_ron().starts_with(shape), "{}", c.to_ron());
     }
 
     #[test]

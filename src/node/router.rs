@@ -127,7 +127,7 @@ pub struct GetMessages {
 pub struct Roles {
     /// The acceptor.
     pub acceptor: Recipient<Deliver>,
-    /// The proposer/leader.
+    /// The proposer (the leader, once it has won phase 1).
     pub proposer: Recipient<Deliver>,
     /// The learner.
     pub learner: Recipient<Deliver>,

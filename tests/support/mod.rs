@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use synod::cluster::Cluster;
+
 /// Run the `synod` binary with `args` (in the current directory).
 pub fn synod(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_synod"))
@@ -30,18 +32,10 @@ pub fn stderr(o: &Output) -> String {
 /// `n` loopback ports that were free a moment ago (the library's one helper).
 pub use synod::harness::free_ports;
 
-/// A cluster file for `n` nodes on free ports.
-pub fn cluster_text(name: &str, n: usize) -> String {
-    let ports = free_ports(n);
-    let nodes: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("        (id: {}, addr: \"127.0.0.1:{p}\"),", i + 1))
-        .collect();
-    format!(
-        "Cluster(\n    name: \"{name}\",\n    nodes: [\n{}\n    ],\n    heartbeat_ms: 20,\n    election_timeout_ms: (100, 200),\n    fsync: true,\n)\n",
-        nodes.join("\n")
-    )
+/// A cluster of `n` nodes on free loopback ports, with quick timings
+/// (heartbeat 20 ms, election timeout 100..200 ms).
+pub fn cluster(name: &str, n: usize) -> Cluster {
+    synod::harness::loopback_cluster(name, n, 20, (100, 200))
 }
 
 /// A test's own directory, with its cluster; stops every node on drop.
@@ -56,7 +50,7 @@ impl Env {
     pub fn new(name: &str, n: usize) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join(format!("{name}.ron"));
-        std::fs::write(&file, cluster_text(name, n)).expect("write cluster file");
+        std::fs::write(&file, cluster(name, n).to_ron()).expect("write cluster file");
         Env {
             dir,
             file,
@@ -64,29 +58,30 @@ impl Env {
         }
     }
 
-    /// Give every node of the cluster file a RESP port on a free loopback
-    /// port, and add `extra` (e.g. `redis_auth: true,`); the ports, by node.
-    pub fn with_redis(&self, extra: &str) -> Vec<u16> {
-        let mut text = std::fs::read_to_string(&self.file).expect("cluster file");
-        let n = text.matches("(id: ").count();
-        let ports = free_ports(n);
-        for (i, p) in ports.iter().enumerate() {
-            let at = text
-                .find(&format!("(id: {}, addr: ", i + 1))
-                .expect("node entry");
-            let end = at + text[at..].find(')').expect("entry end");
-            text.insert_str(end, &format!(", redis_addr: \"127.0.0.1:{p}\""));
-        }
-        let text = text.replace("fsync: true,", &format!("fsync: true,\n    {extra}"));
-        std::fs::write(&self.file, text).expect("write cluster file");
-        ports
+    /// The cluster file, as a value.
+    pub fn planned(&self) -> Cluster {
+        Cluster::load(&self.file).expect("the cluster file")
     }
 
-    /// Add `line` (a field) to the cluster file.
-    pub fn set(&self, line: &str) {
-        let text = std::fs::read_to_string(&self.file).expect("cluster file");
-        let text = text.replace("fsync: true,", &format!("fsync: true,\n    {line}"));
-        std::fs::write(&self.file, text).expect("write cluster file");
+    /// Change the cluster file with `change` (it is written even if the
+    /// result is not a valid cluster: tests of refusals want that).
+    pub fn edit(&self, change: impl FnOnce(&mut Cluster)) {
+        let mut c = self.planned();
+        change(&mut c);
+        std::fs::write(&self.file, c.to_ron()).expect("write cluster file");
+    }
+
+    /// Give every node of the cluster file a RESP port on a free loopback
+    /// port; the ports, by node.
+    pub fn with_redis(&self) -> Vec<u16> {
+        let mut ports = Vec::new();
+        self.edit(|c| {
+            ports = free_ports(c.nodes.len());
+            for (n, p) in c.nodes.iter_mut().zip(&ports) {
+                n.redis_addr = Some(([127, 0, 0, 1], *p).into());
+            }
+        });
+        ports
     }
 
     /// Run `synod ARGS` in this directory.

@@ -91,7 +91,7 @@ impl World {
     /// back to a ballot above everything it used. False if no node leads.
     fn swarm(&mut self) -> bool {
         let leader = self.nodes.iter().find(|n| {
-            n.up && !n.paused && matches!(&n.driver, Driver::Multi(l) if l.mode() == Mode::Leader)
+            n.up && !n.paused && matches!(&n.driver, Driver::Multi(p) if p.mode() == Mode::Leader)
         });
         let Some(id) = leader.map(|n| n.id) else {
             return false;
@@ -254,7 +254,7 @@ impl World {
         let fresh = self.fresh_node(id, logs, inc);
         let promised = fresh.acceptor.promised();
         let round = match &fresh.driver {
-            Driver::Multi(l) => l.next_round(),
+            Driver::Multi(p) => p.next_round(),
             _ => 0,
         };
         self.note(|| {

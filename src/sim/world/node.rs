@@ -26,7 +26,7 @@ pub(super) enum Driver {
 impl Driver {
     fn mode(&self) -> Option<(Mode, Ballot)> {
         match self {
-            Driver::Multi(l) => Some((l.mode(), l.ballot())),
+            Driver::Multi(p) => Some((p.mode(), p.ballot())),
             _ => None,
         }
     }
@@ -299,8 +299,8 @@ impl World {
     /// Start phase 1 on node `id` at once (a scenario's script).
     pub(super) fn campaign(&mut self, id: NodeId) {
         let mut out = Outbox::new();
-        if let Driver::Multi(l) = &mut self.node(id).driver {
-            l.campaign(&mut out);
+        if let Driver::Multi(p) = &mut self.node(id).driver {
+            p.campaign(&mut out);
         }
         self.effects(id, Role::Proposer, out);
     }
