@@ -138,7 +138,7 @@ fn snapshot_every_out_of_range_is_refused_with_its_position() {
 #[ignore = "a seven-minute soak: just catchup-soak"]
 fn catch_up_by_snapshot_always_ends_under_load() {
     let env = Env::new("catchup", 3);
-    env.set("snapshot_every: 10,");
+    env.edit(|c| c.snapshot_every = 10);
     env.up();
     let leader = env.leader(5.0);
     let slow = leader % 3 + 1;
