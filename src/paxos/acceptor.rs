@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT};
+use super::ballot::{Ballot, NodeId, Slot};
 use super::message::{Message, Notice, Outbox, PValue, Record, Value};
 use super::rules::{Rule, Rules};
 
@@ -174,16 +174,11 @@ impl Acceptor {
 
     /// Handle one message from node `from`.
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
-        let sane = match &msg {
-            Message::Prepare { ballot, from_slot } => ballot.in_range() && *from_slot <= MAX_SLOT,
-            // Below the floor, the slot is chosen and in the snapshot: a stale
-            // proposal, ignored.
-            Message::Accept { ballot, slot, .. } => {
-                ballot.in_range() && *slot <= MAX_SLOT && *slot >= self.floor
-            }
-            Message::Heartbeat { ballot, .. } => ballot.in_range(),
-            _ => true,
-        };
+        // Numbers no real cluster sends are checked once, for every role
+        // (`Message::in_range`); below the floor, a slot is chosen and in the
+        // snapshot: a stale proposal, ignored.
+        let sane =
+            msg.in_range() && !matches!(&msg, Message::Accept { slot, .. } if *slot < self.floor);
         if !sane {
             // Rounds and slots no real cluster reaches: garbage, ignored.
             return;
