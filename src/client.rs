@@ -72,6 +72,32 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The same error for an operation never sent (its session could not be
+    /// opened): whatever became of the registration, it was not applied.
+    fn not_sent(self) -> Self {
+        match self {
+            ClientError::NoQuorum {
+                answered,
+                total,
+                majority,
+                secs,
+                ..
+            } => ClientError::NoQuorum {
+                answered,
+                total,
+                majority,
+                secs,
+                maybe_applied: false,
+            },
+            ClientError::NotLeader { node, leader, .. } => ClientError::NotLeader {
+                node,
+                leader,
+                maybe_applied: false,
+            },
+            other => other,
+        }
+    }
+
     /// True if the operation may have been applied (its outcome is unknown).
     pub fn maybe_applied(&self) -> bool {
         match self {
@@ -94,9 +120,20 @@ struct Link {
 }
 
 /// A client of one cluster.
+///
+/// Before its first write it opens a session (`Op::Register`, chosen through
+/// the log): the replicas number it, and its writes carry that number, so a
+/// retried write is applied once however many times it is proposed. A
+/// session the replicas forgot is opened again, and the write sent again if
+/// no earlier attempt of it can have been applied; otherwise the write ends
+/// as [`ClientError::Expired`], its outcome unknown.
 pub struct Client {
     cluster: Cluster,
-    id: u64,
+    /// The session the replicas gave this client, once it registered.
+    session: Option<u64>,
+    /// This client's own random number: what its reads carry before it
+    /// has a session.
+    nonce: u64,
     seq: u64,
     links: BTreeMap<NodeId, Link>,
     leader: Option<NodeId>,
@@ -109,17 +146,20 @@ pub struct Client {
     pub pinned: Option<NodeId>,
 }
 
-impl Client {
-    /// A client of `cluster` with a fresh random id.
-    pub fn new(cluster: Cluster) -> Self {
-        Client::with_id(cluster, fresh_id())
-    }
+/// How a command's attempts ended, short of an error.
+struct Ended {
+    outcome: Outcome,
+    /// True if an attempt other than the one answered may have been proposed.
+    maybe_applied: bool,
+}
 
-    /// A client with a given id (ids must be unique among a cluster's clients).
-    pub fn with_id(cluster: Cluster, id: u64) -> Self {
+impl Client {
+    /// A client of `cluster`; it opens its session at its first write.
+    pub fn new(cluster: Cluster) -> Self {
         Client {
             cluster,
-            id,
+            session: None,
+            nonce: fresh_nonce(),
             seq: 0,
             links: BTreeMap::new(),
             leader: None,
@@ -130,9 +170,10 @@ impl Client {
         }
     }
 
-    /// This client's id.
+    /// The id this client's last command carried: its session, or before it
+    /// opened one, its own random number.
     pub fn id(&self) -> u64 {
-        self.id
+        self.session.unwrap_or(self.nonce)
     }
 
     /// The sequence number of the last operation.
@@ -145,6 +186,32 @@ impl Client {
         self.leader
     }
 
+    /// This client's session, opened now if it has none.
+    pub fn session(&mut self) -> Result<u64, ClientError> {
+        match self.session {
+            Some(s) => Ok(s),
+            None => self.register(Instant::now() + self.timeout),
+        }
+    }
+
+    /// Open a session (a retried registration may open two: the extra one
+    /// is forgotten in time). A fresh random number each time, so that an
+    /// answer to an earlier registration is never taken for this one's.
+    fn register(&mut self, deadline: Instant) -> Result<u64, ClientError> {
+        self.session = None;
+        self.nonce = fresh_nonce();
+        match self.run(self.nonce, 0, &Op::Register, deadline)?.outcome {
+            Outcome::Registered { session } => {
+                self.session = Some(session);
+                Ok(session)
+            }
+            other => Err(ClientError::Refused {
+                node: self.leader.unwrap_or(0),
+                why: format!("a registration answered {other:?}"),
+            }),
+        }
+    }
+
     /// Run `op` through the replicated log.
     pub fn execute(&mut self, op: Op) -> Result<OpResult, ClientError> {
         if op.size() > net::MAX_OP_BYTES {
@@ -153,10 +220,41 @@ impl Client {
                 limit: net::MAX_OP_BYTES,
             });
         }
+        let deadline = Instant::now() + self.timeout;
+        if !op.is_read() && self.session.is_none() {
+            self.register(deadline).map_err(ClientError::not_sent)?;
+        }
         self.seq += 1;
-        let seq = self.seq;
+        loop {
+            let ended = self.run(self.id(), self.seq, &op, deadline)?;
+            match ended.outcome {
+                Outcome::Done(result) => return Ok(result),
+                // Forgotten, and no earlier attempt can have been applied:
+                // open a new session and send it again.
+                Outcome::Expired if !ended.maybe_applied => {
+                    self.register(deadline).map_err(ClientError::not_sent)?;
+                }
+                Outcome::Expired | Outcome::Stale { .. } => return Err(ClientError::Expired),
+                other => {
+                    return Err(ClientError::Refused {
+                        node: self.leader.unwrap_or(0),
+                        why: format!("a command answered {other:?}"),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Send command `(client, seq)` until a leader answers it for good or
+    /// `deadline` passes.
+    fn run(
+        &mut self,
+        client: u64,
+        seq: u64,
+        op: &Op,
+        deadline: Instant,
+    ) -> Result<Ended, ClientError> {
         let started = Instant::now();
-        let deadline = started + self.timeout;
         let mut answered: BTreeSet<NodeId> = BTreeSet::new();
         let mut maybe_applied = false;
         let mut busy = false;
@@ -191,24 +289,15 @@ impl Client {
             };
             let wait = self.attempt_timeout.min(deadline - now);
             let request = Request::Op {
-                client: self.id,
+                client,
                 seq,
                 op: op.clone(),
             };
             match self.ask(target, &request, wait, |r| {
-                matches!(r, Response::Op { client, seq: s, .. } if *client == request_client(&request) && *s == seq)
+                matches!(r, Response::Op { client: c, seq: s, .. } if *c == client && *s == seq)
                     || matches!(r, Response::Error(_))
             }) {
-                Ok(Response::Error(why)) => {
-                    return Err(ClientError::Refused { node: target, why })
-                }
-                Ok(Response::Op {
-                    outcome: Outcome::Done(result),
-                    ..
-                }) => {
-                    self.leader = Some(target);
-                    return Ok(result);
-                }
+                Ok(Response::Error(why)) => return Err(ClientError::Refused { node: target, why }),
                 Ok(Response::Op {
                     outcome: Outcome::Busy,
                     ..
@@ -219,10 +308,6 @@ impl Client {
                     let left = deadline.saturating_duration_since(Instant::now());
                     std::thread::sleep(Duration::from_millis(10).min(left));
                 }
-                Ok(Response::Op {
-                    outcome: Outcome::Expired,
-                    ..
-                }) => return Err(ClientError::Expired),
                 Ok(Response::Op {
                     outcome: Outcome::NotLeader { leader },
                     ..
@@ -241,10 +326,20 @@ impl Client {
                         if tried_without_leader >= ids.len() {
                             // Nobody leads right now: give an election time.
                             tried_without_leader = 0;
-                            std::thread::sleep(no_leader_wait.min(deadline.saturating_duration_since(Instant::now())));
+                            std::thread::sleep(
+                                no_leader_wait
+                                    .min(deadline.saturating_duration_since(Instant::now())),
+                            );
                             no_leader_wait = (no_leader_wait * 2).min(Duration::from_millis(50));
                         }
                     }
+                }
+                Ok(Response::Op { outcome, .. }) => {
+                    self.leader = Some(target);
+                    return Ok(Ended {
+                        outcome,
+                        maybe_applied,
+                    });
                 }
                 Ok(_) => {
                     answered.insert(target);
@@ -261,7 +356,10 @@ impl Client {
                 Err(Silence::Refused) => {
                     self.leader = None;
                     if self.pinned.is_some() {
-                        std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
+                        std::thread::sleep(
+                            Duration::from_millis(50)
+                                .min(deadline.saturating_duration_since(Instant::now())),
+                        );
                     }
                 }
             }
@@ -337,13 +435,6 @@ impl Client {
     }
 }
 
-fn request_client(r: &Request) -> u64 {
-    match r {
-        Request::Op { client, .. } => *client,
-        _ => 0,
-    }
-}
-
 enum Silence {
     /// Asked, and then no answer: in time (`answered`: the node was up) or at
     /// all (the connection broke). The node may have proposed the command.
@@ -352,9 +443,15 @@ enum Silence {
     Refused,
 }
 
-/// A client id that is unique with overwhelming probability.
+/// A number unique with overwhelming probability (below 2^63).
 pub fn fresh_id() -> u64 {
     crate::rng::os_u64() >> 1
+}
+
+/// A client's own random number (2^63 and above: never a session number,
+/// which the log counts up from 1).
+fn fresh_nonce() -> u64 {
+    crate::rng::os_u64() | 1 << 63
 }
 
 /// A connection to a node, framed.

@@ -597,6 +597,7 @@ fn lesson_zh(rule: Rule) -> &'static str {
         Rule::Intersection => {
             "阶段1的法定人数与阶段2的不相交,新领导者看不到已选定的值,又选定了另一个"
         }
+        Rule::Sessions => "有界的客户端表忘记了一个客户端,它重试的写入被再次执行",
     }
 }
 

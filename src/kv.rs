@@ -24,6 +24,9 @@ pub enum Op {
         expect: Option<String>,
         new: String,
     },
+    /// Open a client session: the replicas give the client an id of its own
+    /// (see `paxos::replica`). Changes nothing in the map.
+    Register,
 }
 
 impl Op {
@@ -31,6 +34,7 @@ impl Op {
     pub fn key(&self) -> &str {
         match self {
             Op::Put { key, .. } | Op::Get { key } | Op::Delete { key } | Op::Cas { key, .. } => key,
+            Op::Register => "",
         }
     }
 
@@ -47,6 +51,7 @@ impl Op {
             Op::Cas { key, expect, new } => {
                 key.len() + expect.as_ref().map_or(0, String::len) + new.len()
             }
+            Op::Register => 0,
         }
     }
 }
@@ -61,6 +66,7 @@ impl fmt::Display for Op {
                 Some(old) => write!(f, "cas {key} {old}->{new}"),
                 None => write!(f, "cas {key} (absent)->{new}"),
             },
+            Op::Register => write!(f, "register"),
         }
     }
 }
@@ -116,6 +122,7 @@ impl Kv {
                     OpResult::Swapped(false)
                 }
             }
+            Op::Register => OpResult::Done,
         }
     }
 

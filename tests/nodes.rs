@@ -404,3 +404,48 @@ fn with_flexible_quorums_writes_go_on_with_half_the_nodes_down() {
         assert_eq!(env.ok(&["get", k]), format!("{v}\n"), "key {k}");
     }
 }
+
+#[test]
+fn sessions_come_from_the_log_and_every_write_gets_an_answer() {
+    use synod::kv::{Op, OpResult};
+    use synod::net::{Request, Response};
+    use synod::paxos::Outcome;
+    let env = Env::new("sessions", 3);
+    env.up();
+    let cluster = env.cluster();
+    let leader = env.leader(5.0);
+    let addr = cluster.node(leader).unwrap().addr;
+    let put = |client: u64, seq: u64, value: &str| {
+        let req = Request::Op {
+            client,
+            seq,
+            op: Op::Put {
+                key: "k".into(),
+                value: value.into(),
+            },
+        };
+        match synod::client::query(addr, &cluster, &req, Duration::from_secs(5)).unwrap() {
+            Response::Op { outcome, .. } => outcome,
+            other => panic!("{other:?}"),
+        }
+    };
+    // A session nobody opened: refused, not applied (it could be a
+    // forgotten client's retry).
+    assert_eq!(put(123_456, 1, "stranger"), Outcome::Expired);
+    let mut c = synod::client::Client::new(cluster.clone());
+    let session = c.session().unwrap();
+    assert!(session >= 1);
+    for v in ["one", "two"] {
+        c.execute(Op::Put {
+            key: "k".into(),
+            value: v.into(),
+        })
+        .unwrap();
+    }
+    // The same write again is answered as before; an older one is told the
+    // client moved on. Neither is applied again.
+    assert_eq!(put(session, 2, "two"), Outcome::Done(OpResult::Done));
+    assert_eq!(put(session, 1, "one"), Outcome::Stale { last: 2 });
+    let got = c.execute(Op::Get { key: "k".into() }).unwrap();
+    assert_eq!(got, OpResult::Value(Some("two".into())));
+}

@@ -234,6 +234,36 @@ fn without_a_quorum_a_write_is_refused_within_the_timeout() {
     assert!(got.starts_with("-TRYAGAIN no quorum"), "{got}");
 }
 
+#[test]
+fn a_write_of_unknown_outcome_gets_no_reply_but_a_closed_connection() {
+    // The leader takes the write and the others are paused: it may be chosen
+    // yet, so no error reply (which a Redis client reads as "not applied").
+    let (env, ports) = resp_cluster("unknown");
+    let leader = env.leader(5.0) as usize;
+    let mut s = TcpStream::connect(("127.0.0.1", ports[leader - 1])).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"CLIENT ID\r\nSET k before\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.ends_with(b"+OK\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b":"), "a session number: {got:?}");
+    for other in (1..=3).filter(|&n| n != leader) {
+        env.ok(&["pause", &other.to_string()]);
+    }
+    s.write_all(b"SET k after\r\n").unwrap();
+    let mut after = Vec::new();
+    match s.read_to_end(&mut after) {
+        Ok(_) => assert!(after.is_empty(), "{:?}", String::from_utf8_lossy(&after)),
+        Err(e) => panic!("no close within 15 s: {e}"),
+    }
+    let log = env.node_log(leader as u64);
+    assert!(log.contains("outcome is unknown"), "{log}");
+}
+
 /// redis-cli and redis-benchmark, when installed (Debian's redis-tools);
 /// required when SYNOD_REQUIRE_TOOLS=1 (as `.ci/run` sets after installing).
 #[test]

@@ -118,6 +118,7 @@ fn every_scenario_holds_with_its_guard_and_breaks_without_it() {
         "lagging-promise" => &["frame-limit"],
         "non-member" => &["agreement"],
         "disruptive-node" => &["expectation"],
+        "forgotten-client" => &["applied-twice", "not-linearizable"],
         other => panic!("no expectation for scenario {other}"),
     };
     for s in &scenario::ALL {

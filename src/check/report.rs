@@ -233,6 +233,7 @@ fn op_text(op: &Op, format: Format, keyed: bool) -> String {
         Op::Put { value, .. } => format!(":write {key}{value}"),
         Op::Delete { .. } => format!(":write {key}nil"),
         Op::Cas { expect, new, .. } => format!(":cas {key}[{} {new}]", nil(expect)),
+        Op::Register => ":register".into(),
     }
 }
 

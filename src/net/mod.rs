@@ -26,7 +26,7 @@ pub use faults::NetFaults;
 /// "SYND".
 pub const MAGIC: u32 = 0x5359_4E44;
 /// Bumped whenever a wire type changes.
-pub const PROTOCOL: u16 = 3;
+pub const PROTOCOL: u16 = 4;
 pub use crate::paxos::{MAX_FRAME, MAX_OP_BYTES};
 /// How far back a node's `status` counts client operations and their latency.
 pub const CLIENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);

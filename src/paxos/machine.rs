@@ -275,7 +275,8 @@ pub fn recover(setup: &NodeSetup, durable: Durable<'_>) -> Roles {
     let replica = match durable.snapshot {
         Some((file, s)) => Replica::restore(id, replica, file, s),
         None => Replica::new(id, replica),
-    };
+    }
+    .with_rules(rules);
     Roles {
         acceptor,
         proposer,

@@ -12,7 +12,9 @@ use crate::kv::{Op, OpResult};
 /// applies it once however often it is proposed.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Command {
-    /// The client's id, unique per client.
+    /// The client's session, as the replicas numbered it when the client
+    /// registered (see [`super::replica`]). A registering client, and a
+    /// client that only reads, sends a random number of its own instead.
     pub client: u64,
     /// The client's sequence number, increasing per client.
     pub seq: u64,
@@ -140,6 +142,9 @@ impl Value {
                             text(&mut h, key);
                             opt(&mut h, expect);
                             text(&mut h, new);
+                        }
+                        Op::Register => {
+                            h.update(&[4]);
                         }
                     }
                 }
@@ -605,10 +610,21 @@ pub enum Outcome {
     /// The leader has too many commands waiting; retry a little later. Nothing
     /// was proposed.
     Busy,
-    /// The client's session was forgotten (idle too long while the table was
-    /// full): the command was not applied now, but an earlier attempt may have
-    /// been.
+    /// The replicas do not know the client's session: it was forgotten (idle
+    /// while the table was full), or never registered. The command was not
+    /// applied now, but an earlier attempt of it may have been.
     Expired,
+    /// The client registered (`Op::Register`): its commands carry `session`.
+    Registered {
+        /// The session's id.
+        session: u64,
+    },
+    /// The client already had a later command (`last`) applied: this older
+    /// one was not applied now, and its result is no longer kept.
+    Stale {
+        /// The client's last sequence number applied.
+        last: u64,
+    },
 }
 
 /// The answer to one client command.

@@ -15,12 +15,24 @@
 //! one chunk in flight at a time, so the sender never holds more than one),
 //! checks its CRC, installs it, and goes on from the log.
 //!
-//! The client table is bounded too: past `max_sessions` clients, the one idle
-//! longest is forgotten. A command from a client the table does not know, with
-//! a sequence number above 1, may be a retry of one applied before the client
-//! was forgotten: it is refused as `Expired` rather than applied twice. (A
-//! client gives up on a command within seconds; it is forgotten only after
-//! `max_sessions` other clients were seen since.)
+//! # Client sessions
+//!
+//! A client opens a session before its first write: `Op::Register`, chosen
+//! through the log like any command, and applied by giving the client the
+//! next session number (`Outcome::Registered`). Numbers come from the log, so
+//! every replica gives the same one, and none is ever given twice. The
+//! client's writes then carry `(session, seq)`, and the client table keeps
+//! each session's last sequence number and result: a retried write is
+//! answered again, not applied again, and an older one gets `Stale`.
+//!
+//! The table is bounded: past `max_sessions` sessions, the one idle longest is
+//! forgotten. A write from a session the table does not know is refused as
+//! `Expired`, never applied: since sessions are numbered by the log, an
+//! unknown one was forgotten (or never opened), and the write may be a retry
+//! of one applied before (the client sessions of the Raft dissertation,
+//! §6.3). The client opens a new session and, if no earlier attempt of the
+//! write can have been applied, sends it again. Reads need no session: they
+//! change nothing, so applying one twice is harmless.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +43,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ballot::{NodeId, Slot};
 use super::message::{Command, Message, Notice, Outbox, Outcome, Reply, SnapshotFile, Value};
-use crate::kv::{Kv, OpResult};
+use super::rules::{Rule, Rules};
+use crate::kv::{Kv, Op, OpResult};
 
 /// Applied slots between two snapshots, unless a cluster file says otherwise.
 pub const SNAPSHOT_EVERY: u64 = 10_000;
@@ -103,6 +116,8 @@ pub struct Snapshot {
     pub applied: u64,
     /// Clients forgotten so far.
     pub evicted: u64,
+    /// Sessions opened so far (the last session number given).
+    pub registered: u64,
 }
 
 impl Snapshot {
@@ -155,8 +170,11 @@ pub struct Replica {
     idle: BTreeSet<(Slot, u64)>,
     digest: u64,
     applied: u64,
-    /// Clients forgotten so far (a retry from one is refused as expired).
+    /// Clients forgotten so far.
     evicted: u64,
+    /// Sessions opened so far: the last session number given.
+    registered: u64,
+    rules: Rules,
     audit: Option<Vec<(Slot, u64, u64)>>,
     /// Confirmed reads waiting for the slots below their index.
     reads: BTreeMap<Slot, Vec<Command>>,
@@ -187,6 +205,8 @@ impl Replica {
             digest: 0,
             applied: 0,
             evicted: 0,
+            registered: 0,
+            rules: Rules::ALL,
             audit: None,
             reads: BTreeMap::new(),
             served: None,
@@ -194,6 +214,12 @@ impl Replica {
             incoming: None,
             pinned: BTreeMap::new(),
         }
+    }
+
+    /// The same replica with `rules` (only [`Rule::Sessions`] concerns it).
+    pub fn with_rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// The same replica recording every command it applies, `(slot, client,
@@ -225,6 +251,7 @@ impl Replica {
         self.digest = s.digest;
         self.applied = s.applied;
         self.evicted = s.evicted;
+        self.registered = s.registered;
         self.pending = self.pending.split_off(&s.next);
     }
 
@@ -421,6 +448,7 @@ impl Replica {
             digest: self.digest,
             applied: self.applied,
             evicted: self.evicted,
+            registered: self.registered,
         };
         let file = snapshot.encode();
         self.unsaved = Some(file.clone());
@@ -454,30 +482,46 @@ impl Replica {
             return;
         };
         for cmd in cmds {
-            let outcome = match self.sessions.get(&cmd.client) {
-                // The same command again: answer as before, apply nothing.
-                Some(s) if s.seq == cmd.seq => Outcome::Done(s.result.clone()),
-                // Older than what this client has already seen done: it moved on.
-                Some(s) if s.seq > cmd.seq => continue,
-                // A client forgotten while the table was full, retrying: it
-                // may have been applied before, so it is not applied again.
-                None if cmd.seq > 1 && self.evicted > 0 => Outcome::Expired,
-                _ => {
-                    let result = self.kv.apply(&cmd.op);
-                    self.remember(cmd.client, cmd.seq, result.clone(), slot);
-                    self.applied += 1;
-                    if let Some(audit) = &mut self.audit {
-                        audit.push((slot, cmd.client, cmd.seq));
-                    }
-                    Outcome::Done(result)
-                }
-            };
+            let outcome = self.apply_command(slot, &cmd);
             out.replies.push(Reply {
                 client: cmd.client,
                 seq: cmd.seq,
                 outcome,
             });
         }
+    }
+
+    /// Apply one command of slot `slot`, at most once per `(client, seq)`.
+    fn apply_command(&mut self, slot: Slot, cmd: &Command) -> Outcome {
+        if cmd.op == Op::Register {
+            // Numbered by the log: the same on every replica, never reused.
+            self.registered += 1;
+            let session = self.registered;
+            self.remember(session, 0, OpResult::Done, slot);
+            return Outcome::Registered { session };
+        }
+        if cmd.op.is_read() {
+            // Changes nothing: no session needed, and twice is harmless.
+            self.applied += 1;
+            return Outcome::Done(self.kv.apply(&cmd.op));
+        }
+        match self.sessions.get(&cmd.client) {
+            // The same command again: answer as before, apply nothing.
+            Some(s) if s.seq == cmd.seq => return Outcome::Done(s.result.clone()),
+            // Older than what this client has already seen done: it moved on.
+            Some(s) if s.seq > cmd.seq => return Outcome::Stale { last: s.seq },
+            Some(_) => {}
+            // Forgotten (or never opened): it may have been applied before.
+            None if self.rules.holds(Rule::Sessions) => return Outcome::Expired,
+            None => {}
+        }
+        let result = self.kv.apply(&cmd.op);
+        self.remember(cmd.client, cmd.seq, result.clone(), slot);
+        self.applied += 1;
+        if let Some(audit) = &mut self.audit {
+            audit.push((slot, cmd.client, cmd.seq));
+        }
+        Outcome::Done(result)
     }
 
     /// Remember what client `client` last had applied, forgetting the idlest
@@ -518,6 +562,27 @@ mod tests {
         r.notice(Notice::Chosen { slot, value }, out);
     }
 
+    fn register(nonce: u64) -> Command {
+        Command {
+            client: nonce,
+            seq: 0,
+            op: Op::Register,
+        }
+    }
+
+    /// Open a session in slot `slot`: its number.
+    fn open(r: &mut Replica, slot: Slot) -> u64 {
+        let mut out = Outbox::new();
+        chosen(r, slot, vec![register(1 << 63)], &mut out);
+        match out.replies[..] {
+            [Reply {
+                outcome: Outcome::Registered { session },
+                ..
+            }] => session,
+            ref other => panic!("{other:?}"),
+        }
+    }
+
     fn cfg(every: u64) -> ReplicaConfig {
         ReplicaConfig {
             snapshot_every: every,
@@ -531,17 +596,47 @@ mod tests {
     fn applies_in_slot_order_once_per_command() {
         let mut r = Replica::new(1, cfg(0)).with_audit();
         let mut out = Outbox::new();
-        chosen(&mut r, 1, vec![put(1, 2, "b")], &mut out);
+        chosen(&mut r, 2, vec![put(1, 2, "b")], &mut out);
         assert!(out.replies.is_empty(), "slot 0 is still a hole");
-        chosen(&mut r, 0, vec![put(1, 1, "a")], &mut out);
-        chosen(&mut r, 2, vec![put(1, 2, "b"), put(1, 1, "a")], &mut out);
+        assert_eq!(open(&mut r, 0), 1, "sessions are numbered from 1");
+        chosen(&mut r, 1, vec![put(1, 1, "a")], &mut out);
+        chosen(&mut r, 3, vec![put(1, 2, "b"), put(1, 1, "a")], &mut out);
         assert_eq!(r.kv().get("k").map(String::as_str), Some("b"));
         assert_eq!(r.applied_commands(), 2);
-        assert_eq!(r.audit().unwrap(), &[(0, 1, 1), (1, 1, 2)]);
-        // The duplicate of seq 2 is answered again; the older seq 1 is not.
-        let answered: Vec<u64> = out.replies.iter().map(|r| r.seq).collect();
-        assert_eq!(answered, vec![1, 2, 2]);
-        assert_eq!(r.next_slot(), 3);
+        assert_eq!(r.audit().unwrap(), &[(1, 1, 1), (2, 1, 2)]);
+        // The duplicate of seq 2 is answered again; the older seq 1 is told
+        // that the client moved on.
+        let answered: Vec<(u64, &Outcome)> =
+            out.replies.iter().map(|r| (r.seq, &r.outcome)).collect();
+        let done = Outcome::Done(OpResult::Done);
+        assert_eq!(
+            answered,
+            vec![
+                (1, &done),
+                (2, &done),
+                (2, &done),
+                (1, &Outcome::Stale { last: 2 })
+            ]
+        );
+        assert_eq!(r.next_slot(), 4);
+    }
+
+    #[test]
+    fn a_write_from_an_unknown_session_is_refused_and_reads_need_none() {
+        let mut r = Replica::new(1, cfg(0));
+        let mut out = Outbox::new();
+        let get = Command {
+            client: 99,
+            seq: 1,
+            op: Op::Get { key: "k".into() },
+        };
+        chosen(&mut r, 0, vec![put(99, 1, "v"), get], &mut out);
+        assert_eq!(out.replies[0].outcome, Outcome::Expired);
+        assert_eq!(out.replies[1].outcome, Outcome::Done(OpResult::Value(None)));
+        assert_eq!(r.sessions(), 0, "neither opened a session");
+        // Registering twice (a retried Register) gives two sessions.
+        assert_eq!(open(&mut r, 1), 1);
+        assert_eq!(open(&mut r, 2), 2);
     }
 
     #[test]
@@ -577,9 +672,9 @@ mod tests {
     fn a_snapshot_every_n_slots_is_served_once_durable_and_installs_elsewhere() {
         let mut a = Replica::new(1, cfg(2));
         let mut out = Outbox::new();
-        chosen(&mut a, 0, vec![put(7, 1, "a")], &mut out);
+        chosen(&mut a, 0, vec![register(7), put(1, 1, "a")], &mut out);
         assert!(out.snapshot.is_none());
-        chosen(&mut a, 1, vec![put(8, 1, "b")], &mut out);
+        chosen(&mut a, 1, vec![put(1, 2, "b")], &mut out);
         let file = out.snapshot.take().expect("a snapshot at slot 2");
         assert_eq!(file.slot, 2);
         assert_eq!(Snapshot::decode(&file).unwrap().next, 2);
@@ -641,23 +736,42 @@ mod tests {
 
     #[test]
     fn the_client_table_is_bounded_and_a_forgotten_clients_retry_is_refused() {
-        let mut r = Replica::new(1, cfg(0));
-        let mut out = Outbox::new();
-        for (slot, client) in (1..=4).enumerate() {
-            chosen(&mut r, slot as Slot, vec![put(client, 1, "v")], &mut out);
-        }
-        assert_eq!(r.sessions(), 3, "client 1, the idlest, was forgotten");
-        // Client 1 retries its next command: it may have been applied before
-        // it was forgotten, so it is refused, not applied.
-        let mut out = Outbox::new();
-        chosen(&mut r, 4, vec![put(1, 2, "again")], &mut out);
-        assert_eq!(out.replies[0].outcome, Outcome::Expired);
-        assert_eq!(r.kv().get("k").map(String::as_str), Some("v"));
-        // A new client (sequence 1) is welcome.
-        let mut out = Outbox::new();
-        chosen(&mut r, 5, vec![put(9, 1, "new")], &mut out);
-        assert!(matches!(out.replies[0].outcome, Outcome::Done(_)));
-        // The table travels in the snapshot.
+        // The case: a client's first write is applied, the client is
+        // forgotten, and the write comes again (a retry, or a duplicate).
+        let run = |rules: Rules| {
+            let mut r = Replica::new(1, cfg(0)).with_rules(rules).with_audit();
+            let mut out = Outbox::new();
+            let first = open(&mut r, 0);
+            chosen(&mut r, 1, vec![put(first, 1, "old")], &mut out);
+            let others: Vec<u64> = (2..5).map(|slot| open(&mut r, slot)).collect();
+            for (s, slot) in others.into_iter().zip(5..) {
+                chosen(&mut r, slot, vec![put(s, 1, "new")], &mut out);
+            }
+            assert_eq!(
+                r.sessions(),
+                3,
+                "the first client, the idlest, was forgotten"
+            );
+            let mut out = Outbox::new();
+            chosen(&mut r, 8, vec![put(first, 1, "old")], &mut out);
+            (r, out.replies[0].outcome.clone())
+        };
+        let (r, outcome) = run(Rules::ALL);
+        assert_eq!(outcome, Outcome::Expired);
+        assert_eq!(r.kv().get("k").map(String::as_str), Some("new"));
+        // With the guard off, the retry is applied a second time: the key
+        // goes back to its old value.
+        let (broken, outcome) = run(Rules::breaking(Some(Rule::Sessions)));
+        assert!(matches!(outcome, Outcome::Done(_)));
+        assert_eq!(broken.kv().get("k").map(String::as_str), Some("old"));
+        let twice = broken
+            .audit()
+            .unwrap()
+            .iter()
+            .filter(|a| a.1 == 1 && a.2 == 1);
+        assert_eq!(twice.count(), 2);
+
+        // The table, and the session count, travel in the snapshot.
         let s = Snapshot {
             next: r.next_slot(),
             kv: r.kv().clone(),
@@ -665,11 +779,17 @@ mod tests {
             digest: r.digest(),
             applied: r.applied_commands(),
             evicted: r.evicted,
+            registered: r.registered,
         };
         let file = s.encode();
-        let restored = Replica::restore(2, cfg(0), &file, Snapshot::decode(&file).unwrap());
+        let mut restored = Replica::restore(2, cfg(0), &file, Snapshot::decode(&file).unwrap());
         assert_eq!(restored.sessions(), 3);
         assert_eq!(restored.evicted, r.evicted);
+        assert_eq!(
+            open(&mut restored, 9),
+            5,
+            "no session number is given twice"
+        );
     }
 
     #[test]

@@ -51,11 +51,16 @@ pub enum Rule {
     /// majorities, P1's "any two majorities intersect"). Broken: quorums that
     /// do not are allowed (by default N/2 and the rest).
     Intersection,
+    /// A write from a client session the replicas do not know is refused:
+    /// sessions are opened through the log and numbered by it, so an unknown
+    /// one was forgotten, and its command may have been applied before.
+    /// Broken: an unknown client is taken as new and its command applied.
+    Sessions,
 }
 
 impl Rule {
     /// Every rule: the explainer's three, then synod's guards.
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::Persist,
         Rule::Promise,
         Rule::P2c,
@@ -66,6 +71,7 @@ impl Rule {
         Rule::Chunks,
         Rule::Prevote,
         Rule::Intersection,
+        Rule::Sessions,
     ];
 
     /// The rule's name on the command line.
@@ -81,6 +87,7 @@ impl Rule {
             Rule::Chunks => "chunks",
             Rule::Prevote => "prevote",
             Rule::Intersection => "intersection",
+            Rule::Sessions => "sessions",
         }
     }
 
@@ -99,6 +106,7 @@ impl Rule {
             Rule::Chunks => "a promise that carries everything at once outgrows the frame limit, so a lagging candidate's promises never arrive",
             Rule::Prevote => "a node that cannot win keeps raising its round and deposes a healthy leader again and again",
             Rule::Intersection => "a leader elected by a phase-1 quorum that misses a phase-2 quorum cannot see the value it chose, and chooses another",
+            Rule::Sessions => "a client forgotten by the bounded client table retries a write, and it is applied a second time",
         }
     }
 }

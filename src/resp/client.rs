@@ -154,6 +154,12 @@ impl RespKv {
                 b"IFEQ",
                 old.as_bytes(),
             ],
+            Op::Register => {
+                return Err(RespFailure {
+                    maybe_applied: false,
+                    message: "a RESP connection's session is opened by the node".into(),
+                })
+            }
             Op::Delete { .. } => {
                 return Err(RespFailure {
                     maybe_applied: false,

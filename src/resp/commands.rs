@@ -17,10 +17,9 @@ pub trait Backend {
     fn execute(&mut self, op: Op) -> Result<OpResult, ClientError>;
     /// This node's state, for INFO (None if it did not answer).
     fn status(&mut self) -> Option<NodeStatus>;
-    /// A client whose session the cluster forgot starts a new one.
-    fn renew(&mut self) {}
-    /// The id this connection's operations carry in the log (`CLIENT ID`).
-    fn client_id(&mut self) -> u64;
+    /// The session this connection's writes carry in the log (`CLIENT ID`),
+    /// opened now if need be.
+    fn client_id(&mut self) -> Result<u64, ClientError>;
 }
 
 /// What the connection does after a reply.
@@ -49,8 +48,38 @@ pub struct ClientState {
     pub authenticated: bool,
 }
 
-/// The error for a failed operation: TRYAGAIN when the cluster could not
-/// commit it in time (the client may retry), ERR otherwise.
+/// Why a command got no ordinary reply.
+pub enum Failure {
+    /// An error reply: nothing was applied.
+    Reply(Frame),
+    /// A write whose outcome is unknown: it may have been applied, or may be
+    /// yet. A Redis client takes any error reply to mean "not applied" (and
+    /// may send the write again), so there is none: the connection is closed
+    /// without a reply, as if the server had died mid-command, which clients
+    /// treat as an unknown outcome.
+    Unknown(ClientError),
+}
+
+impl From<Frame> for Failure {
+    fn from(f: Frame) -> Self {
+        Failure::Reply(f)
+    }
+}
+
+/// Run `op`; a failed write whose outcome is unknown is [`Failure::Unknown`].
+fn exec(backend: &mut dyn Backend, op: Op) -> Result<OpResult, Failure> {
+    let read = op.is_read();
+    backend.execute(op).map_err(|e| {
+        if e.maybe_applied() && !read {
+            Failure::Unknown(e)
+        } else {
+            Failure::Reply(failed(&e))
+        }
+    })
+}
+
+/// The error for a failed operation that was not applied: TRYAGAIN when the
+/// cluster could not commit it in time (the client may retry), ERR otherwise.
 fn failed(e: &ClientError) -> Frame {
     match e {
         ClientError::NoQuorum { .. } | ClientError::Busy { .. } | ClientError::NotLeader { .. } => {
@@ -103,13 +132,16 @@ pub fn dispatch(
         out.frame(&Frame::Error("NOAUTH Authentication required.".into()));
         return After::Continue;
     }
-    let reply =
-        RedisCommand::parse(&name, first, rest).and_then(|cmd| cmd.apply(session, backend, out));
-    if let Err(reply) = reply {
-        if matches!(&reply, Frame::Error(e) if e.contains("session expired")) {
-            backend.renew();
+    let reply = RedisCommand::parse(&name, first, rest)
+        .map_err(Failure::Reply)
+        .and_then(|cmd| cmd.apply(session, backend, out));
+    match reply {
+        Ok(()) => {}
+        Err(Failure::Reply(reply)) => out.frame(&reply),
+        Err(Failure::Unknown(e)) => {
+            tracing::warn!("RESP: a {name}'s outcome is unknown ({e}); closing the connection without a reply, as a server that died would");
+            out.cut();
         }
-        out.frame(&reply);
     }
     if out.broken() {
         After::Close
@@ -266,15 +298,14 @@ impl RedisCommand {
         session: &ClientState,
         backend: &mut dyn Backend,
         out: &mut Replies,
-    ) -> Result<(), Frame> {
+    ) -> Result<(), Failure> {
         use RedisCommand as C;
-        let exec = |backend: &mut dyn Backend, op: Op| backend.execute(op).map_err(|e| failed(&e));
         let reply = match self {
             C::Ping(None) => Frame::Simple("PONG".into()),
             C::Ping(Some(msg)) | C::Echo(msg) => Frame::bulk(msg),
             C::Get(key) => match exec(backend, Op::Get { key })? {
                 OpResult::Value(v) => Frame::Bulk(v.map(String::into_bytes)),
-                other => return Err(Frame::err(format!("unexpected result {other}"))),
+                other => return Err(Frame::err(format!("unexpected result {other}")).into()),
             },
             C::Set { key, value, cond } => set(key, value, cond, backend)?,
             C::Del(keys) => present(backend, keys, |key| Op::Delete { key })?,
@@ -295,13 +326,13 @@ impl RedisCommand {
 /// MGET: each value written as it is read, so the reply is never whole in
 /// memory. An error on the first key is the reply; a later one leaves the
 /// array unfinished, so the connection is closed (with a log line).
-fn mget(keys: Vec<String>, backend: &mut dyn Backend, out: &mut Replies) -> Result<(), Frame> {
+fn mget(keys: Vec<String>, backend: &mut dyn Backend, out: &mut Replies) -> Result<(), Failure> {
     let n = keys.len();
     for (i, key) in keys.into_iter().enumerate() {
         let value = match backend.execute(Op::Get { key }) {
             Ok(OpResult::Value(v)) => Frame::Bulk(v.map(String::into_bytes)),
             Ok(_) => Frame::nil(),
-            Err(e) if i == 0 => return Err(failed(&e)),
+            Err(e) if i == 0 => return Err(Failure::Reply(failed(&e))),
             Err(e) => {
                 tracing::warn!(
                     "RESP: MGET failed at key {} of {n}: {e}; closing the connection",
@@ -327,10 +358,10 @@ fn present(
     backend: &mut dyn Backend,
     keys: Vec<String>,
     op: impl Fn(String) -> Op,
-) -> Result<Frame, Frame> {
+) -> Result<Frame, Failure> {
     let mut n = 0;
     for key in keys {
-        if let OpResult::Value(Some(_)) = backend.execute(op(key)).map_err(|e| failed(&e))? {
+        if let OpResult::Value(Some(_)) = exec(backend, op(key))? {
             n += 1;
         }
     }
@@ -367,12 +398,16 @@ fn set_cond(opts: &[Vec<u8>]) -> Result<SetCond, Frame> {
 }
 
 /// SET key value under `cond`: plain, if absent, if present, if equal.
-fn set(key: String, new: String, cond: SetCond, backend: &mut dyn Backend) -> Result<Frame, Frame> {
+fn set(
+    key: String,
+    new: String,
+    cond: SetCond,
+    backend: &mut dyn Backend,
+) -> Result<Frame, Failure> {
     let swapped = |r: OpResult| match r {
         OpResult::Swapped(true) => Frame::ok(),
         _ => Frame::nil(),
     };
-    let exec = |backend: &mut dyn Backend, op: Op| backend.execute(op).map_err(|e| failed(&e));
     Ok(match cond {
         SetCond::Always => {
             exec(backend, Op::Put { key, value: new })?;
@@ -400,7 +435,7 @@ fn set(key: String, new: String, cond: SetCond, backend: &mut dyn Backend) -> Re
         SetCond::Present => {
             for _ in 0..100 {
                 let OpResult::Value(current) = exec(backend, Op::Get { key: key.clone() })? else {
-                    return Err(Frame::err("unexpected result"));
+                    return Err(Frame::err("unexpected result").into());
                 };
                 let Some(current) = current else {
                     return Ok(Frame::nil());
@@ -414,9 +449,9 @@ fn set(key: String, new: String, cond: SetCond, backend: &mut dyn Backend) -> Re
                     return Ok(Frame::ok());
                 }
             }
-            return Err(Frame::Error(
-                "TRYAGAIN the key kept changing under SET ... XX".into(),
-            ));
+            return Err(
+                Frame::Error("TRYAGAIN the key kept changing under SET ... XX".into()).into(),
+            );
         }
     })
 }
@@ -505,7 +540,10 @@ fn config_get(params: &[Vec<u8>], session: &ClientState) -> Frame {
 fn client(sub: &[u8], backend: &mut dyn Backend) -> Frame {
     match sub {
         b"setinfo" | b"setname" => Frame::ok(),
-        b"id" => Frame::Int(backend.client_id() as i64),
+        b"id" => match backend.client_id() {
+            Ok(id) => Frame::Int(id as i64),
+            Err(e) => failed(&e),
+        },
         b"getname" => Frame::nil(),
         _ => Frame::err(format!(
             "CLIENT {} is not supported",
@@ -543,6 +581,8 @@ mod tests {
         kv: Kv,
         ops: Vec<Op>,
         fail: bool,
+        /// Fail as a command whose outcome is unknown.
+        unknown: bool,
     }
 
     impl Backend for Map {
@@ -553,14 +593,14 @@ mod tests {
                     total: 3,
                     majority: 2,
                     secs: 5.0,
-                    maybe_applied: false,
+                    maybe_applied: self.unknown,
                 });
             }
             self.ops.push(op.clone());
             Ok(self.kv.apply(&op))
         }
-        fn client_id(&mut self) -> u64 {
-            42
+        fn client_id(&mut self) -> Result<u64, ClientError> {
+            Ok(42)
         }
         fn status(&mut self) -> Option<NodeStatus> {
             Some(NodeStatus {
@@ -589,6 +629,7 @@ mod tests {
             kv: Kv::new(),
             ops: Vec::new(),
             fail: false,
+            unknown: false,
         }
     }
 
@@ -689,6 +730,26 @@ mod tests {
         assert!(
             matches!(say(&mut s, &mut m, "SET k v"), Frame::Error(e) if e.starts_with("TRYAGAIN no quorum"))
         );
+        assert!(
+            matches!(say(&mut s, &mut m, "GET k"), Frame::Error(e) if e.starts_with("TRYAGAIN"))
+        );
+    }
+
+    #[test]
+    fn a_write_of_unknown_outcome_gets_no_error_reply_the_connection_closes() {
+        // An error reply would tell a Redis client "not applied", and it may
+        // be: so nothing is written, and the connection is closed.
+        let (mut s, mut m) = (session(None), map());
+        assert_eq!(say(&mut s, &mut m, "PING"), Frame::Simple("PONG".into()));
+        (m.fail, m.unknown) = (true, true);
+        for write in ["SET k v", "SET k v NX", "DEL k"] {
+            let args = write.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+            let mut out = Replies::buffer();
+            let after = super::dispatch(&args, &mut s, &mut m, &mut out);
+            assert_eq!(after, After::Close, "{write}");
+            assert!(out.bytes().is_empty(), "{write}: {:?}", out.bytes());
+        }
+        // A read changes nothing: its failure is an ordinary TRYAGAIN.
         assert!(
             matches!(say(&mut s, &mut m, "GET k"), Frame::Error(e) if e.starts_with("TRYAGAIN"))
         );

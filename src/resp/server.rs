@@ -110,15 +110,11 @@ impl Backend for ClusterBackend<'_> {
         }
     }
 
-    fn renew(&mut self) {
-        self.client = None;
-    }
-
-    fn client_id(&mut self) -> u64 {
+    fn client_id(&mut self) -> Result<u64, ClientError> {
         let cluster = &self.cfg.cluster;
         self.client
             .get_or_insert_with(|| Client::new(cluster.clone()))
-            .id()
+            .session()
     }
 }
 

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::check::history::History;
 use crate::kv::Op;
 use crate::paxos::{
-    Ballot, Envelope, NodeId, PromiseLimit, ProposerConfig, ReplicaConfig, Role, Rules, Slot, Value,
+    Ballot, Command, Envelope, NodeId, PromiseLimit, ProposerConfig, ReplicaConfig, Role, Rules,
+    Slot, Value,
 };
 pub use invariants::Violation;
 pub use world::run;
@@ -199,6 +200,10 @@ pub enum PlanAction {
     SlowDisk { node: NodeId, role: Role, ms: u64 },
     /// A client sends `op` to this node alone (no redirects, no retries).
     Client { node: NodeId, op: Op },
+    /// This command arrives at this node as a client would send it (a
+    /// client's late retry, or a duplicate from the network); any reply
+    /// goes to whichever client holds its session.
+    Request { node: NodeId, cmd: Command },
     /// Put a message on the wire as if `from` had sent it (a stranger).
     Inject(Envelope),
 }

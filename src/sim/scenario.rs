@@ -10,7 +10,7 @@
 //! catch the violation.
 
 use super::invariants::Violation;
-use super::world::SCRIPT_CLIENT;
+use super::world::{nonce, SCRIPT_CLIENT};
 use super::{run as simulate, Faults, PlanAction, Report, SimConfig, Workload};
 use crate::kv::Op;
 use crate::paxos::{Ballot, Command, Envelope, Message, PromiseLimit, Role, Rule, Rules, Value};
@@ -28,7 +28,7 @@ pub struct Scenario {
 }
 
 /// Every scenario, in the order `synod sim --scenarios` lists them.
-pub const ALL: [Scenario; 6] = [
+pub const ALL: [Scenario; 7] = [
     Scenario {
         name: "ballot-reuse",
         about: "a leader dies before its own acceptor syncs, restarts cut off from the two acceptors that accepted its value, and campaigns again",
@@ -70,6 +70,13 @@ pub const ALL: [Scenario; 6] = [
         guard: Rule::Prevote,
         build: disruptive_node,
         expect: Some(leader_kept),
+    },
+    Scenario {
+        name: "forgotten-client",
+        about: "a client's write is applied, the client table (of one) forgets it for another, and the write arrives again",
+        guard: Rule::Sessions,
+        build: forgotten_client,
+        expect: None,
     },
 ];
 
@@ -255,12 +262,13 @@ fn lagging_promise(c: &mut SimConfig) {
 fn non_member(c: &mut SimConfig) {
     c.nodes = 5;
     let op = put("k", "v");
-    // The first scripted client's one command, alone in the first slot of
-    // node 1's first ballot: the value the strangers vote for.
+    // The first scripted client's registration (before its write), alone in
+    // the first slot of node 1's first ballot: the value the strangers vote
+    // for.
     let value = Value::Batch(vec![Command {
-        client: SCRIPT_CLIENT + 1,
-        seq: 1,
-        op: op.clone(),
+        client: nonce(SCRIPT_CLIENT + 1),
+        seq: 0,
+        op: Op::Register,
     }]);
     let ballot = Ballot::new(1, 1);
     let mut plan = vec![
@@ -379,6 +387,52 @@ fn disruptive_node(c: &mut SimConfig) {
 
 /// Node 1 stays the only leader from its first election to the end of the
 /// faults: node 5's timeouts must not depose it.
+/// Three nodes, a client table of one. A client opens session 1 and writes
+/// k = a; another opens session 2 (the first is forgotten) and writes k = b;
+/// then the first write arrives again (a retry that was on its way, or a
+/// duplicate), and a client reads k. Applied again, it would set k back to a.
+fn forgotten_client(c: &mut SimConfig) {
+    c.nodes = 3;
+    c.replica.max_sessions = 1;
+    let first = Command {
+        client: 1,
+        seq: 1,
+        op: put("k", "a"),
+    };
+    c.plan = vec![
+        (1, PlanAction::Campaign(1)),
+        (
+            50,
+            PlanAction::Client {
+                node: 1,
+                op: put("k", "a"),
+            },
+        ),
+        (
+            150,
+            PlanAction::Client {
+                node: 1,
+                op: put("k", "b"),
+            },
+        ),
+        (
+            250,
+            PlanAction::Request {
+                node: 1,
+                cmd: first,
+            },
+        ),
+        (
+            350,
+            PlanAction::Client {
+                node: 1,
+                op: get("k"),
+            },
+        ),
+    ];
+    c.fault_ms = 500;
+}
+
 fn leader_kept(r: &Report) -> Option<String> {
     let deposing: Vec<String> = r
         .leaders

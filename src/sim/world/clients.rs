@@ -1,7 +1,9 @@
 //! Simulated clients: each issues one operation at a time, follows redirects,
 //! retries with the same sequence number on a timeout, gives up after a
 //! deadline, and records every invocation and completion in the history the
-//! linearizability checker reads.
+//! linearizability checker reads. Like the real client, one opens a session
+//! (`Op::Register`) before its first write, and opens another when the
+//! replicas forgot it.
 
 use std::collections::BTreeMap;
 
@@ -14,14 +16,29 @@ use crate::sim::Workload;
 
 pub(super) struct Pending {
     op: Op,
+    /// The id the command carries: the session, or to register (and for
+    /// reads before one is open) the client's own number.
+    carries: u64,
+    /// Its sequence number (0 for a registration).
+    seq: u64,
+    /// Its entry in the history (for a registration, the write's).
     hist: usize,
+    /// For a registration: the write it opens the session for.
+    then: Option<Op>,
     attempt: u32,
     deadline: u64,
     maybe_proposed: bool,
 }
 
+/// The number a client registers with: above every session number.
+pub(crate) fn nonce(id: u64) -> u64 {
+    id | 1 << 63
+}
+
 pub(super) struct Client {
     id: u64,
+    /// The session the replicas gave it.
+    session: Option<u64>,
     rng: Rng,
     target: NodeId,
     seq: u64,
@@ -40,6 +57,7 @@ impl Client {
             id,
             rng,
             target,
+            session: None,
             seq: 0,
             left: ops,
             pending: None,
@@ -62,10 +80,21 @@ impl World {
         self.clients.get_mut(&id)
     }
 
+    /// The client a reply is for: by its own number or its session's.
+    fn replied(&self, carried: u64) -> Option<u64> {
+        if carried >= nonce(0) {
+            Some(carried - nonce(0))
+        } else {
+            self.sessions.get(&carried).copied()
+        }
+    }
+
     /// A probe client did its one operation: forget it (there are many).
     fn retire_probe(&mut self, id: u64) {
         if matches!(self.cfg.workload, Workload::Probe { .. }) && id != PROBE_CLIENT {
-            self.clients.remove(&id);
+            if let Some(s) = self.clients.remove(&id).and_then(|c| c.session) {
+                self.sessions.remove(&s);
+            }
         }
     }
 
@@ -92,7 +121,6 @@ impl World {
             Workload::Probe { .. } | Workload::Scripted => 0,
             Workload::Decree { .. } => return,
         };
-        let now = self.now;
         let Some(c) = self.client(id) else { return };
         if c.left == 0 || c.pending.is_some() {
             return;
@@ -114,18 +142,47 @@ impl World {
         } else {
             next_op(c, keys)
         };
+        if c.session.is_none() && !op.is_read() {
+            self.start(id, Op::Register, Some(op), None);
+        } else {
+            self.start(id, op, None, None);
+        }
+    }
+
+    /// Send `op` (or register, with `then` the write to send once
+    /// registered) until it is answered or the deadline passes. `going`: the
+    /// history entry and deadline of the operation this goes on with (a
+    /// write after its registration); the registration is part of it.
+    fn start(&mut self, id: u64, op: Op, then: Option<Op>, going: Option<(usize, u64)>) {
+        let now = self.now;
+        let c = self.client(id).expect("client exists");
+        let (carries, seq) = match (&op, c.session) {
+            (Op::Register, _) => (nonce(id), 0),
+            (_, Some(s)) => (s, c.seq),
+            (_, None) => (nonce(id), c.seq),
+        };
+        let client_seq = c.seq;
         let cmd = Command {
-            client: c.id,
-            seq: c.seq,
+            client: carries,
+            seq,
             op: op.clone(),
         };
-        let hist = self.history.invoke(id, cmd.seq, op.clone(), now);
+        let (hist, deadline) = match going {
+            Some(g) => g,
+            None => {
+                let what = then.clone().unwrap_or_else(|| op.clone());
+                let hist = self.history.invoke(carries, client_seq, what, now);
+                (hist, now + self.cfg.client_deadline_ms)
+            }
+        };
         self.commands.insert(cmd);
-        let deadline = now + self.cfg.client_deadline_ms;
         let c = self.client(id).expect("client exists");
         c.pending = Some(Pending {
             op,
+            carries,
+            seq,
             hist,
+            then,
             attempt: 0,
             deadline,
             maybe_proposed: false,
@@ -142,12 +199,12 @@ impl World {
         };
         let c = self.client(id).expect("client exists");
         let target = c.target;
-        let seq = c.seq;
         let Some(p) = &mut c.pending else { return };
         p.attempt += 1;
         let attempt = p.attempt;
+        let seq = p.seq;
         let cmd = Command {
-            client: id,
+            client: p.carries,
             seq,
             op: p.op.clone(),
         };
@@ -207,22 +264,42 @@ impl World {
     pub(super) fn client_reply(&mut self, r: Reply) {
         let now = self.now;
         let n = self.cfg.nodes as u64;
-        let Some(c) = self.client(r.client) else {
+        let Some(id) = self.replied(r.client) else {
             return;
         };
-        if c.seq != r.seq {
+        let Some(c) = self.client(id) else {
+            return;
+        };
+        let Some(p) = &mut c.pending else { return };
+        if p.carries != r.client || p.seq != r.seq {
             return;
         }
-        let Some(p) = &mut c.pending else { return };
         match r.outcome {
+            Outcome::Registered { session } => {
+                let Some(then) = p.then.take() else { return };
+                let going = (p.hist, p.deadline);
+                c.session = Some(session);
+                c.pending = None;
+                self.sessions.insert(session, id);
+                // The write carries the session: so must its history entry.
+                self.history.ops[going.0].client = session;
+                self.start(id, then, None, Some(going));
+            }
             Outcome::Done(result) => {
                 remember(&mut c.seen, &p.op, &result);
-                let id = c.id;
                 self.complete(id, Status::Ok(result));
             }
-            Outcome::Expired => {
+            // Forgotten before any attempt can have been applied: open a
+            // new session and send it again.
+            Outcome::Expired if !p.maybe_proposed && c.script.is_none() => {
+                let op = p.op.clone();
+                let going = (p.hist, p.deadline);
+                c.pending = None;
+                c.session = None;
+                self.start(id, Op::Register, Some(op), Some(going));
+            }
+            Outcome::Expired | Outcome::Stale { .. } => {
                 // Maybe applied before the session was forgotten.
-                let id = c.id;
                 self.complete(id, Status::Unknown);
             }
             Outcome::NotLeader { .. } | Outcome::Busy if c.script.is_some() => {
@@ -232,12 +309,11 @@ impl World {
                 } else {
                     Status::Failed
                 };
-                let id = c.id;
                 self.complete(id, status);
             }
             Outcome::Busy => {
                 // Nothing was proposed: try again in a little while.
-                let (id, seq) = (c.id, c.seq);
+                let seq = p.seq;
                 self.push(
                     now + 20,
                     Ev::ClientTimeout {
@@ -252,7 +328,7 @@ impl World {
                     Some(l) => l,
                     None => c.target % n + 1,
                 };
-                let (id, seq) = (c.id, c.seq);
+                let seq = p.seq;
                 let backoff = if leader.is_some() { 1 } else { 20 };
                 // Resend after a short pause; the pending timeout is superseded by
                 // the attempt counter.
@@ -272,11 +348,11 @@ impl World {
         let now = self.now;
         let n = self.cfg.nodes as u64;
         let Some(c) = self.client(client) else { return };
-        if c.seq != seq {
-            return;
-        }
         let pinned = c.script.is_some();
         let Some(p) = &mut c.pending else { return };
+        if p.seq != seq {
+            return;
+        }
         let redirected = attempt == u32::MAX;
         if !redirected {
             if p.attempt != attempt {

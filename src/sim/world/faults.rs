@@ -344,6 +344,10 @@ impl World {
                 self.clients.insert(id, c);
                 self.client_next(id);
             }
+            PlanAction::Request { node, cmd } => {
+                self.commands.insert(cmd.clone());
+                self.client_request(node, cmd);
+            }
             PlanAction::Inject(env) => {
                 self.note(|| format!("INJECT {} → {}  {}", env.from, env.to, env.msg.brief()));
                 self.route(env);

@@ -22,6 +22,7 @@ use crate::paxos::{
     Ballot, Command, Digest, Envelope, NodeId, Notice, Reply, Role, SnapshotFile, Value,
 };
 use crate::rng::Rng;
+pub(crate) use clients::nonce;
 use clients::Client;
 use node::Node;
 
@@ -153,6 +154,8 @@ struct World {
     violations: Vec<Violation>,
     undecided: Vec<String>,
     clients: BTreeMap<u64, Client>,
+    /// Which client each session the replicas opened belongs to.
+    sessions: BTreeMap<u64, u64>,
     next_probe: u64,
     scripted: u64,
     history: History,
@@ -189,6 +192,7 @@ impl World {
             violations: Vec::new(),
             undecided: Vec::new(),
             clients: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             next_probe: 1,
             scripted: 0,
             history: History::new(),
