@@ -34,8 +34,9 @@ pub enum ClientError {
         /// True if a leader may have proposed it (its outcome is unknown).
         maybe_applied: bool,
     },
-    /// The leader kept refusing new commands: too many were waiting.
-    #[error("busy: the leader had too many commands waiting for {secs:.1} s; nothing was applied, retry later")]
+    /// The nodes kept refusing new commands: too many were waiting (at the
+    /// leader, at the node asked, or for a lagging replica).
+    #[error("busy: the nodes had too many commands waiting for {secs:.1} s; nothing was applied, retry later")]
     Busy {
         /// The time spent.
         secs: f64,

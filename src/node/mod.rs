@@ -14,6 +14,7 @@ pub mod link;
 pub mod roles;
 pub mod router;
 pub mod tap;
+pub mod waiting;
 mod writer;
 
 use std::cell::RefCell;

@@ -4,7 +4,9 @@
 //! layer, to the peer's link; messages that arrive from a peer's connection go
 //! from the router to the role that handles them. Notices between the roles of
 //! this node go through the router too, in order, and never near a socket.
-//! The router also remembers which client connection waits for which command.
+//! The router also remembers which client connection waits for which command,
+//! within bounds ([`super::waiting`]: per connection, for the node, and by
+//! age; a command past them is answered `Busy` at once and not proposed).
 //! The fault layer it sends through is [`super::inject`]; the sample of sent
 //! messages it keeps for the live page is [`super::tap`].
 //!
@@ -13,17 +15,18 @@
 //! router knows them only as recipients.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
 use super::inject::Injector;
 use super::tap::Tap;
+use super::waiting::Waiting;
 use crate::net::faults::Fate;
 use crate::net::{NetFaults, NodeStatus};
-use crate::paxos::{Command, Envelope, Message, NodeId, Notice, Reply, Role, Slot, Value};
+use crate::paxos::{Command, Envelope, Message, NodeId, Notice, Outcome, Reply, Role, Slot, Value};
 
 /// The node's status, shared by the actors of its (single-threaded) System.
 pub type SharedStatus = Rc<RefCell<NodeStatus>>;
@@ -152,7 +155,8 @@ pub struct Router {
     roles: Roles,
     peers: BTreeMap<NodeId, Recipient<Outbound>>,
     inject: Injector,
-    waiting: HashMap<(u64, u64), (u64, Recipient<ToClient>)>,
+    /// Which connection waits for the answer to which command.
+    waiting: Waiting<Recipient<ToClient>>,
     status: SharedStatus,
     sent: u64,
     /// A sample of the messages sent, for the live page.
@@ -175,7 +179,7 @@ impl Router {
             roles,
             peers,
             inject: Injector::new(id),
-            waiting: HashMap::new(),
+            waiting: Waiting::default(),
             status,
             sent: 0,
             links: BTreeMap::new(),
@@ -250,6 +254,10 @@ impl Actor for Router {
         ctx.run_interval(Duration::from_millis(200), |act, _| {
             act.status.borrow_mut().sent = act.sent;
             act.tap.expire();
+            let gone = act.waiting.expire(Instant::now());
+            if gone > 0 {
+                tracing::debug!("{gone} client command(s) went unanswered for too long: forgotten");
+            }
         });
     }
 }
@@ -269,7 +277,7 @@ impl Handler<Effects> for Router {
             self.notify(n);
         }
         for r in e.replies {
-            if let Some((_, to)) = self.waiting.remove(&(r.client, r.seq)) {
+            if let Some(to) = self.waiting.take((r.client, r.seq)) {
                 to.do_send(ToClient(r));
             }
         }
@@ -319,9 +327,19 @@ impl Handler<ClientCommand> for Router {
     type Result = ();
 
     fn handle(&mut self, c: ClientCommand, _: &mut Context<Self>) {
-        self.waiting
-            .insert((c.cmd.client, c.cmd.seq), (c.session, c.reply_to));
-        self.notify(Notice::Request(c.cmd));
+        let (client, seq) = (c.cmd.client, c.cmd.seq);
+        match self
+            .waiting
+            .insert((client, seq), c.session, c.reply_to, Instant::now())
+        {
+            Ok(()) => self.notify(Notice::Request(c.cmd)),
+            // Too many waiting already: refused now, nothing proposed.
+            Err(to) => to.do_send(ToClient(Reply {
+                client,
+                seq,
+                outcome: Outcome::Busy,
+            })),
+        }
     }
 }
 
@@ -329,7 +347,7 @@ impl Handler<Forget> for Router {
     type Result = ();
 
     fn handle(&mut self, Forget(session): Forget, _: &mut Context<Self>) {
-        self.waiting.retain(|_, (s, _)| *s != session);
+        self.waiting.forget(session);
     }
 }
 
@@ -354,5 +372,136 @@ impl Handler<SetFaults> for Router {
                 self.link(peer, up);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{Op, OpResult};
+    use crate::node::waiting::PER_CONN;
+
+    /// A role that counts the client commands handed to it.
+    struct Role(Rc<RefCell<usize>>);
+
+    impl Actor for Role {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Deliver> for Role {
+        type Result = ();
+
+        fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
+            if let Input::Notice(Notice::Request(_)) = input {
+                *self.0.borrow_mut() += 1;
+            }
+        }
+    }
+
+    /// A client connection that keeps the answers it gets.
+    struct Client(Rc<RefCell<Vec<Reply>>>);
+
+    impl Actor for Client {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<ToClient> for Client {
+        type Result = ();
+
+        fn handle(&mut self, ToClient(r): ToClient, _: &mut Context<Self>) {
+            self.0.borrow_mut().push(r);
+        }
+    }
+
+    /// Asks a client connection for nothing: once answered, everything sent
+    /// to it before has been handled.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Ping;
+
+    impl Handler<Ping> for Client {
+        type Result = ();
+
+        fn handle(&mut self, _: Ping, _: &mut Context<Self>) {}
+    }
+
+    /// Everything sent to the router so far has been handled, and so has
+    /// everything it sent to `client` meanwhile (mailboxes keep their order).
+    async fn settle(router: &Addr<Router>, client: &Addr<Client>) {
+        router.send(GetMessages { after: 0 }).await.unwrap();
+        client.send(Ping).await.unwrap();
+    }
+
+    fn get(client: u64, seq: u64) -> Command {
+        Command {
+            client,
+            seq,
+            op: Op::Get { key: "k".into() },
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_connection_past_its_share_of_waiting_commands_is_answered_busy() {
+        let proposed = Rc::new(RefCell::new(0));
+        let role = Role(proposed.clone()).start();
+        let roles = Roles {
+            acceptor: role.clone().recipient(),
+            proposer: role.clone().recipient(),
+            learner: role.clone().recipient(),
+            replica: role.recipient(),
+        };
+        let router = Router::new(1, roles, BTreeMap::new(), Default::default()).start();
+        let answers = Rc::new(RefCell::new(Vec::new()));
+        let client = Client(answers.clone()).start();
+        let ask = |cmd: Command, session: u64| {
+            router.do_send(ClientCommand {
+                cmd,
+                session,
+                reply_to: client.clone().recipient(),
+            })
+        };
+        // A connection that sends and never gets an answer.
+        let extra = 3;
+        for seq in 1..=(PER_CONN + extra) as u64 {
+            ask(get(7, seq), 1);
+        }
+        settle(&router, &client).await;
+        assert_eq!(*proposed.borrow(), PER_CONN, "only its share was proposed");
+        let busy: Vec<Reply> = (PER_CONN + 1..=PER_CONN + extra)
+            .map(|seq| Reply {
+                client: 7,
+                seq: seq as u64,
+                outcome: Outcome::Busy,
+            })
+            .collect();
+        assert_eq!(*answers.borrow(), busy, "the rest answered Busy at once");
+        // Another connection is served meanwhile.
+        ask(get(8, 1), 2);
+        // A connection that closes takes what it waited for along.
+        ask(get(9, 1), 3);
+        router.do_send(Forget(3));
+        settle(&router, &client).await;
+        assert_eq!(*proposed.borrow(), PER_CONN + 2);
+        answers.borrow_mut().clear();
+        let done = |client: u64, seq: u64| Reply {
+            client,
+            seq,
+            outcome: Outcome::Done(OpResult::Value(None)),
+        };
+        let replies = (1..=PER_CONN as u64)
+            .map(|seq| done(7, seq))
+            .chain([done(8, 1), done(9, 1)])
+            .collect();
+        router.do_send(Effects {
+            replies,
+            ..Effects::default()
+        });
+        settle(&router, &client).await;
+        assert_eq!(
+            answers.borrow().len(),
+            PER_CONN + 1,
+            "all but the closed one's"
+        );
+        assert!(answers.borrow().iter().all(|r| r.client != 9));
     }
 }

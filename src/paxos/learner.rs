@@ -11,6 +11,21 @@
 //! own, or a hole) asks for what it missed with `CatchUp`. Each learner tells
 //! its node's replica (`Chosen`) and proposer (`SlotChosen`) about every newly
 //! chosen slot.
+//!
+//! # Bounded state
+//!
+//! Every map here is held to a window of slots, so nothing a member sends can
+//! grow it for ever. Votes are counted only for slots in
+//! `[first_unchosen, first_unchosen + MAX_SPAN]`: a vote below is for a slot
+//! already chosen (held in `chosen`, or compacted into a snapshot), a vote
+//! above is farther out than a real cluster reaches, and neither creates a
+//! tally. A tally goes when its slot is chosen, and every tally below a
+//! snapshot's slot goes when the floor moves. In one tally, votes for values
+//! this node's proposer did not propose count for at most as many digests as
+//! the cluster has members (an acceptor votes once a ballot). `chosen` holds
+//! the slots from the floor up to at most `MAX_SPAN` past the first unchosen
+//! one; at most 4,096 contested slots and [`MAX_CONFLICTS`] conflicts are
+//! kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +41,9 @@ pub const CATCHUP_BYTES: usize = 1 << 20;
 /// Slots a learner keeps counting votes in after it learned them chosen
 /// with another value than its own proposer's (the oldest go first).
 const CONTESTED: usize = 4_096;
+/// Conflicts (two values chosen in one slot, only with a rule broken) kept at
+/// most: the first ones, which are what the checkers report.
+pub const MAX_CONFLICTS: usize = 1_024;
 /// Ticks a learner stays behind before it asks for a catch-up.
 const CATCHUP_TICKS: u32 = 3;
 
@@ -38,6 +56,24 @@ struct Tally {
     values: BTreeMap<Digest, Value>,
     /// Who voted for which value.
     voters: BTreeMap<Digest, BTreeSet<NodeId>>,
+}
+
+impl Tally {
+    /// True if a vote for `digest` may be counted here: for a value this
+    /// node's proposer proposed, one already voted for, or one of at most
+    /// `limit` others (the cluster's size: an acceptor votes once a ballot,
+    /// so honest members name no more, and a member that names a new digest
+    /// with every vote cannot grow the tally).
+    fn admits(&self, digest: &Digest, limit: usize) -> bool {
+        self.values.contains_key(digest)
+            || self.voters.contains_key(digest)
+            || self
+                .voters
+                .keys()
+                .filter(|d| !self.values.contains_key(*d))
+                .count()
+                < limit
+    }
 }
 
 /// One learner's state.
@@ -165,7 +201,8 @@ impl Learner {
     }
 
     /// Values this learner was told were chosen for a slot it already knew chosen
-    /// with another value: `(slot, kept, offered)`. Empty unless a rule is broken.
+    /// with another value: `(slot, kept, offered)`. Empty unless a rule is broken;
+    /// the first [`MAX_CONFLICTS`] only.
     pub fn conflicts(&self) -> &[(Slot, Value, Value)] {
         &self.conflicts
     }
@@ -185,17 +222,22 @@ impl Learner {
             // Votes and values farther out than a real cluster reaches are
             // dropped: a lagging learner fetches them again by catch-up.
             Message::Accepted { slot, .. } if slot > self.reach() => {}
+            // Votes are counted only in the window: every slot below the
+            // first unchosen one is chosen (held, or below the floor).
             Message::Accepted {
                 ballot,
                 slot,
                 digest,
-            } if !self.chosen.contains_key(&slot) => {
+            } if slot >= self.first_unchosen && !self.chosen.contains_key(&slot) => {
+                let limit = self.nodes.len();
                 let t = self.tally(slot, ballot);
-                if t.ballot == ballot {
+                if t.ballot == ballot && t.admits(&digest, limit) {
                     t.voters.entry(digest).or_default().insert(from);
                     self.check(slot, out);
                 }
             }
+            // A vote in a slot already chosen only matters if it was
+            // contested (and below the floor nothing is).
             Message::Accepted {
                 ballot,
                 slot,
@@ -241,11 +283,15 @@ impl Learner {
     /// Handle a notice from this node's other roles.
     pub fn notice(&mut self, notice: Notice, out: &mut Outbox) {
         match notice {
+            // Only in the window where votes are counted (see `handle`).
             Notice::Proposed {
                 ballot,
                 slot,
                 value,
-            } if !self.chosen.contains_key(&slot) => {
+            } if slot >= self.first_unchosen
+                && slot <= self.reach()
+                && !self.chosen.contains_key(&slot) =>
+            {
                 let t = self.tally(slot, ballot);
                 if t.ballot == ballot {
                     t.values.insert(value.digest(), value);
@@ -373,10 +419,11 @@ impl Learner {
     /// A vote in a slot already chosen: if it completes a majority for
     /// another value than the chosen one, two values were chosen.
     fn contest(&mut self, from: NodeId, slot: Slot, ballot: Ballot, digest: Digest) {
+        let limit = self.nodes.len();
         let Some((chosen, t)) = self.contested.get_mut(&slot) else {
             return;
         };
-        if digest == *chosen || ballot != t.ballot {
+        if digest == *chosen || ballot != t.ballot || !t.admits(&digest, limit) {
             return;
         }
         let voters = t.voters.entry(digest).or_default();
@@ -388,8 +435,17 @@ impl Learner {
         else {
             return;
         };
-        self.conflicts.push((slot, known.clone(), offered));
+        let known = known.clone();
+        self.conflict(slot, known, offered);
         self.contested.remove(&slot);
+    }
+
+    /// Two values chosen in `slot`: remember it (the first
+    /// [`MAX_CONFLICTS`] only).
+    fn conflict(&mut self, slot: Slot, kept: Value, offered: Value) {
+        if self.conflicts.len() < MAX_CONFLICTS {
+            self.conflicts.push((slot, kept, offered));
+        }
     }
 
     fn tally(&mut self, slot: Slot, ballot: Ballot) -> &mut Tally {
@@ -426,7 +482,8 @@ impl Learner {
             if *known != value {
                 // Only possible with a rule broken: keep the first (stability),
                 // and remember the contradiction for the checkers.
-                self.conflicts.push((slot, known.clone(), value));
+                let known = known.clone();
+                self.conflict(slot, known, value);
             }
             return;
         }
@@ -723,6 +780,90 @@ mod tests {
         let mut out = Outbox::new();
         l.handle(3, Message::CatchUp { from_slot: 7 }, &mut out);
         assert!(matches!(&out.send[0].msg, Message::Learn { entries } if entries.len() == 3));
+    }
+
+    #[test]
+    fn votes_outside_the_window_make_no_tally_and_a_moving_floor_frees_those_below() {
+        // Tallies are kept only for slots in [first_unchosen, first_unchosen +
+        // MAX_SPAN]: a member voting in every slot below (chosen, compacted,
+        // or under an installed snapshot) or far ahead grows nothing.
+        let b = Ballot::new(1, 1);
+        let mut l = learner(1).with_keep(2);
+        let mut out = Outbox::new();
+        l.handle(
+            2,
+            Message::Learn {
+                entries: (0..10).map(|s| (s, v("x"))).collect(),
+            },
+            &mut out,
+        );
+        l.notice(Notice::Snapshotted { slot: 8 }, &mut out);
+        assert_eq!((l.floor(), l.first_unchosen()), (6, 10));
+        // A snapshot installed from a peer: slots 10..100 chosen, none held.
+        l.notice(Notice::Snapshotted { slot: 100 }, &mut out);
+        assert_eq!((l.floor(), l.first_unchosen()), (98, 100));
+        let below = 0..100;
+        let far = [l.reach() + 1, l.reach() + 1_000, MAX_SLOT];
+        for slot in below.clone().chain(far) {
+            vote(&mut l, 2, b, slot, &v("y"), &mut out);
+            vote(&mut l, 3, b, slot, &v("y"), &mut out);
+            proposed(&mut l, b, slot, &v("y"), &mut out);
+        }
+        assert!(l.tallies.is_empty(), "{:?}", l.tallies.keys());
+        assert!(l.conflicts().is_empty());
+        assert_eq!(l.first_unchosen(), 100, "nothing learned from them");
+
+        // In the window, one vote each (no majority): a tally each, until
+        // the floor moves past them.
+        for slot in 100..110 {
+            vote(&mut l, 2, b, slot, &v("y"), &mut out);
+        }
+        assert_eq!(l.tallies.len(), 10);
+        l.notice(Notice::Snapshotted { slot: 105 }, &mut out);
+        assert_eq!(
+            l.tallies.keys().copied().collect::<Vec<_>>(),
+            (105..110).collect::<Vec<_>>()
+        );
+
+        // One member naming a new digest with every vote in one slot: at most
+        // as many unknown digests as members are kept.
+        proposed(&mut l, b, 105, &v("p"), &mut out);
+        for i in 0..1_000 {
+            vote(&mut l, 2, b, 105, &v(&format!("forged {i}")), &mut out);
+        }
+        let t = &l.tallies[&105];
+        assert!(t.voters.len() <= 1 + 3, "{} digests", t.voters.len());
+        // The value proposed here still gets counted, and is chosen.
+        vote(&mut l, 2, b, 105, &v("p"), &mut out);
+        vote(&mut l, 3, b, 105, &v("p"), &mut out);
+        assert_eq!(l.chosen().get(&105), Some(&v("p")));
+        assert!(!l.tallies.contains_key(&105));
+    }
+
+    #[test]
+    fn conflicts_kept_are_bounded() {
+        // A member reporting another value for a chosen slot again and again
+        // (only a broken rule makes it honest) grows the list only so far.
+        let mut l = learner(1);
+        let mut out = Outbox::new();
+        l.handle(
+            2,
+            Message::Learn {
+                entries: vec![(0, v("x"))],
+            },
+            &mut out,
+        );
+        for i in 0..(MAX_CONFLICTS + 100) {
+            l.handle(
+                2,
+                Message::Learn {
+                    entries: vec![(0, v(&format!("y{i}")))],
+                },
+                &mut out,
+            );
+        }
+        assert_eq!(l.conflicts().len(), MAX_CONFLICTS);
+        assert_eq!(l.conflicts()[0], (0, v("x"), v("y0")), "the first are kept");
     }
 
     #[test]

@@ -607,8 +607,9 @@ pub enum Outcome {
     Done(OpResult),
     /// This node does not lead; try `leader` if known. Nothing was proposed.
     NotLeader { leader: Option<NodeId> },
-    /// The leader has too many commands waiting; retry a little later. Nothing
-    /// was proposed.
+    /// Too many commands wait already (at the leader, at the node's router
+    /// for its connection, or, for a read, at a replica that lags); retry a
+    /// little later. Nothing was proposed or read.
     Busy,
     /// The replicas do not know the client's session: it was forgotten (idle
     /// while the table was full), or never registered. The command was not

@@ -15,6 +15,12 @@
 //! one chunk in flight at a time, so the sender never holds more than one),
 //! checks its CRC, installs it, and goes on from the log.
 //!
+//! Confirmed reads waiting for this replica to apply up to their index (a
+//! replica far behind its leader, or one that never catches up, would gather
+//! them for ever) are bounded too: at most [`MAX_READS`] wait; past it a read
+//! is answered `Busy` at once and nothing is queued, so its client retries a
+//! little later (as it does when the leader's own queue is full).
+//!
 //! # Client sessions
 //!
 //! A client opens a session before its first write: `Op::Register`, chosen
@@ -48,6 +54,10 @@ use crate::kv::{Kv, Op, OpResult};
 
 /// Applied slots between two snapshots, unless a cluster file says otherwise.
 pub const SNAPSHOT_EVERY: u64 = 10_000;
+
+/// Confirmed reads waiting for the slots below their index, at most (as
+/// many as a leader lets wait by default); past it, `Busy`.
+pub const MAX_READS: usize = 10_000;
 
 /// When to snapshot, and how much to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +188,8 @@ pub struct Replica {
     audit: Option<Vec<(Slot, u64, u64)>>,
     /// Confirmed reads waiting for the slots below their index.
     reads: BTreeMap<Slot, Vec<Command>>,
+    /// How many reads `reads` holds (at most [`MAX_READS`]).
+    reads_waiting: usize,
     /// The latest snapshot taken here or installed, once durable: what peers
     /// that fell behind are sent.
     served: Option<SnapshotFile>,
@@ -209,6 +221,7 @@ impl Replica {
             rules: Rules::ALL,
             audit: None,
             reads: BTreeMap::new(),
+            reads_waiting: 0,
             served: None,
             unsaved: None,
             incoming: None,
@@ -305,7 +318,19 @@ impl Replica {
                     }
                 }
             }
-            Notice::Read { cmd, index } => self.reads.entry(index).or_default().push(cmd),
+            // Too many reads wait for this replica to catch up: this one is
+            // refused, not queued, and its client retries.
+            Notice::Read { cmd, index } if index > self.next && self.reads_waiting >= MAX_READS => {
+                out.replies.push(Reply {
+                    client: cmd.client,
+                    seq: cmd.seq,
+                    outcome: Outcome::Busy,
+                });
+            }
+            Notice::Read { cmd, index } => {
+                self.reads.entry(index).or_default().push(cmd);
+                self.reads_waiting += 1;
+            }
             // The shell made a snapshot durable: it may now be served.
             Notice::Snapshotted { slot }
                 if self.unsaved.as_ref().is_some_and(|f| f.slot == slot) =>
@@ -461,7 +486,9 @@ impl Replica {
             if *entry.key() > self.next {
                 break;
             }
-            for cmd in entry.remove() {
+            let cmds = entry.remove();
+            self.reads_waiting -= cmds.len();
+            for cmd in cmds {
                 let result = self.kv.apply(&cmd.op);
                 out.replies.push(Reply {
                     client: cmd.client,
@@ -790,6 +817,70 @@ mod tests {
             5,
             "no session number is given twice"
         );
+    }
+
+    #[test]
+    fn reads_waiting_for_a_lagging_replica_are_bounded_and_the_rest_are_answered_busy() {
+        // Slot 0 is a hole: every read confirmed at an index above it waits.
+        let get = |seq: u64| Command {
+            client: 5,
+            seq,
+            op: Op::Get { key: "k".into() },
+        };
+        let read = |r: &mut Replica, seq: u64, index: Slot, out: &mut Outbox| {
+            r.notice(
+                Notice::Read {
+                    cmd: get(seq),
+                    index,
+                },
+                out,
+            )
+        };
+        let mut r = Replica::new(1, cfg(0));
+        let mut out = Outbox::new();
+        let extra = 5;
+        for seq in 0..(MAX_READS + extra) as u64 {
+            read(&mut r, seq, 1 + seq % 7, &mut out);
+        }
+        let queued: usize = r.reads.values().map(Vec::len).sum();
+        assert_eq!((queued, r.reads_waiting), (MAX_READS, MAX_READS));
+        // Those past the bound were answered at once, Busy, and only they.
+        let busy: Vec<Reply> = (MAX_READS..MAX_READS + extra)
+            .map(|seq| Reply {
+                client: 5,
+                seq: seq as u64,
+                outcome: Outcome::Busy,
+            })
+            .collect();
+        assert_eq!(out.replies, busy);
+        // A read this replica can answer now is answered, full or not.
+        let mut out = Outbox::new();
+        read(&mut r, 99_999, 0, &mut out);
+        assert_eq!(out.replies.len(), 1);
+        assert_eq!(out.replies[0].outcome, Outcome::Done(OpResult::Value(None)));
+        // Once it catches up, every waiting read is answered, and room is made.
+        let mut out = Outbox::new();
+        chosen(&mut r, 0, vec![put(1, 1, "v")], &mut out);
+        for slot in 1..7 {
+            r.notice(
+                Notice::Chosen {
+                    slot,
+                    value: Value::Noop,
+                },
+                &mut out,
+            );
+        }
+        let done = out
+            .replies
+            .iter()
+            .filter(|x| x.outcome == Outcome::Done(OpResult::Value(Some("v".into()))))
+            .count();
+        assert_eq!(done, MAX_READS);
+        assert!(r.reads.is_empty());
+        assert_eq!(r.reads_waiting, 0);
+        let mut out = Outbox::new();
+        read(&mut r, 1, 100, &mut out);
+        assert!(out.replies.is_empty(), "queued again");
     }
 
     #[test]
