@@ -860,7 +860,7 @@ mod tests {
         assert_eq!(out.replies[0].outcome, Outcome::Done(OpResult::Value(None)));
         // Once it catches up, every waiting read is answered, and room is made.
         let mut out = Outbox::new();
-        chosen(&mut r, 0, vec![put(1, 1, "v")], &mut out);
+        chosen(&mut r, 0, vec![register(9), put(1, 1, "v")], &mut out);
         for slot in 1..7 {
             r.notice(
                 Notice::Chosen {
