@@ -148,7 +148,8 @@ break-rates seeds="10" secs="40":
     done
 
 # The same bench, an older commit against this checkout, alternating, in one
-# sitting: medians of `reps` repetitions at 1 and 16 clients (3-node cluster).
+# sitting: `reps` repetitions of bring-up, 1 and 16 clients (3-node cluster)
+# and failover (5 leader kills), one JSON line each.
 bench-ab before reps="6":
     #!/usr/bin/env bash
     set -euo pipefail
@@ -158,10 +159,14 @@ bench-ab before reps="6":
     old="$wt/../target-bench-ab/release/synod"; new="$PWD/target/release/synod"
     for rep in $(seq {{reps}}); do
         for bin in "$old" "$new"; do
+            which=$([ "$bin" = "$old" ] && echo before || echo after)
             d=$(mktemp -d)
-            (cd "$d" && "$bin" up "$OLDPWD/clusters/three.ron" --detach >/dev/null \
-              && echo "== $([ "$bin" = "$old" ] && echo before || echo after) $rep" \
-              && "$bin" bench --clients 1,16 --duration 5s --warmup 1s --json; "$bin" down --wipe >/dev/null)
+            (cd "$d" && up=$("$bin" up "$OLDPWD/clusters/three.ron" --detach | grep -o 'up in [0-9.]* s') \
+              && b=$("$bin" bench --clients 1,16 --duration 5s --warmup 1s --json) \
+              && echo "{\"which\":\"$which\",\"rep\":$rep,\"up\":\"$up\",\"bench\":$b}"; "$bin" down --wipe >/dev/null)
+            rm -rf "$d"; d=$(mktemp -d)
+            (cd "$d" && f=$("$bin" bench --failover --kills 5 --json) \
+              && echo "{\"which\":\"$which\",\"rep\":$rep,\"failover\":$f}")
             rm -rf "$d"
         done
     done

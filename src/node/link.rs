@@ -2,14 +2,17 @@
 //! reconnects, with backoff), proves this node's key in the handshake,
 //! learns which process of the peer it reached (its incarnation), and batches
 //! the envelopes routed to it into frames of at most [`net::MAX_FRAME`].
-//! While the peer is unreachable, frames wait in a backlog bounded in bytes;
-//! frames queued for a process of the peer that has since died are dropped
-//! when the link reaches its next one, never replayed to it.
+//! While the peer is unreachable, frames wait in a backlog bounded in bytes
+//! and in age (a frame older than [`STALL`] is dropped as lost: a peer paused
+//! for long must not work through all it missed when it resumes); frames
+//! queued for a process of the peer that has since died are dropped when the
+//! link reaches its next one, never replayed to it. A peer that stops reading
+//! loses the connection after [`STALL`] (see [`super::writer`]).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
@@ -24,7 +27,7 @@ use crate::net::{self, Challenge, Hello, Keys, Welcome};
 use crate::paxos::{Envelope, NodeId};
 
 use super::conn::HELLO_TIMEOUT;
-use super::writer::Writer;
+use super::writer::{Writer, STALL};
 
 /// Bytes of frames buffered for a peer that is not connected, at most.
 const BACKLOG_BYTES: usize = 16 << 20;
@@ -57,8 +60,8 @@ pub struct PeerLink {
     writer: Option<Writer>,
     pending: Vec<Envelope>,
     /// Frames waiting for a connection, each with the incarnation of the
-    /// peer they were meant for (`None`: never reached yet).
-    backlog: VecDeque<(Option<u64>, Bytes)>,
+    /// peer they were meant for (`None`: never reached yet) and when.
+    backlog: VecDeque<(Option<u64>, Instant, Bytes)>,
     backlog_bytes: usize,
     /// The process of the peer last reached.
     incarnation: Option<u64>,
@@ -67,6 +70,8 @@ pub struct PeerLink {
     backoff: Duration,
     /// Counts connections, so a stale one's end is not taken for the current's.
     generation: u64,
+    /// The task that reads the connection (to see its end).
+    reader: Option<SpawnHandle>,
     dropped: u64,
 }
 
@@ -90,6 +95,7 @@ impl PeerLink {
             connecting: false,
             backoff: Duration::from_millis(10),
             generation: 0,
+            reader: None,
             dropped: 0,
         }
     }
@@ -133,10 +139,14 @@ impl PeerLink {
         }
         self.incarnation = Some(incarnation);
         let mut stale = 0;
-        for (meant, frame) in self.backlog.drain(..) {
+        let now = Instant::now();
+        for (meant, at, frame) in self.backlog.drain(..) {
             if self.cfg.fresh && meant.is_some_and(|m| m != incarnation) {
                 stale += 1;
                 continue;
+            }
+            if now.duration_since(at) > STALL {
+                continue; // lost: it waited too long
             }
             if !writer.send(frame) {
                 break;
@@ -157,10 +167,10 @@ impl PeerLink {
         // have nothing to send.
         self.generation += 1;
         let generation = self.generation;
-        async move { while let Some(Ok(_)) = frames.next().await {} }
+        let reader = async move { while let Some(Ok(_)) = frames.next().await {} }
             .into_actor(self)
-            .map(move |_, act, ctx| act.disconnected(generation, ctx))
-            .spawn(ctx);
+            .map(move |_, act, ctx| act.disconnected(generation, ctx));
+        self.reader = Some(ctx.spawn(reader));
         self.writer = Some(writer);
         self.cfg.router.do_send(PeerEvent {
             peer: self.cfg.peer,
@@ -171,6 +181,11 @@ impl PeerLink {
     fn disconnected(&mut self, generation: u64, ctx: &mut Context<Self>) {
         if generation == self.generation && self.writer.take().is_some() {
             tracing::debug!("lost the connection to node {}", self.cfg.peer);
+            // Drop the reading half too: a connection whose writer gave up
+            // on a stalled peer is reset only once both halves are gone.
+            if let Some(reader) = self.reader.take() {
+                ctx.cancel_future(reader);
+            }
             // Its end closed (reading saw the end, or writing failed: a
             // paused peer only stops reading, it never fails a write).
             self.cfg.router.do_send(PeerEvent {
@@ -185,12 +200,13 @@ impl PeerLink {
     fn queue(&mut self, frame: Bytes) {
         while self.backlog_bytes + frame.len() > BACKLOG_BYTES {
             match self.backlog.pop_front() {
-                Some((_, old)) => self.backlog_bytes -= old.len(),
+                Some((_, _, old)) => self.backlog_bytes -= old.len(),
                 None => return,
             }
         }
         self.backlog_bytes += frame.len();
-        self.backlog.push_back((self.incarnation, frame));
+        self.backlog
+            .push_back((self.incarnation, Instant::now(), frame));
     }
 
     /// `envs` as frames of at most the frame limit each.

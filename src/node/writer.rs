@@ -1,8 +1,16 @@
 //! A connection's writing half: frames go through a channel to a small task
 //! that coalesces them into one `write`, with a bound on the bytes waiting.
+//!
+//! A reader that takes nothing for [`STALL`] (a paused process) loses the
+//! connection, reset rather than closed: what the kernels still hold for it
+//! is discarded. Otherwise a peer paused for 30 s would, once resumed, work
+//! through every message of those 30 s (tens of MB, seconds of syncs)
+//! before it could ask for the snapshot that makes them moot. Messages lost
+//! this way are lost messages, which the protocol tolerates.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -14,6 +22,9 @@ use crate::net;
 /// Bytes of frames handed to a connection's writer and not yet written, at
 /// most (a paused peer stops reading; past this, frames are dropped as lost).
 const IN_FLIGHT_BYTES: usize = 32 << 20;
+
+/// A write that makes no progress for this long ends the connection.
+pub(super) const STALL: Duration = Duration::from_secs(1);
 
 /// A connection's writer: frames go through `tx`; `in_flight` counts the
 /// bytes handed over and not yet written.
@@ -46,12 +57,19 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
-                let ok = w.write_all(&buf).await.is_ok();
+                let written = tokio::time::timeout(STALL, w.write_all(&buf)).await;
                 counter.fetch_sub(taken, Ordering::Relaxed);
-                if !ok {
-                    break;
+                match written {
+                    Ok(Ok(())) => buf.clear(),
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        // Reset once the reading half goes too (the owner
+                        // sees `is_open` false and drops it).
+                        let _ = w.as_ref().set_zero_linger();
+                        rx.close();
+                        return;
+                    }
                 }
-                buf.clear();
             }
             let _ = w.shutdown().await;
         });
@@ -72,5 +90,52 @@ impl Writer {
         }
         self.in_flight.fetch_add(len, Ordering::Relaxed);
         self.tx.send(frame).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[actix_rt::test]
+    async fn a_reader_that_takes_nothing_is_reset_and_what_waited_is_dropped() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let (read, write) = stream.into_split();
+        let w = Writer::spawn(write);
+        // 24 MiB: more than the two kernels buffer, so the writer blocks.
+        let frame = Bytes::from(vec![7u8; 1 << 20]);
+        for _ in 0..24 {
+            assert!(w.send(frame.clone()));
+        }
+        tokio::time::sleep(STALL * 3).await;
+        assert!(
+            !w.is_open(),
+            "the writer gave up on a reader that took nothing"
+        );
+        drop(read);
+        drop(w);
+        // The reader, resuming, sees a reset, not 24 MiB of stale frames.
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        let end = loop {
+            match peer.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => total += n,
+                Err(e) => break Some(e.kind()),
+            }
+        };
+        assert_eq!(
+            end,
+            Some(std::io::ErrorKind::ConnectionReset),
+            "after {total} bytes"
+        );
+        assert!(total < 16 << 20, "{total} bytes came through");
     }
 }
