@@ -53,6 +53,7 @@
 pub mod acceptor;
 pub mod ballot;
 pub mod campaign;
+pub mod config;
 pub mod decree;
 pub mod gate;
 pub mod learner;
