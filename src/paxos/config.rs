@@ -20,7 +20,7 @@ use super::rules::Rules;
 pub const ALPHA: Slot = 64;
 
 /// One configuration: who votes, who only learns, and the quorums.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Config {
     /// Its number: the initial configuration is 0, each change adds one.
     pub number: u64,

@@ -10,6 +10,7 @@
 
 use super::acceptor::{Acceptor, PromiseLimit};
 use super::ballot::NodeId;
+use super::config::{Config, Configs, ALPHA};
 use super::decree::DecreeProposer;
 use super::learner::{Learner, CATCHUP_BYTES};
 use super::message::{Message, Notice, Outbox, Record, Role, SnapshotFile};
@@ -259,7 +260,8 @@ pub fn recover(setup: &NodeSetup, durable: Durable<'_>) -> Roles {
     let acceptor = Acceptor::recover(id, rules, durable.acceptor)
         .with_limit(*promise_limit)
         .with_keep(replica.keep);
-    let q2 = proposer.quorums(nodes.len(), rules).phase2;
+    let quorums = proposer.quorums(nodes.len(), rules);
+    let q2 = quorums.phase2;
     let proposer = Proposer::recover(
         id,
         nodes.clone(),
@@ -276,7 +278,16 @@ pub fn recover(setup: &NodeSetup, durable: Durable<'_>) -> Roles {
         Some((file, s)) => Replica::restore(id, replica, file, s),
         None => Replica::new(id, replica),
     }
-    .with_rules(rules);
+    .with_rules(rules)
+    .with_configs(Configs::new(
+        Config {
+            number: 0,
+            voters: nodes.iter().copied().collect(),
+            learners: Default::default(),
+            quorums: Some(quorums),
+        },
+        ALPHA,
+    ));
     Roles {
         acceptor,
         proposer,

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT, MAX_SNAPSHOT_BYTES, MAX_SPAN};
+use super::config::Config;
 use crate::kv::{Op, OpResult};
 
 /// A client command: `(client, seq)` identifies it across retries, so a replica
@@ -31,6 +32,10 @@ pub enum Value {
     Text(String),
     /// The client commands the leader packed into one slot.
     Batch(Vec<Command>),
+    /// A membership change: the configuration that governs the log from
+    /// [`super::config::ALPHA`] slots after this one (issue 23; nothing
+    /// proposes it yet). Boxed: a slot's value stays small on the hot path.
+    Reconfig(Box<Config>),
 }
 
 impl Value {
@@ -48,6 +53,7 @@ impl Value {
                     format!("[{}]", shown.join(", "))
                 }
             }
+            Value::Reconfig(c) => format!("reconfig #{} voters {:?}", c.number, c.voters),
         }
     }
 
@@ -57,6 +63,7 @@ impl Value {
             Value::Noop => 0,
             Value::Text(t) => t.len(),
             Value::Batch(cmds) => cmds.iter().map(|c| 16 + c.op.size()).sum(),
+            Value::Reconfig(c) => 16 + 8 * (c.voters.len() + c.learners.len()),
         }
     }
 }
@@ -148,6 +155,19 @@ impl Value {
                         }
                     }
                 }
+            }
+            Value::Reconfig(c) => {
+                h.update(&[3]);
+                h.update(&c.number.to_le_bytes());
+                for set in [&c.voters, &c.learners] {
+                    h.update(&(set.len() as u64).to_le_bytes());
+                    for n in set {
+                        h.update(&n.to_le_bytes());
+                    }
+                }
+                let q = c.quorums.map_or((0, 0), |q| (q.phase1, q.phase2));
+                h.update(&(q.0 as u64).to_le_bytes());
+                h.update(&(q.1 as u64).to_le_bytes());
             }
         }
         let mut d = [0u8; 16];

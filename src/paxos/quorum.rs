@@ -14,7 +14,7 @@ use super::rules::{Rule, Rules};
 /// (check-quorum) with `phase2` acknowledgements: any set of `phase2` nodes
 /// meets every phase-1 quorum by the very rule above, so no newer leader can
 /// have finished phase 1 unseen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Quorums {
     /// Promises a candidate needs to lead.
     pub phase1: usize,

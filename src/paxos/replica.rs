@@ -48,6 +48,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::ballot::{NodeId, Slot};
+use super::config::Configs;
 use super::message::{Command, Message, Notice, Outbox, Outcome, Reply, SnapshotFile, Value};
 use super::rules::{Rule, Rules};
 use crate::kv::{Kv, Op, OpResult};
@@ -128,6 +129,9 @@ pub struct Snapshot {
     pub evicted: u64,
     /// Sessions opened so far (the last session number given).
     pub registered: u64,
+    /// The configurations in force at `next` and after (`None`: the
+    /// initial one only, as the shell knows it).
+    pub configs: Option<Configs>,
 }
 
 impl Snapshot {
@@ -184,6 +188,11 @@ pub struct Replica {
     evicted: u64,
     /// Sessions opened so far: the last session number given.
     registered: u64,
+    /// The configurations chosen so far (`None`: none but the initial one,
+    /// which the shell knows). Not yet consulted by the roles (issue 23).
+    configs: Option<Configs>,
+    /// Membership changes chosen but refused (one pending, or invalid).
+    reconfigs_refused: u64,
     rules: Rules,
     audit: Option<Vec<(Slot, u64, u64)>>,
     /// Confirmed reads waiting for the slots below their index.
@@ -218,6 +227,8 @@ impl Replica {
             applied: 0,
             evicted: 0,
             registered: 0,
+            configs: None,
+            reconfigs_refused: 0,
             rules: Rules::ALL,
             audit: None,
             reads: BTreeMap::new(),
@@ -227,6 +238,18 @@ impl Replica {
             incoming: None,
             pinned: BTreeMap::new(),
         }
+    }
+
+    /// The same replica starting from the configurations `configs` (the
+    /// initial one, unless a snapshot brings others).
+    pub fn with_configs(mut self, configs: Configs) -> Self {
+        self.configs.get_or_insert(configs);
+        self
+    }
+
+    /// The configurations chosen so far, if the shell gave the first.
+    pub fn configs(&self) -> Option<&Configs> {
+        self.configs.as_ref()
     }
 
     /// The same replica with `rules` (only [`Rule::Sessions`] concerns it).
@@ -265,6 +288,9 @@ impl Replica {
         self.applied = s.applied;
         self.evicted = s.evicted;
         self.registered = s.registered;
+        if s.configs.is_some() {
+            self.configs = s.configs;
+        }
         self.pending = self.pending.split_off(&s.next);
     }
 
@@ -474,6 +500,10 @@ impl Replica {
             applied: self.applied,
             evicted: self.evicted,
             registered: self.registered,
+            configs: self.configs.clone().map(|mut c| {
+                c.forget_below(self.next);
+                c
+            }),
         };
         let file = snapshot.encode();
         self.unsaved = Some(file.clone());
@@ -505,8 +535,18 @@ impl Replica {
         slot.hash(&mut h);
         value.hash(&mut h);
         self.digest = h.finish();
-        let Value::Batch(cmds) = value else {
-            return;
+        let cmds = match value {
+            Value::Batch(cmds) => cmds,
+            // Every replica refuses the same changes: the log decides.
+            Value::Reconfig(next) => {
+                let refused = match &mut self.configs {
+                    Some(c) => c.chosen(slot, *next).is_err(),
+                    None => true,
+                };
+                self.reconfigs_refused += u64::from(refused);
+                return;
+            }
+            Value::Noop | Value::Text(_) => return,
         };
         for cmd in cmds {
             let outcome = self.apply_command(slot, &cmd);
@@ -807,6 +847,7 @@ mod tests {
             applied: r.applied_commands(),
             evicted: r.evicted,
             registered: r.registered,
+            configs: None,
         };
         let file = s.encode();
         let mut restored = Replica::restore(2, cfg(0), &file, Snapshot::decode(&file).unwrap());
@@ -881,6 +922,47 @@ mod tests {
         let mut out = Outbox::new();
         read(&mut r, 1, 100, &mut out);
         assert!(out.replies.is_empty(), "queued again");
+    }
+
+    #[test]
+    fn a_chosen_change_is_tracked_by_slot_and_travels_in_the_snapshot() {
+        use crate::paxos::config::{Config, ALPHA};
+        let config = |number: u64, voters: &[NodeId]| Config {
+            number,
+            voters: voters.iter().copied().collect(),
+            learners: BTreeSet::new(),
+            quorums: None,
+        };
+        let mut r =
+            Replica::new(1, cfg(2)).with_configs(Configs::new(config(0, &[1, 2, 3]), ALPHA));
+        let mut out = Outbox::new();
+        let grow = Value::Reconfig(Box::new(config(1, &[1, 2, 3, 4, 5])));
+        r.notice(
+            Notice::Chosen {
+                slot: 0,
+                value: grow,
+            },
+            &mut out,
+        );
+        // A second change while the first is pending is refused, here as
+        // at every replica.
+        let again = Value::Reconfig(Box::new(config(2, &[1, 2, 3])));
+        r.notice(
+            Notice::Chosen {
+                slot: 1,
+                value: again,
+            },
+            &mut out,
+        );
+        assert_eq!(r.reconfigs_refused, 1);
+        let c = r.configs().unwrap();
+        assert_eq!((c.at(ALPHA - 1).number, c.at(ALPHA).number), (0, 1));
+        // Slot 2 ends with a snapshot (every 2 slots): it carries them.
+        let file = out.snapshot.take().expect("a snapshot at slot 2");
+        let s = Snapshot::decode(&file).unwrap();
+        let restored = Replica::restore(2, cfg(2), &file, s)
+            .with_configs(Configs::new(config(0, &[1, 2, 3]), ALPHA));
+        assert_eq!(restored.configs().unwrap().at(ALPHA).voters.len(), 5);
     }
 
     #[test]

@@ -372,6 +372,8 @@ pub fn validity(
         Value::Noop => true,
         Value::Text(t) => texts.contains(t),
         Value::Batch(cmds) => cmds.iter().all(|c| commands.contains(c)),
+        // Nothing in the simulator proposes a membership change yet.
+        Value::Reconfig(_) => false,
     };
     (!ok).then(|| Violation::Validity {
         slot,
