@@ -495,3 +495,40 @@ fn strangers_holding_idle_connections_keep_out_neither_peers_nor_the_cli() {
     );
     assert!(lines < opened, "{lines} log lines for {opened} connections");
 }
+
+#[test]
+fn a_caller_that_reads_none_of_its_answers_is_cut_off() {
+    // Requests piped in without reading a reply: the node's writer gives up
+    // after 1 s without progress, and the connection is dropped at the next
+    // request, instead of the node queueing replies nobody reads.
+    let env = Env::new("deaf", 3);
+    env.up();
+    let cluster = env.cluster();
+    let addr = cluster.nodes[0].addr;
+    let mut conn = synod::client::connect(addr, &cluster, Duration::from_secs(2)).unwrap();
+    conn.get_ref()
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let frame = net::encode(&Request::Status);
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    let cut = loop {
+        if started.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        match conn.send(&frame) {
+            Ok(()) => sent += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => break Some(e),
+        }
+    };
+    let cut = cut.unwrap_or_else(|| panic!("still connected after 20 s and {sent} requests"));
+    eprintln!(
+        "cut off after {:.1} s and {sent} requests: {cut}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(env.node_log(1).contains("read none of its answers"));
+    // The node serves on.
+    env.ok(&["put", "k", "v"]);
+}

@@ -278,6 +278,11 @@ impl StreamHandler<Result<BytesMut, std::io::Error>> for Conn {
             Ok(f) => f,
             Err(e) => return self.drop_conn(&e.to_string(), ctx),
         };
+        if !self.writer.is_open() {
+            // It took none of its answers for a while (the writer gave up):
+            // asking more would only pile up answers nobody reads.
+            return self.drop_conn("it read none of its answers for 1 s", ctx);
+        }
         match self.caller {
             Caller::Node(peer) => match net::decode::<PeerFrame>(&frame) {
                 Ok(PeerFrame(envs)) => self.ctx.router.do_send(Inbound(peer, envs)),
