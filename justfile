@@ -149,7 +149,8 @@ break-rates seeds="10" secs="40":
 
 # The same bench, an older commit against this checkout, alternating, in one
 # sitting: `reps` repetitions of bring-up, 1 and 16 clients (3-node cluster)
-# and failover (5 leader kills), one JSON line each.
+# and failover (5 leader kills), one JSON line each, then the medians, their
+# ranges and the ratios (the table in docs/security.md).
 bench-ab before reps="6":
     #!/usr/bin/env bash
     set -euo pipefail
@@ -157,17 +158,42 @@ bench-ab before reps="6":
     wt=$(mktemp -d); git worktree add -q --detach "$wt" {{before}}
     (cd "$wt" && CARGO_TARGET_DIR="$PWD/../target-bench-ab" cargo build --release -q)
     old="$wt/../target-bench-ab/release/synod"; new="$PWD/target/release/synod"
+    lines=$(mktemp)
     for rep in $(seq {{reps}}); do
         for bin in "$old" "$new"; do
             which=$([ "$bin" = "$old" ] && echo before || echo after)
             d=$(mktemp -d)
             (cd "$d" && up=$("$bin" up "$OLDPWD/clusters/three.ron" --detach | grep -o 'up in [0-9.]* s') \
               && b=$("$bin" bench --clients 1,16 --duration 5s --warmup 1s --json) \
-              && echo "{\"which\":\"$which\",\"rep\":$rep,\"up\":\"$up\",\"bench\":$b}"; "$bin" down --wipe >/dev/null)
+              && echo "{\"which\":\"$which\",\"rep\":$rep,\"up\":\"$up\",\"bench\":$b}" | tee -a "$lines"; "$bin" down --wipe >/dev/null)
             rm -rf "$d"; d=$(mktemp -d)
             (cd "$d" && f=$("$bin" bench --failover --kills 5 --json) \
-              && echo "{\"which\":\"$which\",\"rep\":$rep,\"failover\":$f}")
+              && echo "{\"which\":\"$which\",\"rep\":$rep,\"failover\":$f}" | tee -a "$lines")
             rm -rf "$d"
         done
     done
     git worktree remove --force "$wt"
+    python3 - "$lines" <<'PY'
+    import json, statistics as st, sys
+    got = {"before": {}, "after": {}}
+    def add(which, key, x):
+        got[which].setdefault(key, []).append(x)
+    for line in open(sys.argv[1]):
+        d = json.loads(line)
+        if "bench" in d:
+            add(d["which"], "bring-up, 3 nodes (s)", float(d["up"].split()[2]))
+            for r in d["bench"]["rows"]:
+                n = r["clients"]
+                add(d["which"], f"{n} client(s) (ops/s)", r["ops_per_s"])
+                add(d["which"], f"{n} client(s) p99 (ms)", r["p99_ms"])
+                add(d["which"], f"{n} client(s) CPU s / 1,000 ops", r["cpu_s_per_kop"])
+        else:
+            add(d["which"], "failover (s)", st.median(d["failover"]["failover_s"]))
+            add(d["which"], "bring-up, 5 nodes (s)", st.median(d["failover"]["bringup_s"]))
+    for key, b in got["before"].items():
+        a = got["after"].get(key, [])
+        if a:
+            print(f"{key:34} before {st.median(b):10.4f} [{min(b):.4f}-{max(b):.4f}]  "
+                  f"after {st.median(a):10.4f} [{min(a):.4f}-{max(a):.4f}]  "
+                  f"{st.median(a) / st.median(b):.2f}x")
+    PY

@@ -2,8 +2,7 @@
 //! connection waits for the answer to which `(client, seq)`.
 //!
 //! An answer may never come: the command was lost with an old leader, the
-//! replica skipped an older sequence number, the client went elsewhere, or a
-//! connection sends commands and never reads. So what waits is bounded three
+//! client went elsewhere, or a connection sends commands and never reads. So what waits is bounded three
 //! ways:
 //!
 //! - **By connection.** When a connection closes, everything it waited for
