@@ -152,7 +152,7 @@ impl Table {
         let mut t = Table {
             lang,
             people,
-            ghost: Ghost::new(q),
+            ghost: Ghost::of(&ids, q),
             story: Story::default(),
             agreement_broken: false,
             online: ids,
@@ -598,6 +598,7 @@ fn lesson_zh(rule: Rule) -> &'static str {
             "阶段1的法定人数与阶段2的不相交,新领导者看不到已选定的值,又选定了另一个"
         }
         Rule::Sessions => "有界的客户端表忘记了一个客户端,它重试的写入被再次执行",
+        Rule::Reconfig => "领导者不先取得新配置中投票者的承诺就在新配置里提议,覆盖了它们在另一个领导者下已选定的值",
     }
 }
 

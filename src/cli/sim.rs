@@ -36,7 +36,7 @@ pub struct SimArgs {
     /// Keys the clients use in cluster mode
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     keys: Option<u64>,
-    /// Fault kinds while faults are on: crash, partition, pause, loss, dup, delay, swarm, all, none
+    /// Fault kinds while faults are on: crash, partition, pause, loss, dup, delay, swarm, membership, all, none (`all` leaves membership out)
     #[arg(long, default_value = "all", value_name = "LIST", value_parser = Faults::parse)]
     faults: Faults,
     /// Virtual milliseconds of faults before everything heals
@@ -48,6 +48,9 @@ pub struct SimArgs {
     /// Flexible quorums in cluster mode: phase-1 and phase-2 sizes, e.g. 3,2 for four nodes (default: majorities)
     #[arg(long, value_name = "Q1,Q2", value_parser = parse_quorums, conflicts_with = "acceptors")]
     quorums: Option<Quorums>,
+    /// Slots between a membership change being chosen and taking effect (Lamport's α; small values make changes take effect within a short run)
+    #[arg(long, value_name = "SLOTS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    alpha: Option<u64>,
     /// Switch one Paxos rule or guard off (see `synod sim --scenarios`)
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
@@ -97,6 +100,9 @@ pub fn run(a: SimArgs) -> Result<(), Exit> {
         cfg.trace = a.trace;
         if let Some(ms) = a.fault_ms {
             cfg.fault_ms = ms;
+        }
+        if let Some(alpha) = a.alpha {
+            cfg.alpha = alpha;
         }
         cfg
     };

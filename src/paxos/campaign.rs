@@ -23,11 +23,23 @@ use super::rules::{Rule, Rules};
 #[derive(Clone, Debug)]
 pub struct Campaign {
     id: NodeId,
-    acceptors: Vec<NodeId>,
-    quorum: usize,
     rules: Rules,
     ballot: Ballot,
     max_round: u64,
+    /// Phase 1 for every slot from the first unchosen one, among the voters
+    /// of that slot's configuration.
+    main: Phase1,
+    /// Phase 1 again under the same ballot, among the voters of a
+    /// configuration that takes effect later (issue 23), while one runs.
+    extension: Option<Box<Phase1>>,
+    prepared: bool,
+}
+
+/// Phase 1 among one set of acceptors from one slot on.
+#[derive(Clone, Debug, Default)]
+struct Phase1 {
+    acceptors: Vec<NodeId>,
+    quorum: usize,
     from_slot: Slot,
     /// Per acceptor heard from: the slot its next chunk starts at, or `None`
     /// once its promise is complete.
@@ -36,8 +48,11 @@ pub struct Campaign {
     highest: BTreeMap<Slot, (Ballot, Value)>,
     /// The highest compaction point reported: every slot below is chosen.
     floor: Slot,
-    prepared: bool,
 }
+
+/// What P2c forces per slot after phase 1: the highest-ballot value
+/// reported, with its ballot.
+pub type Must = BTreeMap<Slot, (Ballot, Value)>;
 
 /// One promise, or one chunk of it (the fields of `Message::Promise`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,21 +67,97 @@ pub struct Chunk {
     pub floor: Slot,
 }
 
+impl Phase1 {
+    /// One chunk from `from`: complete promises from a quorum give what P2c
+    /// forces, once.
+    fn on_chunk(
+        &mut self,
+        me: NodeId,
+        rules: Rules,
+        from: NodeId,
+        ballot: Ballot,
+        chunk: Chunk,
+        out: &mut Outbox,
+    ) -> Option<Must> {
+        let Chunk {
+            from_slot,
+            accepted,
+            next,
+            floor,
+        } = chunk;
+        let member = self.acceptors.contains(&from) || !rules.holds(Rule::Members);
+        if !member {
+            return None; // a stranger's promise
+        }
+        let expected = self.promises.entry(from).or_insert(Some(self.from_slot));
+        if *expected != Some(from_slot) {
+            // A duplicate chunk, or one out of order: it was (or will be) asked again.
+            return None;
+        }
+        self.floor = self.floor.max(floor);
+        if rules.holds(Rule::P2c) {
+            for p in accepted {
+                if p.slot < self.from_slot {
+                    continue;
+                }
+                match self.highest.get(&p.slot) {
+                    Some((b, _)) if *b >= p.ballot => {}
+                    _ => {
+                        self.highest.insert(p.slot, (p.ballot, p.value));
+                    }
+                }
+            }
+        }
+        match next {
+            Some(n) if n <= from_slot => {
+                // A chunk that does not move on cannot complete a promise.
+                return None;
+            }
+            Some(n) => {
+                // More was accepted than one message may carry: fetch the rest
+                // under the same ballot (its round is durable already).
+                *expected = Some(n);
+                out.send(
+                    me,
+                    from,
+                    Message::Prepare {
+                        ballot,
+                        from_slot: n,
+                    },
+                );
+                return None;
+            }
+            _ => *expected = None,
+        }
+        let complete = self.promises.values().filter(|p| p.is_none()).count();
+        if complete < self.quorum {
+            return None;
+        }
+        let floor = self.floor;
+        Some(
+            std::mem::take(&mut self.highest)
+                .into_iter()
+                .filter(|(s, _)| *s >= floor)
+                .collect(),
+        )
+    }
+}
+
 impl Campaign {
     /// A proposer at node `id` that prepares to `acceptors` and needs `quorum`
     /// complete promises.
     pub fn new(id: NodeId, acceptors: Vec<NodeId>, quorum: usize, rules: Rules) -> Self {
         Campaign {
             id,
-            acceptors,
-            quorum,
             rules,
             ballot: Ballot::ZERO,
             max_round: 0,
-            from_slot: 0,
-            promises: BTreeMap::new(),
-            highest: BTreeMap::new(),
-            floor: 0,
+            main: Phase1 {
+                acceptors,
+                quorum,
+                ..Phase1::default()
+            },
+            extension: None,
             prepared: false,
         }
     }
@@ -89,6 +180,18 @@ impl Campaign {
             }
         }
         p
+    }
+
+    /// The acceptors the next [`Campaign::prepare`] asks, and the complete
+    /// promises it needs (the configuration of the slot it starts at).
+    pub fn set_acceptors(&mut self, acceptors: Vec<NodeId>, quorum: usize) {
+        self.main.acceptors = acceptors;
+        self.main.quorum = quorum;
+    }
+
+    /// The acceptors phase 1 asked.
+    pub fn acceptors(&self) -> &[NodeId] {
+        &self.main.acceptors
     }
 
     /// The ballot of the current (or last) attempt.
@@ -116,16 +219,19 @@ impl Campaign {
     pub fn prepare(&mut self, round: u64, from_slot: Slot, out: &mut Outbox) {
         self.ballot = Ballot::new(round, self.id);
         self.observe(self.ballot);
-        self.from_slot = from_slot;
-        self.promises.clear();
-        self.highest.clear();
-        self.floor = 0;
+        self.main = Phase1 {
+            acceptors: std::mem::take(&mut self.main.acceptors),
+            quorum: self.main.quorum,
+            from_slot,
+            ..Phase1::default()
+        };
+        self.extension = None;
         self.prepared = false;
         let durable = self.rules.holds(Rule::Round);
         if durable {
             out.persist.push(Record::Round { round });
         }
-        for &a in &self.acceptors {
+        for &a in &self.main.acceptors {
             let msg = Message::Prepare {
                 ballot: self.ballot,
                 from_slot,
@@ -138,10 +244,67 @@ impl Campaign {
         }
     }
 
+    /// Phase 1 again, under the prepared ballot (its round is durable), among
+    /// `acceptors` from `from_slot` on: the voters of a configuration that
+    /// governs the slots from there (issue 23). Its promises are in once
+    /// [`Campaign::on_promise`] returns them.
+    pub fn extend(
+        &mut self,
+        from_slot: Slot,
+        acceptors: Vec<NodeId>,
+        quorum: usize,
+        out: &mut Outbox,
+    ) {
+        for &a in &acceptors {
+            out.send(
+                self.id,
+                a,
+                Message::Prepare {
+                    ballot: self.ballot,
+                    from_slot,
+                },
+            );
+        }
+        self.extension = Some(Box::new(Phase1 {
+            acceptors,
+            quorum,
+            from_slot,
+            ..Phase1::default()
+        }));
+    }
+
+    /// Ask again every acceptor of the extension whose promise is not in
+    /// (a Prepare or a promise lost, or a partition that healed).
+    pub fn resend_extension(&self, out: &mut Outbox) {
+        let Some(ext) = &self.extension else {
+            return;
+        };
+        for &a in &ext.acceptors {
+            let from_slot = match ext.promises.get(&a) {
+                Some(None) => continue,
+                Some(Some(next)) => *next,
+                None => ext.from_slot,
+            };
+            out.send(
+                self.id,
+                a,
+                Message::Prepare {
+                    ballot: self.ballot,
+                    from_slot,
+                },
+            );
+        }
+    }
+
+    /// True while an extension's promises are awaited.
+    pub fn extending(&self) -> bool {
+        self.extension.is_some()
+    }
+
     /// The highest compaction point the promises reported: every slot below
     /// it is chosen, and nothing may be proposed there.
     pub fn floor(&self) -> Slot {
-        self.floor
+        self.main.floor
     }
 
     /// A promise (or one chunk of it) arrived. Asks the acceptor for the next
@@ -156,70 +319,32 @@ impl Campaign {
         chunk: Chunk,
         out: &mut Outbox,
     ) -> Option<BTreeMap<Slot, Value>> {
-        let Chunk {
-            from_slot,
-            accepted,
-            next,
-            floor,
-        } = chunk;
-        let member = self.acceptors.contains(&from) || !self.rules.holds(Rule::Members);
-        if ballot != self.ballot || self.prepared || !member {
-            // A stale promise, one already counted, or a stranger's: nothing new.
-            return None;
+        self.on_promise_ballots(from, ballot, chunk, out)
+            .map(|must| must.into_iter().map(|(s, (_, v))| (s, v)).collect())
+    }
+
+    /// [`Campaign::on_promise`], with the ballot of each value; once the
+    /// main phase 1 is done, promises count for the extension, if one runs.
+    pub fn on_promise_ballots(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        chunk: Chunk,
+        out: &mut Outbox,
+    ) -> Option<Must> {
+        if ballot != self.ballot {
+            return None; // a stale promise
         }
-        let expected = self.promises.entry(from).or_insert(Some(self.from_slot));
-        if *expected != Some(from_slot) {
-            // A duplicate chunk, or one out of order: it was (or will be) asked again.
-            return None;
+        let (id, rules) = (self.id, self.rules);
+        if !self.prepared {
+            let must = self.main.on_chunk(id, rules, from, ballot, chunk, out)?;
+            self.prepared = true;
+            return Some(must);
         }
-        self.floor = self.floor.max(floor);
-        if self.rules.holds(Rule::P2c) {
-            for p in accepted {
-                if p.slot < self.from_slot {
-                    continue;
-                }
-                match self.highest.get(&p.slot) {
-                    Some((b, _)) if *b >= p.ballot => {}
-                    _ => {
-                        self.highest.insert(p.slot, (p.ballot, p.value));
-                    }
-                }
-            }
-        }
-        match next {
-            Some(n) if n <= from_slot => {
-                // A chunk that does not move on cannot complete a promise.
-                return None;
-            }
-            Some(n) => {
-                // More was accepted than one message may carry: fetch the rest
-                // under the same ballot (its round is durable already).
-                *expected = Some(n);
-                out.send(
-                    self.id,
-                    from,
-                    Message::Prepare {
-                        ballot,
-                        from_slot: n,
-                    },
-                );
-                return None;
-            }
-            _ => *expected = None,
-        }
-        let complete = self.promises.values().filter(|p| p.is_none()).count();
-        if complete < self.quorum {
-            return None;
-        }
-        self.prepared = true;
-        let floor = self.floor;
-        Some(
-            std::mem::take(&mut self.highest)
-                .into_iter()
-                .filter(|(s, _)| *s >= floor)
-                .map(|(s, (_, v))| (s, v))
-                .collect(),
-        )
+        let ext = self.extension.as_mut()?;
+        let must = ext.on_chunk(id, rules, from, ballot, chunk, out)?;
+        self.extension = None;
+        Some(must)
     }
 
     /// A refusal arrived. Returns true if it preempts the current ballot.
@@ -231,7 +356,12 @@ impl Campaign {
     /// Phase 2a: ask every acceptor to accept `value` for `slot` at the current
     /// ballot, and tell this node's learner what was proposed.
     pub fn accept(&self, slot: Slot, value: Value, out: &mut Outbox) {
-        for &a in &self.acceptors {
+        self.accept_among(&self.main.acceptors, slot, value, out)
+    }
+
+    /// Phase 2a among `acceptors` (the voters of the slot's configuration).
+    pub fn accept_among(&self, acceptors: &[NodeId], slot: Slot, value: Value, out: &mut Outbox) {
+        for &a in acceptors {
             out.send(
                 self.id,
                 a,

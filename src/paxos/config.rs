@@ -91,13 +91,28 @@ impl Configs {
         }
     }
 
-    /// The configuration that governs `slot`.
+    /// The configuration that governs `slot` (for a slot below what
+    /// compaction kept, the oldest one kept).
     pub fn at(&self, slot: Slot) -> &Config {
         self.by_slot
             .range(..=slot)
             .next_back()
+            .or_else(|| self.by_slot.iter().next())
             .map(|(_, c)| c)
-            .expect("the first configuration governs slot 0")
+            .expect("a log has a configuration")
+    }
+
+    /// The first slot whose configuration is still kept.
+    fn kept_from(&self) -> Slot {
+        self.by_slot.keys().next().copied().unwrap_or(0)
+    }
+
+    /// Every node any kept configuration names, voter or learner.
+    pub fn all_nodes(&self) -> BTreeSet<NodeId> {
+        self.by_slot
+            .values()
+            .flat_map(|c| c.voters.iter().chain(&c.learners).copied())
+            .collect()
     }
 
     /// The change chosen and not yet in force at `slot`, with where it takes
@@ -134,6 +149,66 @@ impl Configs {
         Ok(at)
     }
 
+    /// The latest configuration known (in force, or pending).
+    pub fn latest(&self) -> &Config {
+        self.by_slot
+            .values()
+            .next_back()
+            .expect("the first configuration governs slot 0")
+    }
+
+    /// The slots between a change being chosen and taking effect.
+    pub fn alpha(&self) -> Slot {
+        self.alpha
+    }
+
+    /// Every configuration that governs a slot at or above `slot`, with the
+    /// first slot each governs (the first one: `slot` itself).
+    pub fn from(&self, slot: Slot) -> impl Iterator<Item = (Slot, &Config)> {
+        let first = std::iter::once((slot, self.at(slot)));
+        first.chain(self.by_slot.range(slot + 1..).map(|(&at, c)| (at, c)))
+    }
+
+    /// Every node of a configuration that governs a slot at or above `slot`,
+    /// voters and learners: who receives the log.
+    pub fn nodes_from(&self, slot: Slot) -> BTreeSet<NodeId> {
+        self.from(slot)
+            .flat_map(|(_, c)| c.voters.iter().chain(&c.learners).copied())
+            .collect()
+    }
+
+    /// Every voter of a configuration that governs a slot at or above `slot`.
+    pub fn voters_from(&self, slot: Slot) -> BTreeSet<NodeId> {
+        self.from(slot)
+            .flat_map(|(_, c)| c.voters.iter().copied())
+            .collect()
+    }
+
+    /// Value `value` was chosen at `slot`: if it is a change, record it
+    /// (a change the log refuses is ignored by every node alike).
+    pub fn learn(&mut self, slot: Slot, value: &super::message::Value) -> bool {
+        match value {
+            // Below what compaction kept, every change is accounted for.
+            super::message::Value::Reconfig(next) if slot >= self.kept_from() => {
+                self.chosen(slot, (**next).clone()).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Take in what `other` knows (both come from the same chosen log, so
+    /// they agree where both know): every change this one lacks.
+    pub fn merge(&mut self, other: &Configs) -> bool {
+        let mut grew = false;
+        for (&at, c) in &other.by_slot {
+            if at > 0 && !self.by_slot.contains_key(&at) && c.number > self.latest().number {
+                self.by_slot.insert(at, c.clone());
+                grew = true;
+            }
+        }
+        grew
+    }
+
     /// Forget every configuration that governs no slot at or above `slot`
     /// (a snapshot covers the slots below it).
     pub fn forget_below(&mut self, slot: Slot) {
@@ -142,7 +217,8 @@ impl Configs {
             .range(..=slot)
             .next_back()
             .map(|(at, _)| at)
-            .expect("slot 0 has one");
+            .or_else(|| self.by_slot.keys().next())
+            .expect("a log has a configuration");
         self.by_slot = self.by_slot.split_off(&keep);
     }
 }

@@ -30,7 +30,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT, MAX_SPAN};
+use super::config::{Config, Configs, ALPHA};
 use super::message::{Digest, Message, Notice, Outbox, Record, Value};
+use super::quorum::Quorums;
 use super::rules::{Rule, Rules};
 
 /// How many chosen entries one `Learn` answer to a `CatchUp` carries at most.
@@ -46,6 +48,11 @@ const CONTESTED: usize = 4_096;
 pub const MAX_CONFLICTS: usize = 1_024;
 /// Ticks a learner stays behind before it asks for a catch-up.
 const CATCHUP_TICKS: u32 = 3;
+/// Ticks without word of a leader after which a learner asks a peer what it
+/// missed anyway: a leader removed by a change steps down where it stops
+/// voting, and a new voter that missed the last slots before that point
+/// would otherwise never learn that it votes.
+const QUIET_TICKS: u32 = 40;
 
 /// Votes counted for one slot at the highest ballot seen there.
 #[derive(Clone, Debug)]
@@ -80,8 +87,9 @@ impl Tally {
 #[derive(Clone, Debug)]
 pub struct Learner {
     id: NodeId,
-    nodes: Vec<NodeId>,
-    quorum: usize,
+    /// The configuration of every slot: who votes there, and how many
+    /// votes choose (issue 23).
+    configs: Configs,
     rules: Rules,
     /// Bytes of values one `Learn` carries at most.
     max_bytes: usize,
@@ -95,6 +103,8 @@ pub struct Learner {
     leader: Option<NodeId>,
     leader_chosen: Slot,
     behind: u32,
+    /// Ticks since the last word of a leader.
+    quiet: u32,
     ask_next: usize,
     conflicts: Vec<(Slot, Value, Value)>,
     /// Votes for values other than the one chosen, in slots learned chosen
@@ -109,10 +119,19 @@ pub struct Learner {
 impl Learner {
     /// A learner at node `id` of the cluster `nodes`, with majority `quorum`.
     pub fn new(id: NodeId, nodes: Vec<NodeId>, quorum: usize, rules: Rules) -> Self {
+        let n = nodes.len();
+        let initial = Config {
+            number: 0,
+            voters: nodes.into_iter().collect(),
+            learners: Default::default(),
+            quorums: Some(Quorums {
+                phase1: (n + 1).saturating_sub(quorum).max(1),
+                phase2: quorum,
+            }),
+        };
         Learner {
             id,
-            nodes,
-            quorum,
+            configs: Configs::new(initial, ALPHA),
             rules,
             max_bytes: CATCHUP_BYTES,
             keep: 1_000,
@@ -123,6 +142,7 @@ impl Learner {
             leader: None,
             leader_chosen: 0,
             behind: 0,
+            quiet: 0,
             ask_next: 0,
             conflicts: Vec::new(),
             contested: BTreeMap::new(),
@@ -135,6 +155,21 @@ impl Learner {
     pub fn with_max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self
+    }
+
+    /// The same learner with the configurations `configs` (the snapshot's, or
+    /// the cluster file's), and every change in what it recovered.
+    pub fn with_configs(mut self, configs: Configs) -> Self {
+        self.configs = configs;
+        for (&slot, value) in self.chosen.range(..self.first_unchosen) {
+            self.configs.learn(slot, value);
+        }
+        self
+    }
+
+    /// The configurations this learner knows.
+    pub fn configs(&self) -> &Configs {
+        &self.configs
     }
 
     /// The same learner, keeping `keep` slots below each snapshot.
@@ -168,7 +203,7 @@ impl Learner {
                 _ => {}
             }
         }
-        l.advance();
+        l.advance(&mut Outbox::new());
         l
     }
 
@@ -207,21 +242,62 @@ impl Learner {
         &self.conflicts
     }
 
+    /// True if `node` is named by a configuration this learner keeps.
     fn member(&self, node: NodeId) -> bool {
-        self.nodes.contains(&node) || !self.rules.holds(Rule::Members)
+        self.configs.all_nodes().contains(&node) || !self.rules.holds(Rule::Members)
+    }
+
+    /// True if `node`'s vote counts in `slot`: it votes in the slot's
+    /// configuration.
+    fn voter(&self, node: NodeId, slot: Slot) -> bool {
+        self.config(slot).voters.contains(&node) || !self.rules.holds(Rule::Members)
+    }
+
+    /// The configuration that decides `slot` (with `reconfig` broken: the
+    /// newest known, whatever the slot).
+    fn config(&self, slot: Slot) -> &Config {
+        if self.rules.holds(Rule::Reconfig) {
+            self.configs.at(slot)
+        } else {
+            self.configs.latest()
+        }
+    }
+
+    /// The votes that choose a value in `slot`, and how many digests one
+    /// tally admits (an acceptor votes once a ballot).
+    fn quorum(&self, slot: Slot) -> (usize, usize) {
+        let c = self.config(slot);
+        (c.quorums().phase2, c.voters.len())
+    }
+
+    /// The last slot whose configuration this learner knows.
+    fn known_through(&self) -> Slot {
+        if self.rules.holds(Rule::Reconfig) {
+            self.configs.known_through(self.first_unchosen)
+        } else {
+            Slot::MAX
+        }
     }
 
     /// Handle one message from node `from` for the learner role.
     pub fn handle(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
-        if !self.member(from) {
+        if !self.member(from) && !matches!(msg, Message::CatchUp { .. }) {
             // Neither a vote nor a report of what was chosen counts from a
-            // node outside the cluster.
+            // node outside the cluster. (What was chosen is no secret: a
+            // node removed, or one too far behind to know it was added,
+            // may ask.)
             return;
         }
         match msg {
             // Votes and values farther out than a real cluster reaches are
             // dropped: a lagging learner fetches them again by catch-up.
             Message::Accepted { slot, .. } if slot > self.reach() => {}
+            // A vote in a slot whose configuration is not known yet cannot
+            // be counted (a leader never proposes there; the vote comes again
+            // with the next resend), nor one from a node that does not vote
+            // in the slot's configuration.
+            Message::Accepted { slot, .. }
+                if slot > self.known_through() || !self.voter(from, slot) => {}
             // Votes are counted only in the window: every slot below the
             // first unchosen one is chosen (held, or below the floor).
             Message::Accepted {
@@ -229,7 +305,7 @@ impl Learner {
                 slot,
                 digest,
             } if slot >= self.first_unchosen && !self.chosen.contains_key(&slot) => {
-                let limit = self.nodes.len();
+                let (_, limit) = self.quorum(slot);
                 let t = self.tally(slot, ballot);
                 if t.ballot == ballot && t.admits(&digest, limit) {
                     t.voters.entry(digest).or_default().insert(from);
@@ -299,12 +375,16 @@ impl Learner {
                 }
             }
             Notice::Snapshotted { slot } => self.compact(slot, out),
+            Notice::Configured(configs) => {
+                self.configs.merge(&configs);
+            }
             Notice::LeaderSeen {
                 ballot,
                 first_unchosen,
             } => {
                 self.leader = Some(ballot.node);
                 self.leader_chosen = self.leader_chosen.max(first_unchosen);
+                self.quiet = 0;
             }
             _ => {}
         }
@@ -330,7 +410,7 @@ impl Learner {
                 bytes += v.size();
                 entries.extend(spread.next());
             }
-            for &n in &self.nodes {
+            for n in self.configs.all_nodes() {
                 if n != self.id {
                     out.send(
                         self.id,
@@ -347,7 +427,14 @@ impl Learner {
             .keys()
             .next_back()
             .is_some_and(|&s| s >= self.first_unchosen);
-        if self.leader_chosen <= self.first_unchosen && !hole {
+        self.quiet = self.quiet.saturating_add(1);
+        if self.quiet >= QUIET_TICKS {
+            // No leader heard for a while: ask anyway (the answer is empty
+            // if there is nothing to learn).
+            self.quiet = 0;
+            self.behind = CATCHUP_TICKS;
+            self.leader = None;
+        } else if self.leader_chosen <= self.first_unchosen && !hole {
             self.behind = 0;
             return;
         }
@@ -359,9 +446,9 @@ impl Learner {
         // Ask the leader first, then the others in turn, so one dead peer cannot
         // keep this learner behind for ever.
         let others: Vec<NodeId> = self
-            .nodes
-            .iter()
-            .copied()
+            .configs
+            .all_nodes()
+            .into_iter()
             .filter(|&n| n != self.id)
             .collect();
         if others.is_empty() {
@@ -395,12 +482,13 @@ impl Learner {
         let above = self.contested.split_off(&slot.saturating_sub(self.keep));
         out.forgotten
             .keep(std::mem::replace(&mut self.contested, above));
-        self.advance();
+        self.advance(out);
         let floor = slot.saturating_sub(self.keep);
         if floor <= self.floor {
             return;
         }
         self.floor = floor;
+        self.configs.forget_below(floor);
         let above = self.chosen.split_off(&floor);
         out.forgotten
             .keep(std::mem::replace(&mut self.chosen, above));
@@ -419,7 +507,10 @@ impl Learner {
     /// A vote in a slot already chosen: if it completes a majority for
     /// another value than the chosen one, two values were chosen.
     fn contest(&mut self, from: NodeId, slot: Slot, ballot: Ballot, digest: Digest) {
-        let limit = self.nodes.len();
+        let (quorum, limit) = self.quorum(slot);
+        if !self.voter(from, slot) {
+            return;
+        }
         let Some((chosen, t)) = self.contested.get_mut(&slot) else {
             return;
         };
@@ -428,7 +519,7 @@ impl Learner {
         }
         let voters = t.voters.entry(digest).or_default();
         voters.insert(from);
-        if voters.len() < self.quorum {
+        if voters.len() < quorum {
             return;
         }
         let (Some(offered), Some(known)) = (t.values.get(&digest).cloned(), self.chosen.get(&slot))
@@ -463,10 +554,11 @@ impl Learner {
     }
 
     fn check(&mut self, slot: Slot, out: &mut Outbox) {
+        let (quorum, _) = self.quorum(slot);
         let ready = self.tallies.get(&slot).and_then(|t| {
             t.voters
                 .iter()
-                .find(|(_, voters)| voters.len() >= self.quorum)
+                .find(|(_, voters)| voters.len() >= quorum)
                 .and_then(|(d, _)| t.values.get(d).cloned())
         });
         if let Some(value) = ready {
@@ -510,13 +602,23 @@ impl Learner {
         if spread {
             self.spread.push((slot, value.clone()));
         }
+        // A change among the slots this one completes is told to the
+        // proposer before the slot is: it never counts a slot chosen whose
+        // configuration it does not know.
+        self.advance(out);
         notify(slot, value, out);
-        self.advance();
     }
 
-    fn advance(&mut self) {
-        while self.chosen.contains_key(&self.first_unchosen) {
+    /// Move the first unchosen slot over every slot known chosen, taking in
+    /// the changes they hold.
+    fn advance(&mut self, out: &mut Outbox) {
+        let mut grew = false;
+        while let Some(value) = self.chosen.get(&self.first_unchosen) {
+            grew |= self.configs.learn(self.first_unchosen, value);
             self.first_unchosen += 1;
+        }
+        if grew {
+            out.notify(Notice::Configured(Box::new(self.configs.clone())));
         }
     }
 }

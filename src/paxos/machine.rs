@@ -190,6 +190,8 @@ pub struct NodeSetup {
     pub promise_limit: PromiseLimit,
     /// Bytes of values one `Learn` carries at most.
     pub learn_bytes: usize,
+    /// Slots between a membership change being chosen and taking effect.
+    pub alpha: u64,
 }
 
 impl NodeSetup {
@@ -211,6 +213,7 @@ impl NodeSetup {
             seed,
             promise_limit: PromiseLimit::default(),
             learn_bytes: CATCHUP_BYTES,
+            alpha: ALPHA,
         }
     }
 }
@@ -255,8 +258,10 @@ pub fn recover(setup: &NodeSetup, durable: Durable<'_>) -> Roles {
         seed,
         promise_limit,
         learn_bytes,
+        alpha,
     } = setup;
     let (id, rules, replica) = (*id, *rules, *replica);
+    let keep = replica.keep;
     let acceptor = Acceptor::recover(id, rules, durable.acceptor)
         .with_limit(*promise_limit)
         .with_keep(replica.keep);
@@ -271,9 +276,6 @@ pub fn recover(setup: &NodeSetup, durable: Durable<'_>) -> Roles {
         durable.proposer,
         acceptor.promised(),
     );
-    let learner = Learner::recover(id, nodes.clone(), q2, rules, durable.learner)
-        .with_max_bytes(*learn_bytes)
-        .with_keep(replica.keep);
     let replica = match durable.snapshot {
         Some((file, s)) => Replica::restore(id, replica, file, s),
         None => Replica::new(id, replica),
@@ -286,8 +288,16 @@ pub fn recover(setup: &NodeSetup, durable: Durable<'_>) -> Roles {
             learners: Default::default(),
             quorums: Some(quorums),
         },
-        ALPHA,
+        *alpha,
     ));
+    // The configurations come from the node's own snapshot and log, never
+    // from the cluster file past the first one.
+    let configs = replica.configs().expect("set just above").clone();
+    let learner = Learner::recover(id, nodes.clone(), q2, rules, durable.learner)
+        .with_max_bytes(*learn_bytes)
+        .with_keep(keep)
+        .with_configs(configs);
+    let proposer = proposer.with_configs(learner.configs().clone());
     Roles {
         acceptor,
         proposer,

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::ballot::{Ballot, NodeId, Slot, MAX_SLOT, MAX_SNAPSHOT_BYTES, MAX_SPAN};
-use super::config::Config;
+use super::config::{Config, Configs};
 use crate::kv::{Op, OpResult};
 
 /// A client command: `(client, seq)` identifies it across retries, so a replica
@@ -364,6 +364,10 @@ pub enum Notice {
     /// closes a dead process's sockets at once). Never sent for a silent peer
     /// (paused, or cut off by a partition): only a timeout finds those.
     PeerGone { node: NodeId },
+    /// The configurations known from the chosen log grew: the learner tells
+    /// its proposer before it tells it the slot of the change is chosen, and
+    /// a replica that installed a snapshot tells both.
+    Configured(Box<Configs>),
 }
 
 impl Notice {
@@ -377,6 +381,7 @@ impl Notice {
             | Notice::Request(_)
             | Notice::PeerUp { .. }
             | Notice::PeerGone { .. } => &[Role::Proposer],
+            Notice::Configured(_) => &[Role::Proposer, Role::Learner],
             Notice::Chosen { .. } | Notice::Read { .. } => &[Role::Replica],
             Notice::Snapshotted { .. } => {
                 &[Role::Acceptor, Role::Proposer, Role::Learner, Role::Replica]
@@ -397,6 +402,7 @@ impl Notice {
             Notice::Snapshotted { .. } => "Snapshotted",
             Notice::PeerUp { .. } => "PeerUp",
             Notice::PeerGone { .. } => "PeerGone",
+            Notice::Configured(_) => "Configured",
         }
     }
 
@@ -422,6 +428,10 @@ impl Notice {
             Notice::Snapshotted { slot } => format!("Snapshotted(below #{slot})"),
             Notice::PeerUp { node } => format!("PeerUp({node})"),
             Notice::PeerGone { node } => format!("PeerGone({node})"),
+            Notice::Configured(c) => {
+                let latest = c.latest();
+                format!("Configured(#{} voters {:?})", latest.number, latest.voters)
+            }
         }
     }
 }

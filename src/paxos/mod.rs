@@ -82,7 +82,7 @@ pub use message::{
     Command, Digest, Envelope, Forgotten, Message, Notice, Outbox, Outcome, PValue, Record, Reply,
     Role, SnapshotFile, Value,
 };
-pub use proposer::{FastPaths, Mode, Proposer, ProposerConfig};
+pub use proposer::{Change, FastPaths, Mode, Proposer, ProposerConfig};
 pub use quorum::Quorums;
 pub use replica::{Replica, ReplicaConfig, Snapshot};
 pub use rules::{Rule, Rules};

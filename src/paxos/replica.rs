@@ -189,7 +189,8 @@ pub struct Replica {
     /// Sessions opened so far: the last session number given.
     registered: u64,
     /// The configurations chosen so far (`None`: none but the initial one,
-    /// which the shell knows). Not yet consulted by the roles (issue 23).
+    /// which the shell knows). The learner and proposer keep their own,
+    /// from the log; this copy travels in the snapshot.
     configs: Option<Configs>,
     rules: Rules,
     audit: Option<Vec<(Slot, u64, u64)>>,
@@ -479,6 +480,11 @@ impl Replica {
         // will ask again.
         if let Ok(snapshot) = Snapshot::decode(&file) {
             self.load(snapshot);
+            if let Some(c) = &self.configs {
+                // The learner and proposer jump to the snapshot's slot once
+                // it is durable: they need the configurations it holds first.
+                out.notify(Notice::Configured(Box::new(c.clone())));
+            }
             while let Some(value) = self.pending.remove(&self.next) {
                 self.apply(self.next, value, out);
                 self.next += 1;

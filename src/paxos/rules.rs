@@ -56,11 +56,18 @@ pub enum Rule {
     /// one was forgotten, and its command may have been applied before.
     /// Broken: an unknown client is taken as new and its command applied.
     Sessions,
+    /// A slot is decided by its own configuration (issue 23): votes count
+    /// with the configuration of their slot, the leader proposes only where
+    /// it knows the configuration (a window of α slots) and only after
+    /// phase 1 among that configuration's voters. Broken: the newest
+    /// configuration known counts everywhere at once, and the leader
+    /// proposes in a new configuration without its voters' promises.
+    Reconfig,
 }
 
 impl Rule {
     /// Every rule: the explainer's three, then synod's guards.
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::Persist,
         Rule::Promise,
         Rule::P2c,
@@ -72,6 +79,7 @@ impl Rule {
         Rule::Prevote,
         Rule::Intersection,
         Rule::Sessions,
+        Rule::Reconfig,
     ];
 
     /// The rule's name on the command line.
@@ -88,6 +96,7 @@ impl Rule {
             Rule::Prevote => "prevote",
             Rule::Intersection => "intersection",
             Rule::Sessions => "sessions",
+            Rule::Reconfig => "reconfig",
         }
     }
 
@@ -107,6 +116,7 @@ impl Rule {
             Rule::Prevote => "a node that cannot win keeps raising its round and deposes a healthy leader again and again",
             Rule::Intersection => "a leader elected by a phase-1 quorum that misses a phase-2 quorum cannot see the value it chose, and chooses another",
             Rule::Sessions => "a client forgotten by the bounded client table retries a write, and it is applied a second time",
+            Rule::Reconfig => "a leader that proposes in a new configuration without its voters' promises overwrites a value they chose under another leader",
         }
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::paxos::config::{Config, Configs, ALPHA};
 use crate::paxos::{Ballot, Command, Digest, NodeId, Slot, Value};
 
 /// A broken safety property, with what is needed to explain it.
@@ -201,7 +202,13 @@ impl fmt::Display for Violation {
 /// The ground truth of what acceptors accepted and what is therefore chosen.
 #[derive(Debug, Default)]
 pub struct Ghost {
-    quorum: usize,
+    /// The configuration of each slot, from what was truly chosen.
+    configs: Option<Configs>,
+    /// Every slot below it is chosen (the configurations are known through
+    /// α - 1 slots past it).
+    first_unchosen: Slot,
+    /// Slots with accepts whose configuration was not known yet.
+    deferred: BTreeSet<Slot>,
     /// Who accepted which value at which ballot, per slot.
     accepts: BTreeMap<(Slot, Ballot, Digest), (Value, BTreeSet<NodeId>)>,
     /// The value each (slot, ballot) was first accepted with.
@@ -210,12 +217,30 @@ pub struct Ghost {
 }
 
 impl Ghost {
-    /// Ground truth for a cluster whose majority is `quorum`.
-    pub fn new(quorum: usize) -> Self {
+    /// Ground truth for a log whose first configuration is `configs`'.
+    pub fn new(configs: Configs) -> Self {
         Ghost {
-            quorum,
+            configs: Some(configs),
             ..Ghost::default()
         }
+    }
+
+    /// Ground truth for the nodes `ids`, where `quorum` accepts choose (one
+    /// configuration, as long as nothing changes it).
+    pub fn of(ids: &[NodeId], quorum: usize) -> Self {
+        let n = ids.len();
+        Ghost::new(Configs::new(
+            Config {
+                number: 0,
+                voters: ids.iter().copied().collect(),
+                learners: BTreeSet::new(),
+                quorums: Some(crate::paxos::Quorums {
+                    phase1: (n + 1).saturating_sub(quorum).max(1),
+                    phase2: quorum,
+                }),
+            },
+            ALPHA,
+        ))
     }
 
     /// Values chosen so far.
@@ -223,9 +248,16 @@ impl Ghost {
         &self.chosen
     }
 
+    /// The configurations the truly chosen log holds.
+    pub fn configs(&self) -> &Configs {
+        self.configs.as_ref().expect("made by Ghost::new")
+    }
+
     /// Acceptor `node` accepted (durably, and said so) `value` in `slot` at
-    /// `ballot`. Returns the value if this accept made a majority for the same
-    /// value at the same ballot (the moment it became chosen).
+    /// `ballot`. Returns the value if this accept made a phase-2 quorum of
+    /// the slot's configuration for the same value at the same ballot (the
+    /// moment it became chosen). Accepts in a slot whose configuration the
+    /// truly chosen log does not fix yet wait ([`Ghost::settle`]).
     pub fn accepted(
         &mut self,
         node: NodeId,
@@ -237,10 +269,51 @@ impl Ghost {
             .accepts
             .entry((slot, ballot, value.digest()))
             .or_insert_with(|| (value.clone(), BTreeSet::new()));
-        if entry.1.insert(node) && entry.1.len() == self.quorum {
-            return Some(entry.0.clone());
+        if !entry.1.insert(node) {
+            return None;
         }
-        None
+        let configs = self.configs.as_ref().expect("made by Ghost::new");
+        if slot > configs.known_through(self.first_unchosen) {
+            self.deferred.insert(slot);
+            return None;
+        }
+        let c = configs.at(slot);
+        let count = entry.1.iter().filter(|v| c.voters.contains(v)).count();
+        (c.voters.contains(&node) && count == c.quorums().phase2).then(|| entry.0.clone())
+    }
+
+    /// Slots whose configuration became known since their accepts came:
+    /// each that a phase-2 quorum of it accepted, with the ballot and value.
+    pub fn settle(&mut self) -> Vec<(Slot, Ballot, Value)> {
+        let configs = self.configs.as_ref().expect("made by Ghost::new");
+        let known = configs.known_through(self.first_unchosen);
+        let ready: Vec<Slot> = self.deferred.range(..=known).copied().collect();
+        let mut found = Vec::new();
+        for slot in ready {
+            self.deferred.remove(&slot);
+            let c = configs.at(slot);
+            for ((_, ballot, _), (value, who)) in self
+                .accepts
+                .range((slot, Ballot::ZERO, Digest::default())..)
+                .take_while(|((s, _, _), _)| *s == slot)
+            {
+                let count = who.iter().filter(|v| c.voters.contains(v)).count();
+                if count >= c.quorums().phase2 {
+                    found.push((slot, *ballot, value.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    /// `slot` became chosen with `value`: move the chosen prefix on,
+    /// taking in the changes it holds.
+    fn advance(&mut self) {
+        let configs = self.configs.as_mut().expect("made by Ghost::new");
+        while let Some(v) = self.chosen.get(&self.first_unchosen) {
+            configs.learn(self.first_unchosen, v);
+            self.first_unchosen += 1;
+        }
     }
 }
 
@@ -334,6 +407,7 @@ pub fn agreement(ghost: &mut Ghost, slot: Slot, ballot: Ballot, value: Value) ->
         Some(_) => None,
         None => {
             ghost.chosen.insert(slot, value);
+            ghost.advance();
             None
         }
     }
@@ -365,6 +439,7 @@ pub fn learned_agrees(ghost: &Ghost, node: NodeId, slot: Slot, value: &Value) ->
 pub fn validity(
     texts: &BTreeSet<String>,
     commands: &BTreeSet<Command>,
+    changes: &[Config],
     slot: Slot,
     value: &Value,
 ) -> Option<Violation> {
@@ -372,8 +447,8 @@ pub fn validity(
         Value::Noop => true,
         Value::Text(t) => texts.contains(t),
         Value::Batch(cmds) => cmds.iter().all(|c| commands.contains(c)),
-        // Nothing in the simulator proposes a membership change yet.
-        Value::Reconfig(_) => false,
+        // A change some node's proposer was asked for.
+        Value::Reconfig(c) => changes.contains(c),
     };
     (!ok).then(|| Violation::Validity {
         slot,
@@ -469,13 +544,18 @@ pub fn applied_once(
 mod tests {
     use super::*;
 
+    /// The ground truth of a three-node cluster, majorities.
+    fn three() -> Ghost {
+        Ghost::of(&[1, 2, 3], 2)
+    }
+
     fn t(s: &str) -> Value {
         Value::Text(s.into())
     }
 
     #[test]
     fn agreement_catches_a_second_value() {
-        let mut g = Ghost::new(2);
+        let mut g = three();
         let b1 = Ballot::new(1, 1);
         let b2 = Ballot::new(2, 2);
         assert_eq!(g.accepted(1, 0, b1, &t("a")), None);
@@ -493,7 +573,7 @@ mod tests {
 
     #[test]
     fn a_ballot_with_two_values_is_caught_and_votes_for_them_never_add_up() {
-        let mut g = Ghost::new(2);
+        let mut g = three();
         let b = Ballot::new(1, 1);
         assert_eq!(ballot_unique(&mut g, 1, 0, b, &t("a")), None);
         assert_eq!(ballot_unique(&mut g, 2, 0, b, &t("a")), None);
@@ -524,8 +604,8 @@ mod tests {
     #[test]
     fn the_other_checks_can_fail() {
         let texts = BTreeSet::from(["a".to_string()]);
-        assert!(validity(&texts, &BTreeSet::new(), 0, &t("z")).is_some());
-        assert!(validity(&texts, &BTreeSet::new(), 0, &t("a")).is_none());
+        assert!(validity(&texts, &BTreeSet::new(), &[], 0, &t("z")).is_some());
+        assert!(validity(&texts, &BTreeSet::new(), &[], 0, &t("a")).is_none());
         let mut learned = BTreeMap::new();
         assert!(stability(&mut learned, 1, 0, &t("a")).is_none());
         assert!(stability(&mut learned, 1, 0, &t("b")).is_some());

@@ -52,6 +52,10 @@ pub struct Faults {
     /// How long a log's sync takes, in virtual ms (a crash in between loses
     /// what it was writing, and the messages that waited for it never leave).
     pub disk_ms: (u64, u64),
+    /// Ask the leader for membership changes at random: a random set of
+    /// voters (1 to every node), the others learners or left out.
+    #[serde(default)]
+    pub membership: bool,
 }
 
 impl Faults {
@@ -66,6 +70,7 @@ impl Faults {
             pause: false,
             swarm: false,
             disk_ms: (0, 1),
+            membership: false,
         }
     }
 
@@ -80,6 +85,7 @@ impl Faults {
             pause: true,
             swarm: false,
             disk_ms: (0, 5),
+            membership: false,
         }
     }
 
@@ -97,6 +103,9 @@ impl Faults {
         }
         if self.swarm {
             kinds.push("swarm");
+        }
+        if self.membership {
+            kinds.push("membership");
         }
         if self.loss > 0.0 {
             kinds.push("loss");
@@ -128,6 +137,7 @@ impl Faults {
                 "crash" | "kill" => f.crash = true,
                 "partition" => f.partition = true,
                 "pause" => f.pause = true,
+                "membership" => f.membership = true,
                 "swarm" => {
                     f.swarm = true;
                     f.crash = true;
@@ -138,12 +148,12 @@ impl Faults {
                 "delay" => f.delay_ms = Faults::all().delay_ms,
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}`; expected crash, partition, pause, loss, dup, delay, swarm, all or none"
+                        "unknown fault `{other}`; expected crash, partition, pause, loss, dup, delay, swarm, membership, all or none"
                     ))
                 }
             }
         }
-        if f.crash || f.pause || f.partition {
+        if f.crash || f.pause || f.partition || f.membership {
             f.disk_ms = Faults::all().disk_ms;
         }
         if f.swarm {
@@ -206,6 +216,13 @@ pub enum PlanAction {
     Request { node: NodeId, cmd: Command },
     /// Put a message on the wire as if `from` had sent it (a stranger).
     Inject(Envelope),
+    /// Ask this node's proposer for a membership change: the next
+    /// configuration has these voters (majorities) and learners.
+    Reconfig {
+        node: NodeId,
+        voters: Vec<NodeId>,
+        learners: Vec<NodeId>,
+    },
 }
 
 /// Everything one simulated run depends on.
@@ -245,6 +262,14 @@ pub struct SimConfig {
     pub replica: ReplicaConfig,
     /// The scenario this run plays, if any (for the replay command).
     pub scenario: Option<String>,
+    /// Slots between a membership change being chosen and taking effect
+    /// (small in scenarios, so a change takes effect within a short script).
+    #[serde(default = "default_alpha")]
+    pub alpha: u64,
+}
+
+fn default_alpha() -> u64 {
+    crate::paxos::config::ALPHA
 }
 
 impl SimConfig {
@@ -271,6 +296,7 @@ impl SimConfig {
                 ..ReplicaConfig::default()
             },
             scenario: None,
+            alpha: default_alpha(),
         }
     }
 
@@ -301,6 +327,7 @@ impl SimConfig {
                 ..ReplicaConfig::default()
             },
             scenario: None,
+            alpha: default_alpha(),
         }
     }
 
@@ -343,6 +370,9 @@ impl SimConfig {
         if self.replica.snapshot_every > 0 {
             let _ = write!(cmd, " --snapshot-every {}", self.replica.snapshot_every);
         }
+        if self.alpha != default_alpha() {
+            let _ = write!(cmd, " --alpha {}", self.alpha);
+        }
         if let Some(rule) = self.rules.broken() {
             let _ = write!(cmd, " --break {rule}");
         }
@@ -377,6 +407,13 @@ pub struct Stats {
     pub snapshots: u64,
     /// Snapshot chunks sent (catch-up by snapshot).
     pub snapshot_chunks: u64,
+    /// Membership changes proposed.
+    pub changes: u64,
+    /// Membership changes a proposer refused (not leading, one pending, ...).
+    pub changes_refused: u64,
+    /// The number of the last configuration chosen (ground truth): how many
+    /// changes the log holds.
+    pub configurations: u64,
 }
 
 /// The verdict of one simulated run.
@@ -438,6 +475,13 @@ impl Report {
                 s,
                 "snapshots: {} made durable, {} chunks sent to nodes that fell behind",
                 st.snapshots, st.snapshot_chunks
+            );
+        }
+        if st.changes + st.changes_refused > 0 {
+            let _ = writeln!(
+                s,
+                "membership: {} changes proposed, {} refused, {} chosen",
+                st.changes, st.changes_refused, st.configurations
             );
         }
         match &self.config.workload {

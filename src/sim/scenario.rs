@@ -28,7 +28,7 @@ pub struct Scenario {
 }
 
 /// Every scenario, in the order `synod sim --scenarios` lists them.
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 8] = [
     Scenario {
         name: "ballot-reuse",
         about: "a leader dies before its own acceptor syncs, restarts cut off from the two acceptors that accepted its value, and campaigns again",
@@ -76,6 +76,13 @@ pub const ALL: [Scenario; 7] = [
         about: "a client's write is applied, the client table (of one) forgets it for another, and the write arrives again",
         guard: Rule::Sessions,
         build: forgotten_client,
+        expect: None,
+    },
+    Scenario {
+        name: "new-members",
+        about: "five nodes shrink to three; a leader of the three chooses a slot of the new configuration with two of them, and a leader elected by the old one proposes there",
+        guard: Rule::Reconfig,
+        build: new_members,
         expect: None,
     },
 ];
@@ -431,6 +438,47 @@ fn forgotten_client(c: &mut SimConfig) {
         ),
     ];
     c.fault_ms = 500;
+}
+
+/// Five nodes shrink to {1, 2, 3}, α = 4. The change is chosen at slot 1
+/// (after node 1's no-op at 0), so it governs from slot 5. Slots 2 and 3 are
+/// a client's session and write. Node 2 then leads, with the new voters'
+/// promises too, and is cut off with node 3: it proposes two sessions, at
+/// slot 4 (old configuration: {2, 3} is no quorum) and slot 5 (new: {2, 3}
+/// is a quorum, chosen). Node 1, with 4 and 5, is elected by the old
+/// configuration from slot 4 and proposes two sessions of its own. With the
+/// guard it first asks the new voters for promises from slot 5, hears of
+/// node 2's value after the heal, and proposes it again; without it, it
+/// proposes its own at slot 5, and after the heal 2 and 3 accept it.
+fn new_members(c: &mut SimConfig) {
+    c.nodes = 5;
+    c.alpha = 4;
+    let shrink = || PlanAction::Reconfig {
+        node: 1,
+        voters: vec![1, 2, 3],
+        learners: vec![],
+    };
+    let client = |node, v: &str| PlanAction::Client {
+        node,
+        op: put("k", v),
+    };
+    c.plan = vec![
+        (1, PlanAction::Campaign(1)),
+        // The first is refused (no entry of node 1's ballot is chosen yet)
+        // and proposes a no-op; the second goes in.
+        (20, shrink()),
+        (40, shrink()),
+        (60, client(1, "a")),
+        (150, PlanAction::Campaign(2)),
+        (200, PlanAction::Split(vec![0, 1, 1, 0, 0])),
+        (210, client(2, "b")),
+        (212, client(2, "c")),
+        (300, PlanAction::Campaign(1)),
+        (350, client(1, "d")),
+        (352, client(1, "e")),
+        (500, PlanAction::Heal),
+    ];
+    c.fault_ms = 900;
 }
 
 fn leader_kept(r: &Report) -> Option<String> {

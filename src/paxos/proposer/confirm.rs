@@ -30,7 +30,11 @@ pub(super) struct PendingRead {
 impl Proposer {
     /// A read arrived at the leader.
     pub(super) fn read(&mut self, cmd: Command, out: &mut Outbox) {
-        let index = self.next_slot;
+        // Past every slot proposed, and every slot the election found
+        // accepted but not yet proposed again (held back until its
+        // configuration is known): any of those may hold a write chosen
+        // before the read arrived.
+        let index = self.next_slot.max(self.refill_to);
         if !self.rules.holds(Rule::Confirm) {
             // Broken: answer from the local state at once, as if still leading.
             out.notify(Notice::Read { cmd, index });
@@ -49,7 +53,7 @@ impl Proposer {
     /// An acceptor confirmed heartbeat round `seq` of `ballot`.
     pub(super) fn on_ack(&mut self, from: NodeId, ballot: Ballot, seq: u64, out: &mut Outbox) {
         let current = ballot == self.campaign.ballot() || !self.rules.holds(Rule::Fresh);
-        if self.mode != Mode::Leader || !current || !self.member(from) {
+        if self.mode != Mode::Leader || !current || !self.confirmer(from) {
             // An ack for an earlier term, a stranger's, or one we no longer need.
             return;
         }
@@ -72,17 +76,36 @@ impl Proposer {
     /// The highest heartbeat round a phase-2 quorum of acceptors confirmed
     /// (a majority, unless the cluster file chose flexible quorums): it meets
     /// every phase-1 quorum, so no newer leader was elected unseen.
+    ///
+    /// While configurations change, a round must be confirmed by a phase-2
+    /// quorum of each that governs a slot not yet known chosen: a newer
+    /// leader proposing in any of them had promises from its phase-1 quorum.
     pub(super) fn confirmed(&self) -> u64 {
-        let mut seqs: Vec<u64> = self.acked.values().copied().collect();
-        seqs.sort_unstable_by(|a, b| b.cmp(a));
-        seqs.get(self.confirm - 1).copied().unwrap_or(0)
+        let mut least = u64::MAX;
+        for (_, c) in self.configs.from(self.first_unchosen) {
+            let mut seqs: Vec<u64> = c
+                .voters
+                .iter()
+                .filter_map(|v| self.acked.get(v).copied())
+                .collect();
+            if !self.rules.holds(Rule::Members) {
+                seqs = self.acked.values().copied().collect();
+            }
+            seqs.sort_unstable_by(|a, b| b.cmp(a));
+            let q2 = c.quorums().phase2.max(1);
+            least = least.min(seqs.get(q2 - 1).copied().unwrap_or(0));
+        }
+        least
     }
 
     /// Hand every read whose round a majority confirmed to the local replica,
     /// which answers it once it has applied everything below its index. Reads
     /// still waiting get a fresh round as soon as the current one is confirmed.
-    fn serve_reads(&mut self, out: &mut Outbox) {
+    pub(super) fn serve_reads(&mut self, out: &mut Outbox) {
         if self.reads.is_empty() {
+            return;
+        }
+        if !self.settled() {
             return;
         }
         let confirmed = self.confirmed();
@@ -92,7 +115,9 @@ impl Proposer {
         for r in ready {
             out.notify(Notice::Read {
                 cmd: r.cmd,
-                index: r.index,
+                // Slots found since it arrived (phase 1 among a later
+                // configuration's voters) may hold writes chosen before it.
+                index: r.index.max(self.refill_to),
             });
         }
         if !self.reads.is_empty() && confirmed == self.hb_seq {
@@ -100,10 +125,32 @@ impl Proposer {
         }
     }
 
+    /// True once this leader knows every slot a write may have been chosen
+    /// in before it: what its election found is proposed again and chosen,
+    /// and it holds promises in every configuration it knows from there. A
+    /// slot past those could only be chosen by a leader that knew its
+    /// configuration, so every slot up to α before it was chosen, and phase
+    /// 1 would have found them.
+    pub(super) fn settled(&self) -> bool {
+        if !self.rules.holds(Rule::Reconfig) {
+            return true;
+        }
+        let known = self.configs.known_through(self.first_unchosen);
+        self.first_unchosen >= self.refill_to
+            && self.extending.is_none()
+            && self
+                .configs
+                .from(self.first_unchosen)
+                .take_while(|(start, _)| *start <= known)
+                .all(|(_, c)| self.prepared.contains(&c.number))
+    }
+
     pub(super) fn heartbeat(&mut self, out: &mut Outbox) {
         self.hb_seq += 1;
         self.rounds.push_back((self.hb_seq, self.ticks));
-        for &n in &self.nodes {
+        // Every node a kept configuration names: a node removed keeps hearing
+        // how far the log is, catches up to where it stops voting, and knows.
+        for n in self.configs.all_nodes() {
             out.send(
                 self.id,
                 n,

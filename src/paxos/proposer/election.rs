@@ -20,11 +20,12 @@
 //!   waiting out a timeout. Restarted into a cluster that has a leader, it is
 //!   refused by nodes that hear that leader, and follows it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{draw, Mode, Proposer};
 use crate::paxos::ballot::{Ballot, NodeId, Slot};
-use crate::paxos::message::{Message, Outbox, Outcome, Reply, Value};
+use crate::paxos::campaign::Must;
+use crate::paxos::message::{Message, Notice, Outbox, Outcome, Reply};
 use crate::paxos::rules::Rule;
 
 impl Proposer {
@@ -34,6 +35,10 @@ impl Proposer {
         self.elapsed = 0;
         self.timeout = self.next_timeout();
         self.leader_hint = None;
+        if !self.is_voter() {
+            // A learner, or a node removed: it never stands.
+            return;
+        }
         if !self.rules.holds(Rule::Prevote) {
             self.start_election(out);
             return;
@@ -41,7 +46,7 @@ impl Proposer {
         self.mode = Mode::PreCandidate;
         let ballot = Ballot::new(self.campaign.next_round(), self.id);
         self.prevote = Some((ballot, BTreeSet::from([self.id])));
-        for &n in &self.nodes {
+        for &n in &self.electorate().voters {
             if n != self.id {
                 out.send(self.id, n, Message::PreVote { ballot });
             }
@@ -51,16 +56,19 @@ impl Proposer {
 
     /// The shell reached `node`'s process.
     pub(super) fn peer_up(&mut self, node: NodeId, out: &mut Outbox) {
+        // Any node: a change checks how many of its voters are reachable.
+        self.reachable.insert(node);
+        self.gone.remove(&node);
         if !self.member(node) {
             return;
         }
-        self.reachable.insert(node);
-        self.gone.remove(&node);
-        let lowest = self.nodes.iter().min() == Some(&self.id);
+        let voters = &self.electorate().voters;
+        let lowest = voters.iter().next() == Some(&self.id);
+        let reachable = self.reachable.intersection(voters).count();
         if self.first
             && lowest
             && self.mode == Mode::Follower
-            && self.reachable.len() + 1 >= self.quorum
+            && reachable + 1 >= self.electorate().quorums().phase1
             && self.cfg.fast.fast_election
             && self.rules.holds(Rule::Prevote)
         {
@@ -106,8 +114,7 @@ impl Proposer {
     /// The member after `gone` in id order (wrapping), skipping peers this
     /// node cannot reach.
     fn successor(&self, gone: NodeId) -> Option<NodeId> {
-        let mut ids: Vec<NodeId> = self.nodes.clone();
-        ids.sort_unstable();
+        let ids: Vec<NodeId> = self.electorate().voters.iter().copied().collect();
         let after = ids.iter().filter(|&&n| n > gone);
         let before = ids.iter().filter(|&&n| n < gone);
         after
@@ -133,7 +140,9 @@ impl Proposer {
         let quiet = self
             .heard_leader
             .is_none_or(|t| self.ticks.saturating_sub(t) >= u64::from(self.cfg.election_ticks.0));
-        let granted = self.mode != Mode::Leader && quiet;
+        // Nor for a node that does not vote where this node's log stands
+        // (removed by a change it has not learned yet).
+        let granted = self.mode != Mode::Leader && quiet && self.member(from);
         out.send(self.id, from, Message::PreVoteReply { ballot, granted });
     }
 
@@ -156,31 +165,32 @@ impl Proposer {
     }
 
     fn count_prevotes(&mut self, out: &mut Outbox) {
-        let enough = self
-            .prevote
-            .as_ref()
-            .is_some_and(|(_, g)| g.len() >= self.quorum);
+        let q1 = self.electorate().quorums().phase1;
+        let enough = self.prevote.as_ref().is_some_and(|(_, g)| g.len() >= q1);
         if enough {
             self.start_election(out);
         }
     }
 
     fn start_election(&mut self, out: &mut Outbox) {
+        if !self.is_voter() {
+            return;
+        }
         self.mode = Mode::Candidate;
         self.prevote = None;
         let round = self.campaign.next_round();
+        // Phase 1 among the voters of the first unchosen slot's
+        // configuration; a later one gets its own once known (`moved_on`).
+        let c = self.electorate();
+        let (voters, q1) = (c.voters.iter().copied().collect(), c.quorums().phase1);
+        self.campaign.set_acceptors(voters, q1);
         self.campaign.prepare(round, self.first_unchosen, out);
     }
 
     /// Phase 1 is done: `must` holds what P2c forces per slot, and every slot
     /// below `floor` is chosen (compacted into a peer's snapshot): nothing is
     /// proposed there, whatever this node knows of it.
-    pub(super) fn become_leader(
-        &mut self,
-        mut must: BTreeMap<Slot, Value>,
-        floor: Slot,
-        out: &mut Outbox,
-    ) {
+    pub(super) fn become_leader(&mut self, must: Must, floor: Slot, out: &mut Outbox) {
         self.mode = Mode::Leader;
         self.hurry = 0;
         self.leader_hint = Some(self.id);
@@ -192,20 +202,31 @@ impl Proposer {
             .next_back()
             .map_or(0, |s| s.saturating_add(1));
         let first = self.first_unchosen.max(floor);
-        self.next_slot = first.max(reported).max(known);
-        // P2c per slot: the highest-ballot value reported, or a no-op for a hole.
-        for slot in first..self.next_slot {
-            if !self.chosen_ahead.contains(&slot) {
-                let value = must.remove(&slot).unwrap_or(Value::Noop);
-                self.propose(slot, value, out);
-            }
+        if floor > self.first_unchosen {
+            // A peer compacted slots this node never learned: its learner
+            // must fetch them (a snapshot) before this leader knows the
+            // configurations from there on, so tell it how far the log is.
+            out.notify(Notice::LeaderSeen {
+                ballot: self.campaign.ballot(),
+                first_unchosen: floor,
+            });
         }
+        // P2c per slot: the highest-ballot value reported, or a no-op for a
+        // hole, proposed in order as far as the configurations are known.
+        self.next_slot = first;
+        self.reign_from = first;
+        self.refill_to = first.max(reported).max(known);
+        self.must = must;
+        self.prepared.clear();
+        self.prepared
+            .insert(self.configs.at(self.first_unchosen).number);
+        self.extending = None;
         self.hb_elapsed = 0;
         self.acked.clear();
         self.rounds.clear();
         self.confirmed_at = self.ticks;
         self.heartbeat(out);
-        self.propose_waiting(out);
+        self.moved_on(out);
     }
 
     pub(super) fn step_down(&mut self, hint: Option<NodeId>, out: &mut Outbox) {
@@ -215,6 +236,9 @@ impl Proposer {
         self.timeout = self.next_timeout();
         self.leader_hint = hint;
         self.in_flight.clear();
+        self.must.clear();
+        self.prepared.clear();
+        self.extending = None;
         // Commands never proposed can safely be sent elsewhere. Those in flight
         // may still be chosen: their clients will retry with the same seq.
         let reads = self.reads.drain(..).map(|r| r.cmd);

@@ -31,12 +31,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::ballot::{Ballot, NodeId, Slot};
-use super::campaign::{Campaign, Chunk};
+use super::campaign::{Campaign, Chunk, Must};
+use super::config::{Config, Configs, ALPHA};
 use super::message::{Command, Message, Notice, Outbox, Outcome, Record, Reply};
 use super::quorum::Quorums;
 use super::rules::{Rule, Rules};
 use crate::rng::Rng;
 use confirm::PendingRead;
+pub use window::Change;
 use window::Flight;
 
 /// Timing and batching of a leader, in ticks and counts.
@@ -135,11 +137,23 @@ impl Mode {
 #[derive(Clone, Debug)]
 pub struct Proposer {
     id: NodeId,
-    nodes: Vec<NodeId>,
-    /// Promises (and pre-votes) to lead.
-    quorum: usize,
-    /// Acknowledgements that confirm a heartbeat round (reads, check-quorum).
-    confirm: usize,
+    /// The configuration of every slot (issue 23): who is asked, and how
+    /// many must answer, in phase 1, phase 2 and confirmation.
+    configs: Configs,
+    /// The numbers of the configurations phase 1 is done in at the current
+    /// ballot: the leader proposes in no slot governed by another.
+    prepared: BTreeSet<u64>,
+    /// What P2c forces in slots not yet proposed again (beyond the window
+    /// of known configurations when the election ended).
+    must: Must,
+    /// The leader proposes again (`must`, or no-ops) every slot below this
+    /// before it proposes new commands.
+    refill_to: Slot,
+    /// The first slot proposed at the current ballot: a change waits until
+    /// it is chosen (an entry of the leader's own ballot).
+    reign_from: Slot,
+    /// The configuration whose voters phase 1 is extended to, while it runs.
+    extending: Option<u64>,
     rules: Rules,
     cfg: ProposerConfig,
     rng: Rng,
@@ -231,12 +245,20 @@ impl Proposer {
     ) -> Self {
         let mut rng = Rng::new(seed);
         let timeout = draw(&mut rng, cfg.election_ticks);
-        let q = cfg.quorums(nodes.len(), rules);
+        let initial = Config {
+            number: 0,
+            voters: nodes.iter().copied().collect(),
+            learners: BTreeSet::new(),
+            quorums: Some(cfg.quorums(nodes.len(), rules)),
+        };
         Proposer {
             id,
-            quorum: q.phase1,
-            confirm: q.phase2,
-            nodes,
+            configs: Configs::new(initial, ALPHA),
+            prepared: BTreeSet::new(),
+            must: Must::new(),
+            refill_to: 0,
+            reign_from: 0,
+            extending: None,
             rules,
             cfg,
             rng,
@@ -264,6 +286,28 @@ impl Proposer {
             hurry: 0,
             first: true,
         }
+    }
+
+    /// The same proposer with the configurations `configs` (what the node's
+    /// log and snapshot hold).
+    pub fn with_configs(mut self, configs: Configs) -> Self {
+        self.configs = configs;
+        self
+    }
+
+    /// The configurations this proposer knows.
+    pub fn configs(&self) -> &Configs {
+        &self.configs
+    }
+
+    /// The configuration that elects: the one of the first unchosen slot.
+    pub(super) fn electorate(&self) -> &Config {
+        self.configs.at(self.first_unchosen)
+    }
+
+    /// True if this node votes in the configuration that elects.
+    pub fn is_voter(&self) -> bool {
+        self.electorate().voters.contains(&self.id)
     }
 
     /// Follower, pre-candidate, candidate or leader.
@@ -306,9 +350,18 @@ impl Proposer {
         self.queue.len()
     }
 
-    /// True if `node` may count towards a quorum.
+    /// True if `node` votes in the configuration that elects.
     fn member(&self, node: NodeId) -> bool {
-        self.nodes.contains(&node) || !self.rules.holds(Rule::Members)
+        self.electorate().voters.contains(&node) || !self.rules.holds(Rule::Members)
+    }
+
+    /// True if `node` votes in a configuration of a slot not yet known
+    /// chosen (whose acknowledgements confirm the leader).
+    fn confirmer(&self, node: NodeId) -> bool {
+        self.configs
+            .voters_from(self.first_unchosen)
+            .contains(&node)
+            || !self.rules.holds(Rule::Members)
     }
 
     /// Handle one message from node `from` for the proposer role.
@@ -320,16 +373,21 @@ impl Proposer {
                 accepted,
                 next,
                 floor,
-            } if self.mode == Mode::Candidate => {
+            } if matches!(self.mode, Mode::Candidate | Mode::Leader) => {
                 let chunk = Chunk {
                     from_slot,
                     accepted,
                     next,
                     floor,
                 };
-                if let Some(must) = self.campaign.on_promise(from, ballot, chunk, out) {
-                    let floor = self.campaign.floor();
-                    self.become_leader(must, floor, out);
+                let leading = self.mode == Mode::Leader;
+                if let Some(must) = self.campaign.on_promise_ballots(from, ballot, chunk, out) {
+                    if leading {
+                        self.extended(must, out);
+                    } else {
+                        let floor = self.campaign.floor();
+                        self.become_leader(must, floor, out);
+                    }
                 }
             }
             Message::Nack { ballot, promised } => {
@@ -356,6 +414,12 @@ impl Proposer {
             Notice::LeaderSeen { ballot, .. } if ballot.node != self.id => {
                 // Our acceptor confirmed another leader's heartbeat.
                 self.campaign.observe(ballot);
+                if !self.member(ballot.node) {
+                    // A node that votes nowhere here (removed, and behind
+                    // enough not to know it) leads no one: its heartbeats
+                    // keep no election from running.
+                    return;
+                }
                 if self.gone.contains(&ballot.node) {
                     // Sent before its process died, read after its link closed.
                     return;
@@ -380,7 +444,11 @@ impl Proposer {
                 self.elapsed = 0;
             }
             Notice::SlotChosen { slot } => self.committed(slot, out),
-            Notice::Snapshotted { slot } => self.chosen_below(slot),
+            Notice::Snapshotted { slot } => {
+                self.chosen_below(slot);
+                self.moved_on(out);
+            }
+            Notice::Configured(configs) if self.configs.merge(&configs) => self.moved_on(out),
             Notice::PeerUp { node } if node != self.id => self.peer_up(node, out),
             Notice::PeerGone { node } if node != self.id => self.peer_gone(node, out),
             // Our own notices: nothing to do.
@@ -440,6 +508,7 @@ impl Proposer {
                 }
                 self.heartbeat(out);
                 self.resend(out);
+                self.campaign.resend_extension(out);
             }
         }
     }

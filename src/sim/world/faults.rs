@@ -21,6 +21,7 @@ enum Kind {
     Crash,
     Partition,
     Pause,
+    Membership,
 }
 
 impl World {
@@ -44,7 +45,33 @@ impl World {
         if f.pause {
             kinds.push(Kind::Pause);
         }
+        if f.membership {
+            kinds.push(Kind::Membership);
+        }
+        if kinds.is_empty() {
+            return;
+        }
         match kinds[self.rng.below(kinds.len())] {
+            Kind::Membership => {
+                // Asked of whoever leads (or of any node, which refuses).
+                let leader = self.nodes.iter().find(|n| {
+                    n.up && matches!(&n.driver, Driver::Multi(p) if p.mode() == Mode::Leader)
+                });
+                let asked = match leader {
+                    Some(n) => n.id,
+                    None => 1 + self.rng.below(self.cfg.nodes) as NodeId,
+                };
+                let mut ids: Vec<NodeId> = (1..=self.cfg.nodes as NodeId).collect();
+                self.rng.shuffle(&mut ids);
+                let size = 1 + self.rng.below(ids.len());
+                let voters = ids[..size].to_vec();
+                let learners = ids[size..]
+                    .iter()
+                    .copied()
+                    .filter(|_| self.rng.chance(0.5))
+                    .collect();
+                self.reconfig(asked, voters, learners);
+            }
             Kind::Pause => {
                 let up: Vec<NodeId> = self
                     .nodes
@@ -348,6 +375,11 @@ impl World {
                 self.commands.insert(cmd.clone());
                 self.client_request(node, cmd);
             }
+            PlanAction::Reconfig {
+                node,
+                voters,
+                learners,
+            } => self.reconfig(node, voters, learners),
             PlanAction::Inject(env) => {
                 self.note(|| format!("INJECT {} → {}  {}", env.from, env.to, env.msg.brief()));
                 self.route(env);

@@ -18,6 +18,7 @@ use super::invariants::{Ghost, Violation};
 use super::{PlanAction, Report, SimConfig, Stats, Workload};
 use crate::check::history::{History, Status};
 use crate::check::linear;
+use crate::paxos::config::{Config, Configs};
 use crate::paxos::{
     Ballot, Command, Digest, Envelope, NodeId, Notice, Reply, Role, SnapshotFile, Value,
 };
@@ -144,6 +145,8 @@ struct World {
     values: BTreeMap<Digest, Value>,
     texts: BTreeSet<String>,
     commands: BTreeSet<Command>,
+    /// Every membership change a proposer was asked for (validity).
+    changes: Vec<Config>,
     learned: BTreeMap<(NodeId, u64), Value>,
     /// The highest promise each acceptor's durable log backed, across restarts.
     promised: BTreeMap<NodeId, Ballot>,
@@ -178,9 +181,18 @@ impl World {
             sides: None,
             cuts: BTreeSet::new(),
             faults_on: true,
-            // Chosen means accepted by a phase-2 quorum (a majority unless
-            // flexible quorums are set).
-            ghost: Ghost::new(cfg.proposer.quorums(n, cfg.rules).phase2),
+            // Chosen means accepted by a phase-2 quorum of the slot's
+            // configuration (a majority unless flexible quorums are set).
+            ghost: Ghost::new(Configs::new(
+                Config {
+                    number: 0,
+                    voters: (1..=n as NodeId).collect(),
+                    learners: Default::default(),
+                    quorums: Some(cfg.proposer.quorums(n, cfg.rules)),
+                },
+                cfg.alpha,
+            )),
+            changes: Vec::new(),
             values: BTreeMap::new(),
             texts: BTreeSet::new(),
             commands: BTreeSet::new(),
@@ -321,16 +333,26 @@ impl World {
                 .iter()
                 .all(|n| n.learner.chosen().contains_key(&0)),
             _ => {
-                let next = self.nodes.iter().map(|n| n.replica.next_slot()).max();
+                // Every node of the final configuration converges; a node
+                // removed stops hearing the log where it was removed.
+                let last = self.ghost.configs().latest();
+                let members: Vec<&Node> = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        let id = *i as NodeId + 1;
+                        last.voters.contains(&id) || last.learners.contains(&id)
+                    })
+                    .map(|(_, n)| n)
+                    .collect();
+                let next = members.iter().map(|n| n.replica.next_slot()).max();
                 self.probe_done
                     && self
                         .clients
                         .values()
                         .all(|c| c.left == 0 && c.pending.is_none())
-                    && self
-                        .nodes
-                        .iter()
-                        .all(|n| Some(n.replica.next_slot()) == next)
+                    && members.iter().all(|n| Some(n.replica.next_slot()) == next)
             }
         }
     }
@@ -435,6 +457,7 @@ impl World {
 
     fn finish(mut self) -> Report {
         self.stats.slots_chosen = self.ghost.chosen().len() as u64;
+        self.stats.configurations = self.ghost.configs().latest().number;
         if !matches!(self.cfg.workload, Workload::Decree { .. }) {
             let best = self
                 .nodes

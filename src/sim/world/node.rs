@@ -161,6 +161,7 @@ impl World {
         let setup = NodeSetup {
             promise_limit: self.cfg.promise_limit,
             learn_bytes: self.cfg.max_frame / 4,
+            alpha: self.cfg.alpha,
             ..NodeSetup::new(
                 id,
                 ids.clone(),
@@ -434,6 +435,48 @@ impl World {
         );
     }
 
+    /// Ask node `id`'s proposer for a change to `voters` and `learners`.
+    pub(super) fn reconfig(&mut self, id: NodeId, voters: Vec<NodeId>, learners: Vec<NodeId>) {
+        if !self.node(id).up {
+            return;
+        }
+        let change = crate::paxos::Change {
+            voters: voters.iter().copied().collect(),
+            learners: learners.iter().copied().collect(),
+            quorums: None,
+            force: false,
+        };
+        let mut out = crate::paxos::Outbox::new();
+        let result = match &mut self.node(id).driver {
+            Driver::Multi(p) => p.reconfigure(change, &mut out),
+            _ => Err("no multi-paxos proposer".into()),
+        };
+        match result {
+            Ok(slot) => {
+                self.stats.changes += 1;
+                for env in &out.send {
+                    if let Message::Accept {
+                        value: Value::Reconfig(c),
+                        ..
+                    } = &env.msg
+                    {
+                        if !self.changes.contains(c) {
+                            self.changes.push((**c).clone());
+                        }
+                    }
+                }
+                self.note(|| {
+                    format!("node {id} proposes voters {voters:?} learners {learners:?} at #{slot}")
+                });
+            }
+            Err(why) => {
+                self.stats.changes_refused += 1;
+                self.note(|| format!("node {id} refuses voters {voters:?}: {why}"));
+            }
+        }
+        self.effects(id, Role::Proposer, out);
+    }
+
     /// A snapshot is durable on node `id`: it survives crashes from now on,
     /// and every role hears that it may compact.
     pub(super) fn snapshot_saved(&mut self, id: NodeId, file: SnapshotFile) {
@@ -513,17 +556,26 @@ impl World {
             };
             let (slot, ballot) = (*slot, *ballot);
             self.note(|| format!("node {id} accepted #{slot} = {} at {ballot}", value.brief()));
-            if let Some(v) = self.ghost.accepted(id, slot, ballot, &value) {
+            let mut chosen: Vec<(u64, crate::paxos::Ballot, Value)> = self
+                .ghost
+                .accepted(id, slot, ballot, &value)
+                .map(|v| (slot, ballot, v))
+                .into_iter()
+                .collect();
+            while let Some((slot, ballot, v)) = chosen.pop() {
                 self.note(|| {
                     format!(
-                        "CHOSEN #{slot} = {} (a majority accepted {ballot})",
+                        "CHOSEN #{slot} = {} (a quorum accepted {ballot})",
                         v.brief()
                     )
                 });
-                let bad = inv::validity(&self.texts, &self.commands, slot, &v);
+                let bad = inv::validity(&self.texts, &self.commands, &self.changes, slot, &v);
                 self.violation(bad);
                 let bad = inv::agreement(&mut self.ghost, slot, ballot, v);
                 self.violation(bad);
+                // A change chosen may fix the configuration of slots whose
+                // accepts were waiting for it.
+                chosen.extend(self.ghost.settle());
             }
         }
     }
