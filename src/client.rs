@@ -213,6 +213,15 @@ impl Client {
         }
     }
 
+    /// Ask the leader for a membership change (`op` is an `Op::Reconfig`):
+    /// its answer, `Reconfigured` or `Refused`. No session: a change is
+    /// proposed by the leader as its own, never applied to the map.
+    pub fn change(&mut self, op: Op) -> Result<Outcome, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        let id = fresh_nonce();
+        Ok(self.run(id, 1, &op, deadline)?.outcome)
+    }
+
     /// Run `op` through the replicated log.
     pub fn execute(&mut self, op: Op) -> Result<OpResult, ClientError> {
         if op.size() > net::MAX_OP_BYTES {

@@ -27,6 +27,15 @@ pub enum Op {
     /// Open a client session: the replicas give the client an id of its own
     /// (see `paxos::replica`). Changes nothing in the map.
     Register,
+    /// Change the cluster's members (`synod member`): the leader proposes
+    /// the configuration with these voters and learners as a change of its
+    /// own (never in a batch, never applied to the map).
+    Reconfig {
+        voters: Vec<u64>,
+        learners: Vec<u64>,
+        /// Change even if too few of the new voters are reachable.
+        force: bool,
+    },
 }
 
 impl Op {
@@ -34,7 +43,7 @@ impl Op {
     pub fn key(&self) -> &str {
         match self {
             Op::Put { key, .. } | Op::Get { key } | Op::Delete { key } | Op::Cas { key, .. } => key,
-            Op::Register => "",
+            Op::Register | Op::Reconfig { .. } => "",
         }
     }
 
@@ -52,6 +61,9 @@ impl Op {
                 key.len() + expect.as_ref().map_or(0, String::len) + new.len()
             }
             Op::Register => 0,
+            Op::Reconfig {
+                voters, learners, ..
+            } => 8 * (voters.len() + learners.len()),
         }
     }
 }
@@ -67,6 +79,9 @@ impl fmt::Display for Op {
                 None => write!(f, "cas {key} (absent)->{new}"),
             },
             Op::Register => write!(f, "register"),
+            Op::Reconfig {
+                voters, learners, ..
+            } => write!(f, "reconfig voters {voters:?} learners {learners:?}"),
         }
     }
 }
@@ -122,7 +137,7 @@ impl Kv {
                     OpResult::Swapped(false)
                 }
             }
-            Op::Register => OpResult::Done,
+            Op::Register | Op::Reconfig { .. } => OpResult::Done,
         }
     }
 

@@ -449,3 +449,96 @@ fn sessions_come_from_the_log_and_every_write_gets_an_answer() {
     let got = c.execute(Op::Get { key: "k".into() }).unwrap();
     assert_eq!(got, OpResult::Value(Some("two".into())));
 }
+
+/// `member list --json`.
+fn members(env: &Env) -> serde_json::Value {
+    serde_json::from_str(&env.ok(&["member", "list", "--json"])).expect("member list --json")
+}
+
+/// Write until configuration `number` governs the log (a change takes
+/// effect α = 64 slots after it is chosen; every CLI put commits twice).
+fn write_until_config(env: &Env, number: u64, tag: &str) {
+    for i in 0..200 {
+        if members(env)["config"] == number {
+            return;
+        }
+        env.ok(&["put", &format!("{tag}{i}"), "x"]);
+    }
+    panic!("configuration {number} never took effect: {}", members(env));
+}
+
+#[test]
+fn members_are_removed_added_and_promoted_through_the_log() {
+    let env = Env::new("members", 4);
+    env.up();
+    env.ok(&["put", "a", "1"]);
+    let m = members(&env);
+    assert_eq!(m["config"], 0, "{m}");
+    assert_eq!(m["voters"], serde_json::json!([1, 2, 3, 4]), "{m}");
+
+    // Only a learner is promoted.
+    let o = env.synod(&["member", "promote", "4"]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("only a learner is promoted"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Remove 4: chosen now, in force 64 slots later; one change at a time.
+    let o = env.synod(&["member", "remove", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("configuration 1"), "{}", stderr(&o));
+    assert_eq!(members(&env)["next"]["number"], 1);
+    let o = env.synod(&["member", "remove", "3"]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("one change at a time"),
+        "{}",
+        stderr(&o)
+    );
+    write_until_config(&env, 1, "r");
+
+    // Three voters now: with 4 and one more node down, two of three still
+    // choose (under the cluster file's four, two of four could not).
+    let leader = env.leader(5.0);
+    let other = (1..=3).find(|&n| n != leader).unwrap();
+    env.ok(&["kill", "4"]);
+    env.ok(&["kill", &other.to_string()]);
+    env.ok(&["put", "b", "2"]);
+
+    // Every node stopped and started again: the configuration comes from
+    // their own logs, not from the cluster file.
+    env.ok(&["down"]);
+    env.up();
+    let m = members(&env);
+    assert_eq!(m["config"], 1, "{m}");
+    assert_eq!(m["voters"], serde_json::json!([1, 2, 3]), "{m}");
+    assert_eq!(env.ok(&["get", "b"]), "2\n");
+
+    // Add 4 back as a learner, then promote it once in force and in sync.
+    env.ok(&["member", "add", "4"]);
+    write_until_config(&env, 2, "l");
+    assert_eq!(members(&env)["learners"], serde_json::json!([4]));
+    assert!(env.wait_for(10.0, || {
+        members(&env)["nodes"][3]["behind"]
+            .as_u64()
+            .is_some_and(|b| b <= 64)
+    }));
+    env.ok(&["member", "promote", "4"]);
+    write_until_config(&env, 3, "p");
+    assert_eq!(members(&env)["voters"], serde_json::json!([1, 2, 3, 4]));
+
+    // Remove the leader: it hands over where it stops voting.
+    let leader = env.leader(5.0);
+    env.ok(&["member", "remove", &leader.to_string()]);
+    write_until_config(&env, 4, "x");
+    let next = env.leader(10.0);
+    assert_ne!(next, leader);
+    let m = members(&env);
+    assert_eq!(m["nodes"][leader as usize - 1]["member"], "removed", "{m}");
+    env.ok(&["put", "c", "3"]);
+    for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        assert_eq!(env.ok(&["get", k]), format!("{v}\n"), "key {k}");
+    }
+}

@@ -1342,7 +1342,7 @@ mod tests {
             let invoke = rng.range(0, 12);
             let complete = invoke + rng.range(0, 6);
             let result = match &op {
-                Op::Put { .. } | Op::Register => OpResult::Done,
+                Op::Put { .. } | Op::Register | Op::Reconfig { .. } => OpResult::Done,
                 Op::Get { .. } | Op::Delete { .. } => {
                     OpResult::Value(rng.chance(0.75).then(|| value(rng)))
                 }

@@ -234,6 +234,7 @@ fn op_text(op: &Op, format: Format, keyed: bool) -> String {
         Op::Delete { .. } => format!(":write {key}nil"),
         Op::Cas { expect, new, .. } => format!(":cas {key}[{} {new}]", nil(expect)),
         Op::Register => ":register".into(),
+        Op::Reconfig { .. } => ":reconfig".into(),
     }
 }
 

@@ -129,7 +129,7 @@ pub fn start(ops: &[&Operation], first: u64, t0: u64) -> Start {
                 Op::Delete { .. } => {
                     values.insert(None);
                 }
-                Op::Get { .. } | Op::Register => {}
+                Op::Get { .. } | Op::Register | Op::Reconfig { .. } => {}
             }
         }
         let sets = matches!(

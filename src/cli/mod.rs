@@ -13,6 +13,7 @@ mod data;
 mod demo;
 mod experiment;
 mod faults;
+mod member;
 mod sim;
 mod web;
 
@@ -57,6 +58,9 @@ enum Command {
     Delete(data::GetArgs),
     /// Set KEY to NEW if its value is OLD (exit 1 if it is not)
     Cas(data::CasArgs),
+    /// The configuration (voters, learners) and changes to it: list, add, promote, remove
+    #[command(subcommand)]
+    Member(member::MemberCmd),
     /// The chosen values, slot by slot, as every node learned them
     Log(data::LogArgs),
     /// Node N's own output (its log file)
@@ -295,6 +299,7 @@ fn run(cli: Cli) -> Result<(), Exit> {
         Command::Up(a) => cluster::up(a),
         Command::Down(a) => cluster::down(a),
         Command::Status(a) => cluster::status(a),
+        Command::Member(c) => member::run(c),
         Command::Logs(a) => cluster::logs(a),
         Command::Node(a) => cluster::node(a),
         Command::Web(a) => web::run(a),

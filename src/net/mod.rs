@@ -26,7 +26,7 @@ pub use faults::NetFaults;
 /// "SYND".
 pub const MAGIC: u32 = 0x5359_4E44;
 /// Bumped whenever a wire type changes.
-pub const PROTOCOL: u16 = 4;
+pub const PROTOCOL: u16 = 5;
 pub use crate::paxos::{MAX_FRAME, MAX_OP_BYTES};
 /// How far back a node's `status` counts client operations and their latency.
 pub const CLIENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
@@ -388,6 +388,15 @@ pub struct NodeStatus {
     pub conflicts: u64,
     /// The first conflicts, at most [`CONFLICTS_SHOWN`].
     pub first_conflicts: Vec<(Slot, String, String)>,
+    /// The number of the configuration of its first unchosen slot.
+    pub config: u64,
+    /// That configuration's voters.
+    pub voters: Vec<NodeId>,
+    /// Its learners (they receive the log and vote in nothing).
+    pub learners: Vec<NodeId>,
+    /// A change chosen and not yet in force: its number, the slot it
+    /// governs from, and its voters.
+    pub next_config: Option<(u64, Slot, Vec<NodeId>)>,
 }
 
 /// Conflicts a status answer names at most.

@@ -129,6 +129,16 @@ impl Shown for Learner {
 
     fn show(&self, st: &mut NodeStatus) {
         st.chosen = self.first_unchosen();
+        let configs = self.configs();
+        let now = configs.at(self.first_unchosen());
+        if st.config != now.number || st.voters.is_empty() {
+            st.config = now.number;
+            st.voters = now.voters.iter().copied().collect();
+            st.learners = now.learners.iter().copied().collect();
+        }
+        st.next_config = configs
+            .pending(self.first_unchosen())
+            .map(|(at, c)| (c.number, at, c.voters.iter().copied().collect()));
         let conflicts = self.conflicts();
         if conflicts.len() as u64 != st.conflicts {
             st.conflicts = conflicts.len() as u64;

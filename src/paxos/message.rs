@@ -153,6 +153,19 @@ impl Value {
                         Op::Register => {
                             h.update(&[4]);
                         }
+                        Op::Reconfig {
+                            voters,
+                            learners,
+                            force,
+                        } => {
+                            h.update(&[5, u8::from(*force)]);
+                            for set in [voters, learners] {
+                                h.update(&(set.len() as u64).to_le_bytes());
+                                for n in set {
+                                    h.update(&n.to_le_bytes());
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -655,6 +668,16 @@ pub enum Outcome {
     Stale {
         /// The client's last sequence number applied.
         last: u64,
+    },
+    /// A membership change was refused, and why. Nothing was proposed.
+    Refused(String),
+    /// A membership change was chosen: configuration `number` governs from
+    /// slot `at`.
+    Reconfigured {
+        /// The new configuration's number.
+        number: u64,
+        /// The first slot it governs.
+        at: Slot,
     },
 }
 

@@ -160,6 +160,12 @@ impl RespKv {
                     message: "a RESP connection's session is opened by the node".into(),
                 })
             }
+            Op::Reconfig { .. } => {
+                return Err(RespFailure {
+                    maybe_applied: false,
+                    message: "membership changes go through `synod member`".into(),
+                })
+            }
             Op::Delete { .. } => {
                 return Err(RespFailure {
                     maybe_applied: false,

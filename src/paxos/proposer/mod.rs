@@ -36,6 +36,7 @@ use super::config::{Config, Configs, ALPHA};
 use super::message::{Command, Message, Notice, Outbox, Outcome, Record, Reply};
 use super::quorum::Quorums;
 use super::rules::{Rule, Rules};
+use crate::kv::Op;
 use crate::rng::Rng;
 use confirm::PendingRead;
 pub use window::Change;
@@ -154,6 +155,9 @@ pub struct Proposer {
     reign_from: Slot,
     /// The configuration whose voters phase 1 is extended to, while it runs.
     extending: Option<u64>,
+    /// The client command `(client, seq)` that asked for the change proposed
+    /// in this slot: answered once the slot is chosen.
+    change_asked: Option<(u64, u64, Slot)>,
     rules: Rules,
     cfg: ProposerConfig,
     rng: Rng,
@@ -259,6 +263,7 @@ impl Proposer {
             refill_to: 0,
             reign_from: 0,
             extending: None,
+            change_asked: None,
             rules,
             cfg,
             rng,
@@ -473,6 +478,26 @@ impl Proposer {
                 seq: cmd.seq,
                 outcome: Outcome::Busy,
             });
+        } else if let Op::Reconfig {
+            voters,
+            learners,
+            force,
+        } = &cmd.op
+        {
+            let change = Change {
+                voters: voters.iter().copied().collect(),
+                learners: learners.iter().copied().collect(),
+                quorums: None,
+                force: *force,
+            };
+            match self.reconfigure(change, out) {
+                Ok(slot) => self.change_asked = Some((cmd.client, cmd.seq, slot)),
+                Err(why) => out.replies.push(Reply {
+                    client: cmd.client,
+                    seq: cmd.seq,
+                    outcome: Outcome::Refused(why),
+                }),
+            }
         } else if self.cfg.fast.read_index && cmd.op.is_read() {
             self.read(cmd, out);
         } else {

@@ -198,6 +198,18 @@ impl Proposer {
         while self.chosen_ahead.remove(&self.first_unchosen) {
             self.first_unchosen += 1;
         }
+        if let Some((client, seq, asked)) = self.change_asked {
+            if asked == slot {
+                self.change_asked = None;
+                let at = slot + self.configs.alpha();
+                let number = self.configs.at(at).number;
+                out.replies.push(crate::paxos::message::Reply {
+                    client,
+                    seq,
+                    outcome: crate::paxos::message::Outcome::Reconfigured { number, at },
+                });
+            }
+        }
         if self.mode == Mode::Leader {
             // A slot chosen past what this leader proposed: the slots
             // between get what P2c forces, or no-ops, in order.
@@ -294,7 +306,9 @@ impl Proposer {
             ));
         }
         if self.next_slot < self.refill_to || self.next_slot >= self.limit() {
-            return Err("the leader is still proposing again what it found; retry".into());
+            return Err(
+                "the leader is still proposing again what its election found; retry".into(),
+            );
         }
         let slot = self.next_slot;
         self.next_slot += 1;

@@ -302,6 +302,10 @@ impl World {
                 // Maybe applied before the session was forgotten.
                 self.complete(id, Status::Unknown);
             }
+            // The simulated clients never ask for a membership change.
+            Outcome::Refused(_) | Outcome::Reconfigured { .. } => {
+                self.complete(id, Status::Failed);
+            }
             Outcome::NotLeader { .. } | Outcome::Busy if c.script.is_some() => {
                 // A scripted client asks its node alone: a refusal is final.
                 let status = if p.maybe_proposed {
