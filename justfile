@@ -49,6 +49,38 @@ catchup-soak:
 soak duration="60m" seed="1":
     cargo run --release -q -- chaos --duration {{duration}} --seed {{seed}} --clients 8 --out soak-out
 
+# Issue 23: how long a membership change takes to be chosen, and what a client
+# writing in a loop sees while the leader is removed (docs/cluster.md).
+member-times:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -q
+    synod="$PWD/target/release/synod"
+    dir=$(mktemp -d)
+    cd "$dir"
+    trap '"$synod" down >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+    "$synod" up --detach >/dev/null
+    for r in 1 2 3; do
+        for change in "remove 5" "add 5" "promote 5"; do
+            "$synod" member $change 2>&1 | grep -o "chosen in [0-9.]* ms"
+            for i in $(seq 1 40); do "$synod" put k$i v; done
+        done
+    done
+    SYNOD="$synod" python3 - <<'PY'
+    import json, os, subprocess, threading, time
+    S = os.environ["SYNOD"]
+    st = json.loads(subprocess.run([S, "status", "--json"], capture_output=True, text=True).stdout)
+    leader = next(n["id"] for n in st["nodes"] if n.get("role") == "leader")
+    threading.Timer(0.5, lambda: subprocess.run([S, "member", "remove", str(leader)])).start()
+    lat, fails = [], 0
+    for i in range(200):
+        t = time.time()
+        fails += subprocess.run([S, "put", f"h{i}", "v"], capture_output=True).returncode != 0
+        lat.append((time.time() - t) * 1000)
+    lat.sort()
+    print(f"leader {leader} removed: 200 puts, {fails} failed, median {lat[100]:.1f} ms, slowest {lat[-1]:.1f} ms")
+    PY
+
 # The quorum experiment (under five minutes), report in experiment-quorum/.
 experiment:
     cargo run --release -q -- experiment quorum --with-sim
