@@ -217,9 +217,7 @@ impl<M: Shown> RoleActor<M> {
             self.stage(&mut out);
         }
         let mut ready = self.gate.ready(out);
-        if let (Some(snap), Some(w)) = (ready.snapshot.take(), &self.snapshots) {
-            w.save(snap);
-        }
+        let snapshot = ready.snapshot.take();
         let mut st = self.status.borrow_mut();
         match &ready.persist {
             Some(p) => self.pending.push_back((p.batch, self.core.durable())),
@@ -231,6 +229,13 @@ impl<M: Shown> RoleActor<M> {
         self.core.show(&mut st);
         drop(st);
         carry(&self.router, self.disk.as_ref(), ready);
+        // Saved after the notices went to the router: a replica that
+        // installed a snapshot tells its learner and proposer the
+        // configurations it holds before the snapshot's `Snapshotted` (sent
+        // by the writer once durable) moves them past its slot.
+        if let (Some(snap), Some(w)) = (snapshot, &self.snapshots) {
+            w.save(snap);
+        }
     }
 
     /// A lazily synced role: keep its records for the next tick's write, or

@@ -460,6 +460,9 @@ mod numbers_from_peers {
                     ballot: self.ballot(),
                     granted: self.below(2) == 0,
                 },
+                14 => Message::TakeOver {
+                    ballot: self.ballot(),
+                },
                 _ => Message::Learn {
                     entries: vec![(self.below(32), self.value())],
                 },

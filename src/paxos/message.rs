@@ -275,6 +275,11 @@ pub enum Message {
     /// The answer to a pre-vote: granted only by a node that has not heard
     /// from a live leader for an election timeout.
     PreVoteReply { ballot: Ballot, granted: bool },
+    /// "Stand now, without a pre-vote": a leader that a membership change
+    /// removed, to a voter of the configuration that follows, as it steps
+    /// down (Raft's TimeoutNow). `ballot` is the sender's, which the
+    /// receiver follows.
+    TakeOver { ballot: Ballot },
 }
 
 impl Message {
@@ -319,7 +324,8 @@ impl Message {
             } => ballot.in_range() && slot(first_unchosen),
             Message::HeartbeatAck { ballot, .. }
             | Message::PreVote { ballot }
-            | Message::PreVoteReply { ballot, .. } => ballot.in_range(),
+            | Message::PreVoteReply { ballot, .. }
+            | Message::TakeOver { ballot } => ballot.in_range(),
             Message::Learn { entries } => entries.iter().all(|(s, _)| slot(s)),
             Message::CatchUp { from_slot } => slot(from_slot),
             Message::Compacted { floor } => slot(floor),
@@ -460,7 +466,8 @@ impl Message {
             | Message::Nack { .. }
             | Message::HeartbeatAck { .. }
             | Message::PreVote { .. }
-            | Message::PreVoteReply { .. } => Role::Proposer,
+            | Message::PreVoteReply { .. }
+            | Message::TakeOver { .. } => Role::Proposer,
             Message::Accepted { .. } | Message::Learn { .. } | Message::CatchUp { .. } => {
                 Role::Learner
             }
@@ -484,6 +491,7 @@ impl Message {
             Message::CatchUp { .. } => "CatchUp",
             Message::PreVote { .. } => "PreVote",
             Message::PreVoteReply { .. } => "PreVoteReply",
+            Message::TakeOver { .. } => "TakeOver",
             Message::Compacted { .. } => "Compacted",
             Message::SnapshotRequest { .. } => "SnapshotRequest",
             Message::SnapshotChunk { .. } => "SnapshotChunk",
@@ -569,6 +577,7 @@ impl Message {
                     if *granted { "yes" } else { "no" }
                 )
             }
+            Message::TakeOver { ballot } => format!("TakeOver({ballot})"),
             Message::Compacted { floor } => format!("Compacted(below #{floor})"),
             Message::SnapshotRequest { slot, offset } => {
                 format!("SnapshotRequest(below #{slot}, from byte {offset})")

@@ -404,6 +404,14 @@ impl Proposer {
             }
             Message::HeartbeatAck { ballot, seq } => self.on_ack(from, ballot, seq, out),
             Message::PreVote { ballot } => self.on_prevote(from, ballot, out),
+            Message::TakeOver { ballot }
+                if self.mode == Mode::Follower && ballot.node == from && self.is_voter() =>
+            {
+                // A leader a change removed hands over. (An election is
+                // always safe; at worst this one is needless.)
+                self.campaign.observe(ballot);
+                self.campaign(out);
+            }
             Message::PreVoteReply { ballot, granted } => {
                 self.on_prevote_reply(from, ballot, granted, out)
             }

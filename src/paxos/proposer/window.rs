@@ -4,7 +4,7 @@
 use super::{Mode, Proposer};
 use crate::paxos::ballot::{NodeId, Slot};
 use crate::paxos::campaign::Must;
-use crate::paxos::message::{Outbox, Value};
+use crate::paxos::message::{Message, Outbox, Value};
 use crate::paxos::rules::Rule;
 
 /// A slot proposed and not yet known chosen.
@@ -145,9 +145,19 @@ impl Proposer {
             return;
         }
         if !self.is_voter() {
-            // Removed: the new configuration's voters elect among themselves.
-            let next = self.electorate().voters.iter().next().copied();
+            // Removed: hand over to a voter of the new configuration (one
+            // this node reaches, if any), which stands at once.
+            let voters = &self.electorate().voters;
+            let next = voters
+                .iter()
+                .copied()
+                .find(|v| self.reachable.contains(v))
+                .or_else(|| voters.iter().next().copied());
+            let ballot = self.campaign.ballot();
             self.step_down(next, out);
+            if let Some(n) = next {
+                out.send(self.id, n, Message::TakeOver { ballot });
+            }
             return;
         }
         if self.rules.holds(Rule::Reconfig) && self.extending.is_none() {

@@ -313,9 +313,10 @@ impl World {
             .machine(role)
             .is_some_and(|m| m.sync() == Sync::Lazy);
         let mut ready = self.node(id).disk(role).gate.ready(out);
-        if let Some(file) = ready.snapshot.take() {
-            self.save_snapshot(id, file);
-        }
+        // Saved after the notices are on their way: a replica that installed
+        // a snapshot tells its learner and proposer the configurations it
+        // holds before the snapshot's `Snapshotted` moves them past its slot.
+        let snapshot = ready.snapshot.take();
         if let Some(Persist {
             batch,
             records,
@@ -382,6 +383,9 @@ impl World {
         }
         for r in ready.replies {
             self.node_reply(id, r);
+        }
+        if let Some(file) = snapshot {
+            self.save_snapshot(id, file);
         }
         match role {
             Role::Proposer => self.watch_leader(id),
