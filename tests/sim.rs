@@ -162,6 +162,20 @@ fn membership_changes_in_the_fault_mix_keep_every_invariant() {
 }
 
 #[test]
+fn a_snapshot_installed_brings_its_configurations_before_its_slot() {
+    // Seed 7234 broke agreement while shells made an installed snapshot
+    // durable before the replica's `Configured` notice was delivered: the
+    // learner jumped over a change it never saw and counted a vote from a
+    // node that no longer voted. Both shells now save it after the notices.
+    let mut c = SimConfig::cluster(7234, 5, 3, 30);
+    c.faults = Faults::parse("all,membership").unwrap();
+    c.alpha = 4;
+    c.replica = sim::snapshotting(7);
+    let r = assert_clean(&c);
+    assert!(r.stats.configurations >= 1, "{}", r.summary());
+}
+
+#[test]
 fn random_changes_without_the_reconfig_rule_are_caught() {
     let (seeds, report) = caught_within(40, |seed| {
         let mut c = SimConfig::cluster(seed, 5, 3, 30);
