@@ -107,6 +107,14 @@ impl Configs {
         self.by_slot.keys().next().copied().unwrap_or(0)
     }
 
+    /// True if a kept configuration names `node`, voter or learner (no
+    /// allocation: asked for every message a learner gets).
+    pub fn names(&self, node: NodeId) -> bool {
+        self.by_slot
+            .values()
+            .any(|c| c.voters.contains(&node) || c.learners.contains(&node))
+    }
+
     /// Every node any kept configuration names, voter or learner.
     pub fn all_nodes(&self) -> BTreeSet<NodeId> {
         self.by_slot

@@ -244,7 +244,7 @@ impl Learner {
 
     /// True if `node` is named by a configuration this learner keeps.
     fn member(&self, node: NodeId) -> bool {
-        self.configs.all_nodes().contains(&node) || !self.rules.holds(Rule::Members)
+        self.configs.names(node) || !self.rules.holds(Rule::Members)
     }
 
     /// True if `node`'s vote counts in `slot`: it votes in the slot's

@@ -364,8 +364,8 @@ impl Proposer {
     /// chosen (whose acknowledgements confirm the leader).
     fn confirmer(&self, node: NodeId) -> bool {
         self.configs
-            .voters_from(self.first_unchosen)
-            .contains(&node)
+            .from(self.first_unchosen)
+            .any(|(_, c)| c.voters.contains(&node))
             || !self.rules.holds(Rule::Members)
     }
 
