@@ -191,6 +191,27 @@ fn what_one_node_holds_poses_as_no_other_and_sets_no_faults() {
         matches!(&r, Response::Error(e) if e.contains("administrator")),
         "{r:?}"
     );
+    // Nor change the members.
+    let change = Request::Op {
+        client: 77,
+        seq: 1,
+        op: synod::kv::Op::Reconfig {
+            voters: vec![1, 2],
+            learners: vec![],
+            force: true,
+        },
+    };
+    let r = synod::client::query(
+        cluster.nodes[2].addr,
+        &as_client,
+        &change,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert!(
+        matches!(&r, Response::Error(e) if e.contains("administrator")),
+        "{r:?}"
+    );
     let r = synod::client::query(
         cluster.nodes[2].addr,
         &as_client,

@@ -3,7 +3,7 @@
 //! at once; the first frame back must be a [`Hello`] of at most 4 KiB signed
 //! with the key the roster holds for who it names (a member, the client, the
 //! administrator), within 2 s (see [`super::gate`] for how many may wait). Only
-//! the administrator may set faults. Anything else
+//! the administrator may set faults or change the members. Anything else
 //! (garbage, another cluster, a stranger, a wrong proof, an oversized frame)
 //! closes just that connection, with a log line naming the remote address
 //! (a few a second at most; the rest are counted).
@@ -26,6 +26,7 @@ use tokio_util::codec::FramedRead;
 use super::router::{
     ClientCommand, Forget, GetLog, GetMessages, Inbound, Router, SetFaults, SharedStatus, ToClient,
 };
+use crate::kv::Op;
 use crate::net::{self, Caller, Challenge, Hello, Keys, PeerFrame, Request, Response, Welcome};
 use crate::paxos::{Command, NodeId};
 
@@ -145,6 +146,19 @@ impl Conn {
                     op.size(),
                     net::MAX_OP_BYTES
                 )));
+            }
+            Request::Op {
+                op: Op::Reconfig { .. },
+                ..
+            } if self.caller != Caller::Admin => {
+                tracing::warn!(
+                    "refused a membership change from {}: {} is not the administrator",
+                    self.peer_addr,
+                    self.caller
+                );
+                self.respond(&Response::Error(
+                    "membership changes take the administrator's key".into(),
+                ));
             }
             Request::Op { client, seq, op } => {
                 // A client has one or a few operations in flight. An

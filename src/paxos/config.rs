@@ -33,6 +33,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// Configuration 0: `voters` (the cluster file's nodes) with `quorums`.
+    pub fn first(voters: impl IntoIterator<Item = NodeId>, quorums: Quorums) -> Self {
+        Config {
+            number: 0,
+            voters: voters.into_iter().collect(),
+            learners: BTreeSet::new(),
+            quorums: Some(quorums),
+        }
+    }
+
     /// The quorums in force: the configured ones, or majorities.
     pub fn quorums(&self) -> Quorums {
         self.quorums

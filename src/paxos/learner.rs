@@ -119,16 +119,14 @@ pub struct Learner {
 impl Learner {
     /// A learner at node `id` of the cluster `nodes`, with majority `quorum`.
     pub fn new(id: NodeId, nodes: Vec<NodeId>, quorum: usize, rules: Rules) -> Self {
-        let n = nodes.len();
-        let initial = Config {
-            number: 0,
-            voters: nodes.into_iter().collect(),
-            learners: Default::default(),
-            quorums: Some(Quorums {
-                phase1: (n + 1).saturating_sub(quorum).max(1),
+        let phase1 = (nodes.len() + 1).saturating_sub(quorum).max(1);
+        let initial = Config::first(
+            nodes,
+            Quorums {
+                phase1,
                 phase2: quorum,
-            }),
-        };
+            },
+        );
         Learner {
             id,
             configs: Configs::new(initial, ALPHA),

@@ -282,12 +282,7 @@ pub fn recover(setup: &NodeSetup, durable: Durable<'_>) -> Roles {
     }
     .with_rules(rules)
     .with_configs(Configs::new(
-        Config {
-            number: 0,
-            voters: nodes.iter().copied().collect(),
-            learners: Default::default(),
-            quorums: Some(quorums),
-        },
+        Config::first(nodes.iter().copied(), quorums),
         *alpha,
     ));
     // The configurations come from the node's own snapshot and log, never

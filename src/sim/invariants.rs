@@ -228,17 +228,13 @@ impl Ghost {
     /// Ground truth for the nodes `ids`, where `quorum` accepts choose (one
     /// configuration, as long as nothing changes it).
     pub fn of(ids: &[NodeId], quorum: usize) -> Self {
-        let n = ids.len();
+        let phase1 = (ids.len() + 1).saturating_sub(quorum).max(1);
+        let quorums = crate::paxos::Quorums {
+            phase1,
+            phase2: quorum,
+        };
         Ghost::new(Configs::new(
-            Config {
-                number: 0,
-                voters: ids.iter().copied().collect(),
-                learners: BTreeSet::new(),
-                quorums: Some(crate::paxos::Quorums {
-                    phase1: (n + 1).saturating_sub(quorum).max(1),
-                    phase2: quorum,
-                }),
-            },
+            Config::first(ids.iter().copied(), quorums),
             ALPHA,
         ))
     }

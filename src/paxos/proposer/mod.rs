@@ -249,12 +249,7 @@ impl Proposer {
     ) -> Self {
         let mut rng = Rng::new(seed);
         let timeout = draw(&mut rng, cfg.election_ticks);
-        let initial = Config {
-            number: 0,
-            voters: nodes.iter().copied().collect(),
-            learners: BTreeSet::new(),
-            quorums: Some(cfg.quorums(nodes.len(), rules)),
-        };
+        let initial = Config::first(nodes.iter().copied(), cfg.quorums(nodes.len(), rules));
         Proposer {
             id,
             configs: Configs::new(initial, ALPHA),

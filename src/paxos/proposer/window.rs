@@ -99,18 +99,16 @@ impl Proposer {
     /// Send again the accepts of slots unanswered for two heartbeats.
     pub(super) fn resend(&mut self, out: &mut Outbox) {
         let stale = 2 * self.cfg.heartbeat_ticks;
+        let mut stale_slots = Vec::new();
         for (&slot, f) in self.in_flight.iter_mut() {
             if f.age >= stale {
                 f.age = 0;
-                let c = if self.rules.holds(Rule::Reconfig) {
-                    self.configs.at(slot)
-                } else {
-                    self.configs.latest()
-                };
-                let voters: Vec<NodeId> = c.voters.iter().copied().collect();
-                self.campaign
-                    .accept_among(&voters, slot, f.value.clone(), out);
+                stale_slots.push((slot, f.value.clone()));
             }
+        }
+        for (slot, value) in stale_slots {
+            let voters = self.voters_at(slot);
+            self.campaign.accept_among(&voters, slot, value, out);
         }
     }
 

@@ -184,12 +184,7 @@ impl World {
             // Chosen means accepted by a phase-2 quorum of the slot's
             // configuration (a majority unless flexible quorums are set).
             ghost: Ghost::new(Configs::new(
-                Config {
-                    number: 0,
-                    voters: (1..=n as NodeId).collect(),
-                    learners: Default::default(),
-                    quorums: Some(cfg.proposer.quorums(n, cfg.rules)),
-                },
+                Config::first(1..=n as NodeId, cfg.proposer.quorums(n, cfg.rules)),
                 cfg.alpha,
             )),
             changes: Vec::new(),
