@@ -109,6 +109,7 @@ pub fn loopback_cluster(
                 id: i as NodeId + 1,
                 addr: ([127, 0, 0, 1], p).into(),
                 redis_addr: None,
+                joined: false,
             })
             .collect(),
         heartbeat_ms,

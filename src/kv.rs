@@ -33,6 +33,8 @@ pub enum Op {
     Reconfig {
         voters: Vec<u64>,
         learners: Vec<u64>,
+        /// How to reach the members added at run time.
+        contacts: std::collections::BTreeMap<u64, crate::paxos::Contact>,
         /// Change even if too few of the new voters are reachable.
         force: bool,
     },

@@ -34,6 +34,7 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
                 id: i as u64 + 1,
                 addr: l.local_addr().unwrap(),
                 redis_addr: None,
+                joined: false,
             })
             .collect(),
         heartbeat_ms: 10,

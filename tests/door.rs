@@ -118,7 +118,8 @@ fn a_node_not_in_the_cluster_file_is_refused_even_with_the_secret() {
     );
     assert!(!welcomed, "a node cannot be its own peer");
     assert!(
-        env.node_log(1).contains("node 9 is not a peer"),
+        env.node_log(1)
+            .contains("node 9 is not a member of this cluster"),
         "{}",
         env.node_log(1)
     );
@@ -198,6 +199,7 @@ fn what_one_node_holds_poses_as_no_other_and_sets_no_faults() {
         op: synod::kv::Op::Reconfig {
             voters: vec![1, 2],
             learners: vec![],
+            contacts: Default::default(),
             force: true,
         },
     };

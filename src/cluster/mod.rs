@@ -80,6 +80,9 @@ struct NodeEntry {
     /// `redis_addr: "127.0.0.1:8101"` rather than `Some(...)`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     redis_addr: String,
+    /// Added at run time (`synod member add`): not in configuration 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    joined: bool,
 }
 
 /// One node of a validated cluster.
@@ -91,6 +94,9 @@ pub struct NodeSpec {
     pub addr: SocketAddr,
     /// Where it serves the Redis protocol (RESP2), if it does.
     pub redis_addr: Option<SocketAddr>,
+    /// Added at run time (`synod member add`, or `joined: true` in the
+    /// file: a spare): not a member of configuration 0.
+    pub joined: bool,
 }
 
 /// A validated cluster.
@@ -302,6 +308,7 @@ impl Cluster {
                 id: n.id,
                 addr,
                 redis_addr,
+                joined: n.joined,
             });
         }
         let mut ports: Vec<(SocketAddr, NodeId)> = Vec::new();
@@ -336,9 +343,17 @@ impl Cluster {
                 ),
             ));
         }
+        let initial = nodes.iter().filter(|n| !n.joined).count();
+        if initial == 0 {
+            return Err(at(
+                find(text, "joined", 0),
+                "every node is marked joined; configuration 0 needs at least one node that is not"
+                    .into(),
+            ));
+        }
         if let Some(why) = raw
             .quorums
-            .and_then(|q| q.problem(nodes.len(), crate::paxos::Rules::ALL))
+            .and_then(|q| q.problem(initial, crate::paxos::Rules::ALL))
         {
             return Err(at(find(text, "quorums", 0), why));
         }
@@ -379,6 +394,7 @@ impl Cluster {
                     id: n.id,
                     addr: n.addr.to_string(),
                     redis_addr: n.redis_addr.map_or_else(String::new, |a| a.to_string()),
+                    joined: n.joined,
                 })
                 .collect(),
             heartbeat_ms: self.heartbeat_ms,
@@ -451,9 +467,18 @@ impl Cluster {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// Every node id, in file order.
+    /// Every node id, in file order (those that joined at run time too).
     pub fn ids(&self) -> Vec<NodeId> {
         self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The voters of configuration 0: the nodes not marked `joined`.
+    pub fn initial_ids(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.joined)
+            .map(|n| n.id)
+            .collect()
     }
 
     /// The length of one protocol tick in ms: a fifth of a heartbeat, at least 1.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::client;
 use crate::cluster::rundir::{NodeState, RunDir, RunDirError, State, StateError};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, NodeSpec};
 use crate::net::auth::SecretError;
 use crate::net::{NetFaults, NodeStatus, Request, Response, Secret};
 use crate::paxos::{NodeId, Rule};
@@ -89,9 +89,18 @@ fn exe() -> PathBuf {
 
 /// Bring `cluster` up under `base`: refuse if it is up already or a port is
 /// taken, spawn every node, and return once a leader serves.
-pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchError> {
+pub fn up(base: &Path, mut cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchError> {
     let dir = RunDir::new(base, &cluster.name);
     if dir.cluster_file().exists() {
+        // Nodes added at run time stay members across down and up: their
+        // configuration is in the nodes' logs, their addresses here.
+        if let Ok(before) = Cluster::load(&dir.cluster_file()) {
+            for n in before.nodes.into_iter().filter(|n| n.joined) {
+                if cluster.node(n.id).is_none() {
+                    cluster.nodes.push(n);
+                }
+            }
+        }
         let _lock = dir.lock()?;
         let state = dir.state();
         let running: Vec<NodeId> = state
@@ -129,12 +138,7 @@ pub fn up(base: &Path, cluster: Cluster, opts: &UpOptions) -> Result<Up, LaunchE
     let secret = Secret::load_or_create(&dir.secret_file())?;
     issue_shared(&dir, &secret, &cluster)?;
     let cluster = cluster.with_secret(secret);
-    std::fs::write(dir.cluster_file(), cluster.to_ron()).map_err(|e| {
-        LaunchError::Failed(format!(
-            "cannot write {}: {e}",
-            dir.cluster_file().display()
-        ))
-    })?;
+    write_cluster(&dir, &cluster)?;
     let started = Instant::now();
     let mut state = State {
         broken: opts.broken,
@@ -245,7 +249,7 @@ pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, La
 /// Poll every node until one leads and a majority names it; return its id.
 pub fn wait_for_leader(cluster: &Cluster, wait: Duration) -> Result<NodeId, LaunchError> {
     let deadline = Instant::now() + wait;
-    let need = crate::paxos::quorum::majority(cluster.nodes.len());
+    let need = crate::paxos::quorum::majority(cluster.initial_ids().len());
     loop {
         let statuses = query_all(cluster, Duration::from_millis(100));
         let leaders: Vec<NodeId> = statuses
@@ -365,17 +369,7 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
     let lock = dir.lock()?;
     let mut state = dir.state();
     if let Some(pid) = state.nodes.get(&id).and_then(|n| n.pid) {
-        if alive_node(pid, dir, id) {
-            signal(pid, libc::SIGCONT);
-            signal(pid, libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while alive_node(pid, dir, id) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if alive_node(pid, dir, id) {
-                signal(pid, libc::SIGKILL);
-            }
-        }
+        terminate(dir, id, pid);
     }
     let addr = cluster.node(id).expect("known").addr;
     // The old process may hold the port for a moment after it exits.
@@ -411,6 +405,85 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
         set_faults(&cluster, id, &faults)?;
     }
     Ok(pid)
+}
+
+/// SIGTERM node `id`'s process `pid` (woken first if paused), and SIGKILL
+/// it if it still runs after 5 s.
+fn terminate(dir: &RunDir, id: NodeId, pid: u32) {
+    if alive_node(pid, dir, id) {
+        signal(pid, libc::SIGCONT);
+        signal(pid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive_node(pid, dir, id) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if alive_node(pid, dir, id) {
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Stop node `id` cleanly (SIGTERM; SIGKILL after 5 s): what `member remove`
+/// does to the node it removed. Returns its pid, if it ran.
+pub fn stop(dir: &RunDir, id: NodeId) -> Result<Option<u32>, LaunchError> {
+    known(&dir.cluster()?, id)?;
+    let _lock = dir.lock()?;
+    let mut state = dir.state();
+    let ns = state.nodes.entry(id).or_default();
+    let pid = ns.pid.take().filter(|&p| alive_node(p, dir, id));
+    if let Some(pid) = pid {
+        terminate(dir, id, pid);
+    }
+    ns.paused = false;
+    dir.save(&state)?;
+    Ok(pid)
+}
+
+/// Record `node`, a node the cluster file did not name, in the run
+/// directory (`joined`: not in configuration 0) and give it credentials;
+/// `restart` then starts it. Refused if its id or an address is taken.
+pub fn join(dir: &RunDir, node: NodeSpec) -> Result<(), LaunchError> {
+    let _lock = dir.lock()?;
+    let mut cluster = dir.cluster()?;
+    if cluster.node(node.id).is_some() {
+        return Err(LaunchError::Usage(format!(
+            "node {} is already in cluster {:?}; pick another id with --id",
+            node.id, cluster.name
+        )));
+    }
+    for n in &cluster.nodes {
+        if n.addr == node.addr || n.redis_addr == Some(node.addr) {
+            return Err(LaunchError::Usage(format!(
+                "{} is node {}'s address already",
+                node.addr, n.id
+            )));
+        }
+    }
+    if let Err(e) = TcpListener::bind(node.addr) {
+        return Err(LaunchError::Usage(format!(
+            "{} cannot be used for node {}: {e}",
+            node.addr, node.id
+        )));
+    }
+    cluster.nodes.push(NodeSpec {
+        joined: true,
+        ..node
+    });
+    let secret = Secret::load(&dir.secret_file())?;
+    issue_shared(dir, &secret, &cluster)?;
+    write_cluster(dir, &cluster)
+}
+
+fn write_cluster(dir: &RunDir, cluster: &Cluster) -> Result<(), LaunchError> {
+    let tmp = dir.root().join("cluster.ron.tmp");
+    std::fs::write(&tmp, cluster.to_ron())
+        .and_then(|()| std::fs::rename(&tmp, dir.cluster_file()))
+        .map_err(|e| {
+            LaunchError::Failed(format!(
+                "cannot write {}: {e}",
+                dir.cluster_file().display()
+            ))
+        })
 }
 
 /// SIGSTOP (`pause = true`) or SIGCONT node `id`.

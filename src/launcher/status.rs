@@ -107,7 +107,7 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
                 redis_addr: n.redis_addr.map(|a| a.to_string()),
                 pid,
                 state,
-                role: st.map(|s| s.role.clone()),
+                role: st.map(shown_role),
                 promised: st.map(|s| s.promised.to_string()),
                 ballot: st.map(|s| s.ballot.to_string()),
                 chosen: st.map(|s| s.chosen),
@@ -219,4 +219,16 @@ pub fn status_json(dir: &RunDir) -> Result<serde_json::Value, LaunchError> {
         "quorums": {"phase1": q.phase1, "phase2": q.phase2, "flexible": cluster.quorums.is_some()},
         "nodes": rows,
     }))
+}
+
+/// A node's role as `status` shows it: a follower that is a learner of the
+/// configuration in force says `learner`, one it does not name `removed`.
+fn shown_role(s: &NodeStatus) -> String {
+    if s.role == "follower" && !s.voters.is_empty() && !s.voters.contains(&s.id) {
+        if s.learners.contains(&s.id) {
+            return "learner".into();
+        }
+        return "removed".into();
+    }
+    s.role.clone()
 }

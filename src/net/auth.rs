@@ -349,8 +349,14 @@ impl PublicKey {
             .is_ok()
     }
 
-    fn from_hex(text: &str) -> Option<PublicKey> {
+    /// The key written as 64 hex digits (`None`: not a key).
+    pub fn from_hex(text: &str) -> Option<PublicKey> {
         VerifyingKey::from_bytes(&unhex(text)?).ok().map(PublicKey)
+    }
+
+    /// The key as 64 hex digits (what a configuration's contact carries).
+    pub fn to_hex(&self) -> String {
+        hex(&self.0.to_bytes())
     }
 }
 
@@ -382,6 +388,14 @@ struct RosterFile {
 }
 
 impl Roster {
+    /// The same roster, with node `id`'s key `key` (a node added at run
+    /// time, from the configuration that added it).
+    pub fn with_node(&self, id: NodeId, key: PublicKey) -> Roster {
+        let mut r = self.clone();
+        r.nodes.insert(id, key);
+        r
+    }
+
     /// The public key of `who`, if it has one in this cluster.
     pub fn key(&self, who: &Caller) -> Option<&PublicKey> {
         match who {
@@ -466,6 +480,14 @@ impl Keys {
             caller,
             identity: Arc::new(identity),
             roster,
+        }
+    }
+
+    /// The same key, checking others by `roster`.
+    pub fn with_roster(&self, roster: Arc<Roster>) -> Keys {
+        Keys {
+            roster,
+            ..self.clone()
         }
     }
 

@@ -20,7 +20,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::kv::Op;
 use crate::paxos::{Ballot, Envelope, NodeId, Outcome, Slot, Value};
-pub use auth::{Keys, NodeKeys, Nonce, Proof, Roster, Secret};
+pub use auth::{Keys, NodeKeys, Nonce, Proof, PublicKey, Roster, Secret};
 pub use faults::NetFaults;
 
 /// "SYND".
@@ -160,7 +160,7 @@ impl Hello {
         }
         if let Caller::Node(id) = self.caller {
             if !members.contains(&id) || id == challenge.node {
-                return Some(format!("node {id} is not a peer in this cluster's file"));
+                return Some(format!("node {id} is not a peer of this node"));
             }
         }
         let parts = hello_parts(&self.cluster, &self.caller, challenge, &self.nonce);

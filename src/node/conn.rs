@@ -27,7 +27,7 @@ use super::router::{
     ClientCommand, Forget, GetLog, GetMessages, Inbound, Router, SetFaults, SharedStatus, ToClient,
 };
 use crate::kv::Op;
-use crate::net::{self, Caller, Challenge, Hello, Keys, PeerFrame, Request, Response, Welcome};
+use crate::net::{self, Caller, Challenge, Hello, PeerFrame, Request, Response, Welcome};
 use crate::paxos::{Command, NodeId};
 
 use super::gate::{Gate, Quiet};
@@ -45,10 +45,9 @@ pub struct ConnContext {
     pub incarnation: u64,
     /// The cluster's name.
     pub cluster: String,
-    /// Its members.
-    pub members: Vec<NodeId>,
-    /// Its keys: it signs as itself, and checks callers by the roster.
-    pub keys: Keys,
+    /// Its members as its log says, and its keys (it signs as itself and
+    /// checks callers by the roster, grown by the members added at run time).
+    pub members: super::members::SharedMembers,
     /// The router.
     pub router: Addr<Router>,
     /// Where `synod log` asks.
@@ -226,7 +225,7 @@ impl Conn {
                     "message faults take the administrator's key".into(),
                 ));
             }
-            Request::SetFaults(f) => match f.check(&self.ctx.members) {
+            Request::SetFaults(f) => match f.check(self.ctx.members.borrow().named()) {
                 Ok(()) => {
                     self.ctx.router.do_send(SetFaults(f));
                     self.respond(&Response::Ok);
@@ -266,10 +265,20 @@ async fn welcome(stream: TcpStream, ctx: &ConnContext) -> Result<(Reader, Writer
         None => return Err("closed before its hello".into()),
     };
     let hello: Hello = net::decode(&frame).map_err(|e| format!("bad hello: {e}"))?;
-    if let Some(why) = hello.refusal(&ctx.cluster, &ctx.members, &ctx.keys.roster, &challenge) {
-        return Err(format!("refused hello: {why}"));
-    }
-    let welcome = Welcome::new(&ctx.cluster, ctx.incarnation, &ctx.keys, &challenge, &hello);
+    let welcome = {
+        let members = ctx.members.borrow();
+        let not_member = match hello.caller {
+            Caller::Node(id) if id != ctx.me => members.refusal(id, ctx.status.borrow().chosen),
+            _ => None,
+        };
+        let keys = members.keys();
+        if let Some(why) = not_member
+            .or_else(|| hello.refusal(&ctx.cluster, members.named(), &keys.roster, &challenge))
+        {
+            return Err(format!("refused hello: {why}"));
+        }
+        Welcome::new(&ctx.cluster, ctx.incarnation, keys, &challenge, &hello)
+    };
     writer.send(net::encode(&welcome));
     // From now on, frames up to the full limit.
     frames.decoder_mut().set_max_frame_length(net::MAX_FRAME);
@@ -299,7 +308,14 @@ impl StreamHandler<Result<BytesMut, std::io::Error>> for Conn {
         }
         match self.caller {
             Caller::Node(peer) => match net::decode::<PeerFrame>(&frame) {
-                Ok(PeerFrame(envs)) => self.ctx.router.do_send(Inbound(peer, envs)),
+                Ok(PeerFrame(envs)) => {
+                    let first_unchosen = self.ctx.status.borrow().chosen;
+                    let removed = self.ctx.members.borrow().refusal(peer, first_unchosen);
+                    match removed {
+                        None => self.ctx.router.do_send(Inbound(peer, envs)),
+                        Some(why) => self.drop_conn(&why, ctx),
+                    }
+                }
                 Err(e) => self.drop_conn(&e, ctx),
             },
             Caller::Client | Caller::Admin => match net::decode::<Request>(&frame) {

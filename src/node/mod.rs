@@ -11,6 +11,7 @@ pub mod disk;
 pub mod gate;
 pub mod inject;
 pub mod link;
+pub mod members;
 pub mod roles;
 pub mod router;
 pub mod tap;
@@ -283,7 +284,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     let roles = crate::paxos::recover(
         &NodeSetup::new(
             id,
-            cluster.ids(),
+            cluster.initial_ids(),
             cfg.rules,
             cfg.tuning.apply(cluster.proposer_config()),
             cluster.replica_config(),
@@ -296,6 +297,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
             snapshot: snap_file.as_ref().zip(snap),
         },
     );
+    let learned_configs = roles.learner.configs().clone();
     tracing::info!(
         "recovered: promised {}, next round {}, snapshot below slot {base}",
         roles.acceptor.promised(),
@@ -348,34 +350,50 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
     let replica = RoleActor::new(roles.replica, router.clone(), None, None, status.clone())
         .with_snapshots(writer)
         .start();
+    let (name, fresh) = (cluster.name.clone(), cfg.rules.holds(Rule::Fresh));
+    let make_link = move |peer, addr, keys, router| {
+        let link = PeerLink::new(LinkConfig {
+            me: id,
+            peer,
+            addr,
+            cluster: name.clone(),
+            keys,
+            fresh,
+            router,
+        });
+        link.start().recipient()
+    };
     let peers: BTreeMap<NodeId, Recipient<router::Outbound>> = cluster
         .nodes
         .iter()
         .filter(|n| n.id != id)
         .map(|n| {
-            let link = PeerLink::new(LinkConfig {
-                me: id,
-                peer: n.id,
-                addr: n.addr,
-                cluster: cluster.name.clone(),
-                keys: cfg.keys.node.clone(),
-                fresh: cfg.rules.holds(Rule::Fresh),
-                router: router.clone(),
-            });
-            (n.id, link.start().recipient())
+            (
+                n.id,
+                make_link(n.id, n.addr, cfg.keys.node.clone(), router.clone()),
+            )
         })
         .collect();
-    let router = router_ctx.run(Router::new(
+    let members = Rc::new(RefCell::new(members::Members::new(
         id,
-        Roles {
-            acceptor: acceptor.recipient(),
-            proposer: proposer.recipient(),
-            learner: learner.clone().recipient(),
-            replica: replica.recipient(),
-        },
-        peers,
-        status.clone(),
-    ));
+        cfg.keys.node.clone(),
+        &learned_configs,
+        peers.keys().copied().collect(),
+    )));
+    let router = router_ctx.run(
+        Router::new(
+            id,
+            Roles {
+                acceptor: acceptor.recipient(),
+                proposer: proposer.recipient(),
+                learner: learner.clone().recipient(),
+                replica: replica.recipient(),
+            },
+            peers,
+            status.clone(),
+        )
+        .with_members(members.clone(), Box::new(make_link)),
+    );
     if base > 0 {
         // What the snapshot covers is chosen: the proposer and the learner
         // start above it.
@@ -392,8 +410,7 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         me: id,
         incarnation,
         cluster: cluster.name.clone(),
-        members: cluster.ids(),
-        keys: cfg.keys.node.clone(),
+        members,
         router: router.clone(),
         log: learner.recipient(),
         status: status.clone(),

@@ -164,7 +164,17 @@ pub struct Router {
     /// Each peer's link as last reported (open or closed), blocked or not:
     /// told to the roles when a partition that hid it heals.
     links: BTreeMap<NodeId, bool>,
+    /// The members the log names, shared with the door, and how to open a
+    /// link to one added at run time.
+    grow: Option<(super::members::SharedMembers, LinkMaker)>,
 }
+
+/// Opens a link to a node added at run time: its id, its address, and the
+/// keys to prove and check with (made in `node::start`, so the router knows
+/// links only as recipients).
+pub type LinkMaker = Box<
+    dyn Fn(NodeId, std::net::SocketAddr, crate::net::Keys, Addr<Router>) -> Recipient<Outbound>,
+>;
 
 impl Router {
     /// A router for node `id`.
@@ -184,6 +194,31 @@ impl Router {
             sent: 0,
             links: BTreeMap::new(),
             tap: Tap::default(),
+            grow: None,
+        }
+    }
+
+    /// Follow the configurations the log carries: keep `members` (the
+    /// door's) up to date, and open links with `make` to the nodes added.
+    pub fn with_members(mut self, members: super::members::SharedMembers, make: LinkMaker) -> Self {
+        self.grow = Some((members, make));
+        self
+    }
+
+    /// A configuration was learnt: admit and link the nodes it adds.
+    fn configured(&mut self, configs: &crate::paxos::Configs, ctx: &mut Context<Self>) {
+        let Some((members, make)) = &self.grow else {
+            return;
+        };
+        let new = members.borrow_mut().learn(configs);
+        for (peer, addr) in new {
+            if self.peers.contains_key(&peer) {
+                continue;
+            }
+            tracing::info!("node {peer} joined at {addr}: linking to it");
+            let keys = members.borrow().keys().clone();
+            self.peers
+                .insert(peer, make(peer, addr, keys, ctx.address()));
         }
     }
 
@@ -274,6 +309,9 @@ impl Handler<Effects> for Router {
             }
         }
         for n in e.notices {
+            if let Notice::Configured(c) = &n {
+                self.configured(c, ctx);
+            }
             self.notify(n);
         }
         for r in e.replies {

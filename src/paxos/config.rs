@@ -30,6 +30,20 @@ pub struct Config {
     pub learners: BTreeSet<NodeId>,
     /// Phase-1 and phase-2 quorums among the voters (`None`: majorities).
     pub quorums: Option<Quorums>,
+    /// How to reach the members configuration 0 did not name (nodes added
+    /// at run time): carried, never read, by the protocol.
+    pub contacts: BTreeMap<NodeId, Contact>,
+}
+
+/// Where a node added at run time listens and the public key it proves
+/// itself with, as the shell wrote them (hex): what its peers need to open
+/// a link to it and to admit its link. Public, so safe in the log.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Contact {
+    /// Its address (`host:port`).
+    pub addr: String,
+    /// Its public key, hex.
+    pub key: String,
 }
 
 impl Config {
@@ -40,6 +54,7 @@ impl Config {
             voters: voters.into_iter().collect(),
             learners: BTreeSet::new(),
             quorums: Some(quorums),
+            contacts: BTreeMap::new(),
         }
     }
 
@@ -62,6 +77,13 @@ impl Config {
         }
         if let Some(both) = self.voters.intersection(&self.learners).next() {
             return Some(format!("node {both} cannot be a voter and a learner"));
+        }
+        if let Some(stray) = self
+            .contacts
+            .keys()
+            .find(|n| !self.voters.contains(n) && !self.learners.contains(n))
+        {
+            return Some(format!("node {stray} has a contact but is not a member"));
         }
         self.quorums().problem(self.voters.len(), Rules::ALL)
     }
@@ -123,6 +145,15 @@ impl Configs {
         self.by_slot
             .values()
             .any(|c| c.voters.contains(&node) || c.learners.contains(&node))
+    }
+
+    /// The contact of every node added at run time that a kept
+    /// configuration names (the latest one's, where they differ).
+    pub fn contacts(&self) -> BTreeMap<NodeId, &Contact> {
+        self.by_slot
+            .values()
+            .flat_map(|c| c.contacts.iter().map(|(&n, k)| (n, k)))
+            .collect()
     }
 
     /// Every node any kept configuration names, voter or learner.
@@ -251,6 +282,7 @@ mod tests {
             voters: voters.iter().copied().collect(),
             learners: BTreeSet::new(),
             quorums: None,
+            contacts: BTreeMap::new(),
         }
     }
 

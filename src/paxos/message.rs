@@ -156,6 +156,7 @@ impl Value {
                         Op::Reconfig {
                             voters,
                             learners,
+                            contacts,
                             force,
                         } => {
                             h.update(&[5, u8::from(*force)]);
@@ -164,6 +165,12 @@ impl Value {
                                 for n in set {
                                     h.update(&n.to_le_bytes());
                                 }
+                            }
+                            h.update(&(contacts.len() as u64).to_le_bytes());
+                            for (n, c) in contacts {
+                                h.update(&n.to_le_bytes());
+                                text(&mut h, &c.addr);
+                                text(&mut h, &c.key);
                             }
                         }
                     }
@@ -181,6 +188,12 @@ impl Value {
                 let q = c.quorums.map_or((0, 0), |q| (q.phase1, q.phase2));
                 h.update(&(q.0 as u64).to_le_bytes());
                 h.update(&(q.1 as u64).to_le_bytes());
+                h.update(&(c.contacts.len() as u64).to_le_bytes());
+                for (n, k) in &c.contacts {
+                    h.update(&n.to_le_bytes());
+                    text(&mut h, &k.addr);
+                    text(&mut h, &k.key);
+                }
             }
         }
         let mut d = [0u8; 16];

@@ -74,6 +74,7 @@ pub const MAX_OP_BYTES: usize = 1 << 20;
 pub use acceptor::{Acceptor, PromiseLimit};
 pub use ballot::{Ballot, NodeId, Slot};
 pub use campaign::Campaign;
+pub use config::{Config, Configs, Contact};
 pub use decree::{DecreeProposer, DecreeState};
 pub use gate::{Gate, Persist, Ready};
 pub use learner::Learner;

@@ -935,6 +935,7 @@ mod tests {
             voters: voters.iter().copied().collect(),
             learners: BTreeSet::new(),
             quorums: None,
+            contacts: Default::default(),
         };
         let mut r =
             Replica::new(1, cfg(2)).with_configs(Configs::new(config(0, &[1, 2, 3]), ALPHA));

@@ -141,6 +141,10 @@ impl Env {
 
     /// Run `synod ARGS` and expect exit 0; return stdout.
     pub fn ok(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.succeeds(args).stdout).into_owned()
+    }
+
+    fn succeeds(&self, args: &[&str]) -> Output {
         let o = self.synod(args);
         assert!(
             o.status.success(),
@@ -149,7 +153,13 @@ impl Env {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        o
+    }
+
+    /// Run synod, which must succeed; its standard error (what commands
+    /// that report progress say).
+    pub fn ok_err(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.succeeds(args).stderr).into_owned()
     }
 
     /// `synod up FILE --detach`.

@@ -484,6 +484,7 @@ impl Proposer {
         } else if let Op::Reconfig {
             voters,
             learners,
+            contacts,
             force,
         } = &cmd.op
         {
@@ -491,6 +492,7 @@ impl Proposer {
                 voters: voters.iter().copied().collect(),
                 learners: learners.iter().copied().collect(),
                 quorums: None,
+                contacts: contacts.clone(),
                 force: *force,
             };
             match self.reconfigure(change, out) {
@@ -537,6 +539,7 @@ impl Proposer {
                 self.heartbeat(out);
                 self.resend(out);
                 self.campaign.resend_extension(out);
+                self.fill_to_change(out);
             }
         }
     }

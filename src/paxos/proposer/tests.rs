@@ -749,3 +749,88 @@ fn with_flexible_quorums_phase_1_counts_q1_and_a_read_is_confirmed_by_q2() {
         "Q2 = 2 acknowledgements confirm the read"
     );
 }
+
+fn change(voters: &[NodeId], force: bool) -> Change {
+    Change {
+        voters: voters.iter().copied().collect(),
+        learners: Default::default(),
+        quorums: None,
+        contacts: Default::default(),
+        force,
+    }
+}
+
+#[test]
+fn membership_changes_are_refused_by_each_guard_with_the_reason() {
+    let mut f = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    let mut out = Outbox::new();
+    let why = f.reconfigure(change(&[1, 2], false), &mut out).unwrap_err();
+    assert!(why.contains("does not lead"), "{why}");
+
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, cfg(), 1);
+    elect(&mut l, vec![]);
+    for n in [2, 3] {
+        l.notice(Notice::PeerUp { node: n }, &mut out);
+    }
+    // The 2015 trap: no change before an entry of this ballot is chosen. The
+    // leader proposes a no-op at once, so the operator's retry succeeds.
+    let mut out = Outbox::new();
+    let why = l.reconfigure(change(&[1, 2], false), &mut out).unwrap_err();
+    assert!(
+        why.contains("own ballot") && why.ends_with("; retry"),
+        "{why}"
+    );
+    let mine = *accepts(&out)
+        .last()
+        .map(|(s, _)| s)
+        .expect("a no-op of its own");
+    let mut out = Outbox::new();
+    for slot in 0..=mine {
+        l.notice(Notice::SlotChosen { slot }, &mut out);
+    }
+
+    // The strict check, and --force past it.
+    let why = l
+        .reconfigure(change(&[1, 4, 5], false), &mut out)
+        .unwrap_err();
+    assert!(
+        why.contains("only 1 of the new configuration's 3 voters are reachable"),
+        "{why}"
+    );
+    let why = l.reconfigure(change(&[], false), &mut out).unwrap_err();
+    assert!(why.contains("at least one voter"), "{why}");
+
+    // One change at a time: while one is proposed, and while one is chosen
+    // and not yet in force.
+    let slot = l.reconfigure(change(&[1, 2], false), &mut out).unwrap();
+    let why = l
+        .reconfigure(change(&[1, 2, 3], false), &mut out)
+        .unwrap_err();
+    assert!(why.contains("proposed and not yet chosen"), "{why}");
+    let value = accepts(&out)
+        .into_iter()
+        .find(|(s, _)| *s == slot)
+        .map(|(_, v)| v)
+        .expect("the change is proposed");
+    let mut configs = l.configs().clone();
+    assert!(configs.learn(slot, &value));
+    let mut out = Outbox::new();
+    l.notice(Notice::Configured(Box::new(configs)), &mut out);
+    l.notice(Notice::SlotChosen { slot }, &mut out);
+    let why = l
+        .reconfigure(change(&[1, 2, 3], true), &mut out)
+        .unwrap_err();
+    assert!(
+        why.contains("takes effect at slot") && why.contains("one change at a time"),
+        "{why}"
+    );
+
+    // Idle, the leader fills the gap with no-ops (within its window) so the
+    // change takes effect.
+    let filled: Vec<Slot> = accepts(&out)
+        .into_iter()
+        .filter(|(s, v)| *s > slot && *v == Value::Noop)
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(filled, vec![slot + 1, slot + 2], "no-ops toward the change");
+}

@@ -69,6 +69,27 @@ impl Proposer {
         }
     }
 
+    /// A chosen change waits for the log to reach the slot where it takes
+    /// effect. With no command waiting, the leader fills the gap with no-ops
+    /// (within its window, as slots are chosen, and at each heartbeat), so a
+    /// change takes effect on an idle cluster too.
+    pub(super) fn fill_to_change(&mut self, out: &mut Outbox) {
+        let Some((at, _)) = self.configs.pending(self.first_unchosen) else {
+            return;
+        };
+        if !self.queue.is_empty() || self.next_slot < self.refill_to {
+            return;
+        }
+        let end = at.min(self.limit());
+        while self.next_slot < end && self.in_flight.len() < self.cfg.fast.window {
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            if !self.chosen_ahead.contains(&slot) {
+                self.propose(slot, Value::Noop, out);
+            }
+        }
+    }
+
     /// Fill the window with batches of the commands waiting.
     pub(super) fn propose_waiting(&mut self, out: &mut Outbox) {
         self.refill(out);
@@ -94,6 +115,7 @@ impl Proposer {
             self.next_slot += 1;
             self.propose(slot, Value::Batch(batch), out);
         }
+        self.fill_to_change(out);
     }
 
     /// Send again the accepts of slots unanswered for two heartbeats.
@@ -241,6 +263,8 @@ pub struct Change {
     pub learners: std::collections::BTreeSet<NodeId>,
     /// Its quorums (`None`: majorities).
     pub quorums: Option<crate::paxos::quorum::Quorums>,
+    /// How to reach the members added at run time.
+    pub contacts: std::collections::BTreeMap<NodeId, crate::paxos::config::Contact>,
     /// Change even if fewer of its voters are reachable than it needs to
     /// choose (the strict check off).
     pub force: bool,
@@ -297,6 +321,7 @@ impl Proposer {
             voters: change.voters,
             learners: change.learners,
             quorums: change.quorums,
+            contacts: change.contacts,
         };
         if let Some(why) = next.problem_after(latest) {
             return Err(why);

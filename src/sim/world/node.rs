@@ -448,6 +448,7 @@ impl World {
             voters: voters.iter().copied().collect(),
             learners: learners.iter().copied().collect(),
             quorums: None,
+            contacts: Default::default(),
             force: false,
         };
         let mut out = crate::paxos::Outbox::new();
