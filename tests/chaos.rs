@@ -553,3 +553,47 @@ fn a_run_over_resp_is_clean_too() {
     assert!(text.contains("verdict: OK"), "{text}");
     assert!(text.contains(" 0 lost, 0 unverified of"), "{text}");
 }
+
+#[test]
+fn membership_changes_mixed_with_every_fault_are_judged_clean() {
+    // Jepsen's etcd nemesis: grow adds an empty node (caught up, promoted),
+    // shrink removes a voter through the leader, stops it and wipes its data;
+    // the final configuration must be the one the nemesis intended. Small
+    // snapshots, so a node added late catches up by snapshot.
+    let env = Env::new("chaosmembers", 3);
+    env.edit(|c| c.snapshot_every = 200);
+    let out = env.path("out");
+    let (code, text) = chaos(
+        &env,
+        &[
+            "--duration",
+            "14s",
+            "--seed",
+            "2",
+            "--faults",
+            "all,membership",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("verdict: OK"), "{text}");
+    assert!(text.contains("as the nemesis intended"), "{text}");
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).unwrap()).unwrap();
+    let line = verdict["membership"].as_str().expect("a membership line");
+    let changes: u64 = line
+        .strip_prefix("membership: ")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("changes counted");
+    assert!(
+        changes >= 3,
+        "a grow (two changes) and a shrink at least: {line}"
+    );
+    let faults = std::fs::read_to_string(out.join("faults.jsonl")).unwrap();
+    assert!(
+        faults.contains("grow: add node 4") && faults.contains("shrink"),
+        "{faults}"
+    );
+}

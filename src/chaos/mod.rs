@@ -13,6 +13,7 @@
 //! INCONCLUSIVE (exit 3: something could not be checked, never called OK).
 
 pub mod judge;
+pub mod nemesis;
 pub mod report;
 pub mod schedule;
 pub mod workload;
@@ -202,6 +203,10 @@ pub struct RunVerdict {
     pub duration_s: f64,
     /// Concurrent clients.
     pub clients: usize,
+    /// What the membership nemesis did and whether the final configuration
+    /// is the one it intended (runs with `membership` faults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<String>,
 }
 
 impl RunVerdict {
@@ -481,6 +486,33 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
         o.allow_majority_loss,
         o.broken,
     );
+    // The nodes the membership track adds get their addresses now, and
+    // the clients, log readers and the judge know them from the start.
+    let grown = schedule::grown(&schedule);
+    let addrs: BTreeMap<NodeId, SocketAddr> = grown
+        .iter()
+        .zip(harness::free_ports(grown.len()))
+        .map(|(&id, port)| (id, SocketAddr::from(([127, 0, 0, 1], port))))
+        .collect();
+    let mut wide = cluster.clone();
+    for (&id, &addr) in &addrs {
+        if wide.node(id).is_none() {
+            wide.nodes.push(crate::cluster::NodeSpec {
+                id,
+                addr,
+                redis_addr: None,
+                joined: true,
+            });
+        }
+    }
+    // Keys for every node, those to come included (derived from the
+    // secret, as the nodes' own are).
+    if !addrs.is_empty() {
+        let secret = crate::net::Secret::load(&dir.secret_file()).map_err(LaunchError::from)?;
+        wide = wide.with_secret(secret);
+    }
+    let cluster = &wide;
+    let mut nemesis = nemesis::Nemesis::new(dir, addrs);
     // Start from a clean network.
     launcher::change_faults(dir, &ids, |_, f| *f = NetFaults::none())?;
     let start = first_slot(cluster);
@@ -493,7 +525,8 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     ));
     let observers = Observers::start(cluster, o, &ring, &tap, start);
 
-    let applied = apply_schedule(dir, cluster, &schedule, o, &tap);
+    let applied = apply_schedule(dir, cluster, &schedule, o, &tap, &mut nemesis);
+    nemesis.wait();
     if let Some(slot) = o.until_snapshot {
         until_snapshot(cluster, slot);
     }
@@ -510,8 +543,28 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
         return Err(ChaosError::Interrupted);
     }
     let mut applied = applied;
+    // The members at the end: every node of the run directory the nemesis
+    // did not remove and wipe, and, if it changed the members, that the
+    // configuration names (a node whose adding was refused is not one).
+    let mut live = dir.cluster().map_err(LaunchError::from)?;
+    let gone = nemesis.gone.lock().expect("gone").clone();
+    live.nodes.retain(|n| !gone.contains(&n.id));
+    if o.kinds.contains(&Kind::Membership) {
+        if let Ok(v) = launcher::members::view(&live) {
+            let named = |id: &NodeId| v.best.voters.contains(id) || v.best.learners.contains(id);
+            live.nodes.retain(|n| named(&n.id));
+        }
+    }
+    let cluster = &live;
     applied.push(full_restart(dir, cluster, &tap)?);
     launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
+    let (membership, mut unasked, mut unchecked) = match o.kinds.contains(&Kind::Membership) {
+        true => {
+            let (line, v, u) = nemesis.finish();
+            (Some(line), v, u)
+        }
+        false => (None, Vec::new(), Vec::new()),
+    };
 
     // Read every key in use, then follow every log to its end.
     let mut reader = ChaosClient::new(cluster, None, usize::MAX);
@@ -530,11 +583,16 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
     }
     workload::poll_status(cluster, &tap);
     let check_started = Instant::now();
-    let findings = judge.finish();
+    let mut findings = judge.finish();
+    findings.violations.append(&mut unasked);
+    findings.undecided.append(&mut unchecked);
     let checker_ms = check_started.elapsed().as_secs_f64() * 1e3;
     let verdict_after_ms = ended.elapsed().as_secs_f64() * 1e3;
     Ok(ChaosRun {
-        verdict: verdict(o, cluster, &findings, applied, checker_ms, verdict_after_ms),
+        verdict: RunVerdict {
+            membership,
+            ..verdict(o, cluster, &findings, applied, checker_ms, verdict_after_ms)
+        },
         series: findings.series,
         schedule,
         involved: findings.involved,
@@ -594,6 +652,7 @@ fn verdict(
         nodes: cluster.nodes.len(),
         duration_s: o.duration.as_secs_f64(),
         clients: o.clients,
+        membership: None,
     }
 }
 
@@ -616,6 +675,7 @@ fn apply_schedule(
     schedule: &[Episode],
     o: &ChaosOptions,
     tap: &Tap,
+    nemesis: &mut nemesis::Nemesis,
 ) -> Vec<FaultEvent> {
     let bar = harness::bar(
         o.progress,
@@ -646,12 +706,26 @@ fn apply_schedule(
         let ep = &schedule[i];
         let mut restart_ms = None;
         let nodes = if start {
-            let nodes = apply_start(dir, cluster, &ep.fault, &mut busy);
+            // Removed and wiped: no other fault touches it again.
+            if let Ok(gone) = nemesis.gone.try_lock() {
+                busy.extend(gone.iter().copied());
+            }
+            let nodes = match ep.fault {
+                Fault::Grow { id } if nemesis.begin(Some(id), None) => vec![id],
+                Fault::Shrink { pick } if nemesis.begin(None, Some((pick, busy.clone()))) => {
+                    Vec::new()
+                }
+                Fault::Grow { .. } | Fault::Shrink { .. } => continue, // one at a time
+                _ => apply_start(dir, cluster, &ep.fault, &mut busy),
+            };
             resolved.insert(i, nodes.clone());
             nodes
+        } else if matches!(ep.fault, Fault::Grow { .. } | Fault::Shrink { .. }) {
+            continue; // the nemesis's thread does it whole
         } else {
             let nodes = resolved.remove(&i).unwrap_or_default();
-            restart_ms = apply_end(dir, cluster, &ep.fault, &nodes, &mut busy);
+            // A node the nemesis removed and wiped is not started again.
+            restart_ms = apply_end(dir, cluster, &ep.fault, &nodes, &mut busy, &nemesis.gone);
             nodes
         };
         if start
@@ -726,6 +800,12 @@ fn converge(cluster: &Cluster) {
     }
 }
 
+/// The nodes of the run directory now (the membership nemesis adds some
+/// as it goes): what network faults apply to.
+fn present(dir: &RunDir, cluster: &Cluster) -> Vec<NodeId> {
+    dir.cluster().map_or_else(|_| cluster.ids(), |c| c.ids())
+}
+
 fn leader_now(cluster: &Cluster) -> Option<NodeId> {
     launcher::query_all(cluster, Duration::from_millis(150))
         .values()
@@ -747,7 +827,7 @@ fn apply_start(
     fault: &Fault,
     busy: &mut BTreeSet<NodeId>,
 ) -> Vec<NodeId> {
-    let ids = cluster.ids();
+    let ids = present(dir, cluster);
     match fault {
         Fault::Kill { target } => {
             let Some(id) = resolve(cluster, *target, busy) else {
@@ -787,6 +867,8 @@ fn apply_start(
             let _ = launcher::pause(dir, id, true);
             vec![id]
         }
+        // The nemesis makes membership changes (`apply_schedule`).
+        Fault::Grow { .. } | Fault::Shrink { .. } => Vec::new(),
         Fault::Net {
             loss_ppm,
             dup_ppm,
@@ -809,13 +891,15 @@ fn apply_end(
     fault: &Fault,
     nodes: &[NodeId],
     busy: &mut BTreeSet<NodeId>,
+    gone: &std::sync::Mutex<BTreeSet<NodeId>>,
 ) -> Option<f64> {
-    let ids = cluster.ids();
+    let ids = present(dir, cluster);
     match fault {
         Fault::Kill { .. } => {
             // The longest of the restarts, each until the node serves.
             let mut took: Option<f64> = None;
-            for &id in nodes {
+            let gone = gone.lock().expect("gone").clone();
+            for &id in nodes.iter().filter(|id| !gone.contains(id)) {
                 let t = Instant::now();
                 if launcher::restart(dir, id, Duration::from_secs(10)).is_ok() {
                     let ms = t.elapsed().as_secs_f64() * 1e3;
@@ -845,6 +929,7 @@ fn apply_end(
                 busy.remove(&id);
             }
         }
+        Fault::Grow { .. } | Fault::Shrink { .. } => {}
         Fault::Net { .. } => {
             let _ = launcher::change_faults(dir, &ids, |_, f| {
                 f.loss_ppm = 0;

@@ -225,6 +225,9 @@ pub fn text(run: &ChaosRun) -> String {
         v.acknowledged_writes,
         yes(v.promises_monotonic)
     );
+    if let Some(m) = &v.membership {
+        let _ = writeln!(s, "{m}");
+    }
     let _ = writeln!(
         s,
         "verdict {:.1} s after the workload ended (full restart, final reads, last checks {:.0} ms); controller peak memory {:.0} MB",

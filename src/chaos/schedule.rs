@@ -33,6 +33,10 @@ pub enum Kind {
     Dup,
     /// Delay (and so reorder) messages.
     Delay,
+    /// Change the members (not in `all`: name it, `all,membership`): grow
+    /// adds a fresh, empty node that catches up and is promoted; shrink
+    /// removes a voter through the leader, stops it and wipes its data.
+    Membership,
 }
 
 impl Kind {
@@ -72,9 +76,12 @@ impl Kind {
                 "delay" => {
                     set.insert(Kind::Delay);
                 }
+                "membership" | "members" => {
+                    set.insert(Kind::Membership);
+                }
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}`; expected kill, pause, partition, loss, dup, delay or all"
+                        "unknown fault `{other}`; expected kill, pause, partition, loss, dup, delay, membership or all"
                     ))
                 }
             }
@@ -242,6 +249,13 @@ pub enum Fault {
     /// leader chose other values in their slots (what `--break promise`
     /// needs to show itself).
     StaleLeader { delay_ms: u64 },
+    /// Add node `id`, fresh and empty, on an address picked when the run
+    /// starts; wait until it caught up and promote it.
+    Grow { id: NodeId },
+    /// Remove a voter (the `pick`-th of those not under another fault, in
+    /// id order, modulo their number) through the leader; once the new
+    /// configuration governs, stop it and wipe its data.
+    Shrink { pick: u64 },
 }
 
 impl fmt::Display for Fault {
@@ -271,6 +285,8 @@ impl fmt::Display for Fault {
                 f,
                 "stale leader: hold back the leader's messages {delay_ms} ms, pause it past an election, resume it"
             ),
+            Fault::Grow { id } => write!(f, "grow: add node {id} (empty), catch it up, promote it"),
+            Fault::Shrink { .. } => write!(f, "shrink: remove a voter, stop it, wipe its data"),
         }
     }
 }
@@ -430,8 +446,44 @@ pub fn build(
             t = stop + rng.range(300, 1_500);
         }
     }
+    // Membership track: grow and shrink in turn, one change at a time, so
+    // the cluster goes between its size and one more.
+    if kinds.contains(&Kind::Membership) {
+        let mut rng = Rng::derive(seed, 4);
+        let mut next_id = ids.iter().copied().max().unwrap_or(0) + 1;
+        let mut t = start + rng.range(300, 1_000);
+        let mut grow = true;
+        while t + 500 < end {
+            let fault = if grow {
+                next_id += 1;
+                Fault::Grow { id: next_id - 1 }
+            } else {
+                Fault::Shrink {
+                    pick: rng.range(0, 1_000),
+                }
+            };
+            episodes.push(Episode {
+                start_ms: t,
+                end_ms: t + 1,
+                fault,
+            });
+            grow = !grow;
+            t += rng.range(2_000, 4_000);
+        }
+    }
     episodes.sort_by_key(|e| e.start_ms);
     episodes
+}
+
+/// The nodes the membership track adds, in order.
+pub fn grown(schedule: &[Episode]) -> Vec<NodeId> {
+    schedule
+        .iter()
+        .filter_map(|e| match e.fault {
+            Fault::Grow { id } => Some(id),
+            _ => None,
+        })
+        .collect()
 }
 
 fn shape(rng: &mut Rng, ids: &[NodeId]) -> Shape {

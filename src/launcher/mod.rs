@@ -6,6 +6,7 @@
 //! `synod node` it started (a recycled pid is left alone).
 
 mod faults;
+pub mod members;
 pub mod process;
 mod status;
 mod supervise;

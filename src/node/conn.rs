@@ -272,8 +272,14 @@ async fn welcome(stream: TcpStream, ctx: &ConnContext) -> Result<(Reader, Writer
             _ => None,
         };
         let keys = members.keys();
-        if let Some(why) = not_member
-            .or_else(|| hello.refusal(&ctx.cluster, members.named(), &keys.roster, &challenge))
+        // The members are checked above; the hello checks the rest (a node
+        // cannot call itself; the key must be the caller's).
+        let admitted: Vec<NodeId> = match hello.caller {
+            Caller::Node(id) if id != ctx.me => vec![id],
+            _ => Vec::new(),
+        };
+        if let Some(why) =
+            not_member.or_else(|| hello.refusal(&ctx.cluster, &admitted, &keys.roster, &challenge))
         {
             return Err(format!("refused hello: {why}"));
         }
