@@ -81,6 +81,34 @@ member-times:
     print(f"leader {leader} removed: 200 puts, {fails} failed, median {lat[100]:.1f} ms, slowest {lat[-1]:.1f} ms")
     PY
 
+# Membership with state: add-and-promote time with ~100,000 keys of 100
+# bytes loaded (three times), then write availability while `member replace`
+# swaps a voter under 4 clients, beside the same load without it.
+member-state:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -q
+    synod="$PWD/target/release/synod"
+    three="$PWD/clusters/three.ron"
+    dir=$(mktemp -d)
+    cd "$dir"
+    trap '"$synod" down >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+    "$synod" up "$three" --detach >/dev/null
+    port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+    echo "load: 16 clients put to 100,000 keys of 100 bytes for 40 s"
+    "$synod" bench --clients 16 --keys 100000 --duration 40s --warmup 0 | tail -1
+    "$synod" status | head -2
+    for r in 1 2 3; do
+        "$synod" member add "127.0.0.1:$(port)" --promote --timeout 60s 2>&1 | grep -E "in sync|promoted"
+        "$synod" member remove "$((3 + r))" 2>&1 | tail -1
+    done
+    echo "4 clients for 12 s, no change:"
+    "$synod" bench --clients 4 --keys 100000 --duration 12s --warmup 0 | tail -1
+    echo "4 clients for 12 s, member replace 3 at 3 s:"
+    ( sleep 3; "$synod" member replace 3 "127.0.0.1:$(port)" --timeout 60s 2>&1 | tail -1 ) &
+    "$synod" bench --clients 4 --keys 100000 --duration 12s --warmup 0 | tail -1
+    wait
+
 # The quorum experiment (under five minutes), report in experiment-quorum/.
 experiment:
     cargo run --release -q -- experiment quorum --with-sim

@@ -225,3 +225,39 @@ fn up_with_web_serves_the_page_until_ctrl_c() {
         assert!(env.wait_for(5.0, || unsafe { libc::kill(pid as i32, 0) } != 0));
     }
 }
+
+#[test]
+fn the_page_adds_promotes_and_removes_members() {
+    let env = Env::new("webmembers", 3);
+    env.up();
+    let w = web(&env);
+    let ok = [("X-Synod-Token", w.token.as_str())];
+    let config = || {
+        let (code, st) = http(w.port, "GET", "/api/status", &ok, "");
+        assert_eq!(code, 200, "{st}");
+        serde_json::from_str::<serde_json::Value>(&st).unwrap()["config"].clone()
+    };
+    assert_eq!(config()["voters"], serde_json::json!([1, 2, 3]));
+    let (code, why) = http(
+        w.port,
+        "POST",
+        "/api/members/add",
+        &ok,
+        r#"{"addr": "nowhere"}"#,
+    );
+    assert_eq!(code, 400, "{why}");
+    let addr = format!("127.0.0.1:{}", synod::harness::free_ports(1)[0]);
+    let body = format!(r#"{{"addr": "{addr}", "promote": true}}"#);
+    let (code, why) = http(w.port, "POST", "/api/members/add", &ok, &body);
+    assert_eq!(code, 200, "{why}");
+    assert!(why.contains("node 4 added"), "{why}");
+    assert!(env.wait_for(10.0, || config()["voters"]
+        == serde_json::json!([1, 2, 3, 4])));
+    let (code, why) = http(w.port, "POST", "/api/nodes/4/remove", &ok, "");
+    assert_eq!(code, 200, "{why}");
+    assert!(env.wait_for(10.0, || config()["voters"] == serde_json::json!([1, 2, 3])));
+    // Only a learner is promoted: 409 with the reason.
+    let (code, why) = http(w.port, "POST", "/api/nodes/1/promote", &ok, "");
+    assert_eq!(code, 409, "{why}");
+    assert!(why.contains("only a learner is promoted"), "{why}");
+}

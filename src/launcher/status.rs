@@ -210,13 +210,28 @@ fn bytes(n: u64) -> String {
 /// `synod status --json`: the cluster's name, its quorums and every node's row.
 pub fn status_json(dir: &RunDir) -> Result<serde_json::Value, LaunchError> {
     let (cluster, rows) = status(dir)?;
-    let n = cluster.nodes.len();
-    let q = cluster
-        .proposer_config()
-        .quorums(n, crate::paxos::Rules::ALL);
+    // The configuration as the node that knows the newest one says; its
+    // voters decide the quorums (the cluster file's nodes, before a change).
+    let best = super::members::view(&cluster).ok().map(|v| v.best);
+    let voters = best
+        .as_ref()
+        .map_or_else(|| cluster.initial_ids(), |b| b.voters.clone());
+    let q = match (best.as_ref().map(|b| b.config), cluster.quorums) {
+        (Some(0) | None, Some(q)) => q,
+        _ => crate::paxos::Quorums::majority(voters.len().max(1)),
+    };
+    let config = best.map(|b| {
+        serde_json::json!({
+            "number": b.config,
+            "voters": b.voters,
+            "learners": b.learners,
+            "next": b.next_config.map(|(number, at, voters)| serde_json::json!({"number": number, "at": at, "voters": voters})),
+        })
+    });
     Ok(serde_json::json!({
         "cluster": cluster.name,
         "quorums": {"phase1": q.phase1, "phase2": q.phase2, "flexible": cluster.quorums.is_some()},
+        "config": config,
         "nodes": rows,
     }))
 }

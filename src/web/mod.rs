@@ -193,6 +193,7 @@ pub fn serve(o: WebOptions) -> Result<(), WebError> {
                     .route("/api/status", web::get().to(status))
                     .route("/api/events", web::get().to(events_stream))
                     .route("/api/nodes/{id}/{action}", web::post().to(node_action))
+                    .route("/api/members/add", web::post().to(member_add))
                     .route("/api/partition", web::post().to(partition))
                     .route("/api/heal", web::post().to(heal))
                     .route("/api/net", web::post().to(net))
@@ -576,13 +577,65 @@ async fn node_action(
             "resume" => {
                 launcher::pause(&dir, id, false).map(|pid| format!("resumed node {id} (pid {pid})"))
             }
+            "promote" | "remove" => {
+                let mut s = launcher::members::Session::open(&dir, false, Duration::from_secs(10))?;
+                s.verbose = false;
+                if act == "promote" {
+                    s.promote(id)
+                        .map(|()| format!("node {id} promoted to voter"))
+                } else {
+                    s.remove(id, false)
+                        .map(|()| format!("node {id} removed from the configuration and stopped"))
+                }
+            }
             other => Err(LaunchError::Usage(format!(
-                "{other:?}: kill, restart, pause or resume"
+                "{other:?}: kill, restart, pause, resume, promote or remove"
             ))),
         }
     })
     .await;
     reply(&w, done)
+}
+
+#[derive(Deserialize)]
+struct MemberAdd {
+    /// Where the new node listens (`host:port`).
+    addr: String,
+    /// Wait until it is in sync and promote it.
+    #[serde(default)]
+    promote: bool,
+}
+
+/// Add a node on `addr` as a learner (the launcher starts it), and promote
+/// it when asked: `synod member add ADDR [--promote]`.
+async fn member_add(
+    req: HttpRequest,
+    w: web::Data<Web>,
+    body: web::Json<MemberAdd>,
+) -> HttpResponse {
+    if let Some(r) = refused(&req, &w) {
+        return r;
+    }
+    let MemberAdd { addr, promote } = body.into_inner();
+    if addr.parse::<std::net::SocketAddr>().is_err() {
+        return error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("{addr:?} is not an address (host:port, e.g. 127.0.0.1:7106)"),
+        );
+    }
+    let dir = w.dir.clone();
+    let done = web::block(move || -> Result<String, LaunchError> {
+        let mut s = launcher::members::Session::open(&dir, false, Duration::from_secs(30))?;
+        s.verbose = false;
+        let id = launcher::members::add(&mut s, &addr, None, promote)?;
+        Ok(if promote {
+            format!("node {id} added on {addr}, caught up and promoted")
+        } else {
+            format!("node {id} added on {addr} as a learner")
+        })
+    })
+    .await;
+    reply_as(&w, "member", done)
 }
 
 fn reply(

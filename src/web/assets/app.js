@@ -104,6 +104,8 @@ function card(node) {
         <button data-action="restart" data-node-id="${node.id}">restart</button>
         <button data-action="pause" data-node-id="${node.id}">pause</button>
         <button data-action="resume" data-node-id="${node.id}">resume</button>
+        <button data-action="promote" data-node-id="${node.id}">promote</button>
+        <button data-action="remove" data-node-id="${node.id}">remove</button>
       </div>`;
     $("#nodes").appendChild(el);
   }
@@ -132,6 +134,12 @@ function card(node) {
 
 function render(st) {
   setText($("#cluster-name"), `— cluster “${st.cluster}”`);
+  const c = st.config;
+  if (c) {
+    const next = c.next ? `; configuration ${c.next.number} (voters ${c.next.voters.join(", ")}) governs from slot ${c.next.at}` : "";
+    const learners = c.learners.length ? `, learners ${c.learners.join(", ")}` : "";
+    setText($("#config"), `configuration ${c.number}: voters ${c.voters.join(", ")}${learners}${next}`);
+  }
   const nodes = st.nodes || [];
   for (const n of nodes) card(n);
   const up = nodes.filter((n) => n.state === "up").length;
@@ -314,8 +322,11 @@ document.addEventListener("click", async (e) => {
   const a = b.dataset.action;
   const id = b.dataset.nodeId;
   try {
-    if (id && ["kill", "restart", "pause", "resume"].includes(a)) {
+    if (id && ["kill", "restart", "pause", "resume", "promote", "remove"].includes(a)) {
       await act(`${a} node ${id}`, `/api/nodes/${id}/${a}`);
+    } else if (a === "member-add") {
+      await act(`add ${$("#member-addr").value}`, "/api/members/add",
+        { addr: $("#member-addr").value.trim(), promote: $("#member-promote").checked });
     } else if (a === "partition") {
       await act("partition", "/api/partition", { sides: sides() });
     } else if (a === "heal") {
