@@ -192,3 +192,54 @@ impl Env {
             .unwrap()
     }
 }
+
+#[test]
+fn growing_to_four_tolerates_no_more_failures_than_three() {
+    // One real cluster grown 3 -> 4 -> 5 and shrunk back through the log;
+    // at each size followers are killed one more at a time until writes stop.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = Env::synod_in(
+        dir.path(),
+        &[
+            "experiment",
+            "grow",
+            "--hold",
+            "800ms",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("Grown to four"), "{said}");
+    let steps: Vec<experiment::grow::SizeStep> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let sizes: Vec<usize> = steps.iter().map(|s| s.voters).collect();
+    assert_eq!(sizes, vec![3, 4, 5, 4, 3]);
+    let tolerated: Vec<usize> = steps.iter().map(|s| s.tolerated).collect();
+    assert_eq!(
+        tolerated,
+        vec![1, 1, 2, 1, 1],
+        "{}",
+        experiment::grow::table(&steps)
+    );
+    for s in &steps {
+        assert!(
+            s.availability[0] > 0.9,
+            "{}",
+            experiment::grow::table(&steps)
+        );
+    }
+    let report = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(report.contains("Grown to four"), "{report}");
+    let parsed: Vec<experiment::grow::SizeStep> = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(parsed.len(), 5);
+}

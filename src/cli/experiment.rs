@@ -11,6 +11,38 @@ use super::Exit;
 pub enum ExperimentCmd {
     /// Availability against cluster size under crashes and partitions: why 3, 5 or 7?
     Quorum(QuorumArgs),
+    /// One cluster grown 3 -> 4 -> 5 and shrunk back through the log, nodes killed at each size: what a 4th node buys
+    Grow(GrowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GrowArgs {
+    /// How long each number of nodes down is held and measured
+    #[arg(long, default_value = "1500ms", value_name = "D", value_parser = super::duration)]
+    hold: std::time::Duration,
+    /// Where results.json and report.md go
+    #[arg(long, default_value = "experiment-grow", value_name = "DIR")]
+    out: PathBuf,
+}
+
+fn grow(a: GrowArgs) -> Result<(), Exit> {
+    let base = std::env::temp_dir().join(format!("synod-grow-{}", std::process::id()));
+    let opts = crate::experiment::grow::GrowOptions {
+        base: base.clone(),
+        hold: a.hold,
+        out: a.out.clone(),
+    };
+    crate::signals::catch();
+    eprintln!(
+        "growing a 3-node cluster to 5 and back, killing followers at each size (about a minute)"
+    );
+    let steps = crate::experiment::grow::run(&opts);
+    let _ = std::fs::remove_dir_all(&base);
+    let steps = steps?;
+    print!("{}", crate::experiment::grow::table(&steps));
+    println!("\n{}", crate::experiment::grow::answer(&steps));
+    println!("\nwrote {}/{{results.json, report.md}}", a.out.display());
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -48,7 +80,10 @@ pub struct QuorumArgs {
 }
 
 pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
-    let ExperimentCmd::Quorum(a) = cmd;
+    let a = match cmd {
+        ExperimentCmd::Quorum(a) => a,
+        ExperimentCmd::Grow(a) => return grow(a),
+    };
     if let Some(dir) = &a.redraw {
         let runs = crate::experiment::load(dir)?;
         crate::experiment::write_report(&runs, dir)?;

@@ -11,6 +11,7 @@
 //! messages per commit and commit latency; [`report`] writes the table, the plot
 //! and the paragraph that answers the question from the run's own numbers.
 
+pub mod grow;
 pub mod plan;
 pub mod real;
 pub mod report;
