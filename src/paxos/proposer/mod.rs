@@ -454,6 +454,9 @@ impl Proposer {
             Notice::SlotChosen { slot } => self.committed(slot, out),
             Notice::Snapshotted { slot } => {
                 self.chosen_below(slot);
+                // The configurations that govern nothing from here on are
+                // the snapshot's: forgotten, as the learner forgets them.
+                self.configs.forget_below(slot.min(self.first_unchosen));
                 self.moved_on(out);
             }
             Notice::Configured(configs) if self.configs.merge(&configs) => self.moved_on(out),
