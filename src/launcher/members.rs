@@ -325,7 +325,7 @@ fn ms(since: Instant) -> f64 {
 /// `promote`, wait until it is in sync and make it a voter.
 pub fn add(s: &mut Session, target: &str, id: Option<NodeId>, promote: bool) -> Result<NodeId> {
     let started = Instant::now();
-    let id = match (target.parse::<NodeId>(), target.parse::<SocketAddr>()) {
+    let (id, joined) = match (target.parse::<NodeId>(), target.parse::<SocketAddr>()) {
         (Ok(known), _) => {
             if id.is_some() {
                 return Err(LaunchError::Usage(
@@ -333,11 +333,11 @@ pub fn add(s: &mut Session, target: &str, id: Option<NodeId>, promote: bool) -> 
                 ));
             }
             s.known(known)?;
-            known
+            (known, false)
         }
         (_, Ok(addr)) => {
             s.settled_view()?;
-            s.join(addr, id)?
+            (s.join(addr, id)?, true)
         }
         _ => {
             return Err(LaunchError::Usage(format!(
@@ -345,7 +345,13 @@ pub fn add(s: &mut Session, target: &str, id: Option<NodeId>, promote: bool) -> 
             )))
         }
     };
-    s.add_learner(id)?;
+    if let Err(e) = s.add_learner(id) {
+        // Refused: the run directory forgets the node it just recorded.
+        if joined && matches!(&e, LaunchError::Failed(why) if why.starts_with("refused")) {
+            let _ = super::unjoin(&s.dir, id);
+        }
+        return Err(e);
+    }
     if promote {
         s.wait_in_sync(id)?;
         s.promote(id)?;

@@ -475,6 +475,15 @@ pub fn join(dir: &RunDir, node: NodeSpec) -> Result<(), LaunchError> {
     write_cluster(dir, &cluster)
 }
 
+/// Forget node `id`, recorded by [`join`] and never made a member (its
+/// change was refused): the run directory no longer lists it.
+pub fn unjoin(dir: &RunDir, id: NodeId) -> Result<(), LaunchError> {
+    let _lock = dir.lock()?;
+    let mut cluster = dir.cluster()?;
+    cluster.nodes.retain(|n| !(n.joined && n.id == id));
+    write_cluster(dir, &cluster)
+}
+
 fn write_cluster(dir: &RunDir, cluster: &Cluster) -> Result<(), LaunchError> {
     let tmp = dir.root().join("cluster.ron.tmp");
     std::fs::write(&tmp, cluster.to_ron())
