@@ -63,11 +63,16 @@ pub enum Rule {
     /// configuration known counts everywhere at once, and the leader
     /// proposes in a new configuration without its voters' promises.
     Reconfig,
+    /// A leader that a change removed steps down where it stops voting and
+    /// tells a voter of the new configuration to stand at once (`TakeOver`).
+    /// Broken: it stays leader, proposing nothing, until the others' election
+    /// timeouts elect a successor.
+    Handover,
 }
 
 impl Rule {
     /// Every rule: the explainer's three, then synod's guards.
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 13] = [
         Rule::Persist,
         Rule::Promise,
         Rule::P2c,
@@ -80,6 +85,7 @@ impl Rule {
         Rule::Intersection,
         Rule::Sessions,
         Rule::Reconfig,
+        Rule::Handover,
     ];
 
     /// The rule's name on the command line.
@@ -97,6 +103,7 @@ impl Rule {
             Rule::Intersection => "intersection",
             Rule::Sessions => "sessions",
             Rule::Reconfig => "reconfig",
+            Rule::Handover => "handover",
         }
     }
 
@@ -117,6 +124,7 @@ impl Rule {
             Rule::Intersection => "a leader elected by a phase-1 quorum that misses a phase-2 quorum cannot see the value it chose, and chooses another",
             Rule::Sessions => "a client forgotten by the bounded client table retries a write, and it is applied a second time",
             Rule::Reconfig => "a leader that proposes in a new configuration without its voters' promises overwrites a value they chose under another leader",
+            Rule::Handover => "a leader removed from the configuration that neither steps down nor hands over leaves the cluster without a leader for an election timeout",
         }
     }
 }

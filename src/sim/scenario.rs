@@ -28,7 +28,7 @@ pub struct Scenario {
 }
 
 /// Every scenario, in the order `synod sim --scenarios` lists them.
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 9] = [
     Scenario {
         name: "ballot-reuse",
         about: "a leader dies before its own acceptor syncs, restarts cut off from the two acceptors that accepted its value, and campaigns again",
@@ -84,6 +84,13 @@ pub const ALL: [Scenario; 8] = [
         guard: Rule::Reconfig,
         build: new_members,
         expect: None,
+    },
+    Scenario {
+        name: "remove-leader",
+        about: "the leader of three removes itself; the two left must have a leader again at once, not an election timeout later",
+        guard: Rule::Handover,
+        build: remove_leader,
+        expect: Some(successor_soon),
     },
 ];
 
@@ -479,6 +486,53 @@ fn new_members(c: &mut SimConfig) {
         (500, PlanAction::Heal),
     ];
     c.fault_ms = 900;
+}
+
+/// When `remove-leader` asks for the change (its second try: the first is
+/// refused until a slot of node 1's ballot is chosen).
+const REMOVE_AT: u64 = 40;
+/// How soon after it a voter of the new configuration must lead.
+const SUCCESSOR_WITHIN: u64 = 60;
+
+fn remove_leader(c: &mut SimConfig) {
+    c.nodes = 3;
+    c.alpha = 4;
+    let remove = || PlanAction::Reconfig {
+        node: 1,
+        voters: vec![2, 3],
+        learners: vec![],
+    };
+    c.plan = vec![
+        (1, PlanAction::Campaign(1)),
+        (20, remove()),
+        (REMOVE_AT, remove()),
+        (
+            300,
+            PlanAction::Client {
+                node: 2,
+                op: put("k", "after"),
+            },
+        ),
+    ];
+    c.fault_ms = 600;
+}
+
+fn successor_soon(r: &Report) -> Option<String> {
+    let next = r
+        .leaders
+        .iter()
+        .find(|(at, node, _)| *at > REMOVE_AT && *node != 1)
+        .map(|(at, node, _)| (*at, *node));
+    match next {
+        Some((at, _)) if at <= REMOVE_AT + SUCCESSOR_WITHIN => None,
+        Some((at, node)) => Some(format!(
+            "node 1 removed itself at {REMOVE_AT} ms; node {node} led only at {at} ms (more than {SUCCESSOR_WITHIN} ms later)"
+        )),
+        None => Some(format!(
+            "node 1 removed itself at {REMOVE_AT} ms; no other node led before {} ms",
+            r.config.fault_ms
+        )),
+    }
 }
 
 fn leader_kept(r: &Report) -> Option<String> {

@@ -165,6 +165,9 @@ impl Proposer {
             return;
         }
         if !self.is_voter() {
+            if !self.rules.holds(Rule::Handover) {
+                return; // stays leader, proposing nothing past its last slot
+            }
             // Removed: hand over to a voter of the new configuration (one
             // this node reaches, if any), which stands at once.
             let voters = &self.electorate().voters;
