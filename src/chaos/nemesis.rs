@@ -115,6 +115,8 @@ struct Changes {
     pub gone: Arc<Mutex<BTreeSet<NodeId>>>,
     /// Changes chosen.
     pub changes: u64,
+    /// The newest configuration number the nemesis knows chosen.
+    known: u64,
     /// Grows and shrinks that did not finish (the cluster refused, or a
     /// step timed out): no violation by themselves.
     pub unfinished: Vec<String>,
@@ -133,6 +135,7 @@ impl Changes {
             allowed: Vec::new(),
             gone: Default::default(),
             changes: 0,
+            known: 0,
             unfinished: Vec::new(),
             violations: Vec::new(),
             undecided: Vec::new(),
@@ -147,12 +150,29 @@ impl Changes {
 
     /// The cluster's voters once no change is pending, checked against
     /// what the nemesis allowed (`None`: no node answered in time).
+    ///
+    /// Only a view that knows a configuration at least as new as the last
+    /// change the nemesis saw chosen is judged: the nodes that know it may
+    /// not have answered this time (slow, paused, cut off), and the others'
+    /// older configuration is no evidence of a lost change. Such a look is
+    /// retried until the step's time is up, then given up (`None`).
     fn look(&mut self, s: &Session) -> Option<BTreeSet<NodeId>> {
-        let v = s.settled_view().ok()?;
+        let deadline = std::time::Instant::now() + STEP;
+        let v = loop {
+            let v = s.settled_view().ok()?;
+            if v.best.config >= self.known {
+                break v;
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let voters: BTreeSet<NodeId> = v.best.voters.iter().copied().collect();
         self.violations
             .extend(unasked(&self.allowed, v.best.config, &voters));
         self.allowed = vec![voters.clone()];
+        self.known = v.best.config;
         self.size.get_or_insert(voters.len());
         Some(voters)
     }
@@ -177,6 +197,7 @@ impl Changes {
         with.insert(id);
         match members::add(&mut s, &addr.to_string(), Some(id), true) {
             Ok(_) => {
+                self.known += 2;
                 self.changes += 2;
                 self.allowed = vec![with];
             }
@@ -214,6 +235,7 @@ impl Changes {
         self.gone.lock().expect("gone").insert(victim);
         match s.remove(victim, false) {
             Ok(()) => {
+                self.known += 1;
                 self.changes += 1;
                 self.allowed = vec![without];
                 let data = self.dir.node_dir(victim);

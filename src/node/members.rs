@@ -90,10 +90,10 @@ impl Members {
 
     /// Why node `id` is refused at the door (and its connection closed), if
     /// it is: no configuration that governs a slot from `first_unchosen` on
-    /// names it (it was removed, or is not added yet).
-    /// A node its own log does not name yet (added at run time, before it
-    /// learnt the change that added it) admits every node of its run
-    /// directory: it cannot know who was removed.
+    /// names it (it was removed, or is not added yet). A node its own log
+    /// does not name yet (added at run time, before it learnt the change
+    /// that added it) admits every node of its run directory: it cannot know
+    /// who was removed.
     pub fn refusal(&self, id: NodeId, first_unchosen: Slot) -> Option<String> {
         let member = |c: &crate::paxos::Config| c.voters.contains(&id) || c.learners.contains(&id);
         if self.configs.from(first_unchosen).any(|(_, c)| member(c)) {
@@ -103,7 +103,7 @@ impl Members {
         if known && !self.configs.names(self.me) {
             return None;
         }
-        Some(if self.keys.roster.key(&Caller::Node(id)).is_some() {
+        Some(if known {
             format!(
                 "node {id} is not a member of configuration {} (removed, or not yet added)",
                 self.number
