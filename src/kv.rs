@@ -64,8 +64,17 @@ impl Op {
             }
             Op::Register => 0,
             Op::Reconfig {
-                voters, learners, ..
-            } => 8 * (voters.len() + learners.len()),
+                voters,
+                learners,
+                contacts,
+                ..
+            } => {
+                8 * (voters.len() + learners.len())
+                    + contacts
+                        .values()
+                        .map(|c| 8 + c.addr.len() + c.key.len())
+                        .sum::<usize>()
+            }
         }
     }
 }

@@ -36,18 +36,21 @@ pub struct View {
 
 pub fn view(cluster: &Cluster) -> Result<View> {
     let answers = super::query_all(cluster, super::STATUS_TIMEOUT);
-    let best = answers
-        .values()
-        // Configurations only move forward: the node that knows the newest
-        // (in force or pending) is the one to believe, even over a node that
-        // still thinks it leads (cut off, it may know an older one).
-        .max_by_key(|s| {
-            let newest = s.next_config.as_ref().map_or(s.config, |(n, _, _)| *n);
-            (newest, s.chosen, s.role == "leader")
-        })
+    let best = newest(&answers)
         .cloned()
         .ok_or_else(|| failed("no node of the cluster answered"))?;
     Ok(View { answers, best })
+}
+
+/// The answer to believe about the configuration: configurations only move
+/// forward, so the node that knows the newest (in force or pending), even
+/// over a node that still thinks it leads (cut off, it may know an older
+/// one); then the furthest along.
+pub fn newest(answers: &BTreeMap<NodeId, NodeStatus>) -> Option<&NodeStatus> {
+    answers.values().max_by_key(|s| {
+        let newest = s.next_config.as_ref().map_or(s.config, |(n, _, _)| *n);
+        (newest, s.chosen, s.role == "leader")
+    })
 }
 
 /// Node `id` in the configuration `best` shows: voter, learner or removed.

@@ -85,6 +85,14 @@ pub fn query_all(cluster: &Cluster, timeout: Duration) -> BTreeMap<NodeId, NodeS
 
 /// The rows of `synod status`.
 pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
+    status_answers(dir).map(|(cluster, rows, _)| (cluster, rows))
+}
+
+/// Each node's answer to a status request.
+type Answers = BTreeMap<NodeId, NodeStatus>;
+
+/// The rows, and the answers they were made from.
+fn status_answers(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>, Answers), LaunchError> {
     let cluster = dir.cluster()?;
     let state = dir.state();
     let answers = query_all(&cluster, STATUS_TIMEOUT);
@@ -126,7 +134,7 @@ pub fn status(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>), LaunchError> {
             }
         })
         .collect();
-    Ok((cluster, rows))
+    Ok((cluster, rows, answers))
 }
 
 /// The status table as text.
@@ -209,10 +217,10 @@ fn bytes(n: u64) -> String {
 /// Parse a partition like "1,2|3,4,5" into sides; every node listed at most once.
 /// `synod status --json`: the cluster's name, its quorums and every node's row.
 pub fn status_json(dir: &RunDir) -> Result<serde_json::Value, LaunchError> {
-    let (cluster, rows) = status(dir)?;
+    let (cluster, rows, answers) = status_answers(dir)?;
     // The configuration as the node that knows the newest one says; its
     // voters decide the quorums (the cluster file's nodes, before a change).
-    let best = super::members::view(&cluster).ok().map(|v| v.best);
+    let best = super::members::newest(&answers).cloned();
     let voters = best
         .as_ref()
         .map_or_else(|| cluster.initial_ids(), |b| b.voters.clone());

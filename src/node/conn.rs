@@ -225,7 +225,7 @@ impl Conn {
                     "message faults take the administrator's key".into(),
                 ));
             }
-            Request::SetFaults(f) => match f.check(self.ctx.members.borrow().named()) {
+            Request::SetFaults(f) => match f.check(&self.ctx.members.borrow().named()) {
                 Ok(()) => {
                     self.ctx.router.do_send(SetFaults(f));
                     self.respond(&Response::Ok);

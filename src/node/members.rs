@@ -5,7 +5,6 @@
 //! and public key. A node no kept configuration names (removed, or not yet
 //! added) is refused at the door, with the reason.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,38 +16,26 @@ pub struct Members {
     me: NodeId,
     /// The configurations, as the log says.
     configs: Configs,
-    /// Every node a kept configuration names, voter or learner.
-    named: Vec<NodeId>,
-    /// The latest configuration's number.
-    number: u64,
     /// This node's keys, the roster grown by every contact learnt.
     keys: Keys,
-    /// The nodes this node has a link to (or was told to make one).
-    linked: BTreeSet<NodeId>,
 }
 
 impl Members {
-    /// Members as `configs` say, for node `me` with `keys`, which links
-    /// already to `linked`.
-    pub fn new(me: NodeId, keys: Keys, configs: &Configs, linked: BTreeSet<NodeId>) -> Self {
+    /// Members as `configs` say, for node `me` with `keys`.
+    pub fn new(me: NodeId, keys: Keys, configs: &Configs) -> Self {
         let mut m = Members {
             me,
             configs: configs.clone(),
-            named: Vec::new(),
-            number: 0,
             keys,
-            linked,
         };
         m.learn(configs);
         m
     }
 
-    /// Take in `configs`; return the nodes to open a link to (added at run
-    /// time and not linked yet), with their addresses.
+    /// Take in `configs`; return every node added at run time they name,
+    /// with its address (the router links to those it has no link to).
     pub fn learn(&mut self, configs: &Configs) -> Vec<(NodeId, SocketAddr)> {
         self.configs = configs.clone();
-        self.named = configs.all_nodes().into_iter().collect();
-        self.number = configs.latest().number;
         let mut roster: Option<Roster> = None;
         let mut new = Vec::new();
         for (id, contact) in configs.contacts() {
@@ -68,9 +55,7 @@ impl Members {
                 let base = roster.as_ref().unwrap_or(&self.keys.roster);
                 roster = Some(base.with_node(id, key));
             }
-            if self.linked.insert(id) {
-                new.push((id, addr));
-            }
+            new.push((id, addr));
         }
         if let Some(r) = roster {
             self.keys = self.keys.with_roster(Arc::new(r));
@@ -84,8 +69,8 @@ impl Members {
     }
 
     /// Every node a kept configuration names.
-    pub fn named(&self) -> &[NodeId] {
-        &self.named
+    pub fn named(&self) -> Vec<NodeId> {
+        self.configs.all_nodes().into_iter().collect()
     }
 
     /// Why node `id` is refused at the door (and its connection closed), if
@@ -106,7 +91,7 @@ impl Members {
         Some(if known {
             format!(
                 "node {id} is not a member of configuration {} (removed, or not yet added)",
-                self.number
+                self.configs.latest().number
             )
         } else {
             format!("node {id} is not a member of this cluster")

@@ -378,7 +378,6 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
         id,
         cfg.keys.node.clone(),
         &learned_configs,
-        peers.keys().copied().collect(),
     )));
     let router = router_ctx.run(
         Router::new(

@@ -119,14 +119,8 @@ pub struct Learner {
 impl Learner {
     /// A learner at node `id` of the cluster `nodes`, with majority `quorum`.
     pub fn new(id: NodeId, nodes: Vec<NodeId>, quorum: usize, rules: Rules) -> Self {
-        let phase1 = (nodes.len() + 1).saturating_sub(quorum).max(1);
-        let initial = Config::first(
-            nodes,
-            Quorums {
-                phase1,
-                phase2: quorum,
-            },
-        );
+        let quorums = Quorums::from_phase2(nodes.len(), quorum);
+        let initial = Config::first(nodes, quorums);
         Learner {
             id,
             configs: Configs::new(initial, ALPHA),

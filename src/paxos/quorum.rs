@@ -31,6 +31,15 @@ impl Quorums {
         }
     }
 
+    /// Phase-2 quorums of `phase2` among `n` nodes, with the smallest phase-1
+    /// quorum that meets every one of them (at least 1).
+    pub fn from_phase2(n: usize, phase2: usize) -> Quorums {
+        Quorums {
+            phase1: (n + 1).saturating_sub(phase2).max(1),
+            phase2,
+        }
+    }
+
     /// The quorums a node of an `n`-node cluster uses: `chosen` if given,
     /// else majorities; with the `intersection` rule broken and nothing
     /// chosen, the largest pair that does not intersect (`n/2` and the rest,

@@ -228,11 +228,7 @@ impl Ghost {
     /// Ground truth for the nodes `ids`, where `quorum` accepts choose (one
     /// configuration, as long as nothing changes it).
     pub fn of(ids: &[NodeId], quorum: usize) -> Self {
-        let phase1 = (ids.len() + 1).saturating_sub(quorum).max(1);
-        let quorums = crate::paxos::Quorums {
-            phase1,
-            phase2: quorum,
-        };
+        let quorums = crate::paxos::Quorums::from_phase2(ids.len(), quorum);
         Ghost::new(Configs::new(
             Config::first(ids.iter().copied(), quorums),
             ALPHA,

@@ -789,7 +789,7 @@ fn membership_changes_are_refused_by_each_guard_with_the_reason() {
         l.notice(Notice::SlotChosen { slot }, &mut out);
     }
 
-    // The strict check, and --force past it.
+    // The strict check, and a configuration that is not valid.
     let why = l
         .reconfigure(change(&[1, 4, 5], false), &mut out)
         .unwrap_err();
