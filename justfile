@@ -18,6 +18,7 @@ sim-long seeds="20000":
     for n in 3 4 5 6 7; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 40 --seeds {{seeds}} --seed $((n * 1000000)); done
     for n in 3 4 5 6 7; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 40 --faults swarm,loss,dup,delay,partition --seeds $(({{seeds}} / 5)) --seed $((n * 1000000 + 500000)); done
     for s in $(cargo run --release -q -- sim --scenarios | cut -d' ' -f1); do cargo run --release -q -- sim --scenario $s; done
+    for n in 1 2 3 4 5 6 7; do cargo run --release -q -- sim --nodes $n --clients 3 --ops 30 --faults all,membership --alpha 4 --seeds $(({{seeds}} / 10)) --seed $((n * 1000000 + 800000)); done
     for n in 3 5; do cargo run --release -q -- sim --nodes $n --clients 4 --ops 60 --snapshot-every 10 --faults swarm,loss,dup,delay,partition --seeds $(({{seeds}} / 5)) --seed $((n * 1000000 + 700000)); done
 
 # Lint as CI expects before a commit.

@@ -518,6 +518,21 @@ fn members_are_removed_added_and_promoted_through_the_log() {
     env.ok(&["member", "add", "4"]);
     write_until_config(&env, 2, "l");
     assert_eq!(members(&env)["learners"], serde_json::json!([4]));
+
+    // A learner cut off while the others write falls behind, and its
+    // promotion is refused with the distance; healed, it catches up.
+    env.ok(&["partition", "1,2,3|4"]);
+    for i in 0..70 {
+        env.ok(&["put", &format!("behind{i}"), "x"]);
+    }
+    let o = env.synod(&["member", "promote", "4"]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("slots behind the leader; it can be promoted within 64"),
+        "{}",
+        stderr(&o)
+    );
+    env.ok(&["heal"]);
     assert!(env.wait_for(10.0, || {
         members(&env)["nodes"][3]["behind"]
             .as_u64()

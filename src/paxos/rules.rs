@@ -68,11 +68,15 @@ pub enum Rule {
     /// Broken: it stays leader, proposing nothing, until the others' election
     /// timeouts elect a successor.
     Handover,
+    /// A change is refused while fewer of its voters are reachable than its
+    /// quorums need to choose, unless forced (etcd's strict reconfiguration
+    /// check). Broken: any valid change is proposed.
+    Strict,
 }
 
 impl Rule {
     /// Every rule: the explainer's three, then synod's guards.
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::Persist,
         Rule::Promise,
         Rule::P2c,
@@ -86,6 +90,7 @@ impl Rule {
         Rule::Sessions,
         Rule::Reconfig,
         Rule::Handover,
+        Rule::Strict,
     ];
 
     /// The rule's name on the command line.
@@ -104,6 +109,7 @@ impl Rule {
             Rule::Sessions => "sessions",
             Rule::Reconfig => "reconfig",
             Rule::Handover => "handover",
+            Rule::Strict => "strict",
         }
     }
 
@@ -125,6 +131,7 @@ impl Rule {
             Rule::Sessions => "a client forgotten by the bounded client table retries a write, and it is applied a second time",
             Rule::Reconfig => "a leader that proposes in a new configuration without its voters' promises overwrites a value they chose under another leader",
             Rule::Handover => "a leader removed from the configuration that neither steps down nor hands over leaves the cluster without a leader for an election timeout",
+            Rule::Strict => "a voter added to a cluster that has lost a member raises the quorum past the voters left, and the cluster stops choosing",
         }
     }
 }

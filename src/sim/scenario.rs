@@ -12,6 +12,7 @@
 use super::invariants::Violation;
 use super::world::{nonce, SCRIPT_CLIENT};
 use super::{run as simulate, Faults, PlanAction, Report, SimConfig, Workload};
+use crate::check::history::Status;
 use crate::kv::Op;
 use crate::paxos::{Ballot, Command, Envelope, Message, PromiseLimit, Role, Rule, Rules, Value};
 
@@ -28,7 +29,7 @@ pub struct Scenario {
 }
 
 /// Every scenario, in the order `synod sim --scenarios` lists them.
-pub const ALL: [Scenario; 9] = [
+pub const ALL: [Scenario; 10] = [
     Scenario {
         name: "ballot-reuse",
         about: "a leader dies before its own acceptor syncs, restarts cut off from the two acceptors that accepted its value, and campaigns again",
@@ -91,6 +92,13 @@ pub const ALL: [Scenario; 9] = [
         guard: Rule::Handover,
         build: remove_leader,
         expect: Some(successor_soon),
+    },
+    Scenario {
+        name: "degraded-add",
+        about: "a cluster of three has lost a member and is asked to add a fourth voter that has not started; writes must go on",
+        guard: Rule::Strict,
+        build: degraded_add,
+        expect: Some(writes_go_on),
     },
 ];
 
@@ -515,6 +523,66 @@ fn remove_leader(c: &mut SimConfig) {
         ),
     ];
     c.fault_ms = 600;
+}
+
+/// When `degraded-add` asks for the fourth voter, and writes after it.
+const ADD_AT: u64 = 150;
+/// The write `degraded-add` expects chosen, and how soon.
+const WRITE_AT: u64 = 250;
+const WRITE_WITHIN: u64 = 200;
+
+/// Four nodes shrink to {1, 2, 3} (α = 4; the idle leader fills no-ops up
+/// to where the change governs). Node 3 dies, and node 4 (no longer a
+/// member, as if its process were not started yet) is down too. The
+/// operator asks for voters {1, 2, 3, 4}: a quorum of four is three, and
+/// only nodes 1 and 2 are up. With the strict check the change is refused
+/// ("only 2 of the new configuration's 4 voters are reachable") and the
+/// write at 250 ms is chosen by the two; without it the change is chosen by
+/// {1, 2} of the old configuration, governs four slots later, and from
+/// there nothing can be chosen until a third voter comes back.
+fn degraded_add(c: &mut SimConfig) {
+    c.nodes = 4;
+    c.alpha = 4;
+    let reconfig = |voters: Vec<u64>| PlanAction::Reconfig {
+        node: 1,
+        voters,
+        learners: vec![],
+    };
+    c.plan = vec![
+        (1, PlanAction::Campaign(1)),
+        // Refused until an entry of node 1's ballot is chosen; then in.
+        (20, reconfig(vec![1, 2, 3])),
+        (40, reconfig(vec![1, 2, 3])),
+        (100, PlanAction::Crash(3)),
+        (100, PlanAction::Crash(4)),
+        (ADD_AT, reconfig(vec![1, 2, 3, 4])),
+        (
+            WRITE_AT,
+            PlanAction::Client {
+                node: 1,
+                op: put("k", "after"),
+            },
+        ),
+    ];
+    c.fault_ms = 700;
+}
+
+fn writes_go_on(r: &Report) -> Option<String> {
+    let done = r.history.as_ref().and_then(|h| {
+        h.ops
+            .iter()
+            .find(|o| o.invoke >= WRITE_AT && o.is_write())
+            .and_then(|o| o.complete.filter(|_| matches!(o.status, Status::Ok(_))))
+    });
+    match done {
+        Some(at) if at <= WRITE_AT + WRITE_WITHIN => None,
+        Some(at) => Some(format!(
+            "the write sent at {WRITE_AT} ms succeeded only at {at} ms (more than {WRITE_WITHIN} ms later): the change at {ADD_AT} ms left too few reachable voters"
+        )),
+        None => Some(format!(
+            "the write sent at {WRITE_AT} ms never succeeded: the change at {ADD_AT} ms left too few reachable voters to choose"
+        )),
+    }
 }
 
 fn successor_soon(r: &Report) -> Option<String> {
