@@ -33,11 +33,24 @@ impl Running {
     /// Bring `cluster` up under `base` (nodes running with `broken` off), and
     /// return once a leader serves.
     pub fn up(base: &Path, cluster: Cluster, broken: Option<Rule>) -> Result<Running, LaunchError> {
-        let opts = UpOptions {
-            broken,
-            wait: Duration::from_secs(10),
-        };
-        let up = launcher::up(base, cluster, &opts)?;
+        Running::up_with(
+            base,
+            cluster,
+            &UpOptions {
+                broken,
+                wait: Duration::from_secs(10),
+                netns: false,
+            },
+        )
+    }
+
+    /// [`Running::up`] with every option of `synod up`.
+    pub fn up_with(
+        base: &Path,
+        cluster: Cluster,
+        opts: &UpOptions,
+    ) -> Result<Running, LaunchError> {
+        let up = launcher::up(base, cluster, opts)?;
         launcher::reap(up.children);
         Ok(Running {
             dir: up.dir,

@@ -546,10 +546,16 @@ fn fresh_cluster(tmp: &std::path::Path, n: usize, name: &str) -> Result<Running,
 /// Failover and bring-up times, seconds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Failover {
+    /// Each node a host of its own (`up --netns`; partitions in the kernel).
+    pub netns: bool,
     /// `up` until a leader named by a majority serves, fresh five-node clusters.
     pub bringup_s: Vec<f64>,
     /// Leader SIGKILL → next acknowledged write.
     pub failover_s: Vec<f64>,
+    /// Leader SIGSTOP → next acknowledged write.
+    pub pause_s: Vec<f64>,
+    /// Leader partitioned alone → next acknowledged write.
+    pub partition_s: Vec<f64>,
 }
 
 impl Failover {
@@ -562,89 +568,162 @@ impl Failover {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        format!(
-            "bring-up of a five-node cluster to a serving leader: median {:.3} s ({})\nleader SIGKILL to the next acknowledged write: median {:.3} s ({})\n",
+        let mut t = format!(
+            "{}\nbring-up of a five-node cluster to a serving leader: median {:.3} s ({})\n",
+            if self.netns {
+                "each node in a network namespace of its own (--netns); partitions are nftables rules"
+            } else {
+                "nodes on loopback; partitions in the nodes' own fault layer"
+            },
             med(&self.bringup_s),
-            list(&self.bringup_s),
-            med(&self.failover_s),
-            list(&self.failover_s)
-        )
+            list(&self.bringup_s)
+        );
+        for (what, v) in [
+            ("SIGKILL", &self.failover_s),
+            ("SIGSTOP", &self.pause_s),
+            ("partitioned alone", &self.partition_s),
+        ] {
+            t.push_str(&format!(
+                "leader {what} to the next acknowledged write: median {:.3} s ({})\n",
+                med(v),
+                list(v)
+            ));
+        }
+        t
     }
 }
 
-/// Measure bring-up `kills` times and leader failover `kills` times, on fresh
-/// five-node clusters with the default timings (heartbeat 50 ms, election
-/// timeout 150..300 ms).
-pub fn failover(kills: usize, progress: bool) -> Result<Failover, BenchError> {
+/// How the leader is taken away in a failover measurement.
+#[derive(Clone, Copy, Debug)]
+enum Away {
+    Kill,
+    Pause,
+    Partition,
+}
+
+/// Measure bring-up `kills` times, and leader failover `kills` times each
+/// by SIGKILL, SIGSTOP and a partition, on fresh five-node clusters with the
+/// default timings (heartbeat 50 ms, election timeout 150..300 ms); with
+/// `netns`, each node a host of its own.
+pub fn failover(kills: usize, netns: bool, progress: bool) -> Result<Failover, BenchError> {
     let tmp = std::env::temp_dir().join(format!("synod-failover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
+    let fresh = |name: &str| {
+        let cluster = harness::loopback_cluster(name, 5, 50, (150, 300));
+        let opts = crate::launcher::UpOptions {
+            broken: None,
+            wait: Duration::from_secs(10),
+            netns,
+        };
+        Running::up_with(&tmp.join(".synod"), cluster, &opts).map(Running::wiped)
+    };
     let result = (|| {
         let b = bar(progress, "bring-up and failover".into());
+        let steps = kills as u64 * 4;
         let mut bringup_s = Vec::new();
         for i in 0..kills {
             let started = Instant::now();
-            let fresh = fresh_cluster(&tmp, 5, &format!("up{i}"))?;
+            let up = fresh(&format!("up{i}"))?;
             bringup_s.push(started.elapsed().as_secs_f64());
-            drop(fresh);
-            b.set_position((i as u64 + 1) * 500 / kills as u64);
+            drop(up);
+            b.set_position((i as u64 + 1) * 1000 / steps);
         }
-        let running = fresh_cluster(&tmp, 5, "failover")?;
-        let (dir, cluster) = (&running.dir, &running.cluster);
-        let mut failover_s = Vec::new();
-        for i in 0..kills {
-            let leader = crate::launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
-            // A writer that never stops; the first write invoked after the kill
-            // and acknowledged counts (not one the old leader answered as it died).
-            let stop = Arc::new(AtomicBool::new(false));
-            let acks: Arc<std::sync::Mutex<Vec<(Instant, Instant)>>> = Arc::default();
-            let writer = {
-                let (stop, acks, cluster) = (stop.clone(), acks.clone(), cluster.clone());
-                std::thread::spawn(move || {
-                    let mut c = Client::new(cluster);
-                    c.attempt_timeout = Duration::from_millis(100);
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::SeqCst) {
-                        n += 1;
-                        let invoked = Instant::now();
-                        if c.put("failover", &n.to_string()) {
-                            acks.lock()
-                                .expect("not poisoned")
-                                .push((invoked, Instant::now()));
-                        }
-                    }
-                })
-            };
-            std::thread::sleep(Duration::from_millis(300));
-            let killed = Instant::now();
-            crate::launcher::kill(dir, leader)?;
-            let bound = Duration::from_secs(10);
-            let deadline = Instant::now() + bound;
-            let next = loop {
-                let acked = acks.lock().expect("not poisoned");
-                if let Some(&(_, t)) = acked.iter().find(|&&(invoked, _)| invoked > killed) {
-                    break Some(t);
-                }
-                drop(acked);
-                if Instant::now() > deadline {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            };
-            stop.store(true, Ordering::SeqCst);
-            let _ = writer.join();
-            let next = next.ok_or(BenchError::NoFailover(bound))?;
-            failover_s.push(next.duration_since(killed).as_secs_f64());
-            crate::launcher::restart(dir, leader, Duration::from_secs(10))?;
-            std::thread::sleep(Duration::from_millis(500));
-            b.set_position(500 + (i as u64 + 1) * 500 / kills as u64);
+        let running = fresh("failover")?;
+        let mut times = [Vec::new(), Vec::new(), Vec::new()];
+        for (k, away) in [Away::Kill, Away::Pause, Away::Partition]
+            .into_iter()
+            .enumerate()
+        {
+            for i in 0..kills {
+                times[k].push(take_leader_away(&running, away)?);
+                let done = (k as u64 + 1) * kills as u64 + i as u64 + 1;
+                b.set_position(done * 1000 / steps);
+            }
         }
         b.finish_and_clear();
         drop(running);
+        let [failover_s, pause_s, partition_s] = times;
         Ok(Failover {
+            netns,
             bringup_s,
             failover_s,
+            pause_s,
+            partition_s,
         })
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+/// Take the leader away as `away` says while a writer writes; seconds from
+/// then to the first write invoked after it and acknowledged. The leader
+/// comes back (restarted, resumed, healed) before this returns.
+fn take_leader_away(running: &Running, away: Away) -> Result<f64, BenchError> {
+    let (dir, cluster) = (&running.dir, &running.cluster);
+    let leader = crate::launcher::wait_for_leader(cluster, Duration::from_secs(10))?;
+    // A writer that never stops; the first write invoked after the fault and
+    // acknowledged counts (not one the old leader answered as it went).
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks: Arc<std::sync::Mutex<Vec<(Instant, Instant)>>> = Arc::default();
+    let writer = {
+        let (stop, acks, cluster) = (stop.clone(), acks.clone(), cluster.clone());
+        std::thread::spawn(move || {
+            let mut c = Client::new(cluster);
+            c.attempt_timeout = Duration::from_millis(100);
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let invoked = Instant::now();
+                if c.put("failover", &n.to_string()) {
+                    acks.lock()
+                        .expect("not poisoned")
+                        .push((invoked, Instant::now()));
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let mut at = Instant::now();
+    match away {
+        Away::Kill => drop(crate::launcher::kill(dir, leader)?),
+        Away::Pause => drop(crate::launcher::pause(dir, leader, true)?),
+        Away::Partition => {
+            let others: Vec<crate::paxos::NodeId> =
+                cluster.ids().into_iter().filter(|&n| n != leader).collect();
+            crate::launcher::partition(dir, &[vec![leader], others])?;
+            // Counted from when every side's rules are in (each node's, one
+            // after another: under --netns about 5 ms a node).
+            at = Instant::now();
+        }
+    }
+    let bound = Duration::from_secs(10);
+    let deadline = Instant::now() + bound;
+    let next = loop {
+        let acked = acks.lock().expect("not poisoned");
+        if let Some(&(_, t)) = acked.iter().find(|&&(invoked, _)| invoked > at) {
+            break Some(t);
+        }
+        drop(acked);
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    stop.store(true, Ordering::SeqCst);
+    let _ = writer.join();
+    match away {
+        Away::Kill => drop(crate::launcher::restart(
+            dir,
+            leader,
+            Duration::from_secs(10),
+        )?),
+        Away::Pause => drop(crate::launcher::pause(dir, leader, false)?),
+        Away::Partition => {
+            let ids = cluster.ids();
+            crate::launcher::change_faults(dir, &ids, |_, f| f.blocked.clear())?;
+        }
+    }
+    let next = next.ok_or(BenchError::NoFailover(bound))?;
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(next.duration_since(at).as_secs_f64())
 }

@@ -43,9 +43,13 @@ pub struct BenchArgs {
     /// Also drive the running cluster over its RESP ports (`synod up --redis`), a row beside each native one
     #[arg(long)]
     redis: bool,
-    /// Measure failover (leader SIGKILL to the next acknowledged write) and bring-up on a fresh five-node cluster
+    /// Measure failover (leader SIGKILL, SIGSTOP and partition to the next acknowledged write) and bring-up on a fresh five-node cluster
     #[arg(long)]
     failover: bool,
+    /// With --failover: each node a host of its own (`up --netns`, root),
+    /// partitions made by the kernel
+    #[arg(long, requires = "failover")]
+    netns: bool,
     /// Leader kills (and bring-ups) for --failover
     #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     kills: u64,
@@ -55,7 +59,7 @@ pub fn run(a: BenchArgs) -> Result<(), Exit> {
     let progress = std::io::stderr().is_terminal() && !a.json;
     crate::signals::catch();
     if a.failover {
-        let f = crate::bench::failover(a.kills as usize, progress)?;
+        let f = crate::bench::failover(a.kills as usize, a.netns, progress)?;
         if a.json {
             println!("{}", serde_json::to_string(&f).expect("serialises"));
         } else {

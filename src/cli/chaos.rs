@@ -39,7 +39,7 @@ pub struct ChaosArgs {
     /// and the retired key's history is checked and dropped
     #[arg(long, default_value_t = crate::chaos::KEY_OPS, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     key_ops: u64,
-    /// Run the nodes with one Paxos rule or guard off: persist, promise, p2c, round, members, confirm, fresh, chunks, prevote, intersection
+    /// Run the nodes with one Paxos rule or guard off: persist, promise, p2c, round, members, confirm, fresh, chunks, prevote, intersection, sessions, reconfig, handover, strict
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
     /// Write history.jsonl (as the run goes), faults.jsonl, verdict.json,

@@ -19,7 +19,7 @@ pub struct UpArgs {
     /// Return once a leader is elected, leaving the nodes running
     #[arg(long, short)]
     detach: bool,
-    /// Run the nodes with one Paxos rule or guard off (teaching only): persist, promise, p2c, round, members, confirm, fresh, chunks, prevote, intersection
+    /// Run the nodes with one Paxos rule or guard off (teaching only): persist, promise, p2c, round, members, confirm, fresh, chunks, prevote, intersection, sessions, reconfig, handover, strict
     #[arg(long = "break", value_name = "RULE")]
     broken: Option<Rule>,
     /// How long to wait for a leader: 10s, 500ms
@@ -37,6 +37,11 @@ pub struct UpArgs {
     /// the foreground: at 127.0.0.1:7180, or at the ADDR given
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7180")]
     web: Option<std::net::SocketAddr>,
+    /// Run each node as a host of its own: a network namespace
+    /// synod-<cluster>-<id> at 10.77.K.<id> (the file's ports) on a bridge;
+    /// partitions and loss are then nftables rules (root only)
+    #[arg(long)]
+    netns: bool,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +127,7 @@ pub fn up(a: UpArgs) -> Result<(), Exit> {
     let opts = UpOptions {
         broken: a.broken,
         wait: a.wait,
+        netns: a.netns,
     };
     let up = launcher::up(&base(), cluster, &opts)?;
     let (_, rows) = launcher::status(&up.dir)?;

@@ -46,6 +46,20 @@ pub struct State {
     pub broken: Option<Rule>,
     /// The foreground `synod up` supervising the nodes, if any.
     pub launcher: Option<u32>,
+    /// The network namespaces and bridge of `up --netns`, while they exist.
+    #[serde(default)]
+    pub netns: Option<NetNs>,
+}
+
+/// The hosts of a cluster brought up with `--netns` (`launcher::netns`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetNs {
+    /// The subnet is 10.77.`subnet`.0/24.
+    pub subnet: u8,
+    /// The bridge in the host namespace.
+    pub bridge: String,
+    /// The namespaces made, by node.
+    pub spaces: Vec<(NodeId, String)>,
 }
 
 /// A run directory that cannot be used: none by that name, none or several

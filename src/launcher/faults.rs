@@ -39,8 +39,15 @@ pub fn change_faults(
         let ns = state.nodes.entry(id).or_default();
         change(id, &mut ns.faults);
         let running = ns.pid.is_some_and(|p| alive_node(p, dir, id)) && !ns.paused;
+        // With --netns, partitions and loss are the kernel's, in the node's
+        // namespace (there whether the node runs or not); the node keeps
+        // delay and duplication.
+        let own = match &state.netns {
+            Some(_) => super::netns::node_share(&ns.faults),
+            None => ns.faults.clone(),
+        };
         if running {
-            if let Err(e) = set_faults(&cluster, id, &ns.faults) {
+            if let Err(e) = set_faults(&cluster, id, &own) {
                 skipped.push(e.to_string());
             }
         } else {
@@ -48,6 +55,14 @@ pub fn change_faults(
                 "node {id} is not running; it gets the change when it restarts"
             ));
         }
+    }
+    if let Some(hosts) = &state.netns {
+        let all = state
+            .nodes
+            .iter()
+            .map(|(&id, n)| (id, n.faults.clone()))
+            .collect();
+        super::netns::apply(hosts, &all)?;
     }
     dir.save(&state)?;
     Ok(skipped)

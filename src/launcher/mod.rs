@@ -7,6 +7,7 @@
 
 mod faults;
 pub mod members;
+pub mod netns;
 pub mod process;
 mod status;
 mod supervise;
@@ -67,6 +68,8 @@ pub struct UpOptions {
     pub broken: Option<Rule>,
     /// How long to wait for a leader.
     pub wait: Duration,
+    /// Every node in a network namespace of its own (`netns`).
+    pub netns: bool,
 }
 
 /// A cluster brought up.
@@ -118,7 +121,12 @@ pub fn up(base: &Path, mut cluster: Cluster, opts: &UpOptions) -> Result<Up, Lau
             )));
         }
     }
-    for n in &cluster.nodes {
+    if opts.netns {
+        if let Some(why) = netns::unsupported() {
+            return Err(LaunchError::Usage(why));
+        }
+    }
+    for n in cluster.nodes.iter().filter(|_| !opts.netns) {
         for (what, addr) in
             std::iter::once(("port", n.addr)).chain(n.redis_addr.map(|r| ("RESP port", r)))
         {
@@ -134,29 +142,29 @@ pub fn up(base: &Path, mut cluster: Cluster, opts: &UpOptions) -> Result<Up, Lau
     std::fs::create_dir_all(dir.root())
         .map_err(|e| LaunchError::Failed(format!("cannot create {}: {e}", dir.root().display())))?;
     let _lock = dir.lock()?;
-    // The secret stays across down and up (the nodes' data does too); a new
-    // cluster gets a new one.
-    let secret = Secret::load_or_create(&dir.secret_file())?;
-    issue_shared(&dir, &secret, &cluster)?;
-    let cluster = cluster.with_secret(secret);
-    write_cluster(&dir, &cluster)?;
-    let started = Instant::now();
+    // Hosts left by an earlier run whose nodes all died are removed first.
+    if let Some(old) = dir.state().netns {
+        netns::remove(&old);
+    }
+    let hosts = if opts.netns {
+        let made = netns::create(&cluster)?;
+        cluster = netns::mapped(&cluster, made.subnet);
+        Some(made)
+    } else {
+        None
+    };
     let mut state = State {
         broken: opts.broken,
+        netns: hosts.clone(),
         ..State::default()
     };
-    let mut children = Vec::new();
-    for n in &cluster.nodes {
-        let child = spawn(&dir, n.id, opts.broken)?;
-        state.nodes.insert(
-            n.id,
-            NodeState {
-                pid: Some(child.id()),
-                ..NodeState::default()
-            },
-        );
-        children.push((n.id, child));
-    }
+    let started = Instant::now();
+    let children = start_all(&dir, cluster, &mut state).inspect_err(|_| {
+        if let Some(h) = &hosts {
+            netns::remove(h);
+        }
+    });
+    let (cluster, children) = children?;
     dir.save(&state)?;
     drop(_lock);
     let leader = wait_for_leader(&cluster, opts.wait).map_err(|e| {
@@ -171,6 +179,40 @@ pub fn up(base: &Path, mut cluster: Cluster, opts: &UpOptions) -> Result<Up, Lau
         leader,
         children,
     })
+}
+
+/// Write the cluster's credentials and file and spawn every node, recording
+/// them in `state` (not yet saved). On failure the nodes spawned are killed.
+type Started = (Cluster, Vec<(NodeId, Child)>);
+fn start_all(dir: &RunDir, cluster: Cluster, state: &mut State) -> Result<Started, LaunchError> {
+    // The secret stays across down and up (the nodes' data does too); a new
+    // cluster gets a new one.
+    let secret = Secret::load_or_create(&dir.secret_file())?;
+    issue_shared(dir, &secret, &cluster)?;
+    let cluster = cluster.with_secret(secret);
+    write_cluster(dir, &cluster)?;
+    let mut children: Vec<(NodeId, Child)> = Vec::new();
+    for n in &cluster.nodes {
+        let child = match spawn_in(dir, n.id, state.broken, state.netns.as_ref()) {
+            Ok(c) => c,
+            Err(e) => {
+                for (_, mut c) in children {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(e);
+            }
+        };
+        state.nodes.insert(
+            n.id,
+            NodeState {
+                pid: Some(child.id()),
+                ..NodeState::default()
+            },
+        );
+        children.push((n.id, child));
+    }
+    Ok((cluster, children))
 }
 
 /// Write the credentials every node and RESP user reads, derived from the
@@ -211,6 +253,16 @@ fn issue_identity(dir: &RunDir, id: NodeId) -> Result<(), LaunchError> {
 /// Start node `id` of `dir` as a process of its own session (Ctrl-C in a
 /// terminal does not reach it; synod stops it by pid).
 pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, LaunchError> {
+    spawn_in(dir, id, broken, dir.state().netns.as_ref())
+}
+
+/// [`spawn`], in node `id`'s namespace of `hosts` if there is one.
+fn spawn_in(
+    dir: &RunDir,
+    id: NodeId,
+    broken: Option<Rule>,
+    hosts: Option<&netns::NetNs>,
+) -> Result<Child, LaunchError> {
     issue_identity(dir, id)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -222,7 +274,10 @@ pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, La
     let err = log
         .try_clone()
         .map_err(|e| LaunchError::Failed(e.to_string()))?;
-    let mut cmd = Command::new(exe());
+    let mut cmd = match hosts.and_then(|h| netns::command(h, id, &exe())) {
+        Some(cmd) => cmd,
+        None => Command::new(exe()),
+    };
     cmd.arg("node")
         .arg("--cluster")
         .arg(dir.cluster_file())
@@ -306,6 +361,9 @@ pub fn down(dir: &RunDir, wipe: bool, grace: Duration) -> Result<Vec<NodeId>, La
         n.paused = false;
     }
     state.launcher = None;
+    if let Some(hosts) = state.netns.take() {
+        netns::remove(&hosts);
+    }
     dir.save(&state)?;
     drop(_lock);
     if wipe {
@@ -373,9 +431,10 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
         terminate(dir, id, pid);
     }
     let addr = cluster.node(id).expect("known").addr;
-    // The old process may hold the port for a moment after it exits.
+    // The old process may hold the port for a moment after it exits (in
+    // its own namespace, the port is its alone).
     let deadline = Instant::now() + Duration::from_secs(2);
-    while TcpListener::bind(addr).is_err() && Instant::now() < deadline {
+    while state.netns.is_none() && TcpListener::bind(addr).is_err() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     let child = spawn(dir, id, state.broken)?;
@@ -383,7 +442,10 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
     let ns = state.nodes.entry(id).or_default();
     ns.pid = Some(pid);
     ns.paused = false;
-    let faults = ns.faults.clone();
+    let mut faults = ns.faults.clone();
+    if state.netns.is_some() {
+        faults = netns::node_share(&faults);
+    }
     dir.save(&state)?;
     drop(lock);
     reap(vec![(id, child)]);
@@ -443,9 +505,19 @@ pub fn stop(dir: &RunDir, id: NodeId) -> Result<Option<u32>, LaunchError> {
 /// Record `node`, a node the cluster file did not name, in the run
 /// directory (`joined`: not in configuration 0) and give it credentials;
 /// `restart` then starts it. Refused if its id or an address is taken.
-pub fn join(dir: &RunDir, node: NodeSpec) -> Result<(), LaunchError> {
+pub fn join(dir: &RunDir, mut node: NodeSpec) -> Result<(), LaunchError> {
     let _lock = dir.lock()?;
     let mut cluster = dir.cluster()?;
+    let mut state = dir.state();
+    if let Some(hosts) = &mut state.netns {
+        // A host of its own, at the port asked for.
+        let ip = netns::node_ip(hosts.subnet, node.id);
+        node.addr = std::net::SocketAddr::new(ip.into(), node.addr.port());
+        if cluster.node(node.id).is_none() {
+            netns::add_node(&cluster, hosts, node.id)?;
+            dir.save(&state)?;
+        }
+    }
     if cluster.node(node.id).is_some() {
         return Err(LaunchError::Usage(format!(
             "node {} is already in cluster {:?}; pick another id with --id",
@@ -460,7 +532,14 @@ pub fn join(dir: &RunDir, node: NodeSpec) -> Result<(), LaunchError> {
             )));
         }
     }
-    if let Err(e) = TcpListener::bind(node.addr) {
+    if let Err(e) = TcpListener::bind(node.addr).map(drop).or_else(|e| {
+        // In a namespace of its own, the address is free by construction.
+        if state.netns.is_some() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }) {
         return Err(LaunchError::Usage(format!(
             "{} cannot be used for node {}: {e}",
             node.addr, node.id

@@ -56,8 +56,9 @@ pub struct NodeRow {
     /// The first conflicts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub first_conflicts: Vec<(u64, String, String)>,
-    /// Message faults in force.
-    #[serde(skip)]
+    /// Message faults in force (and under `--netns` the kernel's); absent
+    /// when none.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub faults: String,
 }
 
@@ -96,6 +97,7 @@ fn status_answers(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>, Answers), Laun
     let cluster = dir.cluster()?;
     let state = dir.state();
     let answers = query_all(&cluster, STATUS_TIMEOUT);
+    let hosts = state.netns.is_some();
     let rows = cluster
         .nodes
         .iter()
@@ -130,11 +132,32 @@ fn status_answers(dir: &RunDir) -> Result<(Cluster, Vec<NodeRow>, Answers), Laun
                 client_p99_ms: st.map(|s| s.client_p99_us as f64 / 1000.0),
                 conflicts: st.map(|s| s.conflicts).filter(|&c| c > 0),
                 first_conflicts: st.map(|s| s.first_conflicts.clone()).unwrap_or_default(),
-                faults: st.map_or(String::new(), |s| s.faults.to_string()),
+                faults: shown_faults(st.map(|s| &s.faults), &ns.faults, hosts),
             }
         })
         .collect();
     Ok((cluster, rows, answers))
+}
+
+/// The faults column: what the node says it injects, and under `--netns`
+/// the partitions and loss the kernel does for it (from the state file:
+/// the node does not know of them).
+fn shown_faults(said: Option<&NetFaults>, asked: &NetFaults, hosts: bool) -> String {
+    let mut parts = Vec::new();
+    if hosts {
+        let kernel = NetFaults {
+            blocked: asked.blocked.clone(),
+            loss_ppm: asked.loss_ppm,
+            ..NetFaults::none()
+        };
+        if !kernel.is_clear() {
+            parts.push(format!("{kernel} (kernel)"));
+        }
+    }
+    if let Some(f) = said.filter(|f| !f.is_clear()) {
+        parts.push(f.to_string());
+    }
+    parts.join("; ")
 }
 
 /// The status table as text.
