@@ -145,6 +145,10 @@ pub struct Client {
     pub attempt_timeout: Duration,
     /// Only ever talk to this node (no redirects).
     pub pinned: Option<NodeId>,
+    /// Start every operation at this node, and follow its redirect (as
+    /// Jepsen binds each client to a node): a node that wrongly believes
+    /// it leads is asked, not only the leader the client last found.
+    pub home: Option<NodeId>,
 }
 
 /// How a command's attempts ended, short of an error.
@@ -168,6 +172,7 @@ impl Client {
             timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_millis(1000),
             pinned: None,
+            home: None,
         }
     }
 
@@ -180,6 +185,11 @@ impl Client {
     /// The sequence number of the last operation.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The cluster it is a client of.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// The node this client believes leads.
@@ -273,6 +283,9 @@ impl Client {
         // An election usually takes a few milliseconds (a leader's death is
         // seen at once): wait briefly first, longer if it goes on.
         let mut no_leader_wait = Duration::from_millis(2);
+        if let Some(home) = self.home {
+            self.leader = Some(home);
+        }
         loop {
             let now = Instant::now();
             if now >= deadline && busy && !maybe_applied {

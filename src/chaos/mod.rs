@@ -87,6 +87,9 @@ pub struct ChaosOptions {
     /// more: for tests that need compaction during the run whatever the
     /// machine's speed. The extra time is not in the report's charts.
     pub until_snapshot: Option<Slot>,
+    /// Bring the cluster up with every node in a network namespace of its
+    /// own, so partitions and loss are nftables rules (`up --netns`).
+    pub netns: bool,
 }
 
 /// How long `until_snapshot` waits at most.
@@ -315,7 +318,12 @@ fn cluster_for(base: &Path, o: &ChaosOptions) -> Result<Running, ChaosError> {
     } else {
         cluster
     };
-    Ok(Running::up(base, cluster, o.broken)?)
+    let opts = launcher::UpOptions {
+        broken: o.broken,
+        wait: Duration::from_secs(10),
+        netns: o.netns,
+    };
+    Ok(Running::up_with(base, cluster, &opts)?)
 }
 
 /// Run chaos against a cluster under `base` (the `.synod` folder).
@@ -432,8 +440,12 @@ impl Observers {
             .then(|| cluster.nodes.iter().filter_map(|n| n.redis_addr).collect());
         let clients = {
             let (cluster, ring, tap, seed) = (cluster.clone(), ring.clone(), tap.clone(), o.seed);
+            // Each client starts every operation at a node of its own, as
+            // Jepsen binds clients to nodes: a deposed leader that still
+            // believes it leads keeps being asked, and what it answers is
+            // judged.
             Workers::spawn(o.clients.max(1), move |i, stop| {
-                let kv = ChaosClient::new(&cluster, resp.as_deref(), i);
+                let kv = ChaosClient::new(&cluster, resp.as_deref(), i).homed(Some(i));
                 workload::client_loop(i, kv, &ring, &tap, seed, stop)
             })
         };

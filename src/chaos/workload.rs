@@ -160,6 +160,17 @@ impl ChaosClient {
         }
     }
 
+    /// With `Some(i)`, a native client starts each operation at node
+    /// `i mod n` of the cluster (see [`Client::home`]); RESP clients are
+    /// bound to a node already.
+    pub fn homed(mut self, i: Option<usize>) -> ChaosClient {
+        if let (ChaosClient::Native(c), Some(i)) = (&mut self, i) {
+            let ids = c.cluster().ids();
+            c.home = Some(ids[i % ids.len()]);
+        }
+        self
+    }
+
     /// Run `op`: its result, or whether it may have been applied.
     fn execute(&mut self, op: &Op) -> Result<OpResult, bool> {
         match self {

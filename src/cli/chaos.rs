@@ -67,6 +67,10 @@ pub struct ChaosArgs {
     /// covers SLOT (at most two minutes more); for synod's own tests
     #[arg(long, value_name = "SLOT", hide = true)]
     until_snapshot: Option<u64>,
+    /// Bring the cluster up with each node a host of its own (`up --netns`,
+    /// root): partitions and loss are made by the kernel (nftables)
+    #[arg(long)]
+    netns: bool,
 }
 
 pub fn run(a: ChaosArgs) -> Result<(), Exit> {
@@ -113,6 +117,7 @@ pub fn run(a: ChaosArgs) -> Result<(), Exit> {
         evidence: a.evidence,
         budget: a.check_budget,
         until_snapshot: a.until_snapshot,
+        netns: a.netns,
     };
     crate::signals::catch();
     let run = crate::chaos::run(&base(), &opts)?;

@@ -34,7 +34,10 @@ pub enum Rule {
     /// any node id counts.
     Members,
     /// A leader answers a read only once a majority confirmed a heartbeat round
-    /// sent after the read arrived (read-index). Broken: it answers at once.
+    /// sent after the read arrived (read-index), and steps down when no round
+    /// of a whole election timeout was confirmed (check-quorum). Broken: it
+    /// answers at once from what it knows chosen, and leads until it hears
+    /// of a higher ballot.
     Confirm,
     /// Acknowledgements count only for the leader's current ballot, and frames
     /// queued for a process that has since died are dropped, not replayed to

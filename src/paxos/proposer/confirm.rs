@@ -36,8 +36,13 @@ impl Proposer {
         // before the read arrived.
         let index = self.next_slot.max(self.refill_to);
         if !self.rules.holds(Rule::Confirm) {
-            // Broken: answer from the local state at once, as if still leading.
-            out.notify(Notice::Read { cmd, index });
+            // Broken: answer from the local state at once, as if still
+            // leading: from what this node knows chosen, not waiting for
+            // what it proposed (a local read, a lease without the lease).
+            out.notify(Notice::Read {
+                cmd,
+                index: self.first_unchosen,
+            });
             return;
         }
         // It may be served at `next_slot` once a round sent after now is
@@ -69,8 +74,11 @@ impl Proposer {
 
     /// True if no round sent in a whole election timeout was confirmed by a
     /// majority (check-quorum).
+    /// With `confirm` broken a leader never asks: it leads until it hears
+    /// of a higher ballot, as it answers reads without asking.
     pub(super) fn cut_off(&self) -> bool {
-        self.ticks - self.confirmed_at >= u64::from(self.cfg.election_ticks.1)
+        self.rules.holds(Rule::Confirm)
+            && self.ticks - self.confirmed_at >= u64::from(self.cfg.election_ticks.1)
     }
 
     /// The highest heartbeat round a phase-2 quorum of acceptors confirmed
