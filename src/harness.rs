@@ -18,6 +18,16 @@ use crate::paxos::{NodeId, Rule};
 /// experiment's plots).
 pub type DrawError = plotters::drawing::DrawingAreaErrorKind<std::io::Error>;
 
+/// `up`'s options for a run: every rule on, ten seconds for a leader, and
+/// with `netns` each node a host of its own.
+pub fn up_options(netns: bool) -> UpOptions {
+    UpOptions {
+        broken: None,
+        wait: Duration::from_secs(10),
+        netns,
+    }
+}
+
 /// A cluster a run uses. If the run brought it up, it is stopped (and its run
 /// directory deleted, if asked) when this is dropped, however the run ends.
 pub struct Running {
@@ -38,8 +48,7 @@ impl Running {
             cluster,
             &UpOptions {
                 broken,
-                wait: Duration::from_secs(10),
-                netns: false,
+                ..up_options(false)
             },
         )
     }

@@ -13,6 +13,7 @@ fn options(out: std::path::PathBuf, sizes: Vec<usize>, mode: Backend) -> Options
         mode,
         progress: false,
         flexible: false,
+        netns: false,
     }
 }
 

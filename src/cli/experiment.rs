@@ -23,6 +23,9 @@ pub struct GrowArgs {
     /// Where results.json and report.md go
     #[arg(long, default_value = "experiment-grow", value_name = "DIR")]
     out: PathBuf,
+    /// Each node a host of its own (`up --netns`, root)
+    #[arg(long)]
+    netns: bool,
 }
 
 fn grow(a: GrowArgs) -> Result<(), Exit> {
@@ -31,6 +34,7 @@ fn grow(a: GrowArgs) -> Result<(), Exit> {
         base: base.clone(),
         hold: a.hold,
         out: a.out.clone(),
+        netns: a.netns,
     };
     crate::signals::catch();
     eprintln!(
@@ -77,6 +81,10 @@ pub struct QuorumArgs {
     /// choose) on the same timelines and splits
     #[arg(long)]
     flexible: bool,
+    /// Real runs with each node a host of its own (`up --netns`, root):
+    /// splits are nftables rules
+    #[arg(long)]
+    netns: bool,
 }
 
 pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
@@ -111,6 +119,7 @@ pub fn run(cmd: ExperimentCmd) -> Result<(), Exit> {
         },
         progress: std::io::stderr().is_terminal(),
         flexible: a.flexible,
+        netns: a.netns,
     };
     crate::signals::catch();
     let runs = crate::experiment::run(&opts)?;

@@ -37,6 +37,8 @@ pub struct GrowOptions {
     pub hold: Duration,
     /// Where results.json and report.md go.
     pub out: PathBuf,
+    /// Each node a host of its own (`up --netns`).
+    pub netns: bool,
 }
 
 /// One size of the cluster, measured.
@@ -127,7 +129,7 @@ impl Drop for Probe {
 /// Run the experiment: a fresh three-node cluster under `o.base`.
 pub fn run(o: &GrowOptions) -> Result<Vec<SizeStep>, LaunchError> {
     let cluster = harness::loopback_cluster("grow", 3, 50, (150, 300));
-    let running = Running::up(&o.base, cluster, None)?.wiped();
+    let running = Running::up_with(&o.base, cluster, &harness::up_options(o.netns))?.wiped();
     let dir = running.dir.clone();
     let probe = Probe::start(&dir);
     std::thread::sleep(Duration::from_millis(300));

@@ -54,6 +54,8 @@ pub struct Options {
     pub progress: bool,
     /// Also run every even size with flexible quorums (N/2 + 1, N/2).
     pub flexible: bool,
+    /// Each node a host of its own (`up --netns`; splits made by nftables).
+    pub netns: bool,
 }
 
 /// How long things take, in seconds (real) or virtual seconds (sim).

@@ -104,7 +104,7 @@ pub fn run_size(
     // Fast failure detection, so failover is short next to the holding times.
     let mut cluster = harness::loopback_cluster(&format!("quorum{n}"), n, 10, (40, 80));
     cluster.quorums = quorums;
-    let running = Running::up(base, cluster, None)?.wiped();
+    let running = Running::up_with(base, cluster, &harness::up_options(o.netns))?.wiped();
     let result = measure(n, o, t, &running.dir, &running.cluster, bar);
     drop(running);
     if crate::signals::stopped() {

@@ -69,9 +69,13 @@ pub fn node_ip(k: u8, id: NodeId) -> Ipv4Addr {
 }
 
 /// The cluster with every node's addresses moved onto its own host: the
-/// same ports, at 10.77.K.<id>.
+/// same ports, at 10.77.K.<id>. A RESP port there is beyond loopback, so
+/// its clients must AUTH (`redis_auth` is turned on).
 pub fn mapped(cluster: &Cluster, k: u8) -> Cluster {
     let mut c = cluster.clone();
+    if c.nodes.iter().any(|n| n.redis_addr.is_some()) {
+        c.redis_auth = true;
+    }
     for n in &mut c.nodes {
         let ip = node_ip(k, n.id);
         n.addr = SocketAddr::new(ip.into(), n.addr.port());
