@@ -132,6 +132,8 @@ pub fn loopback_cluster(
                 addr: ([127, 0, 0, 1], p).into(),
                 redis_addr: None,
                 joined: false,
+                ssh: None,
+                ssh_dir: None,
             })
             .collect(),
         heartbeat_ms,

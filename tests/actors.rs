@@ -35,6 +35,8 @@ async fn three_nodes_in_one_system_elect_commit_and_survive_a_cut_off_node() {
                 addr: l.local_addr().unwrap(),
                 redis_addr: None,
                 joined: false,
+                ssh: None,
+                ssh_dir: None,
             })
             .collect(),
         heartbeat_ms: 10,

@@ -514,6 +514,8 @@ fn run_on(dir: &RunDir, cluster: &Cluster, o: &ChaosOptions) -> Result<ChaosRun,
                 addr,
                 redis_addr: None,
                 joined: true,
+                ssh: None,
+                ssh_dir: None,
             });
         }
     }

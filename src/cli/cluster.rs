@@ -232,6 +232,16 @@ pub fn logs(a: LogsArgs) -> Result<(), Exit> {
             a.id, cluster.name
         )));
     }
+    if let Some(host) = launcher::Host::of(&dir, a.id) {
+        if a.follow {
+            return Err(Exit::usage(format!(
+                "node {} runs on {}: --follow reads local logs only; `ssh {} tail -f {}/{}/node-{}.log`",
+                a.id, host.target, host.target, host.base, cluster.name, a.id
+            )));
+        }
+        print!("{}", launcher::remote_log(&dir, &host, a.id)?);
+        return Ok(());
+    }
     if a.follow {
         crate::signals::catch();
     }

@@ -83,6 +83,14 @@ struct NodeEntry {
     /// Added at run time (`synod member add`): not in configuration 0.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     joined: bool,
+    /// Empty: started here. Otherwise `[user@]host`: started over SSH there.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    ssh: String,
+    /// With `ssh`: the folder on that host for the binary and the node's
+    /// files (relative to the login's home, or absolute); empty:
+    /// `.synod-remote`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    ssh_dir: String,
 }
 
 /// One node of a validated cluster.
@@ -97,6 +105,12 @@ pub struct NodeSpec {
     /// Added at run time (`synod member add`, or `joined: true` in the
     /// file: a spare): not a member of configuration 0.
     pub joined: bool,
+    /// The host it is started on over SSH (`[user@]host`), or `None`: here.
+    #[serde(default)]
+    pub ssh: Option<String>,
+    /// With `ssh`: the folder there for the binary and the node's files.
+    #[serde(default)]
+    pub ssh_dir: Option<String>,
 }
 
 /// A validated cluster.
@@ -304,11 +318,39 @@ impl Cluster {
                     Some(r)
                 }
             };
+            let ssh = match n.ssh.as_str() {
+                "" => None,
+                t if t.starts_with('-')
+                    || t.chars()
+                        .any(|c| c.is_whitespace() || c == '\'' || c == '"') =>
+                {
+                    return Err(at(
+                        find(text, &format!("{t:?}"), 0),
+                        format!(
+                            "node {}: bad ssh target {t:?}; expected user@host or host",
+                            n.id
+                        ),
+                    ))
+                }
+                t => Some(t.to_string()),
+            };
+            let ssh_dir = match n.ssh_dir.as_str() {
+                "" => None,
+                d if d.chars().any(|c| c.is_whitespace() || "'\"$`\\;&|".contains(c)) => {
+                    return Err(at(
+                        find(text, &format!("{d:?}"), 0),
+                        format!("node {}: ssh_dir {d:?} may not hold spaces, quotes or shell characters", n.id),
+                    ))
+                }
+                d => Some(d.to_string()),
+            };
             nodes.push(NodeSpec {
                 id: n.id,
                 addr,
                 redis_addr,
                 joined: n.joined,
+                ssh,
+                ssh_dir,
             });
         }
         let mut ports: Vec<(SocketAddr, NodeId)> = Vec::new();
@@ -395,6 +437,8 @@ impl Cluster {
                     addr: n.addr.to_string(),
                     redis_addr: n.redis_addr.map_or_else(String::new, |a| a.to_string()),
                     joined: n.joined,
+                    ssh: n.ssh.clone().unwrap_or_default(),
+                    ssh_dir: n.ssh_dir.clone().unwrap_or_default(),
                 })
                 .collect(),
             heartbeat_ms: self.heartbeat_ms,

@@ -312,6 +312,8 @@ impl Session {
                 addr,
                 redis_addr: None,
                 joined: true,
+                ssh: None,
+                ssh_dir: None,
             },
         )?;
         self.cluster = self.dir.cluster()?;

@@ -9,6 +9,7 @@ mod faults;
 pub mod members;
 pub mod netns;
 pub mod process;
+mod remote;
 mod status;
 mod supervise;
 
@@ -25,7 +26,8 @@ use crate::net::{NetFaults, NodeStatus, Request, Response, Secret};
 use crate::paxos::{NodeId, Rule};
 use faults::set_faults;
 pub use faults::{change_faults, parse_sides, partition};
-use process::{alive_node, signal};
+use process::{alive_node, signal_node};
+pub use remote::{log as remote_log, Host};
 pub use status::{query_all, status, status_json, table, NodeRow, STATUS_TIMEOUT};
 pub use supervise::{print_log, supervise};
 
@@ -126,7 +128,13 @@ pub fn up(base: &Path, mut cluster: Cluster, opts: &UpOptions) -> Result<Up, Lau
             return Err(LaunchError::Usage(why));
         }
     }
-    for n in cluster.nodes.iter().filter(|_| !opts.netns) {
+    // A port on another host (ssh) or in a namespace of its own is not ours
+    // to try.
+    for n in cluster
+        .nodes
+        .iter()
+        .filter(|n| !opts.netns && n.ssh.is_none())
+    {
         for (what, addr) in
             std::iter::once(("port", n.addr)).chain(n.redis_addr.map(|r| ("RESP port", r)))
         {
@@ -193,12 +201,17 @@ fn start_all(dir: &RunDir, cluster: Cluster, state: &mut State) -> Result<Starte
     write_cluster(dir, &cluster)?;
     let mut children: Vec<(NodeId, Child)> = Vec::new();
     for n in &cluster.nodes {
-        let child = match spawn_in(dir, n.id, state.broken, state.netns.as_ref()) {
+        let (pid, child) = match spawn_in(dir, n.id, state.broken, state.netns.as_ref()) {
             Ok(c) => c,
             Err(e) => {
                 for (_, mut c) in children {
                     let _ = c.kill();
                     let _ = c.wait();
+                }
+                for (&id, n) in &state.nodes {
+                    if let Some(pid) = n.pid {
+                        signal_node(dir, id, pid, libc::SIGKILL);
+                    }
                 }
                 return Err(e);
             }
@@ -206,11 +219,11 @@ fn start_all(dir: &RunDir, cluster: Cluster, state: &mut State) -> Result<Starte
         state.nodes.insert(
             n.id,
             NodeState {
-                pid: Some(child.id()),
+                pid: Some(pid),
                 ..NodeState::default()
             },
         );
-        children.push((n.id, child));
+        children.extend(child.map(|c| (n.id, c)));
     }
     Ok((cluster, children))
 }
@@ -252,7 +265,11 @@ fn issue_identity(dir: &RunDir, id: NodeId) -> Result<(), LaunchError> {
 
 /// Start node `id` of `dir` as a process of its own session (Ctrl-C in a
 /// terminal does not reach it; synod stops it by pid).
-pub fn spawn(dir: &RunDir, id: NodeId, broken: Option<Rule>) -> Result<Child, LaunchError> {
+pub fn spawn(
+    dir: &RunDir,
+    id: NodeId,
+    broken: Option<Rule>,
+) -> Result<(u32, Option<Child>), LaunchError> {
     spawn_in(dir, id, broken, dir.state().netns.as_ref())
 }
 
@@ -262,8 +279,13 @@ fn spawn_in(
     id: NodeId,
     broken: Option<Rule>,
     hosts: Option<&netns::NetNs>,
-) -> Result<Child, LaunchError> {
+) -> Result<(u32, Option<Child>), LaunchError> {
     issue_identity(dir, id)?;
+    if let Some(host) = remote::Host::of(dir, id) {
+        // On another host: started there over SSH, known here by its pid.
+        let pid = remote::start(dir, &host, id, broken, &exe())?;
+        return Ok((pid, None));
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -298,8 +320,10 @@ fn spawn_in(
         cmd.arg("--break").arg(rule.name());
     }
     process::detach(&mut cmd);
-    cmd.spawn()
-        .map_err(|e| LaunchError::Failed(format!("cannot start node {id}: {e}")))
+    let child = cmd
+        .spawn()
+        .map_err(|e| LaunchError::Failed(format!("cannot start node {id}: {e}")))?;
+    Ok((child.id(), Some(child)))
 }
 
 /// Poll every node until one leads and a majority names it; return its id.
@@ -340,9 +364,9 @@ pub fn down(dir: &RunDir, wipe: bool, grace: Duration) -> Result<Vec<NodeId>, La
     for (&id, n) in &state.nodes {
         if let Some(pid) = n.pid.filter(|&p| alive_node(p, dir, id)) {
             if n.paused {
-                signal(pid, libc::SIGCONT);
+                signal_node(dir, id, pid, libc::SIGCONT);
             }
-            signal(pid, libc::SIGTERM);
+            signal_node(dir, id, pid, libc::SIGTERM);
             pids.push((id, pid));
         }
     }
@@ -352,7 +376,7 @@ pub fn down(dir: &RunDir, wipe: bool, grace: Duration) -> Result<Vec<NodeId>, La
             std::thread::sleep(Duration::from_millis(10));
         }
         if alive_node(pid, dir, id) {
-            signal(pid, libc::SIGKILL);
+            signal_node(dir, id, pid, libc::SIGKILL);
         }
         stopped.push(id);
     }
@@ -410,7 +434,7 @@ fn with_running(
 /// SIGKILL node `id`. Returns its pid.
 pub fn kill(dir: &RunDir, id: NodeId) -> Result<u32, LaunchError> {
     with_running(dir, id, |pid, ns| {
-        signal(pid, libc::SIGKILL);
+        signal_node(dir, id, pid, libc::SIGKILL);
         let deadline = Instant::now() + Duration::from_secs(2);
         while alive_node(pid, dir, id) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
@@ -437,8 +461,7 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
     while state.netns.is_none() && TcpListener::bind(addr).is_err() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let child = spawn(dir, id, state.broken)?;
-    let pid = child.id();
+    let (pid, child) = spawn(dir, id, state.broken)?;
     let ns = state.nodes.entry(id).or_default();
     ns.pid = Some(pid);
     ns.paused = false;
@@ -448,7 +471,7 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
     }
     dir.save(&state)?;
     drop(lock);
-    reap(vec![(id, child)]);
+    reap(child.map(|c| (id, c)).into_iter().collect());
     let deadline = Instant::now() + wait;
     loop {
         if let Ok(Response::Status(_)) =
@@ -474,14 +497,14 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
 /// it if it still runs after 5 s.
 fn terminate(dir: &RunDir, id: NodeId, pid: u32) {
     if alive_node(pid, dir, id) {
-        signal(pid, libc::SIGCONT);
-        signal(pid, libc::SIGTERM);
+        signal_node(dir, id, pid, libc::SIGCONT);
+        signal_node(dir, id, pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while alive_node(pid, dir, id) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
         if alive_node(pid, dir, id) {
-            signal(pid, libc::SIGKILL);
+            signal_node(dir, id, pid, libc::SIGKILL);
         }
     }
 }
@@ -578,7 +601,12 @@ fn write_cluster(dir: &RunDir, cluster: &Cluster) -> Result<(), LaunchError> {
 /// SIGSTOP (`pause = true`) or SIGCONT node `id`.
 pub fn pause(dir: &RunDir, id: NodeId, pause: bool) -> Result<u32, LaunchError> {
     with_running(dir, id, |pid, ns| {
-        signal(pid, if pause { libc::SIGSTOP } else { libc::SIGCONT });
+        signal_node(
+            dir,
+            id,
+            pid,
+            if pause { libc::SIGSTOP } else { libc::SIGCONT },
+        );
         ns.paused = pause;
     })
 }

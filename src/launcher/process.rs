@@ -19,8 +19,20 @@ pub fn detach(cmd: &mut Command) {
     }
 }
 
-/// True if `pid` is alive and is `synod node` for node `id` of `dir`.
+/// Send `sig` to node `id`'s process `pid`, here or over SSH on its host.
+pub fn signal_node(dir: &RunDir, id: NodeId, pid: u32, sig: i32) -> bool {
+    match super::remote::Host::of(dir, id) {
+        Some(host) => super::remote::signal(&host.target, pid, sig),
+        None => signal(pid, sig),
+    }
+}
+
+/// True if `pid` is alive and is `synod node` for node `id` of `dir` (on
+/// its host, over SSH, for a node of another host).
 pub fn alive_node(pid: u32, dir: &RunDir, id: NodeId) -> bool {
+    if let Some(host) = super::remote::Host::of(dir, id) {
+        return super::remote::alive(dir, &host, id, pid);
+    }
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
