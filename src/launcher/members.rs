@@ -20,6 +20,9 @@ use crate::paxos::{Contact, NodeId, Outcome};
 /// behind the leader's first unchosen slot.
 pub const PROMOTE_DISTANCE: u64 = 64;
 
+/// What a promotion refused for the distance says.
+const BEHIND: &str = "slots behind the leader";
+
 type Result<T> = std::result::Result<T, LaunchError>;
 
 fn failed(m: impl Into<String>) -> LaunchError {
@@ -213,6 +216,25 @@ impl Session {
         }
     }
 
+    /// Wait until learner `id` is in sync, then promote it. The leader may
+    /// move on between the two looks (an idle leader fills 64 no-ops up to
+    /// the learner's own change), so a promotion refused for the distance
+    /// waits and tries again, within the session's timeout.
+    pub fn catch_up_and_promote(&self, id: NodeId) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            self.wait_in_sync(id)?;
+            match self.promote(id) {
+                Err(LaunchError::Failed(why))
+                    if why.contains(BEHIND) && started.elapsed() < self.timeout =>
+                {
+                    self.say(format!("{why}; waiting again"));
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub fn promote(&self, id: NodeId) -> Result<()> {
         self.known(id)?;
         let v = self.settled_view()?;
@@ -237,7 +259,7 @@ impl Session {
             Some(d) if d <= PROMOTE_DISTANCE => {}
             Some(d) => {
                 return Err(failed(format!(
-                    "node {id} is {d} slots behind the leader; it can be promoted within {PROMOTE_DISTANCE}"
+                    "node {id} is {d} {BEHIND}; it can be promoted within {PROMOTE_DISTANCE}"
                 )))
             }
             None => {
@@ -358,8 +380,7 @@ pub fn add(s: &mut Session, target: &str, id: Option<NodeId>, promote: bool) -> 
         return Err(e);
     }
     if promote {
-        s.wait_in_sync(id)?;
-        s.promote(id)?;
+        s.catch_up_and_promote(id)?;
         s.say(format!(
             "node {id} added and promoted in {:.1} ms",
             ms(started)
@@ -387,8 +408,7 @@ pub fn replace(
     }
     let id = s.join(addr, new_id)?;
     s.add_learner(id)?;
-    s.wait_in_sync(id)?;
-    s.promote(id)?;
+    s.catch_up_and_promote(id)?;
     s.remove(old, keep_running)?;
     s.say(format!(
         "node {old} replaced by node {id} on {addr} in {:.1} ms",
