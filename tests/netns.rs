@@ -10,6 +10,9 @@
 
 mod support;
 
+#[path = "hosts/ssh.rs"]
+mod ssh;
+
 use std::process::{Command, Output};
 
 use support::Env;

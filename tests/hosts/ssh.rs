@@ -1,3 +1,6 @@
+//! (A module of `tests/netns.rs`, which needs the same root and
+//! namespaces: one test binary fewer to build.)
+//!
 //! Nodes started over SSH: three "hosts", each a network namespace with an
 //! sshd of its own (a throwaway host key, an authorized key made for the
 //! test), and a cluster file whose nodes name `ssh: "root@10.79.K.N"`. synod
@@ -8,12 +11,10 @@
 //! says it is skipped, and where SYNOD_REQUIRE_TOOLS=1 (as `.ci/run` sets
 //! after installing them) it fails instead.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use support::Env;
+use crate::support::Env;
 
 const INSTALL: &str = "apt-get install -y openssh-server openssh-client iproute2";
 
