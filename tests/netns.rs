@@ -185,9 +185,18 @@ fn without_root_up_netns_refuses_in_one_line() {
     }
     let env = Env::new("nsuser", 3);
     let file = env.file.to_string_lossy().into_owned();
+    // A copy of the binary that user 65534 may run, wherever the checkout is
+    // (a clone under /root is not theirs to enter).
+    use std::os::unix::fs::PermissionsExt;
+    let open = tempfile::tempdir().unwrap();
+    let exe = open.path().join("synod");
+    std::fs::copy(env!("CARGO_BIN_EXE_synod"), &exe).unwrap();
+    for (p, mode) in [(open.path(), 0o755), (exe.as_path(), 0o755)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
     let o = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_synod"))
+        .arg(&exe)
         .args(["up", &file, "--netns"])
         .current_dir(env.dir.path())
         .output();
