@@ -22,25 +22,28 @@ const INSTALL: &str = "apt-get install -y iproute2 nftables";
 /// True if namespaces can be made here; otherwise the test says it is
 /// skipped (or fails, where required).
 fn possible(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
     let tools = ["ip", "nft"].iter().all(|t| {
         Command::new(t)
             .arg("-V")
             .output()
             .is_ok_and(|o| o.status.success())
     });
+    possible_with(test, tools, &format!("ip or nft is missing ({INSTALL})"))
+}
+
+/// True if this runs as root and `tools` holds; otherwise say the test is
+/// skipped, why (`missing` when the tools are), or fail where
+/// SYNOD_REQUIRE_TOOLS=1.
+fn possible_with(test: &str, tools: bool, missing: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
     if root && tools {
         return true;
     }
-    let why = if root {
-        format!("ip or nft is missing ({INSTALL})")
-    } else {
-        "not root".to_string()
-    };
+    let why = if root { missing } else { "not root" };
     assert!(
         std::env::var("SYNOD_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "{test}: network namespaces are required here, but {why}"
+        "{test}: required here (root, namespaces, its tools), but {why}"
     );
     eprintln!("skipped: {test}: {why}");
     false

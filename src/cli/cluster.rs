@@ -239,8 +239,7 @@ pub fn logs(a: LogsArgs) -> Result<(), Exit> {
                 a.id, host.target, host.target, host.base, cluster.name, a.id
             )));
         }
-        print!("{}", launcher::remote_log(&dir, &host, a.id)?);
-        return Ok(());
+        return Ok(launcher::remote_log(&dir, &host, a.id)?);
     }
     if a.follow {
         crate::signals::catch();

@@ -454,11 +454,13 @@ pub fn restart(dir: &RunDir, id: NodeId, wait: Duration) -> Result<u32, LaunchEr
     if let Some(pid) = state.nodes.get(&id).and_then(|n| n.pid) {
         terminate(dir, id, pid);
     }
-    let addr = cluster.node(id).expect("known").addr;
-    // The old process may hold the port for a moment after it exits (in
-    // its own namespace, the port is its alone).
+    let node = cluster.node(id).expect("known");
+    let addr = node.addr;
+    // The old process may hold the port for a moment after it exits (in its
+    // own namespace or on another host, the port is not ours to try).
+    let here = state.netns.is_none() && node.ssh.is_none();
     let deadline = Instant::now() + Duration::from_secs(2);
-    while state.netns.is_none() && TcpListener::bind(addr).is_err() && Instant::now() < deadline {
+    while here && TcpListener::bind(addr).is_err() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     let (pid, child) = spawn(dir, id, state.broken)?;

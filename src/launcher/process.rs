@@ -30,9 +30,19 @@ pub fn signal_node(dir: &RunDir, id: NodeId, pid: u32, sig: i32) -> bool {
 /// True if `pid` is alive and is `synod node` for node `id` of `dir` (on
 /// its host, over SSH, for a node of another host).
 pub fn alive_node(pid: u32, dir: &RunDir, id: NodeId) -> bool {
-    if let Some(host) = super::remote::Host::of(dir, id) {
-        return super::remote::alive(dir, &host, id, pid);
+    // Here first, reading nothing but /proc (callers poll this every few
+    // ms): a remote node's command line names its host's folder, never
+    // this run directory's cluster file.
+    if alive_here(pid, dir, id) {
+        return true;
     }
+    match super::remote::Host::of(dir, id) {
+        Some(host) => super::remote::alive(dir, &host, id, pid),
+        None => false,
+    }
+}
+
+fn alive_here(pid: u32, dir: &RunDir, id: NodeId) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };

@@ -29,7 +29,7 @@ pub struct Host {
 impl Host {
     /// Node `id`'s host in `dir`'s cluster, if it has one.
     pub fn of(dir: &RunDir, id: NodeId) -> Option<Host> {
-        let cluster = dir.cluster().ok()?;
+        let cluster = crate::cluster::Cluster::load(&dir.cluster_file()).ok()?;
         let n = cluster.node(id)?;
         Some(Host {
             target: n.ssh.clone()?,
@@ -58,6 +58,11 @@ fn ssh(target: &str) -> Command {
         "BatchMode=yes",
         "-o",
         "ConnectTimeout=5",
+        // A host that stops answering is given up after 15 s.
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
         "--",
         target,
     ]);
@@ -189,14 +194,23 @@ pub fn signal(target: &str, pid: u32, sig: i32) -> bool {
     run(target, &format!("kill -{sig} {pid}"), None).is_ok()
 }
 
-/// What node `id` wrote to its log on `target`.
-pub fn log(dir: &RunDir, host: &Host, id: NodeId) -> Result<String, LaunchError> {
+/// Copy what node `id` wrote to its log on its host to standard output, as
+/// it comes (not held in memory).
+pub fn log(dir: &RunDir, host: &Host, id: NodeId) -> Result<(), LaunchError> {
     let root = host.root(dir);
-    run(
-        &host.target,
-        &format!("cat {root}/node-{id}.log 2>/dev/null || true"),
-        None,
-    )
+    let status = ssh(&host.target)
+        .arg(format!("cat {root}/node-{id}.log 2>/dev/null || true"))
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| LaunchError::Failed(format!("cannot run ssh (openssh-client): {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(LaunchError::Failed(format!(
+            "ssh {}: reading node {id}'s log failed ({status})",
+            host.target
+        )))
+    }
 }
 
 fn cluster_name(dir: &RunDir) -> String {

@@ -12,40 +12,23 @@
 //! after installing them) it fails instead.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
+use crate::sh;
 use crate::support::Env;
 
 const INSTALL: &str = "apt-get install -y openssh-server openssh-client iproute2";
 
 fn possible(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
     let tools = ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"]
         .iter()
         .all(|t| Path::new(t).exists())
         && Command::new("ip").arg("-V").output().is_ok();
-    if root && tools {
-        return true;
-    }
-    let why = if root {
-        format!("sshd, ssh, ssh-keygen or ip is missing ({INSTALL})")
-    } else {
-        "not root".to_string()
-    };
-    assert!(
-        std::env::var("SYNOD_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "{test}: SSH hosts are required here, but {why}"
-    );
-    eprintln!("skipped: {test}: {why}");
-    false
-}
-
-fn sh(cmd: &str) -> Output {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .expect("run sh")
+    crate::possible_with(
+        test,
+        tools,
+        &format!("sshd, ssh, ssh-keygen or ip is missing ({INSTALL})"),
+    )
 }
 
 fn must(cmd: &str) {
