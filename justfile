@@ -32,6 +32,28 @@ bench-etcd reps="3":
     cargo run --release -q -- bench --against etcd --clients 1,16,64 --duration 10s --reps {{reps}}
     cargo run --release -q -- bench --against etcd --clients 16 --reads 0.9 --duration 10s --reps {{reps}}
 
+# ... and against one redis-server with appendfsync always (`apt-get install redis-server`).
+bench-redis reps="3":
+    cargo run --release -q -- bench --against redis --clients 1,16 --duration 10s --reps {{reps}}
+
+# Each process's crossings per put (perf stat, as root: `apt-get install linux-perf`),
+# 16 clients on a fresh three-node cluster, with each fast path of issue 25 switched
+# off in turn and then all on; alternating, `reps` times.
+crossings reps="3":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -q
+    synod="$PWD/target/release/synod"
+    for r in $(seq {{reps}}); do
+        for cfg in "SYNOD_LOG_THREAD=1 SYNOD_FULL_BATCHES=0" "SYNOD_LOG_THREAD=1" "SYNOD_FULL_BATCHES=0" ""; do
+            dir=$(mktemp -d); cd "$dir"
+            env $cfg "$synod" up "$OLDPWD/clusters/three.ron" --detach > /dev/null
+            echo "== ${cfg:-all on} (repetition $r)"
+            "$synod" bench --clients 16 --duration 10s --crossings | grep -v "^$"
+            "$synod" down --wipe > /dev/null; cd "$OLDPWD"; rm -rf "$dir"
+        done
+    done
+
 # Leader failover and bring-up times (median of 5).
 bench-failover:
     cargo run --release -q -- bench --failover --kills 5

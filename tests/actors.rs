@@ -151,6 +151,40 @@ impl actix::Handler<synod::node::router::Deliver> for Sink {
     fn handle(&mut self, _: synod::node::router::Deliver, _: &mut Self::Context) {}
 }
 
+type Sent = std::sync::Arc<std::sync::Mutex<Vec<synod::paxos::Message>>>;
+
+/// Run node 1's router on `ctx` with `acceptor` as its acceptor and sinks
+/// for the other roles; what it sends node 2 is recorded by the wire.
+fn route(
+    ctx: actix::Context<synod::node::router::Router>,
+    acceptor: actix::Recipient<synod::node::router::Deliver>,
+    status: &synod::node::router::SharedStatus,
+) -> (
+    Sent,
+    actix::Addr<Wire>,
+    actix::Addr<synod::node::router::Router>,
+) {
+    use actix::{Actor, AsyncContext};
+    let sink = Sink.start();
+    let roles = synod::node::router::Roles {
+        acceptor,
+        proposer: sink.clone().recipient(),
+        learner: sink.clone().recipient(),
+        replica: sink.recipient(),
+    };
+    let wire = Sent::default();
+    let wire_addr = Wire(wire.clone()).start();
+    let peers = [(2, wire_addr.clone().recipient())].into();
+    let router = ctx.address();
+    ctx.run(synod::node::router::Router::new(
+        1,
+        roles,
+        peers,
+        status.clone(),
+    ));
+    (wire, wire_addr, router)
+}
+
 #[actix_rt::test]
 async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
     // Persist before send, in the real actor: the Promise to node 2 leaves
@@ -158,10 +192,9 @@ async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
     use actix::prelude::*;
     use synod::node::disk::{self, Synced};
     use synod::node::roles::RoleActor;
-    use synod::node::router::{Deliver, Input, Roles, Router};
+    use synod::node::router::{Deliver, Input, Router};
     use synod::paxos::{Acceptor, Ballot, Message, Record};
 
-    let wire = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let status = std::rc::Rc::new(std::cell::RefCell::new(synod::net::NodeStatus::default()));
     let (tx, queue) = disk::queue();
     let router_ctx: Context<Router> = Context::new();
@@ -173,17 +206,7 @@ async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
         status.clone(),
     )
     .start();
-    let sink = Sink.start();
-    let roles = Roles {
-        acceptor: acceptor.clone().recipient(),
-        proposer: sink.clone().recipient(),
-        learner: sink.clone().recipient(),
-        replica: sink.recipient(),
-    };
-    let wire_addr = Wire(wire.clone()).start();
-    let peers = [(2, wire_addr.clone().recipient())].into();
-    let router = router_ctx.address();
-    router_ctx.run(Router::new(1, roles, peers, status.clone()));
+    let (wire, wire_addr, router) = route(router_ctx, acceptor.clone().recipient(), &status);
 
     let ballot = Ballot::new(3, 2);
     let prepare = Message::Prepare {
@@ -235,4 +258,75 @@ async fn the_acceptor_actor_holds_its_promise_until_the_disk_says_synced() {
         "{sent:?}"
     );
     assert_eq!(status.borrow().promised, ballot);
+}
+
+#[actix_rt::test]
+async fn a_following_acceptor_syncs_on_its_event_loop_before_its_promise_leaves() {
+    // The inline path (the default while a node follows): the event loop
+    // writes and syncs the record itself at the end of the turn, and the
+    // Promise leaves only then, with the record in the file.
+    use actix::prelude::*;
+    use synod::node::disk::{self, DiskOptions};
+    use synod::node::roles::RoleActor;
+    use synod::node::router::{Deliver, Input, Router};
+    use synod::paxos::{Acceptor, Ballot, Message, Record};
+    use synod::storage::FileLog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acceptor.log");
+    let (log, _) = FileLog::open(&path, true).unwrap();
+    let status = std::rc::Rc::new(std::cell::RefCell::new(synod::net::NodeStatus {
+        role: "follower".into(),
+        ..Default::default()
+    }));
+    let router_ctx: Context<Router> = Context::new();
+    let ctx: Context<RoleActor<Acceptor>> = Context::new();
+    let opts = DiskOptions {
+        group: true,
+        fail_after: None,
+    };
+    let log = disk::spawn(
+        "test-acceptor-log",
+        log,
+        Some(ctx.address().recipient()),
+        opts,
+    );
+    let acceptor = ctx.run(
+        RoleActor::new(
+            Acceptor::new(1, Rules::ALL),
+            router_ctx.address(),
+            Some(log.tx),
+            None,
+            status.clone(),
+        )
+        .inline_while_following(),
+    );
+    let (wire, _, _) = route(router_ctx, acceptor.clone().recipient(), &status);
+    let ballot = Ballot::new(3, 2);
+    acceptor
+        .send(Deliver(Input::Message {
+            from: 2,
+            msg: Message::Prepare {
+                ballot,
+                from_slot: 0,
+            },
+        }))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while wire.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let sent = wire.lock().unwrap().clone();
+    assert!(
+        matches!(sent.as_slice(), [Message::Promise { ballot: b, .. }] if *b == ballot),
+        "{sent:?}"
+    );
+    // Synced when it left: a second reader finds the record in the file.
+    let (_, found) = FileLog::open(&path, false).unwrap();
+    assert_eq!(found.records, vec![Record::Promise { ballot }]);
+    assert_eq!(
+        (status.borrow().promised, status.borrow().syncs),
+        (ballot, 1)
+    );
 }

@@ -139,3 +139,51 @@ fn against_etcd_over_grpc_both_rows_measure_real_work() {
 fn against_redis_both_rows_measure_real_work() {
     race("redis", synod::bench::redis::find().is_ok(), "redis-server");
 }
+
+/// `--crossings`: perf counts each process's calls per operation (Debian's
+/// linux-perf, as root); required when SYNOD_REQUIRE_TOOLS=1.
+#[test]
+fn crossings_count_each_process_per_operation() {
+    if let Err(why) = synod::bench::crossings::check() {
+        assert!(
+            std::env::var("SYNOD_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "perf is required here: {why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let env = Env::new("crossings", 3);
+    env.up();
+    let args = [
+        "bench",
+        "--clients",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+    ];
+    let out = env.ok(&[&args[..], &["--crossings", "--json"]].concat());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = &v["rows"][0];
+    let crossings = row["crossings"].as_array().unwrap();
+    let names: Vec<&str> = crossings
+        .iter()
+        .map(|c| c["process"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["synod 1", "synod 2", "synod 3", "clients"], "{row}");
+    let per_op = |i: usize, k: &str| crossings[i]["per_op"][k].as_f64().unwrap();
+    for node in 0..3 {
+        // Every node's acceptor syncs its votes, however batched.
+        assert!(per_op(node, "fsync") > 0.0, "{row}");
+        assert!(per_op(node, "syscalls") >= per_op(node, "fsync"), "{row}");
+    }
+    // A client sends each request and reads each answer, and syncs nothing.
+    assert!(
+        per_op(3, "write") >= 0.9 && per_op(3, "read") >= 0.9,
+        "{row}"
+    );
+    assert_eq!(per_op(3, "fsync"), 0.0, "{row}");
+    let text = env.ok(&[&args[..], &["--crossings"]].concat());
+    assert!(text.contains("(per operation)"), "{text}");
+}

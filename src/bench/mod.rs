@@ -3,6 +3,7 @@
 //! errors, and the CPU seconds the cluster spent; side by side with etcd when
 //! asked (`--against etcd`), and leader failover timing (`--failover`).
 
+pub mod crossings;
 pub mod etcd;
 pub mod redis;
 
@@ -67,6 +68,9 @@ pub enum BenchError {
     /// A scratch directory or a log file cannot be made.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// `--crossings`, and perf cannot count here.
+    #[error(transparent)]
+    Count(#[from] crossings::CountError),
 }
 
 /// A key-value client the benchmark can drive.
@@ -126,6 +130,9 @@ pub struct Load {
     pub keys: usize,
     /// Fraction of operations that are reads.
     pub reads: f64,
+    /// Count each process's crossings per operation with perf
+    /// ([`crossings`]).
+    pub crossings: bool,
 }
 
 /// One measured row.
@@ -157,6 +164,9 @@ pub struct Row {
     pub cpu_s_per_kop: f64,
     /// Fraction of operations that were reads.
     pub reads: f64,
+    /// Each process's crossings per operation (`--crossings`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub crossings: Vec<crossings::Crossing>,
 }
 
 /// CPU seconds (user + system) of `pids` so far.
@@ -185,13 +195,14 @@ pub fn run(
 ) -> Row {
     let measuring = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
     let value: String = "v".repeat(w.value_size.max(1));
     let clients: Vec<std::sync::Mutex<Option<Box<dyn KvClient>>>> = (0..w.clients.max(1))
         .map(|i| std::sync::Mutex::new(Some(make(i))))
         .collect();
     let clients = Arc::new(clients);
     let threads = {
-        let (measuring, errors) = (measuring.clone(), errors.clone());
+        let (measuring, errors, done) = (measuring.clone(), errors.clone(), done.clone());
         let (keys, reads) = (w.keys.max(1), w.reads);
         Workers::spawn(w.clients.max(1), move |i, stop| {
             let mut c = clients[i]
@@ -209,6 +220,9 @@ pub fn run(
                 } else {
                     c.put(&key, &value)
                 };
+                if ok {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
                 if measuring.load(Ordering::Relaxed) {
                     if ok {
                         h.record_us(started.elapsed().as_micros() as u64);
@@ -226,6 +240,16 @@ pub fn run(
         tick(t0.elapsed().as_secs_f64() / total.as_secs_f64());
         std::thread::sleep(Duration::from_millis(100));
     }
+    let counting = w.crossings.then(|| {
+        let mut procs: Vec<(String, u32)> = pids
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (format!("{system} {}", i + 1), p))
+            .collect();
+        procs.push(("clients".to_string(), std::process::id()));
+        let c = crossings::Counting::start(&std::env::temp_dir(), &procs);
+        (c, done.load(Ordering::SeqCst))
+    });
     let cpu0 = cpu_seconds(pids);
     measuring.store(true, Ordering::SeqCst);
     let m0 = Instant::now();
@@ -236,6 +260,9 @@ pub fn run(
     measuring.store(false, Ordering::SeqCst);
     let elapsed = m0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pids) - cpu0;
+    let crossings = counting
+        .map(|(c, from)| c.finish(done.load(Ordering::SeqCst) - from))
+        .unwrap_or_default();
     let mut all = Latencies::new();
     for h in threads.finish() {
         all.add(&h);
@@ -255,6 +282,7 @@ pub fn run(
         cpu_s: cpu,
         cpu_s_per_kop: cpu * 1000.0 / all.len().max(1) as f64,
         reads: w.reads,
+        crossings,
     }
 }
 
@@ -323,6 +351,15 @@ pub fn table(rows: &[Row]) -> String {
                 ));
             }
         }
+    }
+    let counted: Vec<(String, usize, &[crossings::Crossing])> = rows
+        .iter()
+        .filter(|r| !r.crossings.is_empty())
+        .map(|r| (r.system.clone(), r.clients, r.crossings.as_slice()))
+        .collect();
+    if !counted.is_empty() {
+        s.push('\n');
+        s.push_str(&crossings::table(&counted));
     }
     s
 }
@@ -412,6 +449,7 @@ fn median_row(rows: &[Row]) -> Row {
         cpu_s_per_kop: by(|r| r.cpu_s_per_kop),
         ops: rows.iter().map(|r| r.ops).sum::<u64>() / rows.len() as u64,
         errors: rows.iter().map(|r| r.errors).sum(),
+        crossings: crossings::median(rows.iter().map(|r| r.crossings.as_slice())),
         ..rows[0].clone()
     }
 }

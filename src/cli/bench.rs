@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Also drive the running cluster over its RESP ports (`synod up --redis`), a row beside each native one
     #[arg(long)]
     redis: bool,
+    /// Count each process's system calls, context switches, syncs, socket
+    /// reads and writes and futex calls per operation with `perf stat` (root)
+    #[arg(long, conflicts_with = "failover")]
+    crossings: bool,
     /// Measure failover (leader SIGKILL, SIGSTOP and partition to the next acknowledged write) and bring-up on a fresh five-node cluster
     #[arg(long)]
     failover: bool,
@@ -75,7 +79,11 @@ pub fn run(a: BenchArgs) -> Result<(), Exit> {
         value_size: a.value_size as usize,
         keys: a.keys as usize,
         reads: a.reads,
+        crossings: a.crossings,
     };
+    if a.crossings {
+        crate::bench::crossings::check().map_err(crate::bench::BenchError::from)?;
+    }
     let rows = match a.against.as_deref() {
         Some(rival) => {
             let rival = match rival {

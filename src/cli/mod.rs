@@ -192,6 +192,7 @@ impl From<BenchError> for Exit {
             | BenchError::NotServing { .. }
             | BenchError::NoResp(_)
             | BenchError::NoFailover(_)
+            | BenchError::Count(_)
             | BenchError::Io(_)) => Exit::failed(e.to_string()),
         }
     }

@@ -1,4 +1,9 @@
-//! A role's log on its own thread, so that fsync never blocks the actors.
+//! A role's log on its own thread, so that fsync never blocks the actors
+//! while the node leads; while it follows, its event loop writes and syncs
+//! at the end of each turn itself ([`DiskTx::write_here`]): it has nothing
+//! else to do meanwhile, and two thread wake-ups per sync are saved (the
+//! thread's, and the loop's when the thread reports back).
+//! `SYNOD_LOG_THREAD=1` keeps every sync on the thread.
 //!
 //! Group commit: the thread takes every append that is waiting, writes them with
 //! one `write` and syncs once, then reports the last batch it made durable.
@@ -44,12 +49,17 @@ pub struct Synced {
 struct Queue {
     items: VecDeque<Append>,
     closed: bool,
+    /// Someone (the thread, or the event loop) is writing appends it took
+    /// from the queue: the other waits, so batches reach the log in order.
+    busy: bool,
 }
 
 #[derive(Default)]
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// The log (`None`: a queue a test drains).
+    writer: Option<Mutex<LogWriter>>,
 }
 
 /// Where a role sends its appends; dropping it lets the thread finish the
@@ -66,6 +76,32 @@ impl DiskTx {
             .items
             .push_back(a);
         self.0.ready.notify_one();
+    }
+
+    /// Write and sync `appends` here, on the caller's thread, after
+    /// whatever still waits in the queue (older), unless the log thread is
+    /// writing right now: then they are queued for it and `None` returned.
+    /// With one sync for all of them, or one each without group commit.
+    pub fn write_here(&self, appends: Vec<Append>) -> Option<Synced> {
+        let writer = self.0.writer.as_ref();
+        let mut q = self.0.queue.lock().expect("not poisoned");
+        if q.busy || writer.is_none() {
+            q.items.extend(appends);
+            drop(q);
+            self.0.ready.notify_one();
+            return None;
+        }
+        q.busy = true;
+        let mut all: Vec<Append> = q.items.drain(..).collect();
+        drop(q);
+        all.extend(appends);
+        let mut w = writer.expect("checked").lock().expect("not poisoned");
+        let synced = w.write_all(all);
+        drop(w);
+        // Nothing was queued meanwhile (only the caller queues): no need to
+        // wake the thread.
+        self.0.queue.lock().expect("not poisoned").busy = false;
+        synced
     }
 }
 
@@ -169,11 +205,14 @@ const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(100);
 /// # Panics
 /// If the operating system cannot start a thread.
 pub fn spawn(name: &str, log: FileLog, done: Option<Recipient<Synced>>, opts: DiskOptions) -> Disk {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        writer: Some(Mutex::new(LogWriter::new(log, opts))),
+        ..Shared::default()
+    });
     let rx = shared.clone();
     let thread = std::thread::Builder::new()
         .name(name.to_string())
-        .spawn(move || run(log, &rx, done, opts))
+        .spawn(move || run(&rx, done))
         .expect("spawn a log thread");
     Disk {
         tx: DiskTx(shared),
@@ -181,53 +220,104 @@ pub fn spawn(name: &str, log: FileLog, done: Option<Recipient<Synced>>, opts: Di
     }
 }
 
-/// The next appends to write: all that wait (group commit) or just the first.
-fn take(shared: &Shared, group: bool) -> Option<Vec<Append>> {
+/// The next appends to write, every one that waits (once no one else is
+/// writing); the queue is then busy until [`done`].
+fn take(shared: &Shared) -> Option<Vec<Append>> {
     let mut q = shared.queue.lock().expect("not poisoned");
-    while q.items.is_empty() {
-        if q.closed {
+    while q.items.is_empty() || q.busy {
+        if q.closed && q.items.is_empty() {
             return None;
         }
         q = shared.ready.wait(q).expect("not poisoned");
     }
-    Some(if group {
-        q.items.drain(..).collect()
-    } else {
-        q.items.pop_front().into_iter().collect()
-    })
+    q.busy = true;
+    Some(q.items.drain(..).collect())
 }
 
-fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, opts: DiskOptions) {
-    let mut records = 0u64;
-    let mut syncs = 0u64;
-    while let Some(batch) = take(shared, opts.group) {
-        let mut last = 0;
-        let mut append = |a: &Append| {
-            if a.rewrite {
-                if let Err(e) = log.rewrite(&a.records) {
+fn run(shared: &Shared, done: Option<Recipient<Synced>>) {
+    let writer = shared.writer.as_ref().expect("a log thread has a log");
+    while let Some(appends) = take(shared) {
+        // What a compaction forgot is freed here, on this thread.
+        let synced = writer.lock().expect("not poisoned").write_all(appends);
+        shared.queue.lock().expect("not poisoned").busy = false;
+        if let (Some(s), Some(done)) = (synced, &done) {
+            done.do_send(s);
+        }
+    }
+}
+
+/// A role's log and the count of what went into it: the work of a log
+/// thread, or of the node's event loop (an [`InlineLog`]).
+pub struct LogWriter {
+    log: FileLog,
+    opts: DiskOptions,
+    /// Records written so far.
+    records: u64,
+    /// Syncs made so far.
+    syncs: u64,
+    /// The last batch written.
+    last: u64,
+    /// The last batch synced.
+    synced_batch: u64,
+}
+
+impl LogWriter {
+    /// Write into `log`.
+    pub fn new(log: FileLog, opts: DiskOptions) -> Self {
+        LogWriter {
+            log,
+            opts,
+            records: 0,
+            syncs: 0,
+            last: 0,
+            synced_batch: 0,
+        }
+    }
+
+    /// Append `a`'s records (or, a compaction, replace the log with them);
+    /// nothing is durable before [`LogWriter::sync`].
+    pub fn write(&mut self, a: Append) {
+        if a.rewrite {
+            if let Err(e) = self.log.rewrite(&a.records) {
+                fatal(&e.to_string());
+            }
+        } else {
+            for r in &a.records {
+                if let Err(e) = self.log.append(r) {
                     fatal(&e.to_string());
                 }
-            } else {
-                for r in &a.records {
-                    if let Err(e) = log.append(r) {
-                        fatal(&e.to_string());
-                    }
-                }
             }
-            records += a.records.len() as u64;
-        };
-        for a in &batch {
-            append(a);
-            last = a.batch;
         }
-        if opts.fail_after.is_some_and(|n| syncs >= n) {
+        self.records += a.records.len() as u64;
+        self.last = a.batch;
+    }
+
+    /// Write `appends` and sync: once for all (group commit) or once each.
+    fn write_all(&mut self, appends: Vec<Append>) -> Option<Synced> {
+        let mut last = None;
+        for a in appends {
+            self.write(a);
+            if !self.opts.group {
+                last = Some(self.sync());
+            }
+        }
+        if self.opts.group && self.last > self.synced_batch {
+            last = Some(self.sync());
+        }
+        last
+    }
+
+    /// Make everything written durable: one `write` and one sync.
+    pub fn sync(&mut self) -> Synced {
+        if self.opts.fail_after.is_some_and(|n| self.syncs >= n) {
             fatal(&format!(
-                "{}: injected sync failure after {syncs} syncs (SYNOD_FAIL_SYNC_AFTER)",
-                log.path().display()
+                "{}: injected sync failure after {} syncs (SYNOD_FAIL_SYNC_AFTER)",
+                self.log.path().display(),
+                self.syncs
             ));
         }
         let started = std::time::Instant::now();
-        if let Err(e) = log.sync() {
+        if let Err(e) = self.log.sync() {
             fatal(&e.to_string());
         }
         let took = started.elapsed();
@@ -236,17 +326,16 @@ fn run(mut log: FileLog, shared: &Shared, done: Option<Recipient<Synced>>, opts:
             // answer that waits for it, heartbeats' acknowledgements too.
             tracing::warn!(
                 "{}: a sync took {} ms (a slow or busy disk delays every answer that waits for it)",
-                log.path().display(),
+                self.log.path().display(),
                 took.as_millis()
             );
         }
-        syncs += 1;
-        if let Some(done) = &done {
-            done.do_send(Synced {
-                batch: last,
-                records,
-                syncs: log.syncs(),
-            });
+        self.syncs += 1;
+        self.synced_batch = self.last;
+        Synced {
+            batch: self.last,
+            records: self.records,
+            syncs: self.log.syncs(),
         }
     }
 }
@@ -258,4 +347,59 @@ fn fatal(what: &str) -> ! {
     tracing::error!("cannot write the log, stopping: {what}");
     eprintln!("error: cannot write the log, stopping: {what}");
     std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paxos::{Ballot, Record};
+
+    fn append(batch: u64) -> Append {
+        Append {
+            batch,
+            records: vec![Record::Promise {
+                ballot: Ballot::new(batch, 1),
+            }],
+            rewrite: false,
+            forgotten: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_event_loop_writes_here_unless_the_thread_is_writing_and_keeps_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let (log, _) = FileLog::open(&path, true).unwrap();
+        let opts = DiskOptions {
+            group: true,
+            fail_after: None,
+        };
+        let shared = Arc::new(Shared {
+            writer: Some(Mutex::new(LogWriter::new(log, opts))),
+            ..Shared::default()
+        });
+        let tx = DiskTx(shared.clone());
+        // Idle: written and synced here, at once.
+        let s = tx.write_here(vec![append(1)]).expect("synced here");
+        assert_eq!((s.batch, s.records, s.syncs), (1, 1, 1));
+        // The thread busy writing: queued for it, in order.
+        shared.queue.lock().unwrap().busy = true;
+        assert!(tx.write_here(vec![append(2)]).is_none());
+        assert_eq!(shared.queue.lock().unwrap().items.len(), 1);
+        // Idle again: what waited in the queue goes first, one sync for both.
+        shared.queue.lock().unwrap().busy = false;
+        let s = tx.write_here(vec![append(3)]).expect("synced here");
+        assert_eq!((s.batch, s.records, s.syncs), (3, 3, 2));
+        drop(tx);
+        let (_, found) = FileLog::open(&path, false).unwrap();
+        let rounds: Vec<u64> = found
+            .records
+            .iter()
+            .map(|r| match r {
+                Record::Promise { ballot } => ballot.round,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(rounds, vec![1, 2, 3]);
+    }
 }

@@ -57,13 +57,18 @@ pub struct NodeConfig {
 }
 
 /// The fast paths of a node. Each can be switched off from the environment
-/// (`SYNOD_GROUP_COMMIT=0`, `SYNOD_READ_INDEX=0`, `SYNOD_WINDOW=N`,
+/// (`SYNOD_GROUP_COMMIT=0`, `SYNOD_LOG_THREAD=1`, `SYNOD_FULL_BATCHES=0`,
+/// `SYNOD_READ_INDEX=0`, `SYNOD_WINDOW=N`,
 /// `SYNOD_MAX_BATCH=N`, `SYNOD_FAST_ELECTION=0`), which nodes inherit from `synod up`, `bench` and
 /// `chaos`, so `synod bench` can measure each one's before and after.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tuning {
     /// One sync for every record waiting in the acceptor's log.
     pub group_commit: bool,
+    /// While the node follows, its synced logs (acceptor, proposer) are
+    /// written and synced on the event loop at the end of each turn rather
+    /// than handed to their threads (`SYNOD_LOG_THREAD=1`: always threads).
+    pub inline_log: bool,
     /// The leader's fast paths (`SYNOD_READ_INDEX`, `SYNOD_WINDOW`,
     /// `SYNOD_MAX_BATCH`, `SYNOD_FAST_ELECTION=0`: wait for timeouts).
     pub fast: crate::paxos::FastPaths,
@@ -84,6 +89,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             group_commit: true,
+            inline_log: true,
             fast: Default::default(),
             fail_sync_after: None,
         }
@@ -107,10 +113,12 @@ impl Tuning {
                 .unwrap_or(default)
         };
         t.group_commit = flag("SYNOD_GROUP_COMMIT", t.group_commit);
+        t.inline_log = !flag("SYNOD_LOG_THREAD", !t.inline_log);
         let f = &mut t.fast;
         f.read_index = flag("SYNOD_READ_INDEX", f.read_index);
         f.fast_election = flag("SYNOD_FAST_ELECTION", f.fast_election);
         f.window = num("SYNOD_WINDOW", f.window);
+        f.full_batches = flag("SYNOD_FULL_BATCHES", f.full_batches);
         f.max_batch = num("SYNOD_MAX_BATCH", f.max_batch);
         t.fail_sync_after = std::env::var("SYNOD_FAIL_SYNC_AFTER")
             .ok()
@@ -228,17 +236,21 @@ fn open_logs(dir: &Path, fsync: bool) -> Result<[(FileLog, Recovered); 3], Stora
 }
 
 /// A role's actor whose records are synced before what depends on them
-/// leaves, and its log thread, which reports each sync back to it.
+/// leaves, and its log thread, which reports each sync back to it (with
+/// `inline`, the event loop syncs itself while the node follows).
 fn synced_role<M: roles::Shown>(
     (name, router, status): (String, Addr<Router>, SharedStatus),
     log: FileLog,
     core: M,
     tick: Option<Duration>,
-    opts: DiskOptions,
+    (opts, inline): (DiskOptions, bool),
 ) -> (Addr<RoleActor<M>>, JoinHandle<()>) {
     let ctx: Context<RoleActor<M>> = Context::new();
     let disk = disk::spawn(&name, log, Some(ctx.address().recipient()), opts);
-    let actor = RoleActor::new(core, router, Some(disk.tx), tick, status);
+    let mut actor = RoleActor::new(core, router, Some(disk.tx), tick, status);
+    if inline {
+        actor = actor.inline_while_following();
+    }
     (ctx.run(actor), disk.thread)
 }
 
@@ -323,8 +335,21 @@ pub fn start(cfg: NodeConfig, listener: std::net::TcpListener) -> Result<NodeHan
             status.clone(),
         )
     };
-    let (acceptor, athread) = synced_role(synced("acceptor"), alog, roles.acceptor, None, opts);
-    let (proposer, pthread) = synced_role(synced("proposer"), plog, roles.proposer, tick, opts);
+    let inline = cfg.tuning.inline_log;
+    let (acceptor, athread) = synced_role(
+        synced("acceptor"),
+        alog,
+        roles.acceptor,
+        None,
+        (opts, inline),
+    );
+    let (proposer, pthread) = synced_role(
+        synced("proposer"),
+        plog,
+        roles.proposer,
+        tick,
+        (opts, inline),
+    );
     let ldisk = disk::spawn(&format!("node{id}-learner-log"), llog, None, opts);
     let learner = RoleActor::new(
         roles.learner,

@@ -17,17 +17,8 @@ use crate::paxos::{
     Acceptor, Ballot, Gate, Learner, Machine, Outbox, Proposer, Ready, Record, Replica, Sync,
 };
 
-/// Send a role's ready effects on: messages and notices to the router,
-/// answers to the clients waiting; records to `disk` (if the role has one).
-fn carry(router: &Addr<Router>, disk: Option<&DiskTx>, ready: Ready) {
-    if let (Some(p), Some(disk)) = (ready.persist, disk) {
-        disk.send(Append {
-            batch: p.batch,
-            records: p.records,
-            rewrite: p.rewrite,
-            forgotten: ready.forgotten,
-        });
-    }
+/// Send a role's ready messages, notices and answers on to the router.
+fn effects(router: &Addr<Router>, ready: Ready) {
     if !(ready.send.is_empty() && ready.notices.is_empty() && ready.replies.is_empty()) {
         router.do_send(Effects {
             send: ready.send,
@@ -170,6 +161,11 @@ pub struct RoleActor<M: Shown> {
     router: Addr<Router>,
     /// The role's log thread (`None`: the role keeps no log).
     disk: Option<DiskTx>,
+    /// While this node follows, its records are written and synced on the
+    /// event loop at the end of the turn (see [`super::disk`]).
+    inline: bool,
+    /// Records for the end of this turn's sync.
+    here: Vec<Append>,
     gate: Gate,
     /// How often the machine ticks (`None`: never).
     tick: Option<Duration>,
@@ -195,6 +191,8 @@ impl<M: Shown> RoleActor<M> {
             core,
             router,
             disk,
+            inline: false,
+            here: Vec::new(),
             gate: Gate::new(),
             tick,
             status,
@@ -202,6 +200,13 @@ impl<M: Shown> RoleActor<M> {
             unwritten: Vec::new(),
             snapshots: None,
         }
+    }
+
+    /// The same actor, its records written and synced on the event loop
+    /// while the node follows.
+    pub fn inline_while_following(mut self) -> Self {
+        self.inline = true;
+        self
     }
 
     /// The same actor, saving the snapshots its machine takes with `w`.
@@ -212,9 +217,9 @@ impl<M: Shown> RoleActor<M> {
 
     /// Carry out `out`: through the gate, records to the log as the role's
     /// [`Sync`] says, the rest to the router; then update the status.
-    fn carry(&mut self, mut out: Outbox) {
+    fn carry(&mut self, mut out: Outbox, ctx: &mut Context<Self>) {
         if self.core.sync() == Sync::Lazy {
-            self.stage(&mut out);
+            self.stage(&mut out, ctx);
         }
         let mut ready = self.gate.ready(out);
         let snapshot = ready.snapshot.take();
@@ -228,7 +233,11 @@ impl<M: Shown> RoleActor<M> {
         }
         self.core.show(&mut st);
         drop(st);
-        carry(&self.router, self.disk.as_ref(), ready);
+        if let Some(p) = ready.persist.take() {
+            let forgotten = std::mem::take(&mut ready.forgotten);
+            self.persist(p, forgotten, ctx);
+        }
+        effects(&self.router, ready);
         // Saved after the notices went to the router: a replica that
         // installed a snapshot tells its learner and proposer the
         // configurations it holds before the snapshot's `Snapshotted` (sent
@@ -240,7 +249,7 @@ impl<M: Shown> RoleActor<M> {
 
     /// A lazily synced role: keep its records for the next tick's write, or
     /// (a compaction) write the new content now; nothing waits for them.
-    fn stage(&mut self, out: &mut Outbox) {
+    fn stage(&mut self, out: &mut Outbox, ctx: &mut Context<Self>) {
         if out.rewrite {
             // What waited to be written is in the new content.
             self.unwritten.clear();
@@ -250,7 +259,7 @@ impl<M: Shown> RoleActor<M> {
                 forgotten: std::mem::take(&mut out.forgotten),
                 ..Outbox::new()
             });
-            self.write(ready);
+            self.write(ready, ctx);
             out.rewrite = false;
         } else {
             self.unwritten.append(&mut out.persist);
@@ -258,7 +267,7 @@ impl<M: Shown> RoleActor<M> {
     }
 
     /// Write what a lazily synced role staged.
-    fn flush(&mut self) {
+    fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.unwritten.is_empty() {
             return;
         }
@@ -266,20 +275,73 @@ impl<M: Shown> RoleActor<M> {
             persist: std::mem::take(&mut self.unwritten),
             ..Outbox::new()
         });
-        self.write(ready);
+        self.write(ready, ctx);
     }
 
-    fn write(&mut self, ready: Ready) {
-        if let (Some(p), Some(disk)) = (ready.persist, &self.disk) {
+    fn write(&mut self, ready: Ready, ctx: &mut Context<Self>) {
+        if let Some(p) = ready.persist {
             // Nothing waits for these records.
             self.gate.synced(p.batch);
-            disk.send(Append {
-                batch: p.batch,
-                records: p.records,
-                rewrite: p.rewrite,
-                forgotten: ready.forgotten,
-            });
+            self.persist(p, ready.forgotten, ctx);
         }
+    }
+
+    /// Hand a batch of records to the role's log: to its thread while this
+    /// node leads (its event loop carries every client's session and the
+    /// pipeline of slots, so its syncs overlap that work), otherwise kept
+    /// for the end of this turn, when the event loop writes them and syncs
+    /// itself: the future yields once, so every task already woken (the
+    /// connections' writers, carrying the messages this turn sent) runs
+    /// first, and one sync covers every record written by then.
+    fn persist(
+        &mut self,
+        p: crate::paxos::Persist,
+        forgotten: crate::paxos::Forgotten,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(disk) = &self.disk else { return };
+        let a = Append {
+            batch: p.batch,
+            records: p.records,
+            rewrite: p.rewrite,
+            forgotten,
+        };
+        let leads = self.status.borrow().role == crate::paxos::Mode::Leader.name();
+        if !self.here.is_empty() || (self.inline && !leads) {
+            // (Once one is kept, the rest of the turn's are too: in order.)
+            if self.here.is_empty() {
+                ctx.spawn(
+                    async { tokio::task::yield_now().await }
+                        .into_actor(self)
+                        .map(|(), act, _| act.write_here()),
+                );
+            }
+            self.here.push(a);
+        } else {
+            disk.send(a);
+        }
+    }
+
+    /// The end of the turn: write and sync what was kept, here.
+    fn write_here(&mut self) {
+        let (Some(disk), false) = (&self.disk, self.here.is_empty()) else {
+            return;
+        };
+        if let Some(s) = disk.write_here(std::mem::take(&mut self.here)) {
+            self.synced(s);
+        }
+    }
+
+    /// Every batch up to `s.batch` is durable: let out what waited, show
+    /// what is durable now.
+    fn synced(&mut self, s: Synced) {
+        release(&self.router, &mut self.gate, s.batch);
+        let mut st = self.status.borrow_mut();
+        while self.pending.front().is_some_and(|(b, _)| *b <= s.batch) {
+            let (_, d) = self.pending.pop_front().expect("checked");
+            M::show_durable(d, &mut st);
+        }
+        M::show_synced(&s, &mut st);
     }
 }
 
@@ -292,11 +354,11 @@ impl<M: Shown> Actor for RoleActor<M> {
         M::show_durable(self.core.durable(), &mut self.status.borrow_mut());
         let mut out = Outbox::new();
         self.core.started(&mut out);
-        self.carry(out);
+        self.carry(out, ctx);
         let Some(tick) = self.tick else { return };
         let mut last = Instant::now();
         let late = (tick * 10).max(Duration::from_millis(100));
-        ctx.run_interval(tick, move |act, _| {
+        ctx.run_interval(tick, move |act, ctx| {
             let now = Instant::now();
             let gap = now.duration_since(last);
             last = now;
@@ -310,16 +372,22 @@ impl<M: Shown> Actor for RoleActor<M> {
             }
             let mut out = Outbox::new();
             act.core.tick(&mut out);
-            act.carry(out);
+            act.carry(out, ctx);
             if act.core.sync() == Sync::Lazy {
-                act.flush();
+                act.flush(ctx);
             }
         });
     }
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
         if self.core.sync() == Sync::Lazy {
-            self.flush();
+            self.flush(ctx);
+        }
+        // What waits for the end of the turn is written before the thread stops.
+        if let Some(disk) = &self.disk {
+            for a in std::mem::take(&mut self.here) {
+                disk.send(a);
+            }
         }
     }
 }
@@ -327,7 +395,7 @@ impl<M: Shown> Actor for RoleActor<M> {
 impl<M: Shown> Handler<Deliver> for RoleActor<M> {
     type Result = ();
 
-    fn handle(&mut self, Deliver(input): Deliver, _: &mut Context<Self>) {
+    fn handle(&mut self, Deliver(input): Deliver, ctx: &mut Context<Self>) {
         let started = Instant::now();
         let what = input.kind();
         let mut out = Outbox::new();
@@ -335,7 +403,7 @@ impl<M: Shown> Handler<Deliver> for RoleActor<M> {
             Input::Message { from, msg } => self.core.handle(from, msg, &mut out),
             Input::Notice(n) => self.core.notice(n, &mut out),
         }
-        self.carry(out);
+        self.carry(out, ctx);
         note_slow(self.core.role(), what, started);
     }
 }
@@ -344,13 +412,7 @@ impl<M: Shown> Handler<Synced> for RoleActor<M> {
     type Result = ();
 
     fn handle(&mut self, s: Synced, _: &mut Context<Self>) {
-        release(&self.router, &mut self.gate, s.batch);
-        let mut st = self.status.borrow_mut();
-        while self.pending.front().is_some_and(|(b, _)| *b <= s.batch) {
-            let (_, d) = self.pending.pop_front().expect("checked");
-            M::show_durable(d, &mut st);
-        }
-        M::show_synced(&s, &mut st);
+        self.synced(s);
     }
 }
 

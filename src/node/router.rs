@@ -238,11 +238,15 @@ impl Router {
     }
 
     fn notify(&self, notice: Notice) {
-        for &role in notice.roles() {
+        let Some((&last, rest)) = notice.roles().split_last() else {
+            return;
+        };
+        for &role in rest {
             self.roles
                 .of(role)
                 .do_send(Deliver(Input::Notice(notice.clone())));
         }
+        self.roles.of(last).do_send(Deliver(Input::Notice(notice)));
     }
 
     fn remote(&mut self, env: Envelope, ctx: &mut Context<Self>) {

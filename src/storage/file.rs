@@ -478,7 +478,7 @@ impl Storage for FileLog {
         let start = self.buf.len();
         self.frames.push(start);
         self.buf.extend_from_slice(&[0; FRAME_HEAD]);
-        let entry = Entry::Record(record.clone());
+        let entry = super::EntryRef::Record(record);
         self.buf = postcard::to_extend(&entry, std::mem::take(&mut self.buf))
             .expect("records always serialise");
         let len = (self.buf.len() - start - FRAME_HEAD) as u32;

@@ -68,6 +68,14 @@ pub struct FastPaths {
     pub window: usize,
     /// Commands in one slot at most.
     pub max_batch: usize,
+    /// Batching that adapts to the load: a slot is proposed at once when
+    /// none is in flight, but beyond the first only for a full batch
+    /// (`max_batch` commands or `max_batch_bytes`), as Nagle's algorithm
+    /// holds a small segment while one is unacknowledged. Under light load
+    /// a command goes out at once; under heavy load slots fill up, and each
+    /// slot's round (an accept to every acceptor, a sync at each) carries
+    /// more commands. Off: any free place in the window takes what waits.
+    pub full_batches: bool,
     /// Serve reads without a log write (read-index): confirm leadership with one
     /// heartbeat round to a majority, then read once every slot below the
     /// leader's `first_unchosen` is applied.
@@ -83,6 +91,7 @@ impl Default for FastPaths {
         FastPaths {
             window: 2,
             max_batch: 512,
+            full_batches: true,
             read_index: true,
             fast_election: true,
         }

@@ -11,6 +11,7 @@ fn cfg() -> ProposerConfig {
         fast: FastPaths {
             window: 2,
             max_batch: 2,
+            full_batches: false,
             read_index: true,
             fast_election: true,
         },
@@ -217,6 +218,33 @@ fn commands_are_batched_within_the_window() {
     l.notice(Notice::SlotChosen { slot: 0 }, &mut out);
     // One slot freed: the next batch carries max_batch = 2 commands.
     assert_eq!(accepts(&out), vec![(2, Value::Batch(vec![cmd(3), cmd(4)]))]);
+}
+
+#[test]
+fn with_full_batches_a_second_slot_waits_for_a_full_batch() {
+    let mut c = cfg();
+    c.fast.full_batches = true;
+    let mut l = Proposer::new(1, vec![1, 2, 3], Rules::ALL, c, 1);
+    elect(&mut l, vec![]);
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(cmd(1)), &mut out);
+    // Nothing in flight: the first command goes out at once.
+    assert_eq!(accepts(&out), vec![(0, Value::Batch(vec![cmd(1)]))]);
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(cmd(2)), &mut out);
+    // One slot in flight: a lone command waits for company...
+    assert!(accepts(&out).is_empty());
+    assert_eq!((l.in_flight(), l.waiting()), (1, 1));
+    l.notice(Notice::Request(cmd(3)), &mut out);
+    // ... and goes with it once the batch is full (max_batch = 2).
+    assert_eq!(accepts(&out), vec![(1, Value::Batch(vec![cmd(2), cmd(3)]))]);
+    let mut out = Outbox::new();
+    l.notice(Notice::Request(cmd(4)), &mut out);
+    l.notice(Notice::SlotChosen { slot: 0 }, &mut out);
+    assert!(accepts(&out).is_empty(), "slot 1 is still in flight");
+    l.notice(Notice::SlotChosen { slot: 1 }, &mut out);
+    // The window empty again, what waits goes at once, full or not.
+    assert_eq!(accepts(&out), vec![(2, Value::Batch(vec![cmd(4)]))]);
 }
 
 #[test]

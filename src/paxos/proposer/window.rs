@@ -98,6 +98,7 @@ impl Proposer {
             && !self.queue.is_empty()
             && self.next_slot >= self.refill_to
             && self.next_slot < limit
+            && (self.in_flight.is_empty() || !self.cfg.fast.full_batches || self.full_batch())
         {
             let mut batch = Vec::new();
             let mut bytes = 0;
@@ -116,6 +117,15 @@ impl Proposer {
             self.propose(slot, Value::Batch(batch), out);
         }
         self.fill_to_change(out);
+    }
+
+    /// The commands waiting fill a slot.
+    fn full_batch(&self) -> bool {
+        let mut bytes = 0;
+        self.queue.iter().take(self.cfg.fast.max_batch).any(|cmd| {
+            bytes += cmd.op.size() + 16;
+            bytes >= self.cfg.max_batch_bytes
+        }) || self.queue.len() >= self.cfg.fast.max_batch
     }
 
     /// Send again the accepts of slots unanswered for two heartbeats.
