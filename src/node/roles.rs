@@ -307,7 +307,9 @@ impl<M: Shown> RoleActor<M> {
             forgotten,
         };
         let leads = self.status.borrow().role == crate::paxos::Mode::Leader.name();
-        if !self.here.is_empty() || (self.inline && !leads) {
+        // A compaction rewrites the whole log: the thread's work, unless
+        // records kept for this turn must go first.
+        if !self.here.is_empty() || (self.inline && !leads && !a.rewrite) {
             // (Once one is kept, the rest of the turn's are too: in order.)
             if self.here.is_empty() {
                 ctx.spawn(
