@@ -151,10 +151,14 @@ impl Counting {
 
     /// Stop counting; each process's counts divided by `ops`.
     pub fn finish(self, ops: u64) -> Vec<Crossing> {
-        let mut all = Vec::new();
-        for (process, mut child, file) in self.runs {
+        // Every counter stops at once (waiting for each perf in turn would
+        // let the later ones count past the window).
+        for (_, child, _) in &self.runs {
             // SAFETY: kill has no memory preconditions; the pid is our child's.
             unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        }
+        let mut all = Vec::new();
+        for (process, mut child, file) in self.runs {
             let _ = child.wait();
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             let _ = std::fs::remove_file(&file);
