@@ -124,6 +124,8 @@ struct Changes {
     pub violations: Vec<String>,
     /// What could not be checked.
     pub undecided: Vec<String>,
+    /// Why the last look saw nothing settled, for the report.
+    unsettled: String,
 }
 
 impl Changes {
@@ -139,6 +141,7 @@ impl Changes {
             unfinished: Vec::new(),
             violations: Vec::new(),
             undecided: Vec::new(),
+            unsettled: String::new(),
         }
     }
 
@@ -159,11 +162,21 @@ impl Changes {
     fn look(&mut self, s: &Session) -> Option<BTreeSet<NodeId>> {
         let deadline = std::time::Instant::now() + STEP;
         let v = loop {
-            let v = s.settled_view().ok()?;
+            let v = match s.settled_view() {
+                Ok(v) => v,
+                Err(e) => {
+                    self.unsettled = e.to_string();
+                    return None;
+                }
+            };
             if v.best.config >= self.known {
                 break v;
             }
             if std::time::Instant::now() >= deadline {
+                self.unsettled = format!(
+                    "the newest configuration seen is {} (node {}), the nemesis saw {} chosen",
+                    v.best.config, v.best.id, self.known
+                );
                 return None;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -278,9 +291,12 @@ impl Changes {
                 )
             }
             None => {
-                let why = "membership: no node showed a settled configuration at the end";
-                self.undecided.push(why.into());
-                why.into()
+                let why = format!(
+                    "membership: no node showed a settled configuration at the end ({})",
+                    self.unsettled
+                );
+                self.undecided.push(why.clone());
+                why
             }
         }
     }
