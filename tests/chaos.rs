@@ -6,19 +6,6 @@ mod support;
 
 use support::Env;
 
-fn chaos(env: &Env, args: &[&str]) -> (Option<i32>, String) {
-    let file = env.file.to_string_lossy().into_owned();
-    let mut all = vec!["chaos", file.as_str()];
-    all.extend_from_slice(args);
-    let o = env.synod(&all);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.code(), text)
-}
-
 #[test]
 fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     let env = Env::new("chaosok", 5);
@@ -27,28 +14,25 @@ fn a_short_run_with_every_fault_is_clean_and_writes_its_report() {
     env.edit(|c| c.snapshot_every = 200);
     let out = env.path("out");
     let evidence = env.path("evidence.jsonl");
-    let (code, text) = chaos(
-        &env,
-        &[
-            "--duration",
-            "10s",
-            "--seed",
-            "3",
-            "--faults",
-            "all",
-            "--key-ops",
-            "400",
-            // The clients go on past the 10 s until the event this test
-            // needs (compaction of the run's own slots), within a generous
-            // bound, whatever the machine's speed.
-            "--until-snapshot",
-            "400",
-            "--out",
-            out.to_str().unwrap(),
-            "--evidence",
-            evidence.to_str().unwrap(),
-        ],
-    );
+    let (code, text) = env.chaos(&[
+        "--duration",
+        "10s",
+        "--seed",
+        "3",
+        "--faults",
+        "all",
+        "--key-ops",
+        "400",
+        // The clients go on past the 10 s until the event this test
+        // needs (compaction of the run's own slots), within a generous
+        // bound, whatever the machine's speed.
+        "--until-snapshot",
+        "400",
+        "--out",
+        out.to_str().unwrap(),
+        "--evidence",
+        evidence.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("verdict: OK"), "{text}");
     // The files exist and parse.
@@ -403,19 +387,16 @@ fn caught(rule: &str, secs: u32, tries: u64) -> (Env, std::path::PathBuf) {
     for seed in 1..=tries {
         let env = Env::new(&format!("br{rule}{seed}"), 5);
         let out = env.path("out");
-        let (code, text) = chaos(
-            &env,
-            &[
-                "--duration",
-                &format!("{secs}s"),
-                "--seed",
-                &seed.to_string(),
-                "--break",
-                rule,
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        );
+        let (code, text) = env.chaos(&[
+            "--duration",
+            &format!("{secs}s"),
+            "--seed",
+            &seed.to_string(),
+            "--break",
+            rule,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         if code == Some(1) && text.contains("VIOLATION") {
             eprintln!("--break {rule}: caught with seed {seed}");
             // `synod check` reads the history it wrote and agrees with the
@@ -499,9 +480,9 @@ fn without_promise_a_stale_leaders_accepts_choose_a_second_value() {
 #[test]
 fn the_same_seed_gives_the_same_schedule() {
     let env = Env::new("plan", 5);
-    let (_, a) = chaos(&env, &["--plan", "--seed", "9", "--duration", "60s"]);
-    let (_, b) = chaos(&env, &["--plan", "--seed", "9", "--duration", "60s"]);
-    let (_, c) = chaos(&env, &["--plan", "--seed", "10", "--duration", "60s"]);
+    let (_, a) = env.chaos(&["--plan", "--seed", "9", "--duration", "60s"]);
+    let (_, b) = env.chaos(&["--plan", "--seed", "9", "--duration", "60s"]);
+    let (_, c) = env.chaos(&["--plan", "--seed", "10", "--duration", "60s"]);
     assert_eq!(a, b);
     assert_ne!(a, c);
     assert!(a.lines().count() > 20, "{a}");
@@ -512,17 +493,14 @@ fn the_same_seed_gives_the_same_schedule() {
 #[test]
 fn an_undecided_check_makes_the_run_inconclusive() {
     let env = Env::new("chaosundec", 3);
-    let (code, text) = chaos(
-        &env,
-        &[
-            "--duration",
-            "3s",
-            "--faults",
-            "pause",
-            "--check-budget",
-            "1",
-        ],
-    );
+    let (code, text) = env.chaos(&[
+        "--duration",
+        "3s",
+        "--faults",
+        "pause",
+        "--check-budget",
+        "1",
+    ]);
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("verdict: INCONCLUSIVE"), "{text}");
     assert!(
@@ -536,19 +514,16 @@ fn a_run_over_resp_is_clean_too() {
     let env = Env::new("chaosresp", 3);
     env.with_redis();
     env.edit(|c| c.snapshot_every = 200);
-    let (code, text) = chaos(
-        &env,
-        &[
-            "--duration",
-            "8s",
-            "--seed",
-            "5",
-            "--faults",
-            "kill,pause,partition,loss",
-            "--client",
-            "redis",
-        ],
-    );
+    let (code, text) = env.chaos(&[
+        "--duration",
+        "8s",
+        "--seed",
+        "5",
+        "--faults",
+        "kill,pause,partition,loss",
+        "--client",
+        "redis",
+    ]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("verdict: OK"), "{text}");
     assert!(text.contains(" 0 lost, 0 unverified of"), "{text}");
@@ -563,19 +538,16 @@ fn membership_changes_mixed_with_every_fault_are_judged_clean() {
     let env = Env::new("chaosmembers", 3);
     env.edit(|c| c.snapshot_every = 200);
     let out = env.path("out");
-    let (code, text) = chaos(
-        &env,
-        &[
-            "--duration",
-            "14s",
-            "--seed",
-            "2",
-            "--faults",
-            "all,membership",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let (code, text) = env.chaos(&[
+        "--duration",
+        "14s",
+        "--seed",
+        "2",
+        "--faults",
+        "all,membership",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("verdict: OK"), "{text}");
     assert!(text.contains("as the nemesis intended"), "{text}");

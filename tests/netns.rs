@@ -278,18 +278,9 @@ fn kernel_partitions_and_loss_are_proven_by_probes() {
     assert_eq!(leftovers("nsprobe", Some(k)), Vec::<String>::new());
 }
 
-/// `synod chaos ARGS` for `env`'s cluster file: its exit code and output.
+/// `synod chaos FILE --netns ARGS` for `env`'s cluster file.
 fn chaos(env: &Env, args: &[&str]) -> (Option<i32>, String) {
-    let file = env.file.to_string_lossy().into_owned();
-    let mut all = vec!["chaos", &file, "--netns"];
-    all.extend_from_slice(args);
-    let o = env.synod(&all);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.code(), text)
+    env.chaos(&[&["--netns"], args].concat())
 }
 
 #[test]

@@ -93,6 +93,24 @@ impl Env {
             .expect("run synod")
     }
 
+    /// `synod chaos FILE ARGS` on this environment's cluster file: its exit
+    /// code and everything it printed.
+    pub fn chaos(&self, args: &[&str]) -> (Option<i32>, String) {
+        let file = self.file.to_string_lossy().into_owned();
+        let all: Vec<&str> = ["chaos", file.as_str()]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        let o = self.synod(&all);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code(), text)
+    }
+
     /// Run `synod ARGS` with `input` on its standard input.
     pub fn synod_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_synod"))

@@ -121,11 +121,14 @@ impl Proposer {
 
     /// The commands waiting fill a slot.
     fn full_batch(&self) -> bool {
+        if self.queue.len() >= self.cfg.fast.max_batch {
+            return true;
+        }
         let mut bytes = 0;
-        self.queue.iter().take(self.cfg.fast.max_batch).any(|cmd| {
+        self.queue.iter().any(|cmd| {
             bytes += cmd.op.size() + 16;
             bytes >= self.cfg.max_batch_bytes
-        }) || self.queue.len() >= self.cfg.fast.max_batch
+        })
     }
 
     /// Send again the accepts of slots unanswered for two heartbeats.
